@@ -286,6 +286,9 @@ int conf_parse(struct conf_ctx *ctx, const struct ynode *root, struct conf *c);
 
 /* The runtime half (runtime.c). 0 or -1 with errors in ctx. */
 int conf_build(struct conf_ctx *ctx, struct conf *c);
+/* Frees what conf_build made (runtime.c); called by conf_unref/conf_free first. Tolerates a
+ * partial build. */
+void conf_release_runtime(struct conf *c);
 
 /* Frees the typed fields of a conf that never got refs (after a failed parse). */
 void conf_free(struct conf *c);
