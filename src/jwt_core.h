@@ -64,7 +64,10 @@ int jwt_keyset_add(struct jwt_keyset *s, struct jwt_key *k);
  * 0, or -1 with *err set to a static message. */
 int jwt_key_from_pem(const char *pem, size_t len, const char *kid, struct jwt_key *out,
     const char **err);
-/* HMAC secret (copied). Empty secrets are refused. */
+/* HMAC secret (copied). Empty secrets are refused, and so are secrets shorter than 32 bytes
+ * (RFC 7518 §3.2: at least the hash size) and secrets that contain a PEM armour line (a
+ * public key used as an HMAC secret is the algorithm-confusion setup). algs is narrowed to
+ * the HS* whose hash fits: 32..47 bytes → HS256, 48..63 → HS256/384, 64+ → all three. */
 int jwt_key_from_secret(const unsigned char *sec, size_t len, const char *kid,
     struct jwt_key *out, const char **err);
 /* One JWK object (RFC 7517/7518/8037): kty RSA (n, e), EC (crv P-256/P-384, x, y; the
@@ -73,8 +76,10 @@ int jwt_key_from_secret(const unsigned char *sec, size_t len, const char *kid,
  * "verify" are refused; "alg", when present, narrows the key's algs (and must fit its type). */
 int jwt_key_from_jwk(const json_t *jwk, struct jwt_key *out, const char **err);
 /* A JWKS document {"keys":[...]}: adds every usable key to `set`; keys that are unusable
- * (unsupported kty/crv, private, wrong use) are skipped and counted in *skipped.
- * -1 when the document itself is not a JWKS (err set). */
+ * (unsupported kty/crv, private, wrong use, malformed, too weak) are skipped and counted in
+ * *skipped. -1 when the document itself is not a JWKS (err set), and also when it holds
+ * more than 64 keys, mixes oct secrets with asymmetric keys, or has two usable keys with
+ * the same kid (Wycheproof MixedKeySet / DuplicateKid). On -1 nothing is added to `set`. */
 int jwt_keyset_add_jwks(struct jwt_keyset *set, const char *json, size_t len, size_t *skipped,
     const char **err);
 
@@ -148,6 +153,13 @@ struct jwt_claims_policy {
  * (string or array of strings), required claims. Numeric dates must be JSON numbers. */
 enum jwt_err jwt_check_claims(const json_t *payload, const struct jwt_claims_policy *p,
     int64_t now);
+
+/* The whole pipeline: jwt_parse, jwt_verify_sig, then jwt_check_claims when `p` is not NULL.
+ * On JWT_OK, *out holds the token (the caller reads claims, then jwt_token_fini); on any
+ * error *out is cleared. `tok` must outlive *out. */
+enum jwt_err jwt_verify(const char *tok, size_t len, uint32_t allowed,
+    const struct jwt_keyset *const *sets, size_t nsets, const struct jwt_claims_policy *p,
+    int64_t now, struct jwt_token *out);
 
 /* base64url without padding (strict). Returns decoded length or -1. out must hold
  * len*3/4+3 bytes. */
