@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT
+ * util — the small pieces every module uses: a growable byte buffer (sbuf), a request
+ * arena, JSON string escaping that always yields valid JSON, ASCII case helpers, clocks
+ * and request ids. No global state; nothing here blocks.
+ */
+#ifndef VISOR_UTIL_H
+#define VISOR_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Growable byte buffer. Zero-initialised is empty and valid. `p` is NUL-terminated whenever
+ * len > 0 or after sbuf_cstr(). Out of memory sets `oom` and makes later appends no-ops, so
+ * a caller checks once at the end. Owner frees with sbuf_fini. */
+struct sbuf {
+	char   *p;
+	size_t  len, cap;
+	int     oom;
+};
+void sbuf_fini(struct sbuf *b);
+int  sbuf_reserve(struct sbuf *b, size_t extra);    /* 0 or -1 (oom set) */
+void sbuf_add(struct sbuf *b, const void *p, size_t n);
+void sbuf_adds(struct sbuf *b, const char *s);
+void sbuf_addc(struct sbuf *b, char c);
+void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sbuf_vprintf(struct sbuf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void sbuf_add_u64(struct sbuf *b, uint64_t v);
+/* Appends `s` as a JSON string body (no quotes): escapes ", \, control characters, and
+ * replaces invalid UTF-8 with U+FFFD, so the output is always valid JSON. */
+void sbuf_add_json(struct sbuf *b, const char *s, size_t n);
+/* Appends "\"key\":\"<escaped>\"" (with a leading comma when b->len > 1). */
+void sbuf_json_kv(struct sbuf *b, const char *key, const char *s, size_t n);
+const char *sbuf_cstr(struct sbuf *b);              /* "" when empty */
+void sbuf_reset(struct sbuf *b);                    /* len = 0, keeps memory */
+
+/* Bump allocator for one request's lifetime: many small allocations, one free. Blocks are
+ * malloc'd on demand; arena_free releases all. Returns NULL on out of memory. */
+struct arena_blk;
+struct arena {
+	struct arena_blk *head;
+	size_t            blk_size;
+};
+void  arena_init(struct arena *a, size_t blk_size);
+void *arena_alloc(struct arena *a, size_t n);        /* 16-byte aligned, not zeroed */
+void *arena_zalloc(struct arena *a, size_t n);
+char *arena_strndup(struct arena *a, const char *s, size_t n);
+char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void  arena_free(struct arena *a);
+
+/* ASCII helpers (HTTP is case-insensitive ASCII, never locale-dependent). */
+int  ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn); /* 0 when equal */
+int  ascii_casecmp(const char *a, const char *b);
+int  ascii_prefix_case(const char *s, size_t n, const char *prefix);  /* 1 when s starts with */
+static inline char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
+
+/* Monotonic milliseconds / microseconds, and wall-clock seconds. */
+int64_t now_ms(void);
+int64_t now_us(void);
+int64_t wall_s(void);
+/* "2026-11-28T07:32:54.123Z" into buf (>= 32 bytes). */
+void iso8601_now(char *buf, size_t len);
+/* RFC 9110 IMF-fixdate "Sat, 28 Nov 2026 07:32:54 GMT" (29 chars + NUL) for t. */
+void http_date(int64_t t, char *buf, size_t len);
+
+/* 128 random bits as 32 lowercase hex chars + NUL (OpenSSL RAND_bytes). -1 on failure. */
+int request_id_new(char out[33]);
+
+/* Reads a whole file (up to max bytes) into a malloc'd NUL-terminated buffer. */
+char *file_read_all(const char *path, size_t max, size_t *len);
+
+#endif
