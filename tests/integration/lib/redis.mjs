@@ -1,0 +1,135 @@
+// A throw-away redis-server on a random loopback port (no persistence), and a tiny RESP
+// client for tests that need to look into it or seed keys.
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { freePort } from './visor.mjs';
+import { SLOW, delay, track } from './util.mjs';
+
+function encode(args) {
+  let s = `*${args.length}\r\n`;
+  for (const a of args) {
+    const b = Buffer.from(String(a));
+    s += `$${b.length}\r\n${b.toString('latin1')}\r\n`;
+  }
+  return Buffer.from(s, 'latin1');
+}
+
+// Parses one RESP value at buf[pos]; returns [value, nextPos] or null when incomplete.
+function decode(buf, pos = 0) {
+  const le = buf.indexOf('\r\n', pos);
+  if (le < 0) return null;
+  const t = String.fromCharCode(buf[pos]);
+  const line = buf.subarray(pos + 1, le).toString('utf8');
+  const next = le + 2;
+  switch (t) {
+    case '+':
+      return [line, next];
+    case '-':
+      return [Object.assign(new Error(line), { redis: true }), next];
+    case ':':
+      return [Number(line), next];
+    case '$': {
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      if (buf.length < next + n + 2) return null;
+      return [buf.subarray(next, next + n).toString('utf8'), next + n + 2];
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      const arr = [];
+      let p = next;
+      for (let i = 0; i < n; i++) {
+        const r = decode(buf, p);
+        if (!r) return null;
+        arr.push(r[0]);
+        p = r[1];
+      }
+      return [arr, p];
+    }
+    default:
+      throw new Error(`bad RESP type ${t}`);
+  }
+}
+
+// One command on a fresh connection: redisCmd(port, 'SET', 'k', 'v') → reply.
+export function redisCmd(port, ...args) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`redis ${args[0]} timed out`));
+    }, 5000);
+    s.on('connect', () => s.write(encode(args)));
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const r = decode(buf);
+      if (r) {
+        clearTimeout(timer);
+        s.destroy();
+        if (r[0] instanceof Error) reject(r[0]);
+        else resolve(r[0]);
+      }
+    });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+export async function startRedis({ extraArgs = [] } = {}) {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
+  let exited = false;
+  const exitedP = new Promise((r) => proc.on('close', () => { exited = true; r(); }));
+  proc.on('error', (e) => {
+    out += String(e);
+  });
+  const r = {
+    port,
+    proc,
+    url: `redis://127.0.0.1:${port}/0`,
+    addr: `127.0.0.1:${port}`,
+    cmd: (...args) => redisCmd(port, ...args),
+    stop: async () => {
+      if (!exited) {
+        proc.kill('SIGTERM');
+        await Promise.race([exitedP, delay(5000)]);
+        if (!exited) {
+          proc.kill('SIGKILL');
+          await exitedP;
+        }
+      }
+    },
+    // Stops it for "Redis down" tests; start() brings it back on the same port.
+    log: () => out,
+  };
+  const untrack = track(`redis ${port}`, async () => {
+    untrack();
+    await r.stop();
+  }, () => {
+    if (!exited) proc.kill('SIGKILL');
+  });
+  const end = Date.now() + 10000 * SLOW;
+  for (;;) {
+    if (exited) throw new Error(`redis-server exited early:\n${out}`);
+    try {
+      if ((await redisCmd(port, 'PING')) === 'PONG') break;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > end) {
+      await r.stop();
+      throw new Error(`redis-server did not answer PING on ${port}:\n${out}`);
+    }
+    await delay(50);
+  }
+  return r;
+}
