@@ -78,8 +78,8 @@ int jwt_key_from_jwk(const json_t *jwk, struct jwt_key *out, const char **err);
 /* A JWKS document {"keys":[...]}: adds every usable key to `set`; keys that are unusable
  * (unsupported kty/crv, private, wrong use, malformed, too weak) are skipped and counted in
  * *skipped. -1 when the document itself is not a JWKS (err set), and also when it holds
- * more than 64 keys, mixes oct secrets with asymmetric keys, or has two usable keys with
- * the same kid (Wycheproof MixedKeySet / DuplicateKid). On -1 nothing is added to `set`. */
+ * more than 64 keys, mixes usable oct secrets with usable asymmetric keys, or has two
+ * entries of the same kty with the same kid (Wycheproof MixedKeySet / DuplicateKid). On -1 nothing is added to `set`. */
 int jwt_keyset_add_jwks(struct jwt_keyset *set, const char *json, size_t len, size_t *skipped,
     const char **err);
 
