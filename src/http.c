@@ -116,12 +116,16 @@ hdrs_del_prefix(struct hdrs *h, const char *prefix)
 int
 hdrs_set(struct arena *a, struct hdrs *h, const char *name, const char *val, size_t vlen)
 {
-	struct hdr *e;
-	char *v;
+	char *v = arena_strndup(a, val, vlen);
 
-	v = arena_strndup(a, val, vlen);
-	if (v == NULL)
-		return -1;
+	return v ? hdrs_put(a, h, name, v, vlen) : -1;
+}
+
+int
+hdrs_put(struct arena *a, struct hdrs *h, const char *name, const char *v, size_t vlen)
+{
+	struct hdr *e;
+
 	e = hdrs_get(h, name);
 	if (e) {
 		/* Keep the first occurrence's position, drop the rest. */
@@ -513,6 +517,27 @@ http_parser_next(struct http_parser *p)
 	p->why = NULL;
 }
 
+/* llhttp accepts obs-fold (a header line starting with SP/HTAB continues the previous
+ * value); CONTRACT §3 refuses it, as RFC 9112 §5.2 allows. Any LF in a head followed by SP or
+ * HTAB is a fold (or whitespace before the first field, equally refused). Scans only up to
+ * the blank line that ends the head; the state survives heads split across reads. */
+static int
+obs_fold_scan(struct http_parser *p, const char *d, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && !p->scan_end; i++) {
+		if (p->scan_lf) {
+			if (d[i] == ' ' || d[i] == '\t')
+				return -1;
+			if (d[i] == '\r' || d[i] == '\n')
+				p->scan_end = 1;
+		}
+		p->scan_lf = d[i] == '\n';
+	}
+	return 0;
+}
+
 long
 http_parser_feed(struct http_parser *p, const char *data, size_t len)
 {
@@ -528,6 +553,18 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len)
 		if (n > room) {
 			n = room;
 			limited = 1;
+		}
+	}
+	if (!p->head_done) {
+		if (!p->in_head) {
+			/* A new message may start in this chunk: reset the fold scan. */
+			p->scan_lf = 0;
+			p->scan_end = 0;
+		}
+		if (obs_fold_scan(p, data, n) < 0) {
+			p->err = HTTP_E_BAD;
+			p->why = "obs-fold in header";
+			return -1;
 		}
 	}
 	e = llhttp_execute(&p->ll, data, n);

@@ -46,6 +46,8 @@ void hdrs_del_prefix(struct hdrs *h, const char *prefix);
 /* Replaces all entries of that name with one (value copied into the arena). */
 int  hdrs_set(struct arena *a, struct hdrs *h, const char *name, const char *val, size_t vlen);
 int  hdrs_sets(struct arena *a, struct hdrs *h, const char *name, const char *val);
+/* hdrs_set without the copy: name and val must outlive the list (conf or arena strings). */
+int  hdrs_put(struct arena *a, struct hdrs *h, const char *name, const char *val, size_t vlen);
 
 /* Whether the comma-separated token list `v` contains `tok` (case-insensitive). */
 int  http_list_has(const char *v, size_t vlen, const char *tok);
@@ -99,6 +101,8 @@ struct http_parser {
 	unsigned                       chunked : 1;
 	unsigned                       name_open : 1;
 	unsigned                       trailers : 1;
+	unsigned                       scan_lf : 1;     /* obs-fold scan: last head byte was LF */
+	unsigned                       scan_end : 1;    /* obs-fold scan: blank line seen */
 	enum http_perr                 err;
 	const char                    *why;      /* reason for logs (static) */
 };

@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: MIT
+ * conn — client connections. One request at a time per connection: after a head is parsed
+ * the parser stays paused until the request is finished, so pipelined requests are read,
+ * answered and logged strictly in order, and a client can never make visor buffer more than
+ * one read window (sock rmax) of input ahead of the request it is serving.
+ *
+ * Timers: one per connection. Before and between requests it bounds the wait for a head
+ * (header_timeout from the first byte, or from accept for the first request) and the
+ * keep-alive idle time (idle_timeout); during a request it bounds inactivity of the body.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+#include "req.h"
+#include "tls.h"
+#include "upstream.h"
+
+#define LINGER_MS      2000
+#define LINGER_BYTES   (256 * 1024)
+
+static void conn_on_sock(struct sock *s, int ev, void *arg);
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static int  conn_p_head(struct http_parser *p);
+static int  conn_p_body(struct http_parser *p, const char *at, size_t n);
+static int  conn_p_done(struct http_parser *p);
+
+static const struct http_parser_ops conn_parser_ops = {
+	.on_head = conn_p_head,
+	.on_body = conn_p_body,
+	.on_done = conn_p_done,
+};
+
+static void
+timer_set(struct conn *c, int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* Called by the worker's reaper only, never with a caller above it in the stack. */
+void
+conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	TAILQ_REMOVE(&w->dead, c, link);
+	if (c->req) {
+		req_abort(c->req);
+		c->req = NULL;
+	}
+	if (c->timer)
+		event_free(c->timer);
+	http_parser_fini(&c->hp);
+	sock_fini(&c->s);
+	free(c);
+	worker_conn_closed(w);
+}
+
+/* Marks the connection dead and hands it to the reaper: whoever called this, and everyone
+ * above in the stack, may still look at the conn and its request until the loop turns.
+ * Every entry point checks c->dead first. */
+void
+conn_close(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct req *r = c->req;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	sock_read_stop(&c->s);
+	evtimer_del(c->timer);
+	if (r && r->up) {
+		/* stop the upstream from calling into a request that is going away */
+		struct upconn *u = r->up;
+		r->up = NULL;
+		u->req = NULL;
+		up_release(u, 0);
+	}
+	TAILQ_REMOVE(&w->conns, c, link);
+	TAILQ_INSERT_TAIL(&w->dead, c, link);
+	w->n_conns--;
+	__atomic_sub_fetch(&w->m.conns_active, 1, __ATOMIC_RELAXED);
+	worker_reap_kick(w);
+}
+
+static void
+addr_text(struct conn *c, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			/* Dual-stack listener: treat ::ffff:1.2.3.4 as the IPv4 client it is. */
+			c->family = AF_INET;
+			memcpy(c->ip_bin, &s6->sin6_addr.s6_addr[12], 4);
+		} else {
+			c->family = AF_INET6;
+			memcpy(c->ip_bin, &s6->sin6_addr, 16);
+		}
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		c->family = AF_INET;
+		memcpy(c->ip_bin, &s4->sin_addr, 4);
+	}
+	inet_ntop(c->family, c->ip_bin, c->ip, sizeof(c->ip));
+}
+
+void
+conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa, int salen)
+{
+	struct conf *cf = w->conf;
+	struct conn *c;
+	SSL *ssl = NULL;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto fail;
+	c->w = w;
+	c->kind = l->kind;
+	memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
+	addr_text(c, sa);
+	if (l->kind == LK_HTTPS) {
+		ssl = tls_new_ssl(cf->tls_rt, fd);
+		if (ssl == NULL)
+			goto fail;
+	}
+	c->https_port = cf->listen.https.n ?
+	    ntohs(((const struct sockaddr_in *)&cf->listen.https.v[0].ss)->sin_port) : 443;
+	c->timer = evtimer_new(w->base, conn_on_timer, c);
+	if (c->timer == NULL)
+		goto fail;
+	if (sock_init(&c->s, w->base, fd, ssl, conn_on_sock, c) < 0)
+		goto fail;
+	ssl = NULL;
+	fd = -1;
+	http_parser_init(&c->hp, 1, &conn_parser_ops, c, (size_t)cf->client.max_header_size);
+	c->st = CS_IDLE;
+	c->head_start_ms = now_ms();
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->n_conns++;
+	w->m.conns_total++;
+	__atomic_add_fetch(&w->m.conns_active, 1, __ATOMIC_RELAXED);
+	timer_set(c, cf->client.header_timeout_ms);
+	sock_read_start(&c->s);
+	return;
+fail:
+	log_warn("cannot accept a connection: out of memory");
+	if (ssl)
+		SSL_free(ssl);
+	if (fd >= 0)
+		close(fd);
+	if (c) {
+		if (c->timer)
+			event_free(c->timer);
+		free(c);
+	}
+}
+
+/* ---- parser callbacks ------------------------------------------------------------- */
+
+static int
+conn_p_head(struct http_parser *p)
+{
+	struct conn *c = p->owner;
+	struct req *r;
+
+	r = req_new(c);
+	if (r == NULL) {
+		p->err = HTTP_E_BAD;
+		p->why = "out of memory";
+		return -1;
+	}
+	if (http_head_take(p, &r->a, &r->h) < 0) {
+		req_free(r);
+		p->err = HTTP_E_BAD;
+		p->why = "out of memory";
+		return -1;
+	}
+	c->req = r;
+	c->st = CS_REQ;
+	return 0;
+}
+
+static int
+conn_p_body(struct http_parser *p, const char *at, size_t n)
+{
+	struct conn *c = p->owner;
+
+	if (c->req == NULL)
+		return -1;
+	return req_on_body(c->req, at, n);
+}
+
+static int
+conn_p_done(struct http_parser *p)
+{
+	struct conn *c = p->owner;
+
+	if (c->req)
+		req_on_body_done(c->req);
+	return 0;
+}
+
+/* ---- input ------------------------------------------------------------------------ */
+
+/* Answers a head that could not be parsed. The connection closes after the answer. */
+static void
+conn_head_error(struct conn *c)
+{
+	int status = c->hp.err == HTTP_E_TOO_LARGE ? 431 : 400;
+	struct req *r = c->req;
+
+	if (r == NULL) {
+		r = req_new(c);
+		if (r == NULL) {
+			conn_close(c);
+			return;
+		}
+		c->req = r;
+	}
+	c->st = CS_REQ;
+	req_fail_head(r, status, c->hp.why ? c->hp.why : "malformed request");
+}
+
+/* Whether the current request takes client bytes now. */
+static int
+body_flowing(const struct conn *c)
+{
+	const struct req *r = c->req;
+
+	if (r == NULL || c->body_paused || r->body_done)
+		return 0;
+	if (r->discard)
+		return 1;
+	if (r->phase == RP_BODY_READ)
+		return 1;
+	return (r->phase == RP_UPSTREAM || r->phase == RP_RESPONSE || r->phase == RP_DONE) &&
+	    r->up != NULL && r->up->st == UP_BUSY;
+}
+
+void
+conn_feed(struct conn *c)
+{
+	struct evbuffer_iovec v;
+	long n;
+
+	if (c->feeding || c->dead)
+		return;
+	c->feeding = 1;
+	while (!c->dead) {
+		if (c->st == CS_IDLE || c->st == CS_HEAD) {
+			if (evbuffer_get_length(c->s.in) == 0)
+				break;
+			if (c->st == CS_IDLE) {
+				c->st = CS_HEAD;
+				if (c->nreq > 0) {
+					c->head_start_ms = now_ms();
+					timer_set(c, c->w->conf->client.header_timeout_ms);
+				}
+			}
+			evbuffer_peek(c->s.in, -1, NULL, &v, 1);
+			n = http_parser_feed(&c->hp, v.iov_base, v.iov_len);
+			if (n < 0) {
+				conn_head_error(c);
+				break;
+			}
+			evbuffer_drain(c->s.in, (size_t)n);
+			if (c->st != CS_REQ)
+				continue;
+			/* Head complete. A request without body completes its message now
+			 * (llhttp runs on_message_complete on the next, possibly empty, call). */
+			if (!c->hp.msg_done && !c->req->h.chunked && c->req->h.content_length == 0) {
+				if (http_parser_feed(&c->hp, "", 0) < 0) {
+					conn_head_error(c);
+					break;
+				}
+			}
+			c->nreq++;
+			evtimer_del(c->timer);
+			req_start(c->req);
+			if (!c->dead && c->req && req_finished(c->req))
+				conn_req_done(c);
+			continue;
+		}
+		if (c->st == CS_REQ) {
+			if (!body_flowing(c) || evbuffer_get_length(c->s.in) == 0)
+				break;
+			evbuffer_peek(c->s.in, -1, NULL, &v, 1);
+			n = http_parser_feed(&c->hp, v.iov_base, v.iov_len);
+			if (n < 0) {
+				/* A bad chunk or an oversize body while streaming. */
+				if (c->req)
+					req_fail_head(c->req, c->hp.err == HTTP_E_BODY_TOO_LARGE ? 413 : 400,
+					    c->hp.why ? c->hp.why : "malformed body");
+				else
+					conn_close(c);
+				break;
+			}
+			evbuffer_drain(c->s.in, (size_t)n);
+			if (c->req && c->req->body_done)
+				evtimer_del(c->timer);
+			else
+				timer_set(c, c->w->conf->client.idle_timeout_ms);
+			if (c->req && req_finished(c->req))
+				conn_req_done(c);
+			continue;
+		}
+		if (c->st == CS_LINGER || c->st == CS_CLOSING) {
+			evbuffer_drain(c->s.in, evbuffer_get_length(c->s.in));
+			break;
+		}
+		break;
+	}
+	c->feeding = 0;
+	if (!c->dead && c->s.eof && evbuffer_get_length(c->s.in) == 0 &&
+	    (c->st == CS_IDLE || c->st == CS_HEAD)) {
+		/* Half-closed client and every complete request served. */
+		conn_close(c);
+		return;
+	}
+	/* With a full input window and nobody consuming, the sock stops reading by itself
+	 * (rmax); when the window has room again it must read on. */
+	if (!c->dead && c->st != CS_LINGER)
+		sock_read_start(&c->s);
+}
+
+void
+conn_body_pause(struct conn *c)
+{
+	c->body_paused = 1;
+	sock_read_stop(&c->s);
+}
+
+void
+conn_body_resume(struct conn *c)
+{
+	if (!c->body_paused || c->dead)
+		return;
+	c->body_paused = 0;
+	sock_read_start(&c->s);
+	conn_feed(c);
+}
+
+/* ---- output and request completion ------------------------------------------------ */
+
+void
+conn_flush(struct conn *c)
+{
+	sock_flush(&c->s);
+}
+
+static void
+conn_start_linger(struct conn *c)
+{
+	c->st = CS_LINGER;
+	sock_shutdown_write(&c->s);
+	evbuffer_drain(c->s.in, evbuffer_get_length(c->s.in));
+	c->s.rmax = LINGER_BYTES;
+	sock_read_start(&c->s);
+	timer_set(c, LINGER_MS);
+}
+
+void
+conn_req_done(struct conn *c)
+{
+	struct req *r = c->req;
+	int close_after;
+
+	close_after = r->resp_close || !r->body_done || c->w->draining;
+	c->req = NULL;
+	req_free(r);
+	if (close_after) {
+		c->st = CS_CLOSING;
+		sock_read_stop(&c->s);
+		sock_notify_drained(&c->s, 0);
+		timer_set(c, c->w->conf->client.idle_timeout_ms);
+		return;
+	}
+	http_parser_next(&c->hp);
+	c->st = CS_IDLE;
+	c->body_paused = 0;
+	c->s.rmax = 64 * 1024;
+	timer_set(c, c->w->conf->client.idle_timeout_ms);
+	sock_read_start(&c->s);
+	/* Next pipelined request (conn_feed is re-entrancy safe: inside a feed it returns). */
+	conn_feed(c);
+}
+
+void
+conn_drain(struct conn *c)
+{
+	if (c->st == CS_IDLE && evbuffer_get_length(c->s.in) == 0)
+		conn_close(c);
+	/* others close after their current request (conn_req_done checks w->draining) */
+}
+
+/* ---- events ----------------------------------------------------------------------- */
+
+static void
+conn_on_sock(struct sock *s, int ev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)s;
+	if (c->dead)
+		return;
+	if (ev & SOCK_EV_ERROR) {
+		if (c->nreq == 0 && c->s.ssl && !SSL_is_init_finished(c->s.ssl)) {
+			char eb[160];
+			c->w->m.tls_handshake_failures++;
+			ERR_error_string_n(c->s.ssl_err, eb, sizeof(eb));
+			if (log_enabled(LOG_DEBUG))
+				log_debug("TLS handshake failed from %s: %s", c->ip, eb);
+		}
+		conn_close(c);
+		goto out;
+	}
+	if (ev & SOCK_EV_DRAINED) {
+		if (c->st == CS_CLOSING) {
+			if (evbuffer_get_length(c->s.out) == 0) {
+				if (c->s.eof)
+					conn_close(c);
+				else
+					conn_start_linger(c);
+				goto out;
+			}
+		} else if (c->req) {
+			req_client_drained(c->req);
+		}
+	}
+	if (ev & SOCK_EV_READ) {
+		c->got_bytes = 1;
+		if (c->st == CS_LINGER) {
+			evbuffer_drain(c->s.in, evbuffer_get_length(c->s.in));
+		} else {
+			conn_feed(c);
+		}
+	}
+	if ((ev & SOCK_EV_EOF) && !c->dead) {
+		switch (c->st) {
+		case CS_IDLE:
+		case CS_HEAD:
+		case CS_LINGER:
+			conn_close(c);
+			break;
+		case CS_CLOSING:
+			/* wait for the answer to drain, then close (no linger needed) */
+			break;
+		case CS_REQ:
+			/* Half-close: finish what was fully received; a body cut short is an abort. */
+			if (c->req && !c->req->body_done && !c->req->discard)
+				conn_close(c);
+			break;
+		}
+	}
+out:
+	return;
+}
+
+static void
+conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->dead)
+		return;
+	switch (c->st) {
+	case CS_IDLE:
+		if (c->nreq == 0 && c->s.ssl && SSL_is_init_finished(c->s.ssl)) {
+			/* A TLS client that sent nothing in header_timeout gets the 408 too. */
+			c->st = CS_HEAD;
+			c->hp.err = HTTP_E_BAD;
+			c->req = req_new(c);
+			if (c->req) {
+				c->st = CS_REQ;
+				req_fail_head(c->req, 408, "header timeout");
+				break;
+			}
+		}
+		conn_close(c);
+		break;
+	case CS_HEAD:
+		c->req = c->req ? c->req : req_new(c);
+		if (c->req == NULL) {
+			conn_close(c);
+			break;
+		}
+		c->st = CS_REQ;
+		req_fail_head(c->req, 408, "header timeout");
+		break;
+	case CS_REQ:
+		/* The client stopped sending its body. */
+		if (c->req && !c->req->body_done) {
+			if (!c->req->head_sent)
+				req_fail_head(c->req, 408, "body timeout");
+			else
+				conn_close(c);
+		}
+		break;
+	case CS_CLOSING:
+	case CS_LINGER:
+		conn_close(c);
+		break;
+	}
+}

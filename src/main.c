@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT
+ * main — the command line (CONTRACT §1), signals and the worker threads.
+ *
+ *   visor [-c FILE]        run
+ *   visor -t [--strict]    check the file: FILE:LINE:COL: error|warning: message on stderr
+ *   visor -V               versions of visor and every linked library
+ *
+ * The main thread owns the current conf generation, the admin listener and the signal
+ * handling; SIGHUP loads a new generation and hands it to the workers (an invalid file is
+ * logged and ignored), SIGTERM/SIGINT drain: workers stop accepting, finish in-flight
+ * requests for up to shutdown_timeout, and the process exits 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <llhttp.h>
+#include <openssl/crypto.h>
+
+#include "admin.h"
+#include "conf.h"
+#include "log.h"
+#include "worker.h"
+
+#ifndef VISOR_VERSION
+#define VISOR_VERSION "0.0.0"
+#endif
+#define DEFAULT_CONF "conf/visor.yaml"
+
+/* libyaml's <yaml.h> is shadowed by src/yaml.h (the tree); its one function we need: */
+const char *yaml_get_version_string(void);
+
+struct visor {
+	const char        *path;
+	struct conf       *conf;
+	struct event_base *base;
+	struct worker    **ws;
+	int                nw;
+	struct admin      *admin;
+	int                stopping;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: visor [-c FILE]\n"
+	    "       visor -t [--strict] [-c FILE]\n"
+	    "       visor -V\n");
+}
+
+static void
+print_versions(void)
+{
+	printf("visor %s\n", VISOR_VERSION);
+	printf("OpenSSL %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
+	printf("libevent %s\n", event_get_version());
+	printf("jansson %s\n", jansson_version_str());
+	printf("hiredis %d.%d.%d\n", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+	printf("libyaml %s\n", yaml_get_version_string());
+	printf("llhttp %d.%d.%d\n", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
+}
+
+/* Config messages on a running server: JSON lines on stderr. */
+static void
+log_conf_msgs(const struct conf_ctx *ctx)
+{
+	size_t i;
+
+	for (i = 0; i < ctx->nmsgs; i++) {
+		const struct conf_msg *m = &ctx->msgs[i];
+		char extra[512];
+		struct sbuf b = { 0 };
+		sbuf_json_kv(&b, "file", m->file ? m->file : "", m->file ? strlen(m->file) : 0);
+		snprintf(extra, sizeof(extra), ",%s,\"line\":%d,\"col\":%d", sbuf_cstr(&b), m->line, m->col);
+		sbuf_fini(&b);
+		log_msg(m->level == CONF_ERROR ? LOG_ERROR : LOG_WARN, extra, "config: %s", m->text);
+	}
+}
+
+static int
+check_only(const char *path, int strict)
+{
+	struct conf_ctx ctx = { 0 };
+	struct conf *c;
+	int rc;
+
+	c = conf_load(path, &ctx);
+	conf_ctx_print(&ctx, stderr);
+	rc = (c == NULL || ctx.nerr > 0 || (strict && ctx.nwarn > 0)) ? 1 : 0;
+	conf_unref(c);
+	conf_ctx_fini(&ctx);
+	return rc;
+}
+
+/* The listen addresses must not change on reload: sockets are bound once per worker. */
+static int
+same_listeners(const struct conf *a, const struct conf *b)
+{
+	size_t i;
+
+	if (a->listen.https.n != b->listen.https.n || a->listen.has_http != b->listen.has_http ||
+	    a->listen.has_admin != b->listen.has_admin || a->workers != b->workers)
+		return 0;
+	for (i = 0; i < a->listen.https.n; i++)
+		if (memcmp(&a->listen.https.v[i].ss, &b->listen.https.v[i].ss, a->listen.https.v[i].len))
+			return 0;
+	if (a->listen.has_http && memcmp(&a->listen.http.ss, &b->listen.http.ss, a->listen.http.len))
+		return 0;
+	if (a->listen.has_admin && memcmp(&a->listen.admin.ss, &b->listen.admin.ss, a->listen.admin.len))
+		return 0;
+	return 1;
+}
+
+static void
+reload(struct visor *v)
+{
+	struct conf_ctx ctx = { 0 };
+	struct conf *c;
+	int i;
+
+	c = conf_load(v->path, &ctx);
+	log_conf_msgs(&ctx);
+	conf_ctx_fini(&ctx);
+	if (c == NULL) {
+		log_error("reload refused: %s has errors; the running configuration stays", v->path);
+		return;
+	}
+	if (!same_listeners(v->conf, c))
+		log_warn("reload: changes to listen or workers take effect only after a restart");
+	log_set_level(c->log.level);
+	for (i = 0; i < v->nw; i++)
+		worker_post_conf(v->ws[i], c);
+	if (v->admin)
+		admin_set_conf(v->admin, c);
+	conf_unref(v->conf);
+	v->conf = c;
+	log_msg(LOG_INFO, NULL, "configuration reloaded (generation %llu)",
+	    (unsigned long long)c->generation);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct visor *v = arg;
+	int i;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		if (!v->stopping)
+			reload(v);
+		return;
+	}
+	if (v->stopping)
+		return;
+	v->stopping = 1;
+	log_info("%s: draining (shutdown_timeout %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+	    (long long)v->conf->shutdown_timeout_ms);
+	for (i = 0; i < v->nw; i++)
+		worker_post_stop(v->ws[i]);
+	event_base_loopexit(v->base, NULL);
+}
+
+/* Refuse to share a port with another process: SO_REUSEPORT would let two visors (or a
+ * stale one) split the traffic silently. A plain bind fails if anyone holds the port. */
+static int
+ports_free(const struct conf *c)
+{
+	const struct units_addr *a[34];
+	size_t n = 0, i;
+	char buf[80];
+	int fd, one = 1;
+
+	for (i = 0; i < c->listen.https.n && n < 32; i++)
+		a[n++] = &c->listen.https.v[i];
+	if (c->listen.has_http)
+		a[n++] = &c->listen.http;
+	for (i = 0; i < n; i++) {
+		fd = socket(a[i]->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (a[i]->ss.ss_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&a[i]->ss, a[i]->len) < 0) {
+			log_errno(LOG_ERROR, "cannot listen on %s", units_addr_str(a[i], buf, sizeof(buf)));
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static int
+run(const char *path)
+{
+	struct visor v = { 0 };
+	struct conf_ctx ctx = { 0 };
+	struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+	int i, rc = 1;
+
+	v.path = path;
+	v.conf = conf_load(path, &ctx);
+	log_conf_msgs(&ctx);
+	conf_ctx_fini(&ctx);
+	if (v.conf == NULL) {
+		log_error("%s: configuration has errors, not starting", path);
+		return 1;
+	}
+	log_set_level(v.conf->log.level);
+	signal(SIGPIPE, SIG_IGN);
+	v.base = event_base_new();
+	if (v.base == NULL)
+		goto out;
+	if (ports_free(v.conf) < 0)
+		goto out;
+	v.ws = calloc((size_t)v.conf->workers, sizeof(*v.ws));
+	if (v.ws == NULL)
+		goto out;
+	for (i = 0; i < v.conf->workers; i++) {
+		v.ws[i] = worker_new(i, v.conf);
+		if (v.ws[i] == NULL)
+			goto out;
+		v.nw++;
+	}
+	if (v.conf->listen.has_admin) {
+		v.admin = admin_new(v.base, v.conf, v.ws, v.nw);
+		if (v.admin == NULL)
+			goto out;
+	}
+	sig_term = evsignal_new(v.base, SIGTERM, on_signal, &v);
+	sig_int = evsignal_new(v.base, SIGINT, on_signal, &v);
+	sig_hup = evsignal_new(v.base, SIGHUP, on_signal, &v);
+	if (!sig_term || !sig_int || !sig_hup)
+		goto out;
+	evsignal_add(sig_term, NULL);
+	evsignal_add(sig_int, NULL);
+	evsignal_add(sig_hup, NULL);
+	for (i = 0; i < v.nw; i++) {
+		if (worker_start(v.ws[i]) < 0) {
+			log_errno(LOG_ERROR, "cannot start worker %d", i);
+			v.nw = i;
+			for (i = 0; i < v.nw; i++)
+				worker_post_stop(v.ws[i]);
+			for (i = 0; i < v.nw; i++)
+				worker_join(v.ws[i]);
+			goto out;
+		}
+	}
+	log_msg(LOG_INFO, NULL, "visor %s started: %d workers, config %s", VISOR_VERSION, v.nw, path);
+	event_base_dispatch(v.base);
+	for (i = 0; i < v.nw; i++)
+		worker_join(v.ws[i]);
+	log_info("stopped");
+	rc = 0;
+out:
+	admin_free(v.admin);
+	if (sig_term)
+		event_free(sig_term);
+	if (sig_int)
+		event_free(sig_int);
+	if (sig_hup)
+		event_free(sig_hup);
+	for (i = 0; v.ws && i < v.conf->workers; i++)
+		worker_free(v.ws[i]);
+	free(v.ws);
+	conf_unref(v.conf);
+	if (v.base)
+		event_base_free(v.base);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = DEFAULT_CONF;
+	int test = 0, strict = 0, i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			path = argv[++i];
+		} else if (strcmp(argv[i], "-t") == 0) {
+			test = 1;
+		} else if (strcmp(argv[i], "--strict") == 0) {
+			strict = 1;
+		} else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+			print_versions();
+			return 0;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage();
+			return 0;
+		} else {
+			usage();
+			return 2;
+		}
+	}
+	if (strict && !test) {
+		usage();
+		return 2;
+	}
+	if (test)
+		return check_only(path, strict);
+	return run(path);
+}

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT
+ * worker — one thread, one event_base, its own SO_REUSEPORT listeners. The main thread
+ * reaches a worker only through the eventfd mailbox; the exchange of conf generations is a
+ * single atomic pointer swap, so the request path never takes a lock.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "upstream.h"
+
+#define ACCEPT_BACKLOG 4096
+
+static int
+bind_listener(const struct units_addr *a)
+{
+	int fd, one = 1;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, ACCEPT_BACKLOG) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void
+on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *li = arg;
+	struct worker *w = li->w;
+	int one = 1;
+
+	(void)l;
+	if (w->draining) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+	conn_accept(w, li, fd, sa, salen);
+	if (w->n_conns >= w->conf->client.max_connections && w->accepting) {
+		size_t i;
+		/* At the per-worker cap: leave new connections in the kernel queue (SO_REUSEPORT
+		 * hashes some to the other workers) until one closes. */
+		for (i = 0; i < w->n_listeners; i++)
+			evconnlistener_disable(w->listeners[i].l);
+		w->accepting = 0;
+	}
+}
+
+static void
+on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct listener *li = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	(void)l;
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+		log_msg(LOG_WARN, NULL, "worker %d: accept: %s", li->w->id, strerror(e));
+}
+
+void
+worker_conn_closed(struct worker *w)
+{
+	size_t i;
+
+	if (!w->accepting && !w->draining && w->n_conns < w->conf->client.max_connections) {
+		for (i = 0; i < w->n_listeners; i++)
+			evconnlistener_enable(w->listeners[i].l);
+		w->accepting = 1;
+	}
+}
+
+static void
+on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct conn *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&w->dead)) != NULL)
+		conn_free(c);
+	if (w->draining && w->n_conns == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+void
+worker_reap_kick(struct worker *w)
+{
+	event_active(w->reap_ev, EV_TIMEOUT, 0);
+}
+
+static void
+on_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->log_pending = 0;
+	log_out_flush(&w->log);
+}
+
+void
+worker_log_kick(struct worker *w)
+{
+	if (w->log.buf.len > 64 * 1024) {
+		w->log_pending = 0;
+		log_out_flush(&w->log);
+		return;
+	}
+	if (!w->log_pending) {
+		w->log_pending = 1;
+		event_active(w->log_ev, EV_TIMEOUT, 0);
+	}
+}
+
+const char *
+worker_date(struct worker *w)
+{
+	int64_t t = wall_s();
+
+	if (t != w->date_s) {
+		w->date_s = t;
+		http_date(t, w->date, sizeof(w->date));
+	}
+	return w->date;
+}
+
+static void
+apply_conf(struct worker *w, struct conf *c)
+{
+	size_t i;
+
+	if (w->conf)
+		conf_unref(w->conf);
+	w->conf = c;
+	up_pool_conf(w->pool, c);
+	for (i = 0; filter_table[i]; i++)
+		if (filter_table[i]->worker_conf)
+			filter_table[i]->worker_conf(w, w->fstate[i], c);
+}
+
+static void
+drain_check(struct worker *w)
+{
+	struct conn *c, *n;
+
+	for (c = TAILQ_FIRST(&w->conns); c; c = n) {
+		n = TAILQ_NEXT(c, link);
+		conn_drain(c);
+	}
+	if (w->n_conns == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void
+on_drain_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct conn *c, *n;
+
+	(void)fd;
+	(void)what;
+	/* shutdown_timeout is over: whatever is left is cut. */
+	for (c = TAILQ_FIRST(&w->conns); c; c = n) {
+		n = TAILQ_NEXT(c, link);
+		conn_close(c);
+	}
+	event_base_loopexit(w->base, NULL);
+}
+
+static void
+on_mbox(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct conf *c;
+	uint64_t v;
+	size_t i;
+
+	(void)what;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	c = __atomic_exchange_n(&w->next, NULL, __ATOMIC_ACQ_REL);
+	if (c)
+		apply_conf(w, c);
+	if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) && !w->draining) {
+		struct timeval tv;
+		w->draining = 1;
+		for (i = 0; i < w->n_listeners; i++) {
+			evconnlistener_free(w->listeners[i].l);
+			w->listeners[i].l = NULL;
+		}
+		w->n_listeners = 0;
+		tv.tv_sec = (time_t)(w->conf->shutdown_timeout_ms / 1000);
+		tv.tv_usec = (suseconds_t)((w->conf->shutdown_timeout_ms % 1000) * 1000);
+		w->drain_timer = evtimer_new(w->base, on_drain_timer, w);
+		if (w->drain_timer)
+			evtimer_add(w->drain_timer, &tv);
+		drain_check(w);
+	}
+}
+
+static int
+add_listener(struct worker *w, const struct units_addr *a, enum listen_kind kind)
+{
+	struct listener *li = &w->listeners[w->n_listeners];
+	int fd;
+
+	fd = bind_listener(a);
+	if (fd < 0) {
+		char buf[80];
+		log_errno(LOG_ERROR, "cannot listen on %s", units_addr_str(a, buf, sizeof(buf)));
+		return -1;
+	}
+	li->w = w;
+	li->kind = kind;
+	li->port = ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+	li->l = evconnlistener_new(w->base, on_accept, li, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (li->l == NULL) {
+		close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(li->l, on_accept_error);
+	w->n_listeners++;
+	return 0;
+}
+
+struct worker *
+worker_new(int id, struct conf *c)
+{
+	struct worker *w;
+	size_t i, nl;
+
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return NULL;
+	w->id = id;
+	w->mbox_fd = -1;
+	TAILQ_INIT(&w->conns);
+	TAILQ_INIT(&w->dead);
+	w->base = event_base_new();
+	if (w->base == NULL)
+		goto fail;
+	w->mbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->mbox_fd < 0)
+		goto fail;
+	w->mbox_ev = event_new(w->base, w->mbox_fd, EV_READ | EV_PERSIST, on_mbox, w);
+	w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
+	w->log_ev = event_new(w->base, -1, 0, on_log_flush, w);
+	if (!w->mbox_ev || !w->reap_ev || !w->log_ev)
+		goto fail;
+	event_add(w->mbox_ev, NULL);
+	w->pool = up_pool_new(w);
+	if (w->pool == NULL)
+		goto fail;
+	nl = c->listen.https.n + (c->listen.has_http ? 1 : 0);
+	w->listeners = calloc(nl, sizeof(*w->listeners));
+	if (w->listeners == NULL)
+		goto fail;
+	for (i = 0; i < c->listen.https.n; i++)
+		if (add_listener(w, &c->listen.https.v[i], LK_HTTPS) < 0)
+			goto fail;
+	if (c->listen.has_http && add_listener(w, &c->listen.http, LK_HTTP) < 0)
+		goto fail;
+	w->accepting = 1;
+	for (i = 0; filter_table[i]; i++) {
+		if (filter_table[i]->worker_init &&
+		    filter_table[i]->worker_init(w, &w->fstate[i]) < 0) {
+			log_error("worker %d: cannot initialise %s", id, filter_table[i]->name);
+			goto fail;
+		}
+	}
+	apply_conf(w, conf_ref(c));
+	return w;
+fail:
+	worker_free(w);
+	return NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	log_out_flush(&w->log);
+	return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+	return pthread_create(&w->thr, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+static void
+mbox_ring(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->mbox_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_errno(LOG_ERROR, "worker %d mailbox", w->id);
+}
+
+void
+worker_post_conf(struct worker *w, struct conf *c)
+{
+	struct conf *old = __atomic_exchange_n(&w->next, conf_ref(c), __ATOMIC_ACQ_REL);
+
+	conf_unref(old);     /* a generation the worker never picked up */
+	mbox_ring(w);
+}
+
+void
+worker_post_stop(struct worker *w)
+{
+	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+	mbox_ring(w);
+}
+
+void
+worker_join(struct worker *w)
+{
+	pthread_join(w->thr, NULL);
+}
+
+void
+worker_free(struct worker *w)
+{
+	struct conn *c;
+	size_t i;
+
+	if (w == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+		conn_close(c);
+	while ((c = TAILQ_FIRST(&w->dead)) != NULL)
+		conn_free(c);
+	for (i = 0; i < w->n_listeners; i++)
+		if (w->listeners[i].l)
+			evconnlistener_free(w->listeners[i].l);
+	free(w->listeners);
+	for (i = 0; filter_table[i]; i++)
+		if (filter_table[i]->worker_fini && w->fstate[i])
+			filter_table[i]->worker_fini(w, w->fstate[i]);
+	up_pool_free(w->pool);
+	log_out_flush(&w->log);
+	sbuf_fini(&w->log.buf);
+	if (w->drain_timer)
+		event_free(w->drain_timer);
+	if (w->mbox_ev)
+		event_free(w->mbox_ev);
+	if (w->reap_ev)
+		event_free(w->reap_ev);
+	if (w->log_ev)
+		event_free(w->log_ev);
+	if (w->mbox_fd >= 0)
+		close(w->mbox_fd);
+	conf_unref(__atomic_exchange_n(&w->next, NULL, __ATOMIC_ACQ_REL));
+	conf_unref(w->conf);
+	if (w->base)
+		event_base_free(w->base);
+	free(w);
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT
+ * worker — one event-loop thread. Each worker owns its event_base, its own listening
+ * sockets (SO_REUSEPORT, so the kernel spreads connections without a shared accept lock),
+ * its client connections, its upstream pool, its per-filter state (caches, the Redis
+ * connection) and its metrics. Nothing on the request path is shared with another thread.
+ *
+ * The main thread talks to a worker only through its mailbox (an eventfd): "a new conf
+ * generation is waiting in w->next" and "drain". Worker structs are created and freed by
+ * main; everything inside is touched only by the worker's own thread once it runs.
+ */
+#ifndef VISOR_WORKER_H
+#define VISOR_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conf.h"
+#include "filter.h"
+#include "log.h"
+#include "metrics.h"
+
+enum listen_kind { LK_HTTPS = 0, LK_HTTP };
+
+struct listener {
+	struct worker          *w;
+	struct evconnlistener  *l;
+	enum listen_kind        kind;
+	int                     port;
+};
+
+struct conn;
+struct up_pool;
+
+struct worker {
+	int                 id;
+	pthread_t           thr;
+	struct event_base  *base;
+	struct conf        *conf;           /* current generation, one ref */
+	struct conf        *next;           /* handed over by main (atomic exchange) */
+	int                 mbox_fd;        /* eventfd */
+	struct event       *mbox_ev;
+	int                 stop;           /* atomic: drain requested */
+	int                 draining;
+	int64_t             drain_deadline_ms;
+	struct event       *drain_timer;
+
+	struct listener    *listeners;
+	size_t              n_listeners;
+	int                 accepting;
+
+	TAILQ_HEAD(conn_q, conn) conns;
+	TAILQ_HEAD(, conn)  dead;           /* closed, freed by the reaper next turn */
+	struct event       *reap_ev;
+	int64_t             n_conns;
+
+	struct up_pool     *pool;
+	void               *fstate[CONF_MAX_FILTERS];
+	struct metrics      m;
+	struct log_out      log;
+	struct event       *log_ev;
+	int                 log_pending;
+	char                date[32];       /* cached IMF-fixdate */
+	int64_t             date_s;
+	int                 exit_code;
+};
+
+/* Creates the worker and binds its listeners (SO_REUSEPORT) for c's addresses.
+ * -1 with the reason logged. Main thread. */
+struct worker *worker_new(int id, struct conf *c);
+int  worker_start(struct worker *w);          /* spawns the thread */
+/* Main thread: hand a new generation over (takes a ref) / ask to drain. */
+void worker_post_conf(struct worker *w, struct conf *c);
+void worker_post_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_free(struct worker *w);
+
+/* Worker thread helpers. */
+void worker_log_kick(struct worker *w);       /* flush the access log at the end of this turn */
+const char *worker_date(struct worker *w);    /* cached Date header value */
+void worker_conn_closed(struct worker *w);    /* a conn went away: accept again if paused */
+void worker_reap_kick(struct worker *w);      /* free dead conns at the end of this turn */
+
+#endif
