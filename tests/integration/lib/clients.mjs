@@ -130,6 +130,11 @@ export function tlsConnect(port, { servername = 'localhost', host = '127.0.0.1',
     const o = { host, port, servername, ...rest };
     if (!('ca' in rest) && !('rejectUnauthorized' in rest)) o.ca = getCerts().caPem;
     const s = tls.connect(o);
+    // TLS 1.2 sessions arrive during the handshake, 1.3 tickets after it: keep the latest.
+    s.lastSession = null;
+    s.on('session', (sess) => {
+      s.lastSession = sess;
+    });
     const untrack = track('tls socket', async () => {
       untrack();
       s.destroy();

@@ -1,6 +1,6 @@
 // The one import for test files.
 export { startVisor, runVisor, writeConfigFile, freePort, VISOR_BIN } from './visor.mjs';
-export { startUpstream, startRawUpstream, echoHandler, deadPort, headerAll, headerPairs } from './upstream.mjs';
+export { startUpstream, startRawUpstream, rawResponder, headPath, echoHandler, deadPort, headerAll, headerPairs } from './upstream.mjs';
 export { startRedis, redisCmd } from './redis.mjs';
 export { https, http, keepAliveAgent, tlsConnect, rawConnect, rawTls, rawTcp, hasResponses } from './clients.mjs';
 export { parseResponses } from './httpparse.mjs';

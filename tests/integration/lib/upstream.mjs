@@ -166,6 +166,27 @@ export async function startRawUpstream(onConnection, { host = '127.0.0.1' } = {}
   return up;
 }
 
+// An onConnection for startRawUpstream that calls respond(head, socket) for every request
+// head received on the connection (requests without bodies only). respond writes raw bytes;
+// it may end or destroy the socket.
+export function rawResponder(respond) {
+  return (socket) => {
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      let i;
+      while ((i = buf.indexOf('\r\n\r\n')) >= 0) {
+        const head = buf.subarray(0, i + 4).toString('latin1');
+        buf = buf.subarray(i + 4);
+        respond(head, socket);
+      }
+    });
+  };
+}
+
+// The request target of a raw head ("GET /x HTTP/1.1..." → "/x").
+export const headPath = (head) => head.split(' ')[1];
+
 // A port on which nothing listens (bound then closed): connecting to it is refused.
 export async function deadPort() {
   const s = net.createServer();

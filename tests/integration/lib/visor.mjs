@@ -244,6 +244,20 @@ async function startOnce(opts) {
     if (isRunning()) proc.kill(sig);
   };
   v.hup = () => v.signal('SIGHUP');
+  // Sends a signal that is expected to end visor (so cleanup does not report a death), without
+  // waiting; waitExit() then waits.
+  v.terminate = (sig = 'SIGTERM') => {
+    v.stopping = true;
+    v.signal(sig);
+  };
+  // Resolves with the exit code once visor has exited (checking the wrapper's report);
+  // rejects after timeoutMs.
+  v.waitExit = async (timeoutMs = 10000 * SLOW) => {
+    const t = await Promise.race([v.exited.then(() => 'exited'), delay(timeoutMs).then(() => 'timeout')]);
+    if (t === 'timeout') throw new Error(`visor still running ${timeoutMs} ms later\n${v.describe()}`);
+    assertWrapperClean();
+    return v.exitCode;
+  };
   v.kill = (sig = 'SIGKILL') => {
     v.stopping = true;
     v.signal(sig);
