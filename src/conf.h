@@ -44,6 +44,8 @@ struct conf_ctx {
 	struct conf_msg *msgs;
 	size_t           nmsgs, cap;
 	int              nerr, nwarn;
+	int              no_resolve;  /* tests, fuzzing: upstream host names are checked for syntax
+	                               * only, never resolved (their address is left zeroed) */
 };
 
 /* Adds an error/warning at node `at` (NULL: at the file, line 0). printf-style. */
@@ -68,7 +70,7 @@ enum redis_onerr  { REDIS_LOCAL = 0, REDIS_OPEN, REDIS_CLOSED };
 enum cors_onbad   { CORS_REJECT = 0, CORS_OMIT };
 enum log_level    { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum access_log   { ACCESS_STDOUT = 0, ACCESS_OFF };
-enum tls_minver   { TLS_MIN_12 = 0, TLS_MIN_13 };
+enum tls_minver   { TLS_MIN_12 = 0, TLS_MIN_13, TLS_MIN_10, TLS_MIN_11 };  /* 1.0/1.1: lint warns */
 
 struct conf_strs {                /* a YAML sequence of scalars */
 	char  **v;

@@ -283,8 +283,8 @@ valid_hostname(const char *h)
 	return n > 0 && n <= 253;
 }
 
-int
-units_addr_resolve(const char *s, struct units_addr *out, const char **err)
+static int
+addr_name(const char *s, int resolve, struct units_addr *out, const char **err)
 {
 	struct addrinfo hints, *res = NULL;
 	char host[256];
@@ -298,6 +298,10 @@ units_addr_resolve(const char *s, struct units_addr *out, const char **err)
 		return set_err(err, "not a valid IPv6 address");
 	if (!valid_hostname(host))
 		return set_err(err, "not a valid host name");
+	if (!resolve) {
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -318,6 +322,18 @@ units_addr_resolve(const char *s, struct units_addr *out, const char **err)
 	else
 		return set_err(err, "cannot resolve the host name");
 	return 0;
+}
+
+int
+units_addr_resolve(const char *s, struct units_addr *out, const char **err)
+{
+	return addr_name(s, 1, out, err);
+}
+
+int
+units_addr_unresolved(const char *s, struct units_addr *out, const char **err)
+{
+	return addr_name(s, 0, out, err);
 }
 
 const char *

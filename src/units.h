@@ -38,6 +38,11 @@ int units_addr(const char *s, int allow_zero, struct units_addr *out, const char
  * synchronously, with getaddrinfo (config load only, never on the request path). */
 int units_addr_resolve(const char *s, struct units_addr *out, const char **err);
 
+/* units_addr_resolve without the resolver, for tests and fuzzing: a numeric address is
+ * parsed as usual; a host name is only checked for syntax and leaves *out zeroed
+ * (ss_family AF_UNSPEC). */
+int units_addr_unresolved(const char *s, struct units_addr *out, const char **err);
+
 /* Formats an address as "1.2.3.4:80" or "[::1]:80" into buf (>= 64 bytes). */
 const char *units_addr_str(const struct units_addr *a, char *buf, size_t len);
 
