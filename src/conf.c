@@ -105,13 +105,12 @@ conf_warn(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const struct conf_msg *sort_base;
-
 static int
-msg_cmp(const void *a, const void *b)
+msg_cmp(const void *a, const void *b, void *arg)
 {
+	const struct conf_msg *msgs = arg;
 	size_t i = *(const size_t *)a, j = *(const size_t *)b;
-	const struct conf_msg *x = &sort_base[i], *y = &sort_base[j];
+	const struct conf_msg *x = &msgs[i], *y = &msgs[j];
 
 	if (x->line != y->line)
 		return x->line < y->line ? -1 : 1;
@@ -129,11 +128,8 @@ conf_ctx_print(const struct conf_ctx *ctx, FILE *out)
 	for (i = 0; i < ctx->nmsgs; i++)
 		if (idx != NULL)
 			idx[i] = i;
-	if (idx != NULL) {
-		/* Main thread only (config load), so the static comparator base is safe. */
-		sort_base = ctx->msgs;
-		qsort(idx, ctx->nmsgs, sizeof(*idx), msg_cmp);
-	}
+	if (idx != NULL)
+		qsort_r(idx, ctx->nmsgs, sizeof(*idx), msg_cmp, ctx->msgs);
 	for (i = 0; i < ctx->nmsgs; i++) {
 		const struct conf_msg *m = &ctx->msgs[idx != NULL ? idx[i] : i];
 		const char *lvl = m->level == CONF_ERROR ? "error" : "warning";
@@ -950,6 +946,11 @@ walk(struct pctx *p, const struct csect *s, const struct ynode *map, const struc
 	for (i = 0; map != NULL && i < map->n; i++) {
 		const struct ynode *key = map->pairs[i].key;
 		ff = 0;
+		if (strlen(key->str) != key->len) {     /* "a\0b" is not "a" */
+			conf_err(p->ctx, key, "%s%sa key must not contain a NUL byte", p->path,
+			    p->plen ? ": " : "");
+			continue;
+		}
 		r = find_row(s, key->str);
 		if (r < 0 && (r = find_file_row(s, key)) >= 0)
 			ff = 1;

@@ -236,6 +236,8 @@ test_unknown_keys(void)
 	    "t.yaml:3:9: error: unknown key 'verfy' in upstream.tls (did you mean 'verify'?)\n");
 	T_EQ_STR(parse(TLS "routes:\n  - path: /\n    auht: off\n"),
 	    "t.yaml:4:5: error: unknown key 'auht' in routes[0] (did you mean 'auth'?)\n");
+	T_EQ_STR(parse(TLS "hsts: {preload: false, \"preload\\0x\": 1}\n"),
+	    "t.yaml:2:24: error: hsts: a key must not contain a NUL byte\n");
 	T_EQ_STR(parse(TLS "hsts: {preload: false, qqqqqqqqqq: 1}\n"),
 	    "t.yaml:2:24: error: unknown key 'qqqqqqqqqq' in hsts\n");
 	/* a _file variant of a key that is not a scalar is unknown too */
@@ -470,8 +472,8 @@ test_upstream_client(void)
 	/* with resolution: localhost needs no network */
 	reset();
 	{
-		struct ynode *r = yaml_load_buf("t.yaml", TLS "upstream: {servers: localhost:3000}\n",
-		    strlen(TLS) + 36, on_yaml, &X);
+		static const char src[] = TLS "upstream: {servers: localhost:3000}\n";
+		struct ynode *r = yaml_load_buf("t.yaml", src, strlen(src), on_yaml, &X);
 		T_OK(r != NULL);
 		T_EQ_INT(conf_parse(&X, r, &C), 0);
 		ynode_free(r);
@@ -1027,6 +1029,39 @@ end:
 	free(buf);
 }
 
+/* Reference counting on a generation built by hand (conf_build needs real certificates):
+ * the last unref frees the typed fields and the tree it owns (ASan/valgrind check that). */
+static void
+test_refs(void)
+{
+	static const char src[] = TLS "cors: {origins: [https://a.com]}\n";
+	struct conf_ctx ctx;
+	struct conf *c = calloc(1, sizeof(*c));
+	struct ynode *r;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.no_resolve = 1;
+	T_OK(c != NULL);
+	r = yaml_load_buf("t.yaml", src, strlen(src), on_yaml, &ctx);
+	T_OK(r != NULL);
+	T_EQ_INT(conf_parse(&ctx, r, c), 0);
+	c->tree = r;
+	c->file = strdup("t.yaml");
+	c->refs = 1;
+	T_OK(conf_ref(c) == c);
+	T_OK(conf_ref(c) == c);
+	T_EQ_INT(c->refs, 3);
+	conf_unref(c);
+	conf_unref(c);
+	T_EQ_INT(c->refs, 1);
+	T_EQ_STR(c->cors.origins.v[0], "https://a.com");
+	conf_unref(c);          /* frees c */
+	c = NULL;
+end:
+	free(c);
+	conf_ctx_fini(&ctx);
+}
+
 static void
 cleanup(void)
 {
@@ -1036,4 +1071,4 @@ cleanup(void)
 T_MAIN(test_defaults, test_reference, test_unknown_keys, test_wrong_types, test_bounds,
     test_file_keys, test_listen, test_workers_tls, test_upstream_client, test_headers,
     test_cors, test_redis, test_jwt, test_rate_limits_routes, test_lockout_errors_probes_log,
-    test_env, test_many_errors, test_messages, test_load_and_refs, test_doc, cleanup)
+    test_env, test_many_errors, test_messages, test_load_and_refs, test_refs, test_doc, cleanup)
