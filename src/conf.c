@@ -860,8 +860,7 @@ parse_from_file(struct pctx *p, const struct ckey *k, const struct ynode *v,
 	syn.str = buf;
 	syn.len = len;
 	parse_value(p, k, &syn, keynode);
-	if (k->type == KT_CUSTOM)   /* secrets: leave no copy behind */
-		explicit_bzero(buf, len);
+	explicit_bzero(buf, len);   /* K_file is how secrets arrive: leave no copy behind */
 	free(buf);
 }
 
@@ -2314,8 +2313,8 @@ static const struct ckey k_jwt[] = {
 	{ .name = "revocation", .type = KT_CUSTOM, .fn = cf_revocation, .off = OFF(jwt.revocation),
 	  .flags = CK_SCALAR | CK_ALWAYS, .tname = "boolean",
 	  .defdoc = "true with a redis section, else false",
-	  .doc = "Reject a jti found at visor:revoked:<jti> and tokens whose iat precedes "
-	    "visor:revoked-before:<sub>; needs redis." },
+	  .doc = "Reject a jti found at `visor:revoked:<jti>` and tokens whose iat precedes "
+	    "`visor:revoked-before:<sub>` (unix seconds); needs redis." },
 };
 static const struct csect s_jwt = { k_jwt, sizeof(k_jwt) / sizeof(k_jwt[0]), NULL };
 
