@@ -543,7 +543,7 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len)
 {
 	size_t n = len, used;
 	llhttp_errno_t e;
-	int limited = 0;
+	int limited = 0, was_head = !p->head_done;
 
 	if (p->err != HTTP_OK)
 		return -1;
@@ -585,9 +585,8 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len)
 		}
 		return -1;
 	}
-	if (!p->head_done && p->in_head)
-		p->head_bytes += used;
-	else if (!p->head_done && used > 0)
+	/* message_begin zeroed head_bytes inside llhttp_execute, so this counts from there */
+	if (was_head)
 		p->head_bytes += used;
 	if (!p->head_done && limited && used == n) {
 		p->err = HTTP_E_TOO_LARGE;
