@@ -47,7 +47,9 @@ struct jwt_key {
 void jwt_key_fini(struct jwt_key *k);
 
 /* A set of keys: reference-counted (atomic) so a worker can keep verifying with the set it
- * holds while a JWKS refresh installs a new one. */
+ * holds while a JWKS refresh installs a new one. Immutable once shared: one thread builds it
+ * (jwt_keyset_add, jwt_keyset_add_jwks), publishes it, and from then on every thread only
+ * reads it (OpenSSL 3 allows concurrent verifies with one EVP_PKEY). */
 struct jwt_keyset {
 	int             refs;
 	struct jwt_key *v;
@@ -134,6 +136,8 @@ struct jwt_token {
  * algorithm in `allowed` (bit set), "crit" absent or empty, "kid" a string if present,
  * "b64": false refused. Never dereferences jku/x5u/jwk/x5c. On error *out is cleared. */
 enum jwt_err jwt_parse(const char *tok, size_t len, uint32_t allowed, struct jwt_token *out);
+/* Frees what a parsed token owns and zeroes it; safe on a cleared token, and twice. *out of
+ * jwt_parse is overwritten without being freed: fini a previous token before reusing it. */
 void jwt_token_fini(struct jwt_token *t);
 
 /* Finds the key and checks the signature: with a kid, only keys with that kid are tried
