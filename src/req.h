@@ -60,6 +60,15 @@ struct req {
 	void            **fstate;        /* per filter id, NULL when not in the chain */
 	int               suspended;     /* a filter waits for req_resume */
 
+	/* Identity set by the jwt filter for the filters after it (rl keys, revocation). All
+	 * strings live in the request arena. */
+	const char       *user;          /* verified `sub`, NULL when anonymous */
+	const char       *jti;           /* verified `jti`, NULL when absent */
+	int64_t           iat;           /* verified `iat`, 0 when absent */
+	int64_t           token_exp;     /* verified `exp`, 0 when absent */
+	int               check_revocation;  /* jwt.revocation on and a token was accepted */
+	int               cors_preflight;    /* the cors filter answered a preflight */
+
 	/* request body */
 	int               has_body;      /* Content-Length > 0 or chunked */
 	int               body_done;     /* the client's body has been read to its end */
