@@ -177,7 +177,6 @@ enum ktype {
 #define CK_OPTIONAL  0x002u  /* section: only parsed when present; sets the int at en_off */
 #define CK_SCALAR    0x004u  /* custom: takes a scalar, so K_file works for it */
 #define CK_ALWAYS    0x008u  /* custom: also called with v == NULL (computed default) */
-#define CK_NONEMPTY  0x010u  /* list: at least one item */
 #define CK_UPPER     0x020u  /* list: items upper-cased */
 #define CK_TOKEN     0x040u  /* list: items are HTTP tokens */
 #define CK_URLPATH   0x080u  /* list/string: items are URL paths */
@@ -649,8 +648,6 @@ parse_strs(struct pctx *p, const struct ckey *k, const struct ynode *v, struct c
 		}
 		path_pop(p, old);
 	}
-	if ((k->flags & CK_NONEMPTY) && n == 0)
-		conf_err(p->ctx, v, "%s: at least one item is required", p->path);
 }
 
 /* ---- the walker ---------------------------------------------------------------------- */

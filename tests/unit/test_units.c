@@ -195,6 +195,19 @@ test_addr_resolve(void)
 	T_EQ_STR(err, "not a valid host name");
 	T_EQ_INT(units_addr_resolve("[zz]:80", &a, &err), -1);
 	T_EQ_STR(err, "not a valid IPv6 address");
+	/* the syntax half alone: a name leaves the address zeroed, a number is parsed */
+	T_EQ_INT(units_addr_unresolved("api.internal:3000", &a, &err), 0);
+	T_EQ_INT(a.ss.ss_family, AF_UNSPEC);
+	T_EQ_INT(units_addr_unresolved("10.1.2.3:3000", &a, &err), 0);
+	T_EQ_STR(units_addr_str(&a, buf, sizeof(buf)), "10.1.2.3:3000");
+	T_EQ_INT(units_addr_unresolved("a_b-c.d:1", &a, &err), 0);
+	T_EQ_INT(units_addr_unresolved("-a.b:1", &a, &err), 0);
+	T_EQ_INT(units_addr_unresolved("a/b:1", &a, &err), -1);
+	T_EQ_STR(err, "not a valid host name");
+	T_EQ_INT(units_addr_unresolved(".a:1", &a, &err), -1);
+	T_EQ_INT(units_addr_unresolved("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b:1",
+	    &a, &err), -1);
+	T_EQ_INT(units_addr_unresolved("a:", &a, &err), -1);
 	/* .invalid is reserved (RFC 6761): never resolves, and fails without a network. */
 	T_EQ_INT(units_addr_resolve("visor-test.invalid:80", &a, &err), -1);
 	T_EQ_STR(err, "cannot resolve the host name");

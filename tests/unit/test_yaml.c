@@ -343,5 +343,59 @@ end:
 	free(src);
 }
 
+static void
+test_expansion_limits(void)
+{
+	char src[1024], name[300], want[600];
+	struct errs e;
+	struct ynode *r = NULL;
+	int i;
+
+	/* a long value grows the expansion buffer several times */
+	setenv("VISOR_T_LONG", "0123456789012345678901234567890123456789", 1);
+	r = load("a: ${VISOR_T_LONG}${VISOR_T_LONG}${VISOR_T_LONG}${VISOR_T_LONG}${VISOR_T_LONG}"
+	    "${VISOR_T_LONG}${VISOR_T_LONG}${VISOR_T_LONG}\n", &e);
+	T_OK(r != NULL);
+	T_EQ_INT(ynode_get(r, "a")->len, 320);
+	ynode_free(r);
+	r = NULL;
+
+	for (i = 0; i < 256; i++)
+		name[i] = 'A';
+	name[256] = '\0';
+	snprintf(src, sizeof(src), "a: ${%s}\n", name);
+	r = load(src, &e);
+	T_OK(r == NULL);
+	T_EQ_STR(e.text, "t.yaml:1:4: variable name too long\n");
+
+	/* defaults may nest 8 deep; the 9th level is refused */
+	unsetenv("VISOR_T_UNSET");
+	r = load("a: ${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-"
+	    "${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-x}}}}}}}}\n", &e);
+	T_OK(r != NULL);
+	T_EQ_STR(ynode_get(r, "a")->str, "x");
+	ynode_free(r);
+	r = load("a: ${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-"
+	    "${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-${VISOR_T_UNSET:-x}"
+	    "}}}}}}}}\n", &e);
+	T_OK(r == NULL);
+	T_EQ_STR(e.text, "t.yaml:1:4: variable defaults nested too deeply\n");
+	/* a default that itself names an unset variable */
+	r = load("a: ${VISOR_T_UNSET:-${VISOR_T_UNSET2}}\n", &e);
+	T_OK(r == NULL);
+	snprintf(want, sizeof(want), "t.yaml:1:4: environment variable 'VISOR_T_UNSET2' is not set\n");
+	T_EQ_STR(e.text, want);
+	/* user text in messages is shown printable and short */
+	r = load("a: \"${\\e[31m}\"\nb: \"${xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-}\"\n", &e);
+	T_OK(r == NULL);
+	T_EQ_STR(e.text, "t.yaml:1:4: invalid variable reference '${?[31m}' (expected ${NAME} or "
+	    "${NAME:-default})\n"
+	    "t.yaml:2:4: invalid variable reference '${xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "...}' (expected ${NAME} or ${NAME:-default})\n");
+	r = NULL;
+end:
+	ynode_free(r);
+}
+
 T_MAIN(test_positions, test_empty, test_plain_and_tags, test_expansion, test_refusals,
-    test_depth, test_file, test_big_map)
+    test_depth, test_file, test_big_map, test_expansion_limits)
