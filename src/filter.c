@@ -7,12 +7,19 @@
  */
 #include "filter.h"
 
-extern const struct filter hsts_filter;
-extern const struct filter hdrs_filter;
+extern const struct filter hsts_filter, hdrs_filter, scrub_filter, probe_filter, cors_filter,
+    jwt_filter, rl_filter, lockout_filter, body_filter;
 
 const struct filter *const filter_table[] = {
 	&hsts_filter,
 	&hdrs_filter,
+	&scrub_filter,
+	&probe_filter,
+	&cors_filter,
+	&jwt_filter,
+	&rl_filter,
+	&lockout_filter,
+	&body_filter,
 	NULL,
 };
 
