@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "store.h"
 #include "util.h"
 #include "worker.h"
 
@@ -119,6 +120,11 @@ readyz(struct admin_conn *ac)
 	tv.tv_usec = (suseconds_t)((c->upstream.connect_timeout_ms % 1000) * 1000);
 	ac->probes = calloc(n ? n : 1, sizeof(*ac->probes));
 	if (ac->probes == NULL || n == 0) {
+		reply_json(ac, 503, "{\"status\":\"not ready\"}");
+		return;
+	}
+	/* With on_error: closed a Redis outage means 503s, so not ready either. */
+	if (!store_ready(ac->a->ws, ac->a->nw, c)) {
 		reply_json(ac, 503, "{\"status\":\"not ready\"}");
 		return;
 	}

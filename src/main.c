@@ -26,6 +26,7 @@
 #include "admin.h"
 #include "conf.h"
 #include "log.h"
+#include "store.h"
 #include "worker.h"
 
 #ifndef VISOR_VERSION
@@ -43,6 +44,7 @@ struct visor {
 	struct worker    **ws;
 	int                nw;
 	struct admin      *admin;
+	struct mstore     *mem;
 	int                stopping;
 };
 
@@ -220,11 +222,12 @@ run(const char *path)
 		goto out;
 	if (ports_free(v.conf) < 0)
 		goto out;
+	v.mem = mstore_new();
 	v.ws = calloc((size_t)v.conf->workers, sizeof(*v.ws));
-	if (v.ws == NULL)
+	if (v.ws == NULL || v.mem == NULL)
 		goto out;
 	for (i = 0; i < v.conf->workers; i++) {
-		v.ws[i] = worker_new(i, v.conf);
+		v.ws[i] = worker_new(i, v.conf, v.mem);
 		if (v.ws[i] == NULL)
 			goto out;
 		v.nw++;
@@ -270,6 +273,7 @@ out:
 	for (i = 0; v.ws && i < v.conf->workers; i++)
 		worker_free(v.ws[i]);
 	free(v.ws);
+	mstore_free(v.mem);
 	conf_unref(v.conf);
 	if (v.base)
 		event_base_free(v.base);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "store.h"
 #include "upstream.h"
 
 #define ACCEPT_BACKLOG 4096
@@ -152,6 +153,7 @@ apply_conf(struct worker *w, struct conf *c)
 		conf_unref(w->conf);
 	w->conf = c;
 	up_pool_conf(w->pool, c);
+	store_worker_conf(w, c);
 	for (i = 0; filter_table[i]; i++)
 		if (filter_table[i]->worker_conf)
 			filter_table[i]->worker_conf(w, w->fstate[i], c);
@@ -243,7 +245,7 @@ add_listener(struct worker *w, const struct units_addr *a, enum listen_kind kind
 }
 
 struct worker *
-worker_new(int id, struct conf *c)
+worker_new(int id, struct conf *c, struct mstore *mem)
 {
 	struct worker *w;
 	size_t i, nl;
@@ -280,6 +282,11 @@ worker_new(int id, struct conf *c)
 	if (c->listen.has_http && add_listener(w, &c->listen.http, LK_HTTP) < 0)
 		goto fail;
 	w->accepting = 1;
+	w->mem = mem;
+	if (store_worker_init(w, mem) < 0) {
+		log_error("worker %d: cannot initialise the store", id);
+		goto fail;
+	}
 	for (i = 0; filter_table[i]; i++) {
 		if (filter_table[i]->worker_init &&
 		    filter_table[i]->worker_init(w, &w->fstate[i]) < 0) {
@@ -361,6 +368,7 @@ worker_free(struct worker *w)
 		if (filter_table[i]->worker_fini && w->fstate[i])
 			filter_table[i]->worker_fini(w, w->fstate[i]);
 	up_pool_free(w->pool);
+	store_worker_fini(w);
 	log_out_flush(&w->log);
 	sbuf_fini(&w->log.buf);
 	if (w->drain_timer)

@@ -57,6 +57,8 @@ struct worker {
 	int64_t             n_conns;
 
 	struct up_pool     *pool;
+	struct mstore      *mem;            /* process-wide in-memory store (main owns it) */
+	void               *store;          /* per-worker store state (store.c) */
 	void               *fstate[CONF_MAX_FILTERS];
 	struct metrics      m;
 	struct log_out      log;
@@ -69,7 +71,8 @@ struct worker {
 
 /* Creates the worker and binds its listeners (SO_REUSEPORT) for c's addresses.
  * -1 with the reason logged. Main thread. */
-struct worker *worker_new(int id, struct conf *c);
+struct mstore;
+struct worker *worker_new(int id, struct conf *c, struct mstore *mem);
 int  worker_start(struct worker *w);          /* spawns the thread */
 /* Main thread: hand a new generation over (takes a ref) / ask to drain. */
 void worker_post_conf(struct worker *w, struct conf *c);
