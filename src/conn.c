@@ -320,6 +320,9 @@ conn_feed(struct conn *c)
 		break;
 	}
 	c->feeding = 0;
+	/* request-body bytes fed in this pass leave in one write */
+	if (!c->dead && c->req && c->req->up && c->req->up->st == UP_BUSY)
+		up_flush(c->req->up);
 	if (!c->dead && c->s.eof && evbuffer_get_length(c->s.in) == 0 &&
 	    (c->st == CS_IDLE || c->st == CS_HEAD)) {
 		/* Half-closed client and every complete request served. */

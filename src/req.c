@@ -81,7 +81,7 @@ req_new(struct conn *c)
 		return NULL;
 	arena_init(&r->a, 4096);
 	r->fstate = arena_zalloc(&r->a, CONF_MAX_FILTERS * sizeof(void *));
-	if (r->fstate == NULL || request_id_new(r->id) < 0) {
+	if (r->fstate == NULL || worker_request_id(w, r->id) < 0) {
 		arena_free(&r->a);
 		free(r);
 		return NULL;
@@ -686,8 +686,8 @@ req_on_body(struct req *r, const char *p, size_t n)
 		evbuffer_add(u->s.out, p, n);
 	}
 	r->up_body_sent += n;
-	up_flush(u);
 	if (evbuffer_get_length(u->s.out) > STREAM_HWM && !r->c->body_paused) {
+		up_flush(u);
 		conn_body_pause(r->c);
 		sock_notify_drained(&u->s, STREAM_LWM);
 	}
@@ -831,10 +831,11 @@ req_up_ready(struct req *r, struct upconn *u)
 		/* the body was consumed by a refusal path; cannot happen here */
 		u->sent_all = 1;
 	}
-	up_flush(u);
-	if (u->sent_all)
+	if (u->sent_all) {
+		up_flush(u);
 		up_request_sent(u);
-	else {
+	} else {
+		/* conn_feed streams the body and flushes head and first bytes together */
 		if (r->expect_continue && !r->sent_continue) {
 			evbuffer_add(r->c->s.out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 			r->sent_continue = 1;
@@ -1070,12 +1071,14 @@ resp_send_head(struct req *r)
 		evbuffer_free(r->resp_peek);
 		r->resp_peek = NULL;
 	}
-	conn_flush(c);
 	if (r->edge || r->up == NULL || r->up_done_early) {
 		if (r->resp_chunked)
-			evbuffer_add(c->s.out, "0\r\n\r\n", 5), conn_flush(c);
+			evbuffer_add(c->s.out, "0\r\n\r\n", 5);
+		conn_flush(c);
 		req_complete(r);
 	}
+	/* else: the body usually arrived in the same read; up_feed flushes once at the end, so
+	 * head and body leave in one TLS record */
 }
 
 int
@@ -1102,8 +1105,8 @@ req_up_body(struct req *r, const char *p, size_t n)
 		evbuffer_add(c->s.out, p, n);
 	}
 	r->bytes_out += n;
-	conn_flush(c);
 	if (evbuffer_get_length(c->s.out) > STREAM_HWM && r->up && !r->up->paused) {
+		conn_flush(c);
 		up_pause(r->up);
 		sock_notify_drained(&c->s, STREAM_LWM);
 	}

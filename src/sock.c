@@ -17,7 +17,7 @@
 
 #include <openssl/err.h>
 
-#define SOCK_READ_CHUNK  16384
+#define SOCK_READ_CHUNK  4096
 #define SOCK_READ_BUDGET (256 * 1024)   /* per event: keep other connections served */
 #define SOCK_TLS_RECORD  16384
 #define MIN_SZ(a, b) ((a) < (b) ? (a) : (b))
@@ -191,12 +191,18 @@ do_read(struct sock *s)
 			break;
 		}
 		if (s->ssl) {
-			ERR_clear_error();
+			/* The error queue is kept empty (note_ssl_error clears it), so SSL_get_error
+			 * below is reliable without clearing before every call. */
 			r = SSL_read(s->ssl, v.iov_base, (int)MIN_SZ(v.iov_len, SOCK_READ_CHUNK));
 			if (r > 0) {
 				v.iov_len = (size_t)r;
 				evbuffer_commit_space(s->in, &v, 1);
 				total += (size_t)r;
+				/* With read-ahead OpenSSL took what the socket had; if it holds nothing
+				 * more, stop here instead of paying a read() that returns EAGAIN. The
+				 * level-triggered event brings us back if more arrives. */
+				if (!SSL_has_pending(s->ssl))
+					break;
 				continue;
 			}
 			e = SSL_get_error(s->ssl, r);
@@ -277,7 +283,6 @@ do_write(struct sock *s)
 				s->failed = 1;
 				return -1;
 			}
-			ERR_clear_error();
 			r = SSL_write(s->ssl, p, (int)n);
 			if (r > 0) {
 				evbuffer_drain(s->out, (size_t)r);

@@ -102,6 +102,8 @@ server_ctx(struct conf_ctx *ctx, struct conf *c, size_t i)
 	SSL_CTX_set_options(s, (uint64_t)opts);
 	SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read() per TLS record batch instead of header + body reads. */
+	SSL_CTX_set_read_ahead(s, 1);
 	/* Stateless tickets only: no server-side session cache to grow with clients. */
 	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(s, c->tls.session_tickets ? 1 : 0);

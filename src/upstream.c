@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conn.h"
 #include "log.h"
 #include "req.h"
 #include "tls.h"
@@ -578,6 +579,7 @@ static void
 up_feed(struct upconn *u)
 {
 	struct evbuffer_iovec v;
+	struct conn *client = u->req ? u->req->c : NULL;
 	struct req *r;
 	long n;
 
@@ -619,6 +621,9 @@ up_feed(struct upconn *u)
 			timer_ms(u->timer, u->pool->conf->upstream.timeout_ms);
 	}
 out:
+	/* One write for everything this pass produced (a conn is only freed by the reaper). */
+	if (client && !client->dead)
+		conn_flush(client);
 	up_leave(u);
 }
 

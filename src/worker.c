@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "conn.h"
 #include "store.h"
 #include "upstream.h"
@@ -130,6 +133,40 @@ worker_log_kick(struct worker *w)
 		w->log_pending = 1;
 		event_active(w->log_ev, EV_TIMEOUT, 0);
 	}
+}
+
+int
+worker_random(struct worker *w, void *out, size_t n)
+{
+	if (n > 64)
+		return -1;
+	if (w->rnd_left < n) {
+		if (RAND_bytes(w->rnd, sizeof(w->rnd)) != 1)
+			return -1;
+		w->rnd_left = sizeof(w->rnd);
+	}
+	memcpy(out, w->rnd + sizeof(w->rnd) - w->rnd_left, n);
+	/* never hand the same bytes out twice */
+	OPENSSL_cleanse(w->rnd + sizeof(w->rnd) - w->rnd_left, n);
+	w->rnd_left -= n;
+	return 0;
+}
+
+int
+worker_request_id(struct worker *w, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[16];
+	int i;
+
+	if (worker_random(w, b, sizeof(b)) < 0)
+		return -1;
+	for (i = 0; i < 16; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[32] = '\0';
+	return 0;
 }
 
 const char *

@@ -64,6 +64,8 @@ struct worker {
 	struct log_out      log;
 	struct event       *log_ev;
 	int                 log_pending;
+	unsigned char       rnd[1024];      /* CSPRNG output not handed out yet */
+	size_t              rnd_left;
 	char                date[32];       /* cached IMF-fixdate */
 	int64_t             date_s;
 	int                 exit_code;
@@ -83,6 +85,11 @@ void worker_free(struct worker *w);
 /* Worker thread helpers. */
 void worker_log_kick(struct worker *w);       /* flush the access log at the end of this turn */
 const char *worker_date(struct worker *w);    /* cached Date header value */
+/* n (<= 64) bytes from OpenSSL's CSPRNG, drawn in 1 KiB batches: RAND_bytes per request
+ * costs a getpid() (fork detection) and a DRBG call each. 0 or -1. */
+int  worker_random(struct worker *w, void *out, size_t n);
+/* A new 128-bit request id as 32 lowercase hex characters. */
+int  worker_request_id(struct worker *w, char out[33]);
 void worker_conn_closed(struct worker *w);    /* a conn went away: accept again if paused */
 void worker_reap_kick(struct worker *w);      /* free dead conns at the end of this turn */
 
