@@ -91,6 +91,8 @@ static const char *const err_names[JWT_E_COUNT] = {
 	[JWT_E_BAD_CLAIM] = "bad_claim",
 	[JWT_E_REVOKED] = "revoked",
 	[JWT_E_INTERNAL] = "internal",
+	[JWT_E_NO_TOKEN] = "no_token",
+	[JWT_E_AMBIGUOUS] = "ambiguous",
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -260,13 +262,15 @@ jwt_keytype_algs(enum jwt_keytype t)
 	return 0;
 }
 
-/* The HS algorithms a secret of `len` bytes may serve (RFC 7518 §3.2). */
+/* The HS algorithms a secret of `len` bytes may serve (RFC 7518 §3.2). A configured secret
+ * shorter than 32 bytes still serves HS256 (jwt_key_from_secret; the security lint warns):
+ * what an existing Node app signs with is what visor must verify. */
 static uint32_t
 hmac_algs_for_len(size_t len)
 {
 	uint32_t m = 0;
 
-	if (len >= 32)
+	if (len > 0)
 		m |= JWT_ALG_BIT(JWT_HS256);
 	if (len >= 48)
 		m |= JWT_ALG_BIT(JWT_HS384);
@@ -586,10 +590,6 @@ jwt_key_from_secret(const unsigned char *sec, size_t len, const char *kid,
 	memset(out, 0, sizeof(*out));
 	if (sec == NULL || len == 0) {
 		*err = "empty HMAC secret";
-		return -1;
-	}
-	if (len < JWT_HMAC_MIN_SECRET) {
-		*err = "HMAC secret shorter than 32 bytes (RFC 7518 3.2: at least the hash size)";
 		return -1;
 	}
 	/* The classic algorithm-confusion setup is a public key file used as a secret: then

@@ -66,10 +66,12 @@ int jwt_keyset_add(struct jwt_keyset *s, struct jwt_key *k);
  * 0, or -1 with *err set to a static message. */
 int jwt_key_from_pem(const char *pem, size_t len, const char *kid, struct jwt_key *out,
     const char **err);
-/* HMAC secret (copied). Empty secrets are refused, and so are secrets shorter than 32 bytes
- * (RFC 7518 §3.2: at least the hash size) and secrets that contain a PEM armour line (a
- * public key used as an HMAC secret is the algorithm-confusion setup). algs is narrowed to
- * the HS* whose hash fits: 32..47 bytes → HS256, 48..63 → HS256/384, 64+ → all three. */
+/* HMAC secret (copied). Empty secrets are refused, and so are secrets that contain a PEM
+ * armour line (a public key used as an HMAC secret is the algorithm-confusion setup). algs is
+ * narrowed to the HS* whose hash fits: 1..47 bytes → HS256, 48..63 → HS256/384, 64+ → all
+ * three. Secrets under 32 bytes (below RFC 7518 §3.2's "at least the hash size") are
+ * accepted for HS256 only, because that is what existing Node apps sign with; the security
+ * lint warns about them (visor -t --strict refuses). oct JWKs stay at >= 32 bytes. */
 int jwt_key_from_secret(const unsigned char *sec, size_t len, const char *kid,
     struct jwt_key *out, const char **err);
 /* One JWK object (RFC 7517/7518/8037): kty RSA (n, e), EC (crv P-256/P-384, x, y; the
@@ -110,6 +112,8 @@ enum jwt_err {
 	JWT_E_BAD_CLAIM,       /* exp/nbf/iat not a number, iss not a string, aud malformed */
 	JWT_E_REVOKED,         /* set by the caller (Redis check) */
 	JWT_E_INTERNAL,        /* out of memory, OpenSSL failure */
+	JWT_E_NO_TOKEN,        /* set by the filter: a protected route and no token at all */
+	JWT_E_AMBIGUOUS,       /* set by the filter: header and cookie carry different tokens */
 	JWT_E_COUNT
 };
 /* Stable snake_case reason code for logs and metrics: "malformed", "bad_signature",
