@@ -173,16 +173,17 @@ http_list_has(const char *v, size_t vlen, const char *tok)
 int
 http_is_hop_by_hop(const char *n, size_t l)
 {
-	static const char *const hop[] = { "connection", "keep-alive", "te", "trailer",
-		"transfer-encoding", "upgrade", "proxy-connection" };
-	size_t i;
-
-	if (ascii_prefix_case(n, l, "proxy-"))
+	if (l >= 6 && ascii_casecmp_n(n, 6, "proxy-", 6) == 0)
 		return 1;
-	for (i = 0; i < ARRAY_LEN(hop); i++)
-		if (ascii_casecmp_n(n, l, hop[i], strlen(hop[i])) == 0)
-			return 1;
-	return 0;
+	switch (l) {
+	case 2:  return ascii_casecmp_n(n, l, "te", 2) == 0;
+	case 7:  return ascii_casecmp_n(n, l, "trailer", 7) == 0 ||
+		    ascii_casecmp_n(n, l, "upgrade", 7) == 0;
+	case 10: return ascii_casecmp_n(n, l, "connection", 10) == 0 ||
+		    ascii_casecmp_n(n, l, "keep-alive", 10) == 0;
+	case 17: return ascii_casecmp_n(n, l, "transfer-encoding", 17) == 0;
+	default: return 0;
+	}
 }
 
 void
@@ -307,6 +308,7 @@ cb_message_begin(llhttp_t *ll)
 
 	sbuf_reset(&p->raw);
 	p->raw.oom = 0;
+	sbuf_reserve(&p->raw, 1536);     /* most heads fit: one malloc, no regrowth */
 	p->nfields = 0;
 	p->url_o = p->url_l = 0;
 	p->head_bytes = 0;
@@ -524,17 +526,32 @@ http_parser_next(struct http_parser *p)
 static int
 obs_fold_scan(struct http_parser *p, const char *d, size_t n)
 {
-	size_t i;
+	const char *q = d, *end = d + n, *lf;
 
-	for (i = 0; i < n && !p->scan_end; i++) {
-		if (p->scan_lf) {
-			if (d[i] == ' ' || d[i] == '\t')
-				return -1;
-			if (d[i] == '\r' || d[i] == '\n')
-				p->scan_end = 1;
+	if (p->scan_end || n == 0)
+		return 0;
+	if (p->scan_lf) {               /* the previous chunk ended with LF */
+		if (*q == ' ' || *q == '\t')
+			return -1;
+		if (*q == '\r' || *q == '\n') {
+			p->scan_end = 1;
+			return 0;
 		}
-		p->scan_lf = d[i] == '\n';
 	}
+	while ((lf = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+		if (lf + 1 == end) {
+			p->scan_lf = 1;
+			return 0;
+		}
+		if (lf[1] == ' ' || lf[1] == '\t')
+			return -1;
+		if (lf[1] == '\r' || lf[1] == '\n') {
+			p->scan_end = 1;
+			return 0;
+		}
+		q = lf + 1;
+	}
+	p->scan_lf = 0;
 	return 0;
 }
 

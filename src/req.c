@@ -195,21 +195,21 @@ req_want_resp_body(struct req *r, size_t max)
 	r->want_resp_max = max;
 }
 
-static int
+static void
 out_reset(struct req *r)
 {
 	memset(&r->out, 0, sizeof(r->out));
-	if (r->rbody)
-		evbuffer_drain(r->rbody, evbuffer_get_length(r->rbody));
-	else if ((r->rbody = evbuffer_new()) == NULL)
-		return -1;
-	return 0;
+	if (r->rbody) {
+		evbuffer_free(r->rbody);
+		r->rbody = NULL;
+	}
 }
 
 void
 req_respond_body(struct req *r, int status, const char *ctype, const char *body, size_t len)
 {
-	if (out_reset(r) < 0) {
+	out_reset(r);
+	if ((r->rbody = evbuffer_new()) == NULL) {
 		r->resp_close = 1;
 		return;
 	}
@@ -746,13 +746,17 @@ void
 req_up_ready(struct req *r, struct upconn *u)
 {
 	const struct conf *cf = r->conf;
-	struct sbuf b = { 0 };
+	struct sbuf *bp = &r->w->scratch, b;
 	struct hdr *h, *host;
 	uint32_t i;
 	int trusted;
 
 	r->up = u;
 	u->req = r;
+	/* the worker's scratch buffer: no allocation per request once it has grown */
+	sbuf_reset(bp);
+	bp->oom = 0;
+	b = *bp;
 	sbuf_reserve(&b, 1024);
 	sbuf_adds(&b, r->method);
 	sbuf_addc(&b, ' ');
@@ -811,8 +815,8 @@ req_up_ready(struct req *r, struct upconn *u)
 	} else {
 		sbuf_add(&b, "\r\n", 2);
 	}
+	*bp = b;
 	if (b.oom) {
-		sbuf_fini(&b);
 		r->up = NULL;
 		u->req = NULL;
 		up_release(u, 0);
@@ -820,7 +824,6 @@ req_up_ready(struct req *r, struct upconn *u)
 		return;
 	}
 	evbuffer_add(u->s.out, b.p, b.len);
-	sbuf_fini(&b);
 	if (r->body) {
 		/* by reference: the buffered body stays for a retry on another connection */
 		evbuffer_add_buffer_reference(u->s.out, r->body);
@@ -896,11 +899,13 @@ req_up_head(struct req *r, struct upconn *u)
 	metrics_up_observe(&r->w->m, r->t_up_head_us - r->t_up_us);
 	r->status = r->rh.status;
 	r->phase = RP_RESPONSE;
-	if (out_reset(r) < 0)
-		return -1;
-	evbuffer_free(r->rbody);
-	r->rbody = NULL;
+	out_reset(r);
 	o = &r->out;
+	/* room for the upstream's headers plus what the filters add, in one arena block */
+	o->v = arena_alloc(&r->a, (r->rh.hdrs.n + 24) * sizeof(*o->v));
+	if (o->v == NULL)
+		return -1;
+	o->cap = r->rh.hdrs.n + 24;
 	http_strip_hop_by_hop(&r->rh.hdrs);
 	for (i = 0; i < r->rh.hdrs.n; i++) {
 		h = &r->rh.hdrs.v[i];
@@ -980,8 +985,7 @@ static void
 resp_send_head(struct req *r)
 {
 	struct conn *c = r->c;
-	const struct conf *cf = r->conf;
-	struct sbuf b = { 0 };
+	struct sbuf *bp = &r->w->scratch, b;
 	struct hdr *h;
 	uint32_t i;
 	int no_body, is_head = r->h.method == HTTP_HEAD;
@@ -1003,8 +1007,15 @@ resp_send_head(struct req *r)
 	}
 	if (c->w->draining)
 		r->resp_close = 1;
+	sbuf_reset(bp);
+	bp->oom = 0;
+	b = *bp;
 	sbuf_reserve(&b, 1024);
-	sbuf_printf(&b, "HTTP/1.1 %d %s\r\n", r->status, http_reason(r->status));
+	sbuf_add(&b, "HTTP/1.1 ", 9);
+	sbuf_add_u64(&b, (uint64_t)r->status);
+	sbuf_addc(&b, ' ');
+	sbuf_adds(&b, http_reason(r->status));
+	sbuf_add(&b, "\r\n", 2);
 	for (i = 0; i < r->out.n; i++) {
 		h = &r->out.v[i];
 		add_hdr(&b, h->name, h->nlen, h->val, h->vlen);
@@ -1013,14 +1024,19 @@ resp_send_head(struct req *r)
 		add_hdr(&b, "Date", 4, worker_date(r->w), strlen(worker_date(r->w)));
 	if (r->rbody) {
 		blen = evbuffer_get_length(r->rbody);
-		if (!no_body)
-			sbuf_printf(&b, "Content-Length: %zu\r\n", blen);
+		if (!no_body) {
+			sbuf_add(&b, "Content-Length: ", 16);
+			sbuf_add_u64(&b, blen);
+			sbuf_add(&b, "\r\n", 2);
+		}
 		r->resp_chunked = 0;
 	} else if (!r->edge) {
 		if (no_body) {
 			/* nothing */
 		} else if (r->rh.has_cl) {
-			sbuf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)r->rh.content_length);
+			sbuf_add(&b, "Content-Length: ", 16);
+			sbuf_add_u64(&b, r->rh.content_length);
+			sbuf_add(&b, "\r\n", 2);
 		} else if (is_head) {
 			/* length unknown: say nothing */
 		} else if (r->h.minor >= 1) {
@@ -1035,14 +1051,12 @@ resp_send_head(struct req *r)
 	else if (r->h.minor == 0)
 		sbuf_adds(&b, "Connection: keep-alive\r\n");
 	sbuf_add(&b, "\r\n", 2);
-	(void)cf;
+	*bp = b;
 	if (b.oom) {
-		sbuf_fini(&b);
 		conn_close(c);
 		return;
 	}
 	evbuffer_add(c->s.out, b.p, b.len);
-	sbuf_fini(&b);
 	if (r->rbody) {
 		if (!is_head && !no_body) {
 			r->bytes_out += blen;

@@ -48,7 +48,7 @@ sbuf_reserve(struct sbuf *b, size_t extra)
 }
 
 void
-sbuf_add(struct sbuf *b, const void *p, size_t n)
+sbuf_add_slow(struct sbuf *b, const void *p, size_t n)
 {
 	if (n == 0 || sbuf_reserve(b, n) < 0)
 		return;
@@ -322,19 +322,6 @@ arena_free(struct arena *a)
 }
 
 /* ---- ASCII --------------------------------------------------------------------- */
-
-int
-ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn)
-{
-	size_t i;
-
-	if (an != bn)
-		return 1;
-	for (i = 0; i < an; i++)
-		if (ascii_lower(a[i]) != ascii_lower(b[i]))
-			return 1;
-	return 0;
-}
 
 int
 ascii_casecmp(const char *a, const char *b)

@@ -25,7 +25,19 @@ struct sbuf {
 };
 void sbuf_fini(struct sbuf *b);
 int  sbuf_reserve(struct sbuf *b, size_t extra);    /* 0 or -1 (oom set) */
-void sbuf_add(struct sbuf *b, const void *p, size_t n);
+void sbuf_add_slow(struct sbuf *b, const void *p, size_t n);
+/* Appends n bytes (inline fast path when there is room). */
+static inline void
+sbuf_add(struct sbuf *b, const void *p, size_t n)
+{
+	if (b->len + n < b->cap) {
+		memcpy(b->p + b->len, p, n);
+		b->len += n;
+		b->p[b->len] = '\0';
+		return;
+	}
+	sbuf_add_slow(b, p, n);
+}
 void sbuf_adds(struct sbuf *b, const char *s);
 void sbuf_addc(struct sbuf *b, char c);
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -54,7 +66,20 @@ char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(
 void  arena_free(struct arena *a);
 
 /* ASCII helpers (HTTP is case-insensitive ASCII, never locale-dependent). */
-int  ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn); /* 0 when equal */
+static inline char ascii_lower_(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
+/* 0 when equal (ASCII case-insensitive). */
+static inline int
+ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t i;
+
+	if (an != bn)
+		return 1;
+	for (i = 0; i < an; i++)
+		if (a[i] != b[i] && ascii_lower_(a[i]) != ascii_lower_(b[i]))
+			return 1;
+	return 0;
+}
 int  ascii_casecmp(const char *a, const char *b);
 int  ascii_prefix_case(const char *s, size_t n, const char *prefix);  /* 1 when s starts with */
 static inline char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }

@@ -408,6 +408,7 @@ worker_free(struct worker *w)
 	store_worker_fini(w);
 	log_out_flush(&w->log);
 	sbuf_fini(&w->log.buf);
+	sbuf_fini(&w->scratch);
 	if (w->drain_timer)
 		event_free(w->drain_timer);
 	if (w->mbox_ev)

@@ -61,6 +61,7 @@ struct worker {
 	void               *store;          /* per-worker store state (store.c) */
 	void               *fstate[CONF_MAX_FILTERS];
 	struct metrics      m;
+	struct sbuf         scratch;        /* head serialisation, reused by every request */
 	struct log_out      log;
 	struct event       *log_ev;
 	int                 log_pending;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench — visor against nginx (Debian's), both terminating TLS in front of the same fast
-# Node upstream, same worker count (2), keep-alive, measured in the same run:
+# Node upstream, same worker count (2), keep-alive, the same answer (HSTS + helmet's headers,
+# X-Powered-By hidden, as in shared/peers), measured in the same run:
 #   1. keep-alive throughput: wrk -t1 -cCONNS -dDUR GET /api/items, ROUNDS interleaved rounds
 #      (start peer alternates), req/s, p50/p99, server CPU µs/request (utime+stime from /proc);
 #   2. memory: IDLE_N idle keep-alive TLS connections, Δ VmRSS per connection.
@@ -45,7 +46,19 @@ http {
   server {
     listen 127.0.0.1:$NGX ssl;
     ssl_certificate $RUN/ec.crt; ssl_certificate_key $RUN/ec.key; ssl_protocols TLSv1.2 TLSv1.3;
+    # the same answer visor gives by default: HSTS + helmet's 11 headers, X-Powered-By hidden
     add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;
+    add_header Content-Security-Policy "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests" always;
+    add_header Cross-Origin-Opener-Policy same-origin always;
+    add_header Cross-Origin-Resource-Policy same-origin always;
+    add_header Origin-Agent-Cluster "?1" always;
+    add_header Referrer-Policy no-referrer always;
+    add_header X-Content-Type-Options nosniff always;
+    add_header X-DNS-Prefetch-Control off always;
+    add_header X-Download-Options noopen always;
+    add_header X-Frame-Options SAMEORIGIN always;
+    add_header X-Permitted-Cross-Domain-Policies none always;
+    add_header X-XSS-Protection 0 always;
     location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$remote_addr; proxy_set_header X-Forwarded-Proto https;
       proxy_hide_header X-Powered-By; proxy_pass http://node; }
