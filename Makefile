@@ -25,7 +25,7 @@ LLOBJS  := $(B)/llhttp/llhttp.o $(B)/llhttp/api.o $(B)/llhttp/http.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all asan deps run test unit integration bench fuzz soak lint clean container-test docs-check valgrind
+.PHONY: all asan deps run test unit integration bench fuzz soak lint clean container-test docs valgrind
 
 all: visor
 
@@ -100,6 +100,11 @@ soak:
 	@tests/tools/install-deps.sh bench
 	@$(MAKE) --no-print-directory visor
 	@tests/bench/soak.sh
+
+# docs/configuration.md is generated from the parser's table (visor --config-reference).
+docs: visor
+	@{ cat docs/configuration.head.md; ./visor --config-reference; } > docs/configuration.md
+	@echo "docs/configuration.md regenerated"
 
 container-test:
 	@tests/container/run.sh

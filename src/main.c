@@ -296,6 +296,10 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
 			print_versions();
 			return 0;
+		} else if (strcmp(argv[i], "--config-reference") == 0) {
+			/* docs/configuration.md is this output: the parser's own table */
+			conf_doc_markdown(stdout);
+			return 0;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage();
 			return 0;
