@@ -105,7 +105,7 @@ describe('visor -t', () => {
   });
 
   it('an unset ${VAR} without default is an error naming VAR', T, async () => {
-    const { file } = await writeConfigFile(validYaml({ servers: '[${VISOR_IT_UNSET_UPSTREAM}]' }));
+    const { file } = await writeConfigFile(validYaml({ servers: '["${VISOR_IT_UNSET_UPSTREAM}"]' }));
     const env = { VISOR_IT_UNSET_UPSTREAM: undefined };
     const r = runVisor(['-t', '-c', file], { env: scrub(env) });
     assert.equal(r.code, 1);
@@ -116,11 +116,11 @@ describe('visor -t', () => {
   });
 
   it('${VAR:-default} and a set ${VAR} are valid', T, async () => {
-    const a = await writeConfigFile(validYaml({ servers: '[${VISOR_IT_UNSET_UPSTREAM:-127.0.0.1:3000}]' }));
+    const a = await writeConfigFile(validYaml({ servers: '["${VISOR_IT_UNSET_UPSTREAM:-127.0.0.1:3000}"]' }));
     const ra = runVisor(['-t', '-c', a.file], { env: scrub({ VISOR_IT_UNSET_UPSTREAM: undefined }) });
     assert.equal(ra.stderr, '');
     assert.equal(ra.code, 0);
-    const b = await writeConfigFile(validYaml({ servers: '[${VISOR_IT_SET_UPSTREAM}]' }));
+    const b = await writeConfigFile(validYaml({ servers: '["${VISOR_IT_SET_UPSTREAM}"]' }));
     const rb = check(b.file, { VISOR_IT_SET_UPSTREAM: '127.0.0.1:3000' });
     assert.equal(rb.stderr, '');
     assert.equal(rb.code, 0);
@@ -169,7 +169,7 @@ describe('starting with a configuration', () => {
   it('expands ${VAR} from the environment at load time', T, async () => {
     const up = await startUpstream();
     const v = await startVisor({
-      yaml: 'listen:\n  https: {{HTTPS}}\ntls:\n  certificates:\n    - cert: {{CERT}}\n      key: {{KEY}}\nupstream:\n  servers: [${VISOR_IT_UPSTREAM}]\n',
+      yaml: 'listen:\n  https: {{HTTPS}}\ntls:\n  certificates:\n    - cert: {{CERT}}\n      key: {{KEY}}\nupstream:\n  servers:\n    - ${VISOR_IT_UPSTREAM}\n',
       env: { VISOR_IT_UPSTREAM: up.addr },
     });
     const r = await https({ port: v.ports.https, path: '/env' });

@@ -606,8 +606,9 @@ describe('TLS', () => {
         const s = await tlsConnect(v.ports.https, session ? { ...opts, session } : opts);
         if (i > 0) assert.equal(s.isSessionReused(), true, `connection ${i} resumed`);
         assert.match(await get(s), /^HTTP\/1\.1 200 /);
-        assert.ok(s.lastSession, 'got a session to resume');
-        session = s.lastSession;
+        // a resumed TLS 1.2 connection may bring no new ticket: keep the one we have
+        session = s.lastSession || session;
+        assert.ok(session, 'got a session to resume');
       }
     });
   }

@@ -174,8 +174,12 @@ class RawConn {
         resolve();
       });
     });
+    // 'end': the server finished sending (TLS close_notify or TCP FIN): that is its close,
+    // even if the socket itself lingers.
     socket.on('end', () => {
       this.ended = true;
+      this.closedAt = this.closedAt || Date.now();
+      this.notify();
     });
   }
 
@@ -217,7 +221,7 @@ class RawConn {
         if (ok) {
           finish();
           resolve(d);
-        } else if (this.closed) {
+        } else if (this.closed || this.ended) {
           finish();
           reject(Object.assign(new Error(`connection closed before ${what}; received ${JSON.stringify(d.toString('latin1').slice(0, 2000))}`), { data: d }));
         }
@@ -239,7 +243,7 @@ class RawConn {
   async readUntilClose(timeoutMs = 5000 * SLOW, until) {
     const end = Date.now() + timeoutMs;
     for (;;) {
-      if (this.closed) return this.result(false);
+      if (this.closed || this.ended) return this.result(false);
       if (until) {
         let ok = false;
         try {
@@ -268,10 +272,10 @@ class RawConn {
     return {
       data,
       text: data.toString('latin1'),
-      closed: this.closed,
+      closed: this.closed || !!this.ended,
       timedOut,
       error: this.error,
-      responses: (methods) => parseResponses(data, { methods, eof: this.closed }),
+      responses: (methods) => parseResponses(data, { methods, eof: this.closed || !!this.ended }),
     };
   }
 

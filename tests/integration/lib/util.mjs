@@ -35,15 +35,18 @@ export async function until(pred, timeoutMs, what = 'condition', everyMs = 20) {
 
 const live = new Set();
 
-export function track(name, cleanup, killSync) {
-  const r = { name, cleanup, killSync };
+// `last`: cleaned after everything else (visor goes last, so that when it is stopped its
+// clients and upstreams are already gone and nothing legitimately holds its drain).
+export function track(name, cleanup, killSync, { last = false } = {}) {
+  const r = { name, cleanup, killSync, last };
   live.add(r);
   return () => live.delete(r);
 }
 
 export async function cleanupAll() {
   const errors = [];
-  for (const r of [...live].reverse()) {
+  const all = [...live].reverse();
+  for (const r of [...all.filter((x) => !x.last), ...all.filter((x) => x.last)]) {
     live.delete(r);
     try {
       await r.cleanup();

@@ -322,7 +322,16 @@ async function startOnce(opts) {
       untrack();
       try {
         const unexpected = v.exitCode !== undefined && !v.stopping;
-        if (isRunning()) await v.stop('SIGTERM');
+        // Clients and upstreams are closed by now: nothing is in flight, so a drain must be
+        // immediate; a visor still running 3 s after SIGTERM holds a connection it lost track of.
+        if (isRunning()) {
+          try {
+            await v.stop('SIGTERM', 3000 * SLOW);
+          } catch (e) {
+            e.message = `at test end, with its clients and upstreams already closed: ${e.message}`;
+            throw e;
+          }
+        }
         else assertWrapperClean();
         if (unexpected && (v.exitSignal || v.exitCode !== 0)) {
           throw new Error(`visor died during the test\n${v.describe()}`);
@@ -334,6 +343,7 @@ async function startOnce(opts) {
     () => {
       if (v.exitCode === undefined) proc.kill('SIGKILL');
     },
+    { last: true },
   );
 
   // ---- wait until every listener accepts -------------------------------------------
