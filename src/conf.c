@@ -1553,14 +1553,14 @@ cf_redis_url(struct pctx *p, const struct ckey *k, const struct ynode *v, void *
 		conf_err(p->ctx, v, "%s: expected a URL of the form %s", p->path, form);
 		return;
 	}
-	if (strpbrk(s, "?#") != NULL) {
+	rest = s + 8;
+	at = strrchr(rest, '@');        /* the last one: a password may hold '@', '/', '#' */
+	hp = at != NULL ? at + 1 : rest;
+	if (strpbrk(hp, "?#") != NULL) {
 		conf_err(p->ctx, v, "%s: query parameters are not supported (expected %s)", p->path,
 		    form);
 		return;
 	}
-	rest = s + 8;
-	at = strrchr(rest, '@');
-	hp = at != NULL ? at + 1 : rest;
 	if (at != NULL) {
 		colon = memchr(rest, ':', (size_t)(at - rest));
 		if (colon == NULL) {

@@ -608,6 +608,10 @@ test_redis(void)
 	T_EQ_STR(C.redis.password, "secret");
 	T_EQ_STR(C.redis.host, "::1");
 	T_EQ_INT(C.redis.port, 6379);
+	T_EQ_STR(parse(TLS "redis: {url: \"redis://:a#b/c?d@h:1\"}\n"), "");
+	T_EQ_STR(C.redis.password, "a#b/c?d");
+	T_EQ_STR(C.redis.host, "h");
+	T_EQ_INT(C.redis.port, 1);
 	T_EQ_STR(parse(TLS "redis: {url: \"redis://h/\"}\n"), "");
 	T_EQ_STR(C.redis.host, "h");
 	T_EQ_INT(C.redis.db, 0);
