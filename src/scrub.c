@@ -315,6 +315,9 @@ has_driver_error(const char *p, size_t n)
 		return 1;
 	if (has_pair(p, n, "Key (", ")=(", 128))
 		return 1;
+	/* mongodb: a duplicate-key error serialised without its message (driver 4/5) */
+	if (find(p, n, "\"keyPattern\":") && find(p, n, "\"keyValue\":"))
+		return 1;
 	if (has_pair(p, n, "relation \"", "does not exist", 192) ||
 	    has_pair(p, n, "relation \\\"", "does not exist", 192) ||
 	    has_pair(p, n, "column \"", "does not exist", 192) ||
