@@ -916,7 +916,7 @@ out:
  * identity (valid until the next cache operation on this worker: copy what you need). */
 static enum jwt_err
 verify(struct jwt_wstate *ws, const struct jwt_conf *jc, struct req *r, const char *tok,
-    size_t len, int64_t now, struct jwt_ident **idp)
+    size_t len, int64_t now, struct jwt_ident **idp, int *has_kid)
 {
 	const struct jwt_keyset *sets[1 + JWT_MAX_VIEWS];
 	unsigned char key[SHA256_DIGEST_LENGTH];
@@ -954,6 +954,7 @@ verify(struct jwt_wstate *ws, const struct jwt_conf *jc, struct req *r, const ch
 	 * addressed or incomplete token never costs a signature verification. */
 	if ((rc = jwt_parse(tok, len, jc->algs, &t)) != JWT_OK)
 		return rc;
+	*has_kid = t.kid != NULL;
 	if ((rc = jwt_check_claims(t.payload, &jc->policy, now)) != JWT_OK)
 		goto done;
 	rc = jwt_verify_sig(&t, sets, nsets);
@@ -1045,13 +1046,16 @@ check(struct jwt_wstate *ws, struct jwt_rstate *st, int may_wait)
 	struct jwt_ident *id;
 	enum jwt_err rc;
 	int64_t now = wall_s();
+	int has_kid = 0;
 
-	rc = verify(ws, jc, r, st->tok, st->len, now, &id);
-	if ((rc == JWT_E_UNKNOWN_KID || rc == JWT_E_NO_KEY) && jc->nsrcs > 0) {
+	rc = verify(ws, jc, r, st->tok, st->len, now, &id, &has_kid);
+	/* Keys a JWKS refetch could bring: a kid nobody has, or (without a kid) no key of the
+	 * token's type yet. A kid that names a key of another type is not worth a fetch. */
+	if ((rc == JWT_E_UNKNOWN_KID || (rc == JWT_E_NO_KEY && !has_kid)) && jc->nsrcs > 0) {
 		/* A JWKS source moved while we looked: look again with the new keys. */
 		if (views_stale(ws, jc))
-			rc = verify(ws, jc, r, st->tok, st->len, now, &id);
-		if ((rc == JWT_E_UNKNOWN_KID || rc == JWT_E_NO_KEY) && may_wait &&
+			rc = verify(ws, jc, r, st->tok, st->len, now, &id, &has_kid);
+		if ((rc == JWT_E_UNKNOWN_KID || (rc == JWT_E_NO_KEY && !has_kid)) && may_wait &&
 		    wait_for_keys(ws, st))
 			return V_SUSPEND;
 	}

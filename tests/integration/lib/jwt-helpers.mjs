@@ -8,8 +8,9 @@
 //   sign(alg, header, payload, key) → token; header gets alg unless given
 //   tok(alg, key, claims, header)   → token with sensible claims (sub, iat, exp) merged
 //   jwkOf(key, kid, alg)    → a public JWK
-//   startJwks(doc)          → HTTPS JWKS server with the test certificate: { port, url(host),
-//                             hits, setDoc(doc), setMode('ok'|'500'|'close'|'slow'), close() }
+//   startJwks(doc, {alt})   → HTTPS JWKS server with the test certificate: { port, url(host),
+//                             hits, delayMs, cacheControl, setDoc(doc),
+//                             setMode('ok'|'500'|'close'|'redirect'), close() }
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -138,7 +139,8 @@ export function p1363ToDer(sig) {
 }
 
 // A JWKS endpoint over HTTPS with visor's test certificate (CN localhost, IP 127.0.0.1).
-export async function startJwks(doc) {
+// { alt: true } serves the alt certificate (SAN alt.visor.test only) to test name checks.
+export async function startJwks(doc, { alt = false } = {}) {
   const c = getCerts();
   const s = {
     doc,
@@ -147,7 +149,8 @@ export async function startJwks(doc) {
     cacheControl: 'max-age=3600',
     delayMs: 0,
   };
-  const server = nodeHttps.createServer({ cert: c.certPem, key: fs.readFileSync(c.key) }, async (req, res) => {
+  const tlsOpts = alt ? { cert: c.altCertPem, key: fs.readFileSync(c.altKey) } : { cert: c.certPem, key: fs.readFileSync(c.key) };
+  const server = nodeHttps.createServer(tlsOpts, async (req, res) => {
     s.hits++;
     if (s.delayMs) await delay(s.delayMs);
     if (s.mode === 'close') {
