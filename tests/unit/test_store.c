@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: MIT
+ * Unit tests for the store's algorithm (src/store.h) in its two spellings: the memory store
+ * (src/mstore.c), driven with explicit clocks, and the Lua script (store_lua), run in a real
+ * redis-server on a random port when one is installed — the same random sequences go through
+ * both and every answer must match. Also: the sliding-window bound checked by brute force,
+ * all-or-nothing admission, lockout doubling, probe bans, eviction under a byte budget, and
+ * threads hammering one key (exactly `limit` admitted). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "t.h"
+#include "mstore.h"
+#include "store.h"
+
+extern char **environ;
+
+#define T0 ((int64_t)1 << 40)           /* like store_clock_ms(): far from 0 */
+
+static struct store_limit
+lim(const char *key, int64_t limit, int64_t w, int check_only)
+{
+	struct store_limit l;
+
+	memset(&l, 0, sizeof(l));
+	l.key = key;
+	l.klen = strlen(key);
+	l.limit = limit;
+	l.window_ms = w;
+	l.mode = rl_mode_for(limit);
+	l.check_only = check_only;
+	return l;
+}
+
+static int
+one(struct mstore *m, int64_t now, struct store_limit *l)
+{
+	struct store_rlq q;
+
+	memset(&q, 0, sizeof(q));
+	q.lim = l;
+	q.n = 1;
+	mstore_rl(m, now, &q);
+	return q.admitted;
+}
+
+/* ---- the sliding log, exactly ------------------------------------------------------------ */
+
+static void
+test_log(void)
+{
+	struct mstore *m = mstore_new();
+	struct store_limit l = lim("visor:rl:t:a", 3, 1000, 0);
+
+	T_OK(m != NULL);
+	T_EQ_INT(l.mode, RL_MODE_LOG);
+	T_EQ_INT(one(m, T0, &l), 1);
+	T_EQ_INT(l.remaining, 2);
+	T_EQ_INT(l.reset_ms, 1000);
+	T_EQ_INT(one(m, T0 + 10, &l), 1);
+	T_EQ_INT(l.remaining, 1);
+	T_EQ_INT(l.reset_ms, 990);          /* the oldest admission leaves at T0 + 1000 */
+	T_EQ_INT(one(m, T0 + 20, &l), 1);
+	T_EQ_INT(l.remaining, 0);
+	T_EQ_INT(one(m, T0 + 30, &l), 0);
+	T_EQ_INT(l.remaining, 0);
+	T_EQ_INT(l.reset_ms, 970);          /* Retry-After: when T0's admission stops counting */
+	T_EQ_INT(one(m, T0 + 999, &l), 0);
+	T_EQ_INT(l.reset_ms, 1);
+	T_EQ_INT(one(m, T0 + 1000, &l), 1); /* now - t < w: T0 no longer counts */
+	T_EQ_INT(l.remaining, 0);
+	T_EQ_INT(l.reset_ms, 10);
+	T_EQ_INT(one(m, T0 + 1005, &l), 0);
+	T_EQ_INT(l.reset_ms, 5);
+	T_EQ_INT(one(m, T0 + 5000, &l), 1);
+	T_EQ_INT(l.remaining, 2);
+end:
+	mstore_free(m);
+}
+
+/* ---- buckets: never more than limit in any window, at least limit in w + b ------------------ */
+
+static void
+test_buckets(void)
+{
+	struct mstore *m = mstore_new();
+	struct store_limit l = lim("visor:rl:t:b", 200, 6000, 0);   /* b = 100 ms */
+	int i, n = 0;
+
+	T_OK(m != NULL);
+	T_EQ_INT(l.mode, RL_MODE_BUCKET);
+	T_EQ_INT(rl_bucket_ms(6000), 100);
+	for (i = 0; i < 250; i++)
+		n += one(m, T0 - T0 % 100 + 10 + i * 80 / 250, &l);   /* all in one bucket */
+	T_EQ_INT(n, 200);
+	/* the bucket holding them counts while now < (k + 1) * b + w */
+	{
+		int64_t k = T0 / 100, end = (k + 1) * 100 + 6000;
+		T_EQ_INT(one(m, end - 1, &l), 0);
+		T_EQ_INT(l.reset_ms, 1);
+		T_EQ_INT(one(m, end, &l), 1);
+		T_EQ_INT(l.remaining, 199);
+		T_EQ_INT(l.reset_ms, ((end / 100) + 1) * 100 + 6000 - end);
+	}
+end:
+	mstore_free(m);
+}
+
+/* Deterministic xorshift for the property tests. */
+static uint64_t rs = 88172645463325252ULL;
+static uint64_t
+rnd(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return rs;
+}
+
+/* Brute force: admitted times never exceed `limit` in any interval [t - w + 1, t]. For the log,
+ * a refusal also proves the interval ending there is full (exactness). */
+static void
+check_bound(int64_t limit, int64_t w, int exact)
+{
+	struct mstore *m = mstore_new();
+	struct store_limit l = lim("visor:rl:t:p", limit, w, 0);
+	int64_t *adm = calloc(20000, sizeof(int64_t)), now = T0;
+	size_t na = 0, i, j;
+	int bad = 0, loose = 0;
+
+	T_OK(m != NULL && adm != NULL);
+	for (i = 0; i < 20000 && na < 20000; i++) {
+		int a;
+		now += (int64_t)(rnd() % (uint64_t)(3 * w / limit + 2));
+		a = one(m, now, &l);
+		if (a)
+			adm[na++] = now;
+		/* count admissions in (now - w, now] */
+		{
+			int64_t cnt = 0;
+			for (j = na; j-- > 0 && adm[j] > now - w;)
+				cnt++;
+			if (cnt > limit)
+				bad++;
+			if (!a && exact && cnt < limit)
+				loose++;
+			/* buckets: a refusal means the last w + b ms hold limit admissions */
+			if (!a && !exact) {
+				int64_t c2 = 0, b = rl_bucket_ms(w);
+				for (j = na; j-- > 0 && adm[j] > now - w - b;)
+					c2++;
+				if (c2 < limit)
+					loose++;
+			}
+		}
+	}
+	T_CHECK(bad == 0, "limit %lld window %lld: %d intervals over the limit", (long long)limit,
+	    (long long)w, bad);
+	T_CHECK(loose == 0, "limit %lld window %lld: %d refusals with room left", (long long)limit,
+	    (long long)w, loose);
+end:
+	free(adm);
+	mstore_free(m);
+}
+
+static void
+test_bounds(void)
+{
+	check_bound(5, 1000, 1);
+	check_bound(128, 60000, 1);
+	check_bound(129, 60000, 0);
+	check_bound(1000, 10000, 0);
+	check_bound(300, 1000, 0);        /* b = 17 ms, w not a multiple of b */
+}
+
+/* ---- several policies: all admit or nothing is recorded ------------------------------------ */
+
+static void
+test_all_or_nothing(void)
+{
+	struct mstore *m = mstore_new();
+	struct store_limit l[2];
+	struct store_rlq q;
+	int i;
+
+	T_OK(m != NULL);
+	l[0] = lim("visor:rl:a:x", 2, 1000, 0);
+	l[1] = lim("visor:rl:b:x", 5, 1000, 0);
+	memset(&q, 0, sizeof(q));
+	q.lim = l;
+	q.n = 2;
+	for (i = 0; i < 4; i++)
+		mstore_rl(m, T0 + i, &q);
+	T_EQ_INT(q.admitted, 0);
+	T_EQ_INT(l[0].admitted, 0);
+	T_EQ_INT(l[1].admitted, 1);
+	T_EQ_INT(l[1].remaining, 3);        /* two recorded, the refused ones were not */
+	/* b alone still has room for 3 */
+	T_EQ_INT(one(m, T0 + 10, &l[1]), 1);
+	T_EQ_INT(l[1].remaining, 2);
+end:
+	mstore_free(m);
+}
+
+/* ---- count: failures ------------------------------------------------------------------------ */
+
+static void
+test_failures(void)
+{
+	struct mstore *m = mstore_new();
+	struct store_limit l = lim("visor:rl:login:ip", 5, 60000, 1);
+	int i;
+
+	T_OK(m != NULL);
+	for (i = 0; i < 10; i++)            /* successes: checks only, nothing recorded */
+		T_EQ_INT(one(m, T0 + i, &l), 1);
+	T_EQ_INT(l.remaining, 4);           /* as express-rate-limit reports it */
+	for (i = 0; i < 5; i++) {
+		T_EQ_INT(one(m, T0 + 100 + i, &l), 1);
+		T_EQ_INT(mstore_hit(m, T0 + 100 + i, &l), i + 1);
+	}
+	T_EQ_INT(one(m, T0 + 200, &l), 0);  /* the sixth attempt */
+	T_EQ_INT(l.reset_ms, 60000 - 100);
+	T_EQ_INT(mstore_hit(m, T0 + 201, &l), 5);   /* capped at limit entries */
+	T_EQ_INT(one(m, T0 + 60100, &l), 0);   /* T0+101..104 and T0+201 still count */
+	T_EQ_INT(one(m, T0 + 60101, &l), 1);
+end:
+	mstore_free(m);
+}
+
+/* ---- lockout ------------------------------------------------------------------------------- */
+
+static void
+test_lockout(void)
+{
+	struct mstore *m = mstore_new();
+	struct store_lockq q = { .key = "visor:lockout:ab", .klen = 16 };
+	static const int64_t want[] = { 0, 0, 1000, 2000, 4000, 4000, 4000 };
+	int64_t now = T0;
+	int i;
+
+	T_OK(m != NULL);
+	T_EQ_INT(lockout_lock_ms(4, 5, 1000, 900000), 0);
+	T_EQ_INT(lockout_lock_ms(5, 5, 1000, 900000), 1000);
+	T_EQ_INT(lockout_lock_ms(9, 5, 1000, 900000), 16000);
+	T_EQ_INT(lockout_lock_ms(1000000, 5, 1000, 900000), 900000);
+	T_EQ_INT(lockout_lock_ms(70, 5, 1, INT64_MAX / 4), (int64_t)1 << 62 > INT64_MAX / 4 ?
+	    INT64_MAX / 4 : (int64_t)1 << 62);
+	for (i = 0; i < 7; i++) {
+		mstore_lockout_check(m, now, &q);
+		T_EQ_INT(q.locked, 0);
+		T_EQ_INT(mstore_lockout_fail(m, now, q.key, q.klen, 3, 1000, 4000), want[i]);
+		mstore_lockout_check(m, now + 1, &q);
+		T_EQ_INT(q.locked, want[i] > 0);
+		if (want[i])
+			T_EQ_INT(q.retry_ms, want[i] - 1);
+		now += want[i];
+	}
+	mstore_lockout_ok(m, q.key, q.klen);
+	T_EQ_INT(mstore_lockout_fail(m, now, q.key, q.klen, 3, 1000, 4000), 0);
+	/* the record is forgotten `max` after the last lock */
+	T_EQ_INT(mstore_lockout_fail(m, now, q.key, q.klen, 3, 1000, 4000), 0);
+	T_EQ_INT(mstore_lockout_fail(m, now + 4001, q.key, q.klen, 3, 1000, 4000), 0);
+end:
+	mstore_free(m);
+}
+
+/* ---- probes and bans -------------------------------------------------------------------------- */
+
+static void
+test_probes(void)
+{
+	struct mstore *m = mstore_new();
+	int64_t until = 0;
+	int i;
+
+	T_OK(m != NULL);
+	T_EQ_INT(mstore_banned(m, T0, "visor:ban:1.2.3.4", 17, NULL), 0);
+	for (i = 0; i < 2; i++)
+		T_EQ_INT(mstore_probe(m, T0 + i, "visor:probe:1.2.3.4", 19, "visor:ban:1.2.3.4", 17,
+		    3, 5000), 0);
+	T_EQ_INT(mstore_probe(m, T0 + 9, "visor:probe:1.2.3.4", 19, "visor:ban:1.2.3.4", 17, 3,
+	    5000), 1);
+	T_EQ_INT(mstore_banned(m, T0 + 10, "visor:ban:1.2.3.4", 17, &until), 1);
+	T_EQ_INT(until, T0 + 9 + 5000);
+	T_EQ_INT(mstore_banned(m, T0 + 10, "visor:ban:1.2.3.5", 17, NULL), 0);
+	T_EQ_INT(mstore_banned(m, T0 + 5009, "visor:ban:1.2.3.4", 17, NULL), 0);
+	/* probes older than 10 minutes do not count */
+	T_EQ_INT(mstore_probe(m, T0, "visor:probe:9", 13, "visor:ban:9", 11, 2, 5000), 0);
+	T_EQ_INT(mstore_probe(m, T0 + PROBE_WINDOW_MS, "visor:probe:9", 13, "visor:ban:9", 11, 2,
+	    5000), 0);
+	/* a later ban keeps the longest */
+	mstore_ban(m, T0, "visor:ban:x", 11, T0 + 100);
+	mstore_ban(m, T0, "visor:ban:x", 11, T0 + 50);
+	T_EQ_INT(mstore_banned(m, T0 + 60, "visor:ban:x", 11, NULL), 1);
+end:
+	mstore_free(m);
+}
+
+/* ---- memory bound ------------------------------------------------------------------------------ */
+
+static void
+test_eviction(void)
+{
+	size_t budget = MSTORE_SHARDS * 8192;
+	struct mstore *m = mstore_new_sized(budget);
+	char key[64];
+	int i;
+
+	T_OK(m != NULL);
+	for (i = 0; i < 100000; i++) {
+		struct store_limit l;
+		snprintf(key, sizeof(key), "visor:rl:e:10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255,
+		    i & 255);
+		l = lim(key, 100, 60000, 0);
+		one(m, T0 + i, &l);
+	}
+	T_CHECK(mstore_bytes(m) <= budget, "bytes %zu over budget %zu", mstore_bytes(m), budget);
+	T_OK(mstore_entries(m) > 100);
+	T_OK(mstore_entries(m) < 2000);
+	/* expired entries go first: a burst of short-lived keys, then time passes */
+	mstore_free(m);
+	m = mstore_new();
+	T_OK(m != NULL);
+	for (i = 0; i < 1000; i++) {
+		struct store_limit l;
+		snprintf(key, sizeof(key), "visor:rl:s:%d", i);
+		l = lim(key, 5, 1000, 0);
+		one(m, T0, &l);
+	}
+	T_EQ_INT(mstore_entries(m), 1000);
+	for (i = 0; i < 1000; i++) {
+		struct store_limit l;
+		snprintf(key, sizeof(key), "visor:rl:t:%d", i);
+		l = lim(key, 5, 1000, 0);
+		one(m, T0 + 5000, &l);
+	}
+	T_CHECK(mstore_entries(m) < 1500, "expired entries kept: %zu", mstore_entries(m));
+end:
+	mstore_free(m);
+}
+
+/* ---- threads: one key, exactly `limit` admitted ---------------------------------------------- */
+
+struct targ {
+	struct mstore *m;
+	int64_t limit;
+	int admitted;
+	int spread;                         /* also touch other keys */
+};
+
+static void *
+hammer(void *p)
+{
+	struct targ *a = p;
+	struct store_limit l[2];
+	struct store_rlq q;
+	char other[48];
+	int i;
+
+	for (i = 0; i < 4000; i++) {
+		snprintf(other, sizeof(other), "visor:rl:o:%d", i % 97);
+		l[0] = lim("visor:rl:hot:k", a->limit, 60000, 0);
+		l[1] = lim(other, 1000000, 60000, 0);
+		memset(&q, 0, sizeof(q));
+		q.lim = l;
+		q.n = a->spread ? 2 : 1;
+		mstore_rl(a->m, T0 + i, &q);
+		a->admitted += q.admitted;
+	}
+	return NULL;
+}
+
+static void
+run_threads(int64_t limit, int spread)
+{
+	struct mstore *m = mstore_new();
+	struct targ a[8];
+	pthread_t t[8];
+	int i, total = 0;
+
+	T_OK(m != NULL);
+	for (i = 0; i < 8; i++) {
+		a[i].m = m;
+		a[i].limit = limit;
+		a[i].admitted = 0;
+		a[i].spread = spread;
+		pthread_create(&t[i], NULL, hammer, &a[i]);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		total += a[i].admitted;
+	}
+	T_CHECK(total == limit, "threads: %d admitted for a limit of %lld", total, (long long)limit);
+end:
+	mstore_free(m);
+}
+
+static void
+test_threads(void)
+{
+	run_threads(100, 0);
+	run_threads(5000, 0);
+	run_threads(100, 1);
+	run_threads(3000, 1);
+}
+
+/* ---- the Lua script against the memory store ----------------------------------------------------- */
+
+static pid_t redis_pid;
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static redisContext *
+redis_start(void)
+{
+	char port[16];
+	char *argv[] = { "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+	    "--appendonly", "no", "--loglevel", "warning", NULL };
+	redisContext *c = NULL;
+	int p = free_port(), i;
+
+	if (p < 0)
+		return NULL;
+	snprintf(port, sizeof(port), "%d", p);
+	posix_spawn_file_actions_t fa;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (posix_spawnp(&redis_pid, "redis-server", &fa, NULL, argv, environ) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		redis_pid = 0;
+		return NULL;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	for (i = 0; i < 100; i++) {
+		struct timeval tv = { 1, 0 };
+		usleep(50000);
+		c = redisConnectWithTimeout("127.0.0.1", p, tv);
+		if (c && !c->err)
+			return c;
+		if (c)
+			redisFree(c);
+		c = NULL;
+	}
+	return NULL;
+}
+
+static void
+redis_stop(redisContext *c)
+{
+	if (c)
+		redisFree(c);
+	if (redis_pid > 0) {
+		kill(redis_pid, SIGTERM);
+		waitpid(redis_pid, NULL, 0);
+	}
+}
+
+static redisReply *
+cmd(redisContext *c, int argc, const char **argv)
+{
+	size_t lens[64];
+	int i;
+
+	for (i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	return redisCommandArgv(c, argc, argv, lens);
+}
+
+static long long
+elem(const redisReply *r, size_t i)
+{
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+	    r->element[i]->type != REDIS_REPLY_INTEGER)
+		return -999999;
+	return r->element[i]->integer;
+}
+
+/* One rate-limit call through the script with an explicit clock. */
+static redisReply *
+lua_rl(redisContext *c, int64_t now, struct store_limit *l, size_t n)
+{
+	const char *argv[64];
+	char num[64][24];
+	int a = 0, k = 0;
+	size_t i;
+
+	argv[a++] = "EVAL";
+	argv[a++] = store_lua;
+	snprintf(num[k], 24, "%zu", n);
+	argv[a++] = num[k++];
+	for (i = 0; i < n; i++)
+		argv[a++] = l[i].key;
+	argv[a++] = "rl";
+	snprintf(num[k], 24, "%lld", (long long)now);
+	argv[a++] = num[k++];
+	snprintf(num[k], 24, "%zu", n);
+	argv[a++] = num[k++];
+	argv[a++] = "0";
+	argv[a++] = "0";
+	for (i = 0; i < n; i++) {
+		snprintf(num[k], 24, "%lld", (long long)l[i].limit);
+		argv[a++] = num[k++];
+		snprintf(num[k], 24, "%lld", (long long)l[i].window_ms);
+		argv[a++] = num[k++];
+		snprintf(num[k], 24, "%d", l[i].mode);
+		argv[a++] = num[k++];
+		argv[a++] = l[i].check_only ? "1" : "0";
+	}
+	return cmd(c, a, argv);
+}
+
+static long long
+lua_simple(redisContext *c, const char *op, const char *key, int64_t now, int64_t x, int64_t y,
+    int64_t z, size_t idx)
+{
+	const char *argv[12];
+	char num[4][24];
+	redisReply *r;
+	long long v;
+	int a = 0;
+
+	argv[a++] = "EVAL";
+	argv[a++] = store_lua;
+	argv[a++] = "1";
+	argv[a++] = key;
+	argv[a++] = op;
+	snprintf(num[0], 24, "%lld", (long long)now);
+	argv[a++] = num[0];
+	snprintf(num[1], 24, "%lld", (long long)x);
+	argv[a++] = num[1];
+	snprintf(num[2], 24, "%lld", (long long)y);
+	argv[a++] = num[2];
+	snprintf(num[3], 24, "%lld", (long long)z);
+	argv[a++] = num[3];
+	r = cmd(c, a, argv);
+	if (r && r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	else
+		v = elem(r, idx);
+	freeReplyObject(r);
+	return v;
+}
+
+static void
+test_lua_vs_memory(void)
+{
+	redisContext *c = redis_start();
+	struct mstore *m = mstore_new();
+	static const int64_t limits[] = { 1, 3, 10, 128, 129, 250 };
+	static const int64_t windows[] = { 1000, 2000, 6000, 61000 };
+	int64_t now = T0;
+	int i, mismatches = 0, calls = 0;
+	char keys[3][32];
+
+	if (c == NULL) {
+		printf("ok test_lua_vs_memory: redis-server not available, skipped\n");
+		mstore_free(m);
+		return;
+	}
+	T_OK(m != NULL);
+	for (i = 0; i < 6000; i++) {
+		struct store_limit a[3], b[3];
+		struct store_rlq q;
+		redisReply *r;
+		size_t n = 1 + rnd() % 3, j;
+		int pol = (int)(rnd() % 4);
+
+		now += (int64_t)(rnd() % 40);
+		if (rnd() % 50 == 0)
+			now += 3000;
+		for (j = 0; j < n; j++) {
+			int64_t L = limits[(pol + j) % 6], W = windows[(pol + j * 3) % 4];
+			snprintf(keys[j], sizeof(keys[j]), "visor:rl:p%d_%zu:k", pol, j);
+			a[j] = lim(keys[j], L, W, (pol == 3 && j == 0));
+		}
+		memcpy(b, a, sizeof(a));
+		if (rnd() % 7 == 0) {
+			/* a failure hit on the check-only policy */
+			long long h1 = lua_simple(c, "hit", a[0].key, now, a[0].limit, a[0].window_ms,
+			    a[0].mode, 0);
+			long long h2 = mstore_hit(m, now, &a[0]);
+			calls++;
+			if (h1 != h2 && mismatches++ < 5)
+				printf("FAIL hit %s at +%lld: lua %lld memory %lld\n", a[0].key,
+				    (long long)(now - T0), h1, h2);
+			continue;
+		}
+		r = lua_rl(c, now, a, n);
+		memset(&q, 0, sizeof(q));
+		q.lim = b;
+		q.n = n;
+		mstore_rl(m, now, &q);
+		calls++;
+		for (j = 0; j < n; j++) {
+			long long la = elem(r, 2 + 3 * j), lr = elem(r, 3 + 3 * j), lt = elem(r, 4 + 3 * j);
+			if ((la != b[j].admitted || lr != b[j].remaining || lt != b[j].reset_ms) &&
+			    mismatches++ < 5)
+				printf("FAIL rl %s (limit %lld, w %lld) at +%lld: lua %lld/%lld/%lld "
+				    "memory %d/%lld/%lld\n", a[j].key, (long long)a[j].limit,
+				    (long long)a[j].window_ms, (long long)(now - T0), la, lr, lt,
+				    b[j].admitted, (long long)b[j].remaining, (long long)b[j].reset_ms);
+		}
+		freeReplyObject(r);
+	}
+	T_OK(calls == 6000);
+	T_CHECK(mismatches == 0, "%d answers differ between the script and the memory store "
+	    "(%d calls)", mismatches, calls);
+	/* lockout */
+	{
+		struct store_lockq q = { .key = "visor:lockout:cc", .klen = 16 };
+		int64_t t = T0 + 100000;
+		for (i = 0; i < 9; i++) {
+			long long l1 = lua_simple(c, "lk_fail", q.key, t, 3, 1000, 8000, 1);
+			long long l2 = mstore_lockout_fail(m, t, q.key, q.klen, 3, 1000, 8000);
+			T_CHECK(l1 == l2, "lk_fail #%d: lua %lld memory %lld", i, l1, l2);
+			l1 = lua_simple(c, "lk_check", q.key, t + 10, 0, 0, 0, 1);
+			mstore_lockout_check(m, t + 10, &q);
+			T_CHECK(l1 == q.retry_ms, "lk_check #%d: lua %lld memory %lld", i, l1,
+			    (long long)q.retry_ms);
+			t += l2 / 2 + 1;
+		}
+		lua_simple(c, "lk_ok", q.key, t, 0, 0, 0, 0);
+		mstore_lockout_ok(m, q.key, q.klen);
+		T_EQ_INT(lua_simple(c, "lk_check", q.key, t, 0, 0, 0, 0), 0);
+	}
+end:
+	mstore_free(m);
+	redis_stop(c);
+}
+
+T_MAIN(test_log, test_buckets, test_bounds, test_all_or_nothing, test_failures, test_lockout,
+    test_probes, test_eviction, test_threads, test_lua_vs_memory)
