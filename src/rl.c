@@ -186,6 +186,12 @@ rl_secs(int64_t ms)
 	return (ms + 999) / 1000;
 }
 
+/* Every header name a format may use (an upstream's copies are replaced as a set). */
+static const char *const rl_names[] = {
+	"RateLimit", "RateLimit-Policy", "RateLimit-Limit", "RateLimit-Remaining",
+	"RateLimit-Reset", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+};
+
 struct rl_hv {
 	const char *name;
 	char        val[192];
@@ -589,8 +595,18 @@ rl_on_response(struct req *r, const void *fconf, void *state)
 	in.key = st->comp[st->best];
 	in.klen = st->clen[st->best];
 	k = rl_format(rc->fmt, &in, hv);
-	for (i = 0; i < k; i++)
-		hdrs_sets(&r->a, &r->out, hv[i].name, hv[i].val);
+	if (k > 0) {
+		/* one report per answer: the upstream's own copies (its express-rate-limit, say)
+		 * go, whatever their format, and visor's follow in express-rate-limit's order */
+		for (i = 0; i < (int)ARRAY_LEN(rl_names); i++)
+			hdrs_del(&r->out, rl_names[i]);
+	}
+	for (i = 0; i < k; i++) {
+		char *v = arena_strndup(&r->a, hv[i].val, strlen(hv[i].val));
+		if (v == NULL || hdrs_add(&r->a, &r->out, hv[i].name, strlen(hv[i].name), v,
+		    strlen(v)) < 0)
+			return V_ERROR;
+	}
 	if (st->refused && r->edge && r->status == 429) {
 		snprintf(ra, sizeof(ra), "%lld", (long long)rl_secs(l->reset_ms));
 		hdrs_sets(&r->a, &r->out, "Retry-After", ra);
