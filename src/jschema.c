@@ -1274,7 +1274,7 @@ jschema_regex_search(const char *pat, size_t plen, const char *subject, size_t s
 	struct jre re;
 	struct rx_scratch sc;
 	const char *why = NULL;
-	uint64_t budget = JSCHEMA_WORK_BUDGET;
+	uint64_t budget = JSCHEMA_WORK_BUDGET + (uint64_t)JSCHEMA_WORK_PER_BYTE * slen;
 	int rc;
 
 	arena_init(&a, 8192);
@@ -2890,7 +2890,7 @@ jeq(struct vctx *v, const json_t *a, const json_t *b)
 	json_t *av;
 	size_t i;
 
-	if (!charge(v, 1))
+	if (!charge(v, 2))
 		return 0;
 	if (jnum(a, &x) && jnum(b, &y))
 		return x == y;
@@ -2955,7 +2955,7 @@ jhash(struct vctx *v, const json_t *x)
 	double d;
 	size_t i;
 
-	if (!charge(v, 1))
+	if (!charge(v, 2))
 		return 0;
 	if (jnum(x, &d)) {
 		if (d == 0)
@@ -3156,7 +3156,7 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 	size_t i, sz;
 	int ok = 1, r;
 
-	if (v->over || !charge(v, 1))
+	if (v->over || !charge(v, 4))
 		return 0;
 	if (n->boolean == 1)
 		return 1;
@@ -3352,8 +3352,8 @@ fail_quiet:
 	return 0;
 }
 
-enum jschema_status
-jschema_validate(const struct jschema *s, const json_t *inst, struct arena *a,
+static enum jschema_status
+validate_with(const struct jschema *s, const json_t *inst, struct arena *a, uint64_t budget,
     struct jschema_result *res)
 {
 	struct vctx *v;
@@ -3366,7 +3366,7 @@ jschema_validate(const struct jschema *s, const json_t *inst, struct arena *a,
 	v->s = s;
 	v->a = a;
 	v->res = res;
-	v->budget = JSCHEMA_WORK_BUDGET;
+	v->budget = budget;
 	v->collect = 1;
 	ok = validate(v, s->root, inst);
 	if (v->oom)
@@ -3386,6 +3386,13 @@ jschema_validate(const struct jschema *s, const json_t *inst, struct arena *a,
 }
 
 enum jschema_status
+jschema_validate(const struct jschema *s, const json_t *inst, struct arena *a,
+    struct jschema_result *res)
+{
+	return validate_with(s, inst, a, JSCHEMA_WORK_BUDGET, res);
+}
+
+enum jschema_status
 jschema_check(const struct jschema *s, const char *buf, size_t len, struct arena *a,
     struct jschema_result *res)
 {
@@ -3397,7 +3404,7 @@ jschema_check(const struct jschema *s, const char *buf, size_t len, struct arena
 		json_decref(doc);
 		return st;
 	}
-	st = jschema_validate(s, doc, a, res);
+	st = validate_with(s, doc, a, JSCHEMA_WORK_BUDGET + (uint64_t)JSCHEMA_WORK_PER_BYTE * len, res);
 	json_decref(doc);
 	return st;
 }

@@ -26,7 +26,11 @@
 #define JSCHEMA_MAX_PATTERN      1024        /* pattern source, bytes */
 #define JSCHEMA_MAX_PROG         2048        /* compiled pattern instructions */
 #define JSCHEMA_MAX_REPEAT       1000        /* the n and m of {n,m} */
-#define JSCHEMA_WORK_BUDGET      (16u << 20) /* work units per check (~ tens of ms at worst) */
+#define JSCHEMA_WORK_BUDGET      (2u << 20)  /* work units per check, plus ...              */
+#define JSCHEMA_WORK_PER_BYTE    16          /* ... this many per body byte (jschema_check);
+                                              * a unit is one pattern thread step, a value
+                                              * check costs 4: ~20 ns each, so a check costs
+                                              * at most ~40 ms + about twice the parse time */
 #define JSCHEMA_MAX_POINTER      256         /* bytes of a JSON pointer shown in a message */
 
 struct jschema;
@@ -69,17 +73,19 @@ enum jschema_status jschema_load(const char *buf, size_t len, json_t **out,
     struct jschema_result *res);
 
 /* Checks `inst` against `s`; the reported failure is the first in document order (see
- * docs/body-checks.md). Scratch memory comes from `a` (released with the arena). */
+ * docs/body-checks.md). Scratch memory comes from `a` (released with the arena). The work
+ * budget is JSCHEMA_WORK_BUDGET; past it the check fails with rule "complexity". */
 enum jschema_status jschema_validate(const struct jschema *s, const json_t *inst, struct arena *a,
     struct jschema_result *res);
 
-/* jschema_load, then jschema_validate when `s` is not NULL. */
+/* jschema_load, then jschema_validate when `s` is not NULL, with a work budget of
+ * JSCHEMA_WORK_BUDGET + JSCHEMA_WORK_PER_BYTE * len. */
 enum jschema_status jschema_check(const struct jschema *s, const char *buf, size_t len,
     struct arena *a, struct jschema_result *res);
 
 /* The pattern engine on its own (tests, fuzzing): compiles `pat` (ECMA-262 subset) and
- * searches `subject`. Returns 1 match, 0 no match, -1 pattern refused (reason in err),
- * -2 the search ran out of its work budget. */
+ * searches `subject` with the budget a body of `slen` bytes gets. Returns 1 match, 0 no
+ * match, -1 pattern refused (reason in err), -2 the search ran out of its work budget. */
 int jschema_regex_search(const char *pat, size_t plen, const char *subject, size_t slen,
     char *err, size_t errlen);
 

@@ -720,13 +720,13 @@ test_regex_bounds(void)
 	r = jschema_regex_search("(x+x+)+y", 8, s, n, err, sizeof(err));
 	T_EQ_INT(r, 0);
 	secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-	T_CHECK(secs < 2.0, "exponential patterns took %.2fs", secs);
+	T_CHECK(secs < 10.0, "exponential patterns took %.2fs", secs);
 	/* ~1000 live states per character: the budget stops it */
 	t0 = clock();
 	r = jschema_regex_search("a{0,1000}b", 10, s, 30000, err, sizeof(err));
 	T_EQ_INT(r, -2);
 	secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-	T_CHECK(secs < 2.0, "budgeted search took %.2fs", secs);
+	T_CHECK(secs < 10.0, "budgeted search took %.2fs", secs);
 end:
 	free(s);
 }
@@ -804,7 +804,7 @@ test_budget(void)
 	T_EQ_STR(check(sbuf_cstr(&sch), sbuf_cstr(&body)), IB "too complex to check");
 	T_EQ_STR(check(sbuf_cstr(&sch), "[0,1]"), "ok");
 	secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-	T_CHECK(secs < 2.0, "fan-out took %.2fs", secs);
+	T_CHECK(secs < 10.0, "fan-out took %.2fs", secs);
 	/* one more level of in-place applicators than allowed is a compile error */
 	sbuf_reset(&sch);
 	sbuf_adds(&sch, "{\"$ref\":\"#/$defs/d0\",\"$defs\":{");
@@ -822,7 +822,7 @@ test_budget(void)
 	t0 = clock();
 	T_EQ_STR(check("{\"uniqueItems\":true}", sbuf_cstr(&body)), "ok");
 	secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-	T_CHECK(secs < 2.0, "uniqueItems on 100000 items took %.2fs", secs);
+	T_CHECK(secs < 10.0, "uniqueItems on 100000 items took %.2fs", secs);
 	/* a long string against a heavy pattern runs into the budget */
 	sbuf_reset(&body);
 	sbuf_addc(&body, '"');
