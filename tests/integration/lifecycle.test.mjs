@@ -130,6 +130,38 @@ describe('SIGHUP reload', () => {
     assert.equal(v.exitCode, undefined, 'still running');
   });
 
+  it('survives repeated reloads during new TLS handshakes: every connection is served', T, async () => {
+    const up = await startUpstream();
+    const yaml = (val) => minimalYaml({ upstream: up.addr, extra: REFERRER(val) });
+    const v = await startVisor(yaml('strict-origin'));
+    const failures = [];
+    let done = 0;
+    let stop = false;
+    const client = async () => {
+      while (!stop) {
+        try {
+          const r = await https({ port: v.ports.https, path: '/hs' }); // a new connection each time
+          if (r.status !== 200) failures.push(`status ${r.status}`);
+          done++;
+        } catch (e) {
+          failures.push(e.code || e.message);
+        }
+      }
+    };
+    const clients = Array.from({ length: 4 }, client);
+    for (let i = 0; i < 30; i++) {
+      await delay(50);
+      if (i % 3 === 0) await v.writeConfig(yaml(i % 2 ? 'strict-origin' : 'same-origin'));
+      v.hup();
+    }
+    await delay(300);
+    stop = true;
+    await Promise.all(clients);
+    assert.equal(v.exitCode, undefined, `visor died: ${v.describe()}`);
+    assert.deepEqual(failures, []);
+    assert.ok(done >= 20, `only ${done} requests`);
+  });
+
   it('an invalid file on SIGHUP is logged on stderr and the old configuration keeps serving', T, async () => {
     const up = await startUpstream();
     const good = (val) => minimalYaml({ upstream: up.addr, extra: REFERRER(val) });

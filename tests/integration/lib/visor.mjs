@@ -288,7 +288,7 @@ async function startOnce(opts) {
       if (t === 'timeout') {
         proc.kill('SIGKILL');
         await v.exited;
-        throw new Error(`visor did not exit within ${timeoutMs} ms of ${sig}\n${v.describe()}`);
+        throw Object.assign(new Error(`visor did not exit within ${timeoutMs} ms of ${sig}\n${v.describe()}`), { drainTimeout: true });
       }
     }
     await v.exited;
@@ -328,7 +328,7 @@ async function startOnce(opts) {
           try {
             await v.stop('SIGTERM', 3000 * SLOW);
           } catch (e) {
-            e.message = `at test end, with its clients and upstreams already closed: ${e.message}`;
+            if (e.drainTimeout) e.message = `at test end, with its clients and upstreams already closed: ${e.message}`;
             throw e;
           }
         }
