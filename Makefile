@@ -14,7 +14,7 @@ SAN     ?=
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(SAN) -fno-strict-aliasing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CPPFLAGS += -Isrc -I$(LLHTTP_INC) $(PKG_CFLAGS) \
+CPPFLAGS += -iquote src -I$(LLHTTP_INC) $(PKG_CFLAGS) \
             -DVISOR_VERSION='"$(VERSION)"'
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

@@ -270,6 +270,8 @@ conn_feed(struct conn *c)
 			n = http_parser_feed(&c->hp, v.iov_base, v.iov_len);
 			if (n < 0) {
 				conn_head_error(c);
+				if (!c->dead && c->req && req_finished(c->req))
+					conn_req_done(c);
 				break;
 			}
 			evbuffer_drain(c->s.in, (size_t)n);
@@ -280,6 +282,8 @@ conn_feed(struct conn *c)
 			if (!c->hp.msg_done && !c->req->h.chunked && c->req->h.content_length == 0) {
 				if (http_parser_feed(&c->hp, "", 0) < 0) {
 					conn_head_error(c);
+					if (!c->dead && c->req && req_finished(c->req))
+						conn_req_done(c);
 					break;
 				}
 			}
@@ -297,11 +301,14 @@ conn_feed(struct conn *c)
 			n = http_parser_feed(&c->hp, v.iov_base, v.iov_len);
 			if (n < 0) {
 				/* A bad chunk or an oversize body while streaming. */
-				if (c->req)
+				if (c->req) {
 					req_fail_head(c->req, c->hp.err == HTTP_E_BODY_TOO_LARGE ? 413 : 400,
 					    c->hp.why ? c->hp.why : "malformed body");
-				else
+					if (!c->dead && c->req && req_finished(c->req))
+						conn_req_done(c);
+				} else {
 					conn_close(c);
+				}
 				break;
 			}
 			evbuffer_drain(c->s.in, (size_t)n);
@@ -487,7 +494,7 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 			if (c->req) {
 				c->st = CS_REQ;
 				req_fail_head(c->req, 408, "header timeout");
-				break;
+				goto finish;
 			}
 		}
 		conn_close(c);
@@ -500,14 +507,15 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 		}
 		c->st = CS_REQ;
 		req_fail_head(c->req, 408, "header timeout");
-		break;
+		goto finish;
 	case CS_REQ:
 		/* The client stopped sending its body. */
 		if (c->req && !c->req->body_done) {
-			if (!c->req->head_sent)
+			if (!c->req->head_sent) {
 				req_fail_head(c->req, 408, "body timeout");
-			else
-				conn_close(c);
+				goto finish;
+			}
+			conn_close(c);
 		}
 		break;
 	case CS_CLOSING:
@@ -515,4 +523,8 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 		break;
 	}
+	return;
+finish:
+	if (!c->dead && c->req && req_finished(c->req))
+		conn_req_done(c);
 }

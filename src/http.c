@@ -385,6 +385,8 @@ cb_header_field_complete(llhttp_t *ll)
 
 	if (p->head_done)
 		return 0;
+	if (!p->name_open)
+		return fail(p, HTTP_E_BAD, "empty header name");
 	p->name_open = 0;
 	sbuf_addc(&p->raw, '\0');
 	return p->raw.oom ? -1 : 0;
@@ -530,29 +532,44 @@ obs_fold_scan(struct http_parser *p, const char *d, size_t n)
 
 	if (p->scan_end || n == 0)
 		return 0;
-	if (p->scan_lf) {               /* the previous chunk ended with LF */
-		if (*q == ' ' || *q == '\t')
-			return -1;
-		if (*q == '\r' || *q == '\n') {
-			p->scan_end = 1;
-			return 0;
+	/* The request line: llhttp takes "GET  / HTTP/1.1"; RFC 9112 §3 has exactly one SP
+	 * between the parts, and a proxy that splits differently from its peer is a smuggling
+	 * vector, so refuse (responses are not checked: a reason phrase may hold spaces). */
+	while (p->scan_first && q < end) {
+		if (*q == ' ') {
+			if (p->scan_sp)
+				return -1;
+			p->scan_sp = 1;
+		} else {
+			p->scan_sp = 0;
+			if (*q == '\n') {
+				p->scan_first = 0;
+				p->scan_lf = 1;
+			}
 		}
+		q++;
 	}
-	while ((lf = memchr(q, '\n', (size_t)(end - q))) != NULL) {
-		if (lf + 1 == end) {
-			p->scan_lf = 1;
-			return 0;
+	if (q == end)
+		return 0;
+	/* From here: every LF must be followed by a field name or the blank line. */
+	for (;;) {
+		if (p->scan_lf) {
+			p->scan_lf = 0;
+			if (*q == ' ' || *q == '\t')
+				return -1;
+			if (*q == '\r' || *q == '\n') {
+				p->scan_end = 1;
+				return 0;
+			}
 		}
-		if (lf[1] == ' ' || lf[1] == '\t')
-			return -1;
-		if (lf[1] == '\r' || lf[1] == '\n') {
-			p->scan_end = 1;
+		lf = memchr(q, '\n', (size_t)(end - q));
+		if (lf == NULL)
 			return 0;
-		}
+		p->scan_lf = 1;
 		q = lf + 1;
+		if (q == end)
+			return 0;
 	}
-	p->scan_lf = 0;
-	return 0;
 }
 
 long
@@ -574,13 +591,16 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len)
 	}
 	if (!p->head_done) {
 		if (!p->in_head) {
-			/* A new message may start in this chunk: reset the fold scan. */
+			/* A new message may start in this chunk: reset the scan. Leading SP or a
+			 * doubled SP in the start line is refused as well. */
 			p->scan_lf = 0;
 			p->scan_end = 0;
+			p->scan_first = p->is_request;
+			p->scan_sp = 1;
 		}
 		if (obs_fold_scan(p, data, n) < 0) {
 			p->err = HTTP_E_BAD;
-			p->why = "obs-fold in header";
+			p->why = "obs-fold or malformed start line";
 			return -1;
 		}
 	}

@@ -103,6 +103,8 @@ struct http_parser {
 	unsigned                       trailers : 1;
 	unsigned                       scan_lf : 1;     /* obs-fold scan: last head byte was LF */
 	unsigned                       scan_end : 1;    /* obs-fold scan: blank line seen */
+	unsigned                       scan_first : 1;  /* still in the request/status line */
+	unsigned                       scan_sp : 1;     /* previous byte there was SP */
 	enum http_perr                 err;
 	const char                    *why;      /* reason for logs (static) */
 };

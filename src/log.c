@@ -46,6 +46,9 @@ write_all(int fd, const char *p, size_t n)
 	}
 }
 
+static void log_vmsg(enum log_level lvl, const char *extra, const char *suffix, const char *fmt,
+    va_list ap) __attribute__((format(printf, 4, 0)));
+
 static void
 log_vmsg(enum log_level lvl, const char *extra, const char *suffix, const char *fmt, va_list ap)
 {

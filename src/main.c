@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <llhttp.h>
 #include <openssl/crypto.h>
+#include <yaml.h>
 
 #include "admin.h"
 #include "conf.h"
@@ -34,8 +35,7 @@
 #endif
 #define DEFAULT_CONF "conf/visor.yaml"
 
-/* libyaml's <yaml.h> is shadowed by src/yaml.h (the tree); its one function we need: */
-const char *yaml_get_version_string(void);
+
 
 struct visor {
 	const char        *path;

@@ -388,6 +388,11 @@ request_id_ok(const char *v, size_t n)
 static void
 send_edge(struct req *r)
 {
+	/* The `always` filters (HSTS, security headers) lead the table: they apply to every
+	 * answer, also one made by a filter before them in the chain (the plain listener's 301). */
+	while (r->entered < r->chain->n && filter_table[r->chain->ids[r->entered]]->always)
+		r->entered++;
+	r->fidx = r->entered;
 	r->phase = RP_DONE;
 	resp_filters_run(r);
 }

@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* libyaml's header has the same name as ours and -Isrc comes first on the include path;
- * "../include/yaml.h" relative to the system include directory reaches libyaml's. */
-#include <../include/yaml.h>
+/* libyaml's header has the same name as ours: src/ is on the quote path only (-iquote), so
+ * <yaml.h> is libyaml's and "yaml.h" is ours. */
+#include <yaml.h>
 
 #include "yaml.h"
 

@@ -27,7 +27,7 @@ bin=tests/fuzz/bin
 obj=$bin/obj
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-cflags="-std=c11 -D_GNU_SOURCE -pthread -g -O1 $san -Isrc -I$llhttp_inc $(pkg-config --cflags $pkgs)"
+cflags="-std=c11 -D_GNU_SOURCE -pthread -g -O1 $san -iquote src -I$llhttp_inc $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) -lpthread -lm"
 
 mkdir -p "$obj/llhttp"
