@@ -7,6 +7,7 @@
 #include "tls.h"
 
 #include <string.h>
+#include <arpa/inet.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -254,8 +255,8 @@ tls_new_ssl(struct tls_rt *t, int fd)
 SSL *
 tls_new_upstream_ssl(struct tls_rt *t, int fd, const char *server_text)
 {
-	char host[256];
-	const char *name;
+	char host[256], *name;
+	unsigned char ipbuf[16];
 	SSL *s;
 	size_t n;
 
@@ -283,7 +284,9 @@ tls_new_upstream_ssl(struct tls_rt *t, int fd, const char *server_text)
 	if (SSL_set_fd(s, fd) != 1)
 		goto fail;
 	SSL_set_connect_state(s);
-	SSL_set_tlsext_host_name(s, name);
+	/* SNI carries host names only (RFC 6066 §3), never IP literals. */
+	if (inet_pton(AF_INET, name, ipbuf) != 1 && inet_pton(AF_INET6, name, ipbuf) != 1)
+		SSL_set_tlsext_host_name(s, name);
 	if (SSL_get_verify_mode(s) & SSL_VERIFY_PEER) {
 		/* IP literals verify against IP SANs, names against DNS SANs. */
 		X509_VERIFY_PARAM *vp = SSL_get0_param(s);
