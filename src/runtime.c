@@ -5,6 +5,7 @@
  */
 #include "conf.h"
 #include "filter.h"
+#include "lint.h"
 #include "route.h"
 #include "tls.h"
 
@@ -25,6 +26,7 @@ conf_build(struct conf_ctx *ctx, struct conf *c)
 		rc = -1;
 	if (rc < 0 && ctx->nerr == 0)
 		conf_err(ctx, NULL, "cannot build the runtime configuration");
+	lint_check(ctx, c);
 	return rc;
 }
 
