@@ -316,6 +316,8 @@ cb_message_begin(llhttp_t *ll)
 	p->head_done = 0;
 	p->msg_done = 0;
 	p->trailers = 0;
+	p->name_open = 0;
+	p->field_ready = 0;
 	return 0;
 }
 
@@ -385,9 +387,10 @@ cb_header_field_complete(llhttp_t *ll)
 
 	if (p->head_done)
 		return 0;
-	if (!p->name_open)
+	if (!p->name_open || p->fields[p->nfields].nl == 0)
 		return fail(p, HTTP_E_BAD, "empty header name");
 	p->name_open = 0;
+	p->field_ready = 1;
 	sbuf_addc(&p->raw, '\0');
 	return p->raw.oom ? -1 : 0;
 }
@@ -400,6 +403,8 @@ cb_header_value(llhttp_t *ll, const char *at, size_t n)
 
 	if (p->head_done)
 		return 0;
+	if (!p->field_ready)           /* llhttp skips the name callbacks for ": value" */
+		return fail(p, HTTP_E_BAD, "empty header name");
 	f = &p->fields[p->nfields];
 	if (f->vo == UINT32_MAX)
 		f->vo = (uint32_t)p->raw.len;
@@ -416,6 +421,9 @@ cb_header_value_complete(llhttp_t *ll)
 
 	if (p->head_done)
 		return 0;
+	if (!p->field_ready)
+		return fail(p, HTTP_E_BAD, "empty header name");
+	p->field_ready = 0;
 	f = &p->fields[p->nfields];
 	if (f->vo == UINT32_MAX)
 		f->vo = (uint32_t)p->raw.len;
@@ -517,6 +525,7 @@ http_parser_next(struct http_parser *p)
 	p->skip_body = 0;
 	p->chunked = 0;
 	p->name_open = 0;
+	p->field_ready = 0;
 	p->err = HTTP_OK;
 	p->why = NULL;
 }

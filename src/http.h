@@ -100,6 +100,7 @@ struct http_parser {
 	unsigned                       skip_body : 1;   /* response to HEAD */
 	unsigned                       chunked : 1;
 	unsigned                       name_open : 1;
+	unsigned                       field_ready : 1; /* a name is complete, its value may come */
 	unsigned                       trailers : 1;
 	unsigned                       scan_lf : 1;     /* obs-fold scan: last head byte was LF */
 	unsigned                       scan_end : 1;    /* obs-fold scan: blank line seen */

@@ -817,6 +817,8 @@ req_up_ready(struct req *r, struct upconn *u)
 		else
 			sbuf_printf(&b, "Content-Length: %llu\r\n\r\n",
 			    (unsigned long long)r->h.content_length);
+	} else if (r->h.has_cl) {
+		sbuf_add(&b, "Content-Length: 0\r\n\r\n", 21);  /* as it came (a POST with no body) */
 	} else {
 		sbuf_add(&b, "\r\n", 2);
 	}

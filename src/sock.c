@@ -353,8 +353,8 @@ sock_notify_drained(struct sock *s, size_t low)
 void
 sock_read_start(struct sock *s)
 {
-	if (s->reading)
-		return;
+	/* Also the call an owner makes after consuming input: reading pauses by itself when
+	 * the input window is full, and only resumes when re-evaluated here. */
 	s->reading = 1;
 	rev_update(s);
 	/* Bytes already decrypted inside OpenSSL don't make the socket readable again. */

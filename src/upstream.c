@@ -586,12 +586,24 @@ up_feed(struct upconn *u)
 	u->in_cb++;
 	if (u->dead)
 		goto out;
-	while (!u->dead && u->st == UP_BUSY && (r = u->req) != NULL && !u->paused &&
-	    evbuffer_get_length(u->s.in) > 0) {
+	while (!u->dead && u->st == UP_BUSY && (r = u->req) != NULL && !u->paused) {
+		size_t avail = evbuffer_get_length(u->s.in);
+		/* A head just parsed may complete its message with zero more bytes (HEAD, 204,
+		 * 304, Content-Length: 0): llhttp only says so on its next call. */
+		int finish_empty = avail == 0 && u->head_done && !u->hp.msg_done &&
+		    (u->hp.skip_body || (!http_parser_needs_eof(&u->hp) &&
+		    u->hp.ll.content_length == 0 && !(u->hp.ll.flags & F_CHUNKED)));
+		if (avail == 0 && !finish_empty)
+			break;
 		/* A filter waiting asynchronously on the head: hold the body back. */
 		if (u->head_done && r->suspended && r->resp_peek == NULL)
 			break;
-		evbuffer_peek(u->s.in, -1, NULL, &v, 1);
+		if (avail) {
+			evbuffer_peek(u->s.in, -1, NULL, &v, 1);
+		} else {
+			v.iov_base = (void *)(uintptr_t)"";
+			v.iov_len = 0;
+		}
 		n = http_parser_feed(&u->hp, v.iov_base, v.iov_len);
 		if (n < 0) {
 			const char *why = u->hp.why ? u->hp.why : "malformed response";
@@ -624,6 +636,9 @@ out:
 	/* One write for everything this pass produced (a conn is only freed by the reaper). */
 	if (client && !client->dead)
 		conn_flush(client);
+	/* input consumed: let the socket read again if the window had filled */
+	if (!u->dead && u->st == UP_BUSY && !u->paused)
+		sock_read_start(&u->s);
 	up_leave(u);
 }
 
