@@ -60,6 +60,7 @@ conn_free(struct conn *c)
 		event_free(c->timer);
 	http_parser_fini(&c->hp);
 	sock_fini(&c->s);
+	conf_unref(c->conf);
 	free(c);
 	worker_conn_closed(w);
 }
@@ -125,6 +126,7 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 		goto fail;
 	c->w = w;
 	c->kind = l->kind;
+	c->conf = conf_ref(cf);
 	memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
 	addr_text(c, sa);
 	if (l->kind == LK_HTTPS) {
@@ -160,6 +162,7 @@ fail:
 	if (c) {
 		if (c->timer)
 			event_free(c->timer);
+		conf_unref(c->conf);
 		free(c);
 	}
 }

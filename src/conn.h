@@ -30,6 +30,9 @@ enum conn_state {
 
 struct conn {
 	struct worker      *w;
+	struct conf        *conf;            /* generation it was accepted with (one ref): its
+	                                      * SSL_CTX and SNI table must outlive the handshake
+	                                      * and the SSL; requests use the current one */
 	struct sock         s;
 	struct http_parser  hp;
 	struct req         *req;
