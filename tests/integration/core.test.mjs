@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import {
-  startVisor, startUpstream, https, http, rawTls, rawConnect, tlsConnect, hasResponses,
-  minimalYaml, assertEdge, assertSecurityHeaders, assertOne, cleanupAll, getCerts, ALT_NAME,
-  HSTS_DEFAULT, HELMET, REQUEST_ID, SLOW, delay, until,
+  startVisor, startUpstream, https, http, rawTls, tlsConnect, minimalYaml, assertEdge,
+  assertSecurityHeaders, assertOne, cleanupAll, getCerts, ALT_NAME, HSTS_DEFAULT, REQUEST_ID, SLOW,
+  delay, until,
 } from './lib/harness.mjs';
 
 const T = { timeout: 30000 * SLOW };

@@ -4,6 +4,7 @@
 //                all(n), body: Buffer, text, json(), socket facts (tlsProtocol, alpn, localPort) }
 //                opts.hashBody: the body is not kept; { bodyLength, bodySha256 } instead.
 //                opts.body: string | Buffer | Readable (streamed).
+//                opts.idleTimeoutMs: fail when no byte moves either way for that long (stalls).
 //   http(opts)   the same over plain TCP (plain listener, admin listener).
 //   rawConnect(port, opts) → a RawConn for step-by-step exchanges (Expect: 100-continue ...).
 //   rawTls(port, bytes, opts) / rawTcp(port, bytes, opts) → every byte the server sent until it
@@ -37,6 +38,7 @@ function request(mod, opts) {
     timeoutMs = 10000 * SLOW,
     hashBody = false,
     hostHeader,
+    idleTimeoutMs = 0,
     ...rest
   } = opts;
   const h = {};
@@ -49,10 +51,29 @@ function request(mod, opts) {
   }
   return new Promise((resolve, reject) => {
     const req = mod.request(o);
-    const timer = setTimeout(() => req.destroy(new Error(`request ${method} ${path} to port ${port} timed out after ${timeoutMs} ms`)), timeoutMs);
-    req.on('error', (e) => {
+    let why = null; // the harness's own reason for destroying the request, if any
+    const kill = (e) => {
+      why = why || e;
+      req.destroy(e);
+    };
+    const timer = setTimeout(() => kill(new Error(`request ${method} ${path} to port ${port} timed out after ${timeoutMs} ms`)), timeoutMs);
+    // stall watchdog: bytes sent (a streamed body) and received both count as progress
+    let sentBytes = 0;
+    let gotBytes = 0;
+    let idle = null;
+    const progress = () => {
+      if (!idleTimeoutMs) return;
+      clearTimeout(idle);
+      idle = setTimeout(() => kill(new Error(`request ${method} ${path} stalled: nothing moved for ${idleTimeoutMs} ms after ${sentBytes} bytes sent, ${gotBytes} received`)), idleTimeoutMs);
+    };
+    progress();
+    const done = () => {
       clearTimeout(timer);
-      reject(e);
+      clearTimeout(idle);
+    };
+    req.on('error', (e) => {
+      done();
+      reject(why || e);
     });
     req.on('response', (res) => {
       const sock = res.socket;
@@ -78,19 +99,21 @@ function request(mod, opts) {
       let n = 0;
       res.on('data', (d) => {
         n += d.length;
+        gotBytes += d.length;
+        progress();
         if (hashBody) hash.update(d);
         else parts.push(d);
       });
       res.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
+        done();
+        reject(why || e);
       });
       res.on('aborted', () => {
-        clearTimeout(timer);
-        reject(Object.assign(new Error('response aborted'), { code: 'ECONNRESET', partial: r }));
+        done();
+        reject(why || Object.assign(new Error(`response aborted after ${gotBytes} bytes`), { code: 'ECONNRESET', partial: r }));
       });
       res.on('end', () => {
-        clearTimeout(timer);
+        done();
         if (hashBody) {
           r.bodyLength = n;
           r.bodySha256 = hash.digest('hex');
@@ -105,6 +128,10 @@ function request(mod, opts) {
     });
     if (body instanceof Readable) {
       body.on('error', (e) => req.destroy(e));
+      body.on('data', (d) => {
+        sentBytes += d.length;
+        progress();
+      });
       body.pipe(req);
     } else {
       req.end(body);

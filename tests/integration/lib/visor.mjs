@@ -323,10 +323,10 @@ async function startOnce(opts) {
       try {
         const unexpected = v.exitCode !== undefined && !v.stopping;
         // Clients and upstreams are closed by now: nothing is in flight, so a drain must be
-        // immediate; a visor still running 3 s after SIGTERM holds a connection it lost track of.
+        // immediate; a visor still running 2 s after SIGTERM holds a connection it lost track of.
         if (isRunning()) {
           try {
-            await v.stop('SIGTERM', 3000 * SLOW);
+            await v.stop('SIGTERM', 2000 * SLOW);
           } catch (e) {
             if (e.drainTimeout) e.message = `at test end, with its clients and upstreams already closed: ${e.message}`;
             throw e;
