@@ -184,16 +184,17 @@ worker_date(struct worker *w)
 static void
 apply_conf(struct worker *w, struct conf *c)
 {
+	struct conf *old = w->conf;
 	size_t i;
 
-	if (w->conf)
-		conf_unref(w->conf);
+	/* Everyone below may still compare with the old generation: drop it last. */
 	w->conf = c;
 	up_pool_conf(w->pool, c);
 	store_worker_conf(w, c);
 	for (i = 0; filter_table[i]; i++)
 		if (filter_table[i]->worker_conf)
 			filter_table[i]->worker_conf(w, w->fstate[i], c);
+	conf_unref(old);
 }
 
 static void
