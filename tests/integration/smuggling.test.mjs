@@ -61,11 +61,11 @@ describe('malformed requests and smuggling shapes → 400 and close', () => {
       const up = await startUpstream();
       const v = await startVisor(minimalYaml({ upstream: up.addr }));
       const res = await rawTls(v.ports.https, bytes, { timeoutMs: 2000 * SLOW });
-      assert.equal(res.timedOut, false, `connection not closed; received ${JSON.stringify(res.text)}`);
       const rs = res.responses();
-      assert.ok(rs.length >= 1, `no answer before the close; error ${res.error && res.error.code}`);
+      assert.ok(rs.length >= 1, `no answer; ${res.timedOut ? 'connection left open' : 'closed'}, error ${res.error && res.error.code}`);
       assertRawEdge(rs[0], 400);
       assert.equal(rs.length, 1, 'nothing after the 400');
+      assert.equal(res.timedOut, false, 'the connection must be closed after the 400 (still open 2 s later)');
       await delay(100);
       if (opts.body) assert.equal(up.requests.filter((q) => q.complete).length, 0, 'no complete request upstream');
       else assert.equal(up.requests.length, 0, 'nothing forwarded');
@@ -78,11 +78,11 @@ describe('malformed requests and smuggling shapes → 400 and close', () => {
     const res = await rawTls(v.ports.https,
       `GET /ok HTTP/1.1\r\n${H}\r\n\r\n` + `GET /bad HTTP/1.1\r\n${H}\r\nHost: evil.example\r\n\r\n`,
       { timeoutMs: 2000 * SLOW });
-    assert.equal(res.timedOut, false);
     const rs = res.responses();
     assert.equal(rs.length, 2, res.text);
     assert.equal(rs[0].status, 200);
     assertRawEdge(rs[1], 400);
+    assert.equal(res.timedOut, false, 'the connection must be closed after the 400');
     assert.deepEqual(up.requests.map((q) => q.url), ['/ok']);
   });
 });
