@@ -105,6 +105,19 @@ describe('body: Content-Type (415)', () => {
     assert.equal(up.requests[0].bodySha256, sha256(Buffer.from(body)));
   });
 
+  it('with Expect: 100-continue, the 415 comes instead of the 100', T, async () => {
+    const { up, v, port } = await setup();
+    const res = await rawTls(port,
+      head(port, ['POST /api/users HTTP/1.1', '{HOST}', 'Content-Length: 5000', 'Expect: 100-continue', 'Content-Type: text/plain']),
+      { until: hasResponses(1) });
+    assert.ok(!res.text.includes('100 Continue'), res.text);
+    assertRawEdge(res.responses()[0], 415);
+    assert.equal(up.requests.length, 0);
+    // core (reported): a client that leaves while visor waits to drop its announced body is
+    // not noticed until idle_timeout, which holds a SIGTERM drain; stop visor without draining
+    await v.kill();
+  });
+
   it('a body route without a body is not asked for a Content-Type', T, async () => {
     const { up, port } = await setup();
     assert.equal((await https({ port, path: '/api/users?x=1', method: 'GET' })).status, 200);
@@ -443,14 +456,15 @@ describe('body: visor -t and bad schema files', () => {
     const col = lines[line - 1].indexOf('schema: ') + 'schema: '.length + 1;
     const r = runVisor(['-t', '-c', file]);
     if (r.wrapperErrors) assert.deepEqual(r.wrapperErrors, []);
-    const diags = r.stderr.split('\n').filter((l) => l.trim());
+    // errors only: the lint's warnings about the minimal config are not this file's business
+    const diags = r.stderr.split('\n').filter((l) => l.includes(': error: '));
     return { r, diags, prefix: `${file}:${line}:${col}: error: routes[0].body.schema: ` };
   }
 
   it('a valid schema: exit 0', T, async () => {
-    const { r } = await checkWith(CREATE_USER);
-    assert.equal(r.stderr, '');
-    assert.equal(r.code, 0);
+    const { r, diags } = await checkWith(CREATE_USER);
+    assert.deepEqual(diags, []);
+    assert.equal(r.code, 0, r.stderr);
   });
 
   it('an unreadable file', T, async () => {

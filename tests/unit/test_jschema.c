@@ -4,6 +4,7 @@
  * document order of the reported failure, the pattern engine, the formats, the compile errors
  * (keyword, position in the schema text) and the work bounds. Run from the repository root
  * (reads conf/schemas/create-user.json). */
+#include <dirent.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -638,6 +639,79 @@ end:
 	free(text);
 }
 
+/* Every example schema in conf/schemas/ compiles, and the two newer ones behave as documented. */
+static void
+test_example_schemas(void)
+{
+	static const struct { const char *file, *body, *want; } c[] = {
+		{ "update-user.json", "{\"name\":\"Ann\"}", "ok" },
+		{ "update-user.json", "{}", IB "/ must have at least 1 property" },
+		{ "update-user.json", "{\"profile\":{\"website\":null,\"zip\":\"12345\"}}", "ok" },
+		{ "update-user.json", "{\"profile\":{\"website\":\"not a uri\"}}", IB "/profile/website is not a valid uri" },
+		{ "update-user.json", "{\"tags\":[\"a\",\"a\"]}", IB "/tags must not contain duplicate items" },
+		{ "update-user.json", "{\"tags\":[\"ok\",\"Bad\"]}", IB "/tags/1 does not match the pattern" },
+		{ "create-order.json", "{\"customerId\":\"123e4567-e89b-12d3-a456-426614174000\",\"items\":"
+		  "[{\"sku\":\"ABC-1234\",\"quantity\":2,\"unitPrice\":19.99}],\"payment\":{\"method\":\"sepa\","
+		  "\"iban\":\"DE89370400440532013000\"}}", "ok" },
+		{ "create-order.json", "{\"customerId\":\"123e4567-e89b-12d3-a456-426614174000\",\"items\":"
+		  "[{\"sku\":\"ABC-1234\",\"quantity\":0}],\"payment\":{\"method\":\"card\",\"token\":\"tok_0123456789abcdef\"}}",
+		  IB "/items/0/quantity must be >= 1" },
+		{ "create-order.json", "{\"customerId\":\"123e4567-e89b-12d3-a456-426614174000\",\"items\":"
+		  "[{\"sku\":\"ABC-1234\",\"quantity\":1,\"unitPrice\":1.001}],\"payment\":{\"method\":\"card\",\"token\":\"tok_0123456789abcdef\"}}",
+		  IB "/items/0/unitPrice must be a multiple of 0.01" },
+		{ "create-order.json", "{\"customerId\":\"123e4567-e89b-12d3-a456-426614174000\",\"items\":"
+		  "[{\"sku\":\"ABC-1234\",\"quantity\":1}],\"payment\":{\"method\":\"cash\"}}",
+		  IB "/payment does not match any of the schemas (oneOf)" },
+		{ "create-order.json", "{\"items\":[]}", IB "/customerId is required" },
+	};
+	struct jschema_cerr ce;
+	struct jschema_result res;
+	struct jschema *s;
+	struct arena a;
+	struct dirent *de;
+	char path[512], *text;
+	size_t i, len;
+	DIR *d;
+	int n = 0;
+
+	d = opendir("conf/schemas");
+	T_OK(d != NULL);
+	while ((de = readdir(d)) != NULL) {
+		size_t nl = strlen(de->d_name);
+		if (nl < 6 || strcmp(de->d_name + nl - 5, ".json") != 0)
+			continue;
+		snprintf(path, sizeof(path), "conf/schemas/%s", de->d_name);
+		text = file_read_all(path, JSCHEMA_MAX_SCHEMA_SIZE, &len);
+		T_CHECK(text != NULL, "%s: unreadable", path);
+		if (text == NULL)
+			continue;
+		s = jschema_compile(text, len, &ce);
+		T_CHECK(s != NULL, "%s:%d:%d: %s at %s", path, ce.line, ce.col, ce.msg, ce.pointer);
+		jschema_free(s);
+		free(text);
+		n++;
+	}
+	closedir(d);
+	T_OK(n >= 3);
+	for (i = 0; i < ARRAY_LEN(c); i++) {
+		enum jschema_status st;
+		snprintf(path, sizeof(path), "conf/schemas/%s", c[i].file);
+		text = file_read_all(path, JSCHEMA_MAX_SCHEMA_SIZE, &len);
+		s = text ? jschema_compile(text, len, &ce) : NULL;
+		free(text);
+		T_CHECK(s != NULL, "%s does not compile", path);
+		if (s == NULL)
+			continue;
+		arena_init(&a, 4096);
+		st = jschema_check(s, c[i].body, strlen(c[i].body), &a, &res);
+		arena_free(&a);
+		jschema_free(s);
+		T_CHECK(strcmp(st == JSCHEMA_OK ? "ok" : res.msg, c[i].want) == 0, "%s case %zu: got \"%s\"",
+		    c[i].file, i, st == JSCHEMA_OK ? "ok" : res.msg);
+	}
+end:;
+}
+
 struct rcase {
 	const char *pat, *subj;
 	int want;
@@ -851,5 +925,5 @@ end:
 
 T_MAIN(test_json, test_depth, test_forbidden, test_types, test_const_enum, test_numbers,
     test_strings, test_arrays, test_objects, test_combinators, test_order, test_result_fields,
-    test_root_requires, test_compile_errors, test_compile_ok, test_regex, test_regex_bounds,
+    test_root_requires, test_compile_errors, test_compile_ok, test_example_schemas, test_regex, test_regex_bounds,
     test_formats, test_budget)
