@@ -10,24 +10,28 @@ import {
 
 const T = { timeout: 30000 * SLOW };
 
-// A valid file, one key a line so positions are easy to state. Line numbers:
+// A valid file that is also clean of security warnings (listen.http set), one key a line so
+// positions are easy to state. Line numbers:
 //  1 listen:
 //  2   https: 127.0.0.1:18443
-//  3 tls:
-//  4   certificates:
-//  5     - cert: ...
-//  6       key: ...
-//  7 upstream:
-//  8   servers: [127.0.0.1:3000]
-//  9 client:
-// 10   max_header_size: 16k
-// 11   max_body_size: 1m
-// 12 workers: 2
+//  3   http: 127.0.0.1:18080
+//  4 tls:
+//  5   certificates:
+//  6     - cert: ...
+//  7       key: ...
+//  8 upstream:
+//  9   servers: [127.0.0.1:3000]
+// 10 client:
+// 11   max_header_size: 16k
+// 12   max_body_size: 1m
+// 13 workers: 2
+// 14... extra
 function validYaml({ servers = '[127.0.0.1:3000]', client = ['max_header_size: 16k', 'max_body_size: 1m'], workers = '2', https = '127.0.0.1:18443', extra = [] } = {}) {
   const c = getCerts();
   return [
     'listen:',
     `  https: ${https}`,
+    '  http: 127.0.0.1:18080',
     'tls:',
     '  certificates:',
     `    - cert: ${c.cert}`,
@@ -76,7 +80,7 @@ describe('visor -t', () => {
     const d = diagnostics(r.stderr, file);
     assert.equal(d.length, 1, r.stderr);
     assert.equal(d[0].level, 'error');
-    assert.equal(d[0].line, 11);
+    assert.equal(d[0].line, 12);
     assert.equal(d[0].col, 3);
     assert.match(d[0].msg, /unknown key/);
     assert.match(d[0].msg, /max_bdy_size/);
@@ -89,7 +93,7 @@ describe('visor -t', () => {
     assert.equal(r.code, 1);
     const d = diagnostics(r.stderr, file);
     assert.equal(d.length, 1, r.stderr);
-    assert.equal(d[0].line, 13);
+    assert.equal(d[0].line, 14);
     assert.equal(d[0].col, 1);
     assert.match(d[0].msg, /unknown key/);
     assert.match(d[0].msg, /upstream\b/);
@@ -100,7 +104,7 @@ describe('visor -t', () => {
     const r = check(file);
     assert.equal(r.code, 1);
     const d = diagnostics(r.stderr, file);
-    assert.deepEqual(d.map((x) => x.line), [10, 11, 12], r.stderr);
+    assert.deepEqual(d.map((x) => x.line), [11, 12, 13], r.stderr);
     assert.ok(d.every((x) => x.level === 'error'));
   });
 
@@ -111,7 +115,7 @@ describe('visor -t', () => {
     assert.equal(r.code, 1);
     const d = diagnostics(r.stderr, file);
     assert.equal(d.length, 1, r.stderr);
-    assert.equal(d[0].line, 8);
+    assert.equal(d[0].line, 9);
     assert.match(d[0].msg, /VISOR_IT_UNSET_UPSTREAM/);
   });
 
@@ -127,11 +131,11 @@ describe('visor -t', () => {
   });
 
   const BAD_VALUES = [
-    ['workers: lots', { workers: 'lots' }, 12],
-    ['a size with an unknown unit', { client: ['max_header_size: 16k', 'max_body_size: 1x'] }, 11],
-    ['a duration with an unknown unit', { client: ['max_header_size: 16k', 'max_body_size: 1m', 'header_timeout: 10 parsecs'] }, 12],
-    ['a number that is not a number', { extra: ['hsts:', '  max_age: soon'] }, 14],
-    ['an upstream that is not host:port', { servers: '[not an address]' }, 8],
+    ['workers: lots', { workers: 'lots' }, 13],
+    ['a size with an unknown unit', { client: ['max_header_size: 16k', 'max_body_size: 1x'] }, 12],
+    ['a duration with an unknown unit', { client: ['max_header_size: 16k', 'max_body_size: 1m', 'header_timeout: 10 parsecs'] }, 13],
+    ['a number that is not a number', { extra: ['hsts:', '  max_age: soon'] }, 15],
+    ['an upstream that is not host:port', { servers: '[not an address]' }, 9],
   ];
   for (const [name, opts, line] of BAD_VALUES) {
     it(`rejects ${name} at its line`, T, async () => {
@@ -152,7 +156,7 @@ describe('visor -t', () => {
     const d = diagnostics(r.stderr, file);
     assert.ok(d.length >= 1);
     assert.equal(d[0].level, 'error');
-    assert.ok(d[0].line >= 8, `line ${d[0].line}`);
+    assert.ok(d[0].line >= 9, `line ${d[0].line}`);
   });
 
   it('a missing file: exit 1 naming it', T, async () => {
