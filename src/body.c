@@ -260,9 +260,11 @@ body_on_request(struct req *r, const void *fconf, void *state)
 		r->log_reason = "body: not application/json";
 		return V_RESPOND;
 	}
-	/* a compressed body cannot be checked (RFC 9110 §15.5.16: 415 for a content coding) */
+	/* a compressed body cannot be checked (RFC 9110 §15.5.16: 415 for a content coding);
+	 * more than one Content-Encoding line is refused whatever they say */
 	if ((h = hdrs_get(&r->h.hdrs, "content-encoding")) != NULL &&
-	    ascii_casecmp_n(h->val, h->vlen, "identity", 8) != 0) {
+	    (hdrs_count(&r->h.hdrs, "content-encoding") != 1 ||
+	    ascii_casecmp_n(h->val, h->vlen, "identity", 8) != 0)) {
 		req_respond(r, 415, NULL);
 		r->log_reason = "body: content-encoding";
 		return V_RESPOND;
