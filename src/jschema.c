@@ -2992,13 +2992,45 @@ struct hidx {
 };
 
 static int
-cmp_hidx(const void *a, const void *b)
+hidx_less(const struct hidx *x, const struct hidx *y)
 {
-	const struct hidx *x = a, *y = b;
+	return x->h != y->h ? x->h < y->h : x->i < y->i;
+}
 
-	if (x->h != y->h)
-		return x->h < y->h ? -1 : 1;
-	return x->i < y->i ? -1 : x->i > y->i;
+static void
+hidx_sift(struct hidx *a, size_t root, size_t n)
+{
+	struct hidx t;
+	size_t c;
+
+	while ((c = 2 * root + 1) < n) {
+		if (c + 1 < n && hidx_less(&a[c], &a[c + 1]))
+			c++;
+		if (!hidx_less(&a[root], &a[c]))
+			return;
+		t = a[root];
+		a[root] = a[c];
+		a[c] = t;
+		root = c;
+	}
+}
+
+/* Heapsort: n log n in place (glibc's qsort may malloc; a check allocates only from jansson
+ * and the request arena). */
+static void
+hidx_sort(struct hidx *a, size_t n)
+{
+	struct hidx t;
+	size_t i;
+
+	for (i = n / 2; i-- > 0;)
+		hidx_sift(a, i, n);
+	for (i = n; i-- > 1;) {
+		t = a[0];
+		a[0] = a[i];
+		a[i] = t;
+		hidx_sift(a, 0, i);
+	}
 }
 
 /* 1 when two items are equal; hashes sort the candidates, jeq decides. */
@@ -3021,7 +3053,7 @@ has_dup(struct vctx *v, const json_t *arr)
 	if (v->over)
 		return 0;
 	charge(v, n);
-	qsort(hs, n, sizeof(*hs), cmp_hidx);
+	hidx_sort(hs, n);
 	for (i = 0; i < n; i = j) {
 		for (j = i + 1; j < n && hs[j].h == hs[i].h; j++)
 			;
