@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  runVisor, writeConfigFile, minimalYaml, cleanupAll, track, REPO, SLOW,
+  runVisor, startVisor, startUpstream, writeConfigFile, minimalYaml, https, cleanupAll, track, REPO, SLOW,
 } from './lib/harness.mjs';
 
 const T = { timeout: 30000 * SLOW };
@@ -334,6 +334,26 @@ describe('visor -t security lint', () => {
     assert.equal(r.code, 0);
     assert.equal(r.stderr.split('\n').filter(Boolean).length, 3, r.stderr);
     assert.ok(!r.stderr.includes('hunter2') && !r.stderr.includes('hunter3'), r.stderr);
+  });
+
+  it('running: warnings are logged as JSON lines with their position, and visor serves anyway (start and SIGHUP)', T, async () => {
+    const up = await startUpstream();
+    const conf = (maxAge) => minimalYaml({ upstream: up.addr, extra: `hsts:\n  max_age: ${maxAge}\n` });
+    const v = await startVisor({ yaml: conf(600), env: ENV });
+    const isWarn = (re) => (j) => j && j.level === 'warn' && re.test(j.msg);
+    const a = await v.waitForLog(isWarn(/^config: no listen\.http: /), 5000 * SLOW, { stream: 'stderr' });
+    assert.equal(a.json.file, v.configPath);
+    assert.equal(a.json.line, 1);
+    assert.equal(a.json.col, 1);
+    const b = await v.waitForLog(isWarn(/^config: HSTS max_age is 600 s; /), 5000 * SLOW, { stream: 'stderr' });
+    assert.equal(`${b.json.line}:${b.json.col}`, posOf(fs.readFileSync(v.configPath, 'utf8'), /max_age: (600)/d));
+    const r = await https({ port: v.ports.https, path: '/x' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['strict-transport-security'], 'max-age=600; includeSubDomains');
+    await v.writeConfig(conf(1200));
+    v.hup();
+    await v.waitForLog(isWarn(/^config: HSTS max_age is 1200 s; /), 5000 * SLOW, { stream: 'stderr' });
+    await v.waitForLog((j) => j && /configuration reloaded/.test(j.msg), 5000 * SLOW, { stream: 'stderr' });
   });
 
   it('conf/visor.yaml (with the dev keys dev-setup.sh creates) is clean under --strict', T, async () => {
