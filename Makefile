@@ -50,11 +50,10 @@ $(B)/%.o: src/%.c $(wildcard src/*.h)
 	$(CC) $(CFLAGS_BASE) $(WARN) $(CPPFLAGS) -c -o $@ $<
 
 # Sanitizer build: the same sources, objects under build-asan/, binary ./visor-asan.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 asan:
-	$(MAKE) B=build-asan SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" OPT="-O1 -g" visor
-	cp visor visor.tmp 2>/dev/null || true
-	$(CC) -std=c11 -pthread -fsanitize=address,undefined -o visor-asan build-asan/main.o build-asan/libvisor.a build-asan/libllhttp.a $(LDLIBS)
-	@if [ -f visor.tmp ]; then mv visor.tmp visor; fi
+	$(MAKE) B=build-asan SAN="$(ASAN_FLAGS)" OPT="-O1 -g" build-asan/main.o build-asan/libvisor.a build-asan/libllhttp.a
+	$(CC) -std=c11 -pthread $(ASAN_FLAGS) -o visor-asan build-asan/main.o build-asan/libvisor.a build-asan/libllhttp.a $(LDLIBS)
 
 deps:
 	@tests/tools/install-deps.sh test
@@ -87,10 +86,14 @@ test:
 valgrind: visor
 	@VISOR_WRAP="valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --quiet" tests/integration/run.sh
 
+# visor vs nginx (plain TLS proxying, memory), then the policy runs: rate limits vs none,
+# JWT-protected vs open. Each prints its own ratios.
 bench:
 	@tests/tools/install-deps.sh bench
 	@$(MAKE) --no-print-directory visor
 	@tests/bench/run.sh
+	@if [ -x tests/bench/ratelimit.sh ]; then tests/bench/ratelimit.sh; fi
+	@if [ -x tests/bench/jwt.sh ]; then tests/bench/jwt.sh; fi
 
 fuzz:
 	@tests/tools/install-deps.sh fuzz

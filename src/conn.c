@@ -373,6 +373,10 @@ conn_flush(struct conn *c)
 static void
 conn_start_linger(struct conn *c)
 {
+	if (c->w->draining) {
+		conn_close(c);
+		return;
+	}
 	c->st = CS_LINGER;
 	sock_shutdown_write(&c->s);
 	evbuffer_drain(c->s.in, evbuffer_get_length(c->s.in));
@@ -410,9 +414,12 @@ conn_req_done(struct conn *c)
 void
 conn_drain(struct conn *c)
 {
-	if (c->st == CS_IDLE && evbuffer_get_length(c->s.in) == 0)
+	/* Idle keep-alive connections and finished ones lingering for the client's last bytes
+	 * go now; the others close after their current request (conn_req_done checks
+	 * w->draining), or when shutdown_timeout cuts them. */
+	if ((c->st == CS_IDLE && evbuffer_get_length(c->s.in) == 0) || c->st == CS_LINGER ||
+	    (c->st == CS_CLOSING && evbuffer_get_length(c->s.out) == 0))
 		conn_close(c);
-	/* others close after their current request (conn_req_done checks w->draining) */
 }
 
 /* ---- events ----------------------------------------------------------------------- */
