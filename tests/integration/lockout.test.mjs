@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import {
   startVisor, startUpstream, startRedis, https, http, assertEdge, cleanupAll, SLOW, delay,
 } from './lib/harness.mjs';
-import { rlYaml } from './lib/rl-helpers.mjs';
+import { rlYaml, startV } from './lib/rl-helpers.mjs';
 
 const T = { timeout: 60000 * SLOW };
 
@@ -59,7 +59,7 @@ for (const store of ['memory', 'redis']) {
     it('after: 5 allows five failures; the sixth attempt within the lock is refused with 429 at the edge', T, async () => {
       const up = await loginUpstream();
       const redis = store === 'redis' ? await startRedis() : null;
-      const v = await startVisor(lockYaml(up, { redis }));
+      const v = await startV(lockYaml(up, { redis }));
       for (let i = 0; i < 5; i++) {
         assert.equal((await login(v, 'alice@example.com', 'wrong')).status, 401, `failure ${i + 1}`);
         await delay(20);
@@ -81,7 +81,7 @@ for (const store of ['memory', 'redis']) {
     it('the lock doubles per further failure up to max; a success resets', T, async () => {
       const up = await loginUpstream();
       const redis = store === 'redis' ? await startRedis() : null;
-      const v = await startVisor(lockYaml(up, { redis, after: 2, base: '400ms', max: '1600ms' }));
+      const v = await startV(lockYaml(up, { redis, after: 2, base: '400ms', max: '1600ms' }));
       const fail = async () => {
         const r = await login(v, 'carol@example.com', 'wrong');
         await delay(20);
@@ -119,7 +119,7 @@ for (const store of ['memory', 'redis']) {
     it('the account is trimmed and lower-cased; JSON and form bodies, path case and trailing slash alike', T, async () => {
       const up = await loginUpstream();
       const redis = store === 'redis' ? await startRedis() : null;
-      const v = await startVisor(lockYaml(up, { redis, after: 3 }));
+      const v = await startV(lockYaml(up, { redis, after: 3 }));
       assert.equal((await login(v, 'Dave@Example.COM', 'wrong')).status, 401);
       assert.equal((await login(v, '  dave@example.com ', 'wrong', { form: true })).status, 401);
       assert.equal((await login(v, 'DAVE@example.com', 'wrong', { path: '/API/Auth/Login/' })).status, 401);
@@ -144,7 +144,7 @@ describe('lockout leaves other requests alone', () => {
 
   it('GETs, other paths, bodies without the field and non-JSON/form bodies pass; bodies over 16 KiB get 413', T, async () => {
     const up = await loginUpstream();
-    const v = await startVisor(lockYaml(up, { after: 1 }));
+    const v = await startV(lockYaml(up, { after: 1 }));
     assert.equal((await login(v, 'frank@example.com', 'wrong')).status, 401);
     await delay(20);
     assertEdge(await login(v, 'frank@example.com', 'wrong'), 429);
@@ -163,7 +163,7 @@ describe('lockout leaves other requests alone', () => {
 
   it('with the CONTRACT example: a `count: failures` policy and the lockout on the same login', T, async () => {
     const up = await loginUpstream();
-    const v = await startVisor(rlYaml({
+    const v = await startV(rlYaml({
       upstream: up.addr,
       policies: 'login: { limit: 5, window: 60s, key: ip, count: failures }',
       routes: '- path: /api/auth/\n  auth: off\n  rate_limits: [login]',

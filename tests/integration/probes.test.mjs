@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import {
   startVisor, startUpstream, startRedis, https, http, assertEdge, cleanupAll, SLOW, delay, until,
 } from './lib/harness.mjs';
-import { rlYaml, evalshaCalls } from './lib/rl-helpers.mjs';
+import { rlYaml, evalshaCalls, startV } from './lib/rl-helpers.mjs';
 
 const T = { timeout: 60000 * SLOW };
 
@@ -19,7 +19,7 @@ describe('probes', () => {
 
   it('on by default: a probe path gets 404 at the edge, a security event and a metric', T, async () => {
     const up = await startUpstream();
-    const v = await startVisor(rlYaml({ upstream: up.addr, listen: 'admin: {{ADMIN}}' }));
+    const v = await startV(rlYaml({ upstream: up.addr, listen: 'admin: {{ADMIN}}' }));
     const r = await get(v, '/.env');
     const id = assertEdge(r, 404);
     assert.equal(up.requests.length, 0, 'never forwarded');
@@ -38,7 +38,7 @@ describe('probes', () => {
 
   it('`ban_after` probes ban the client for `ban_for`: 403 on every path, other clients unaffected', T, async () => {
     const up = await startUpstream();
-    const v = await startVisor(rlYaml({
+    const v = await startV(rlYaml({
       upstream: up.addr,
       client: 'trusted_proxies: [127.0.0.1/32]',
       extra: 'probes:\n  paths: [/.env, /wp-admin]\n  ban_after: 3\n  ban_for: 2s\n',
@@ -63,7 +63,7 @@ describe('probes', () => {
 
   it('IPv6 scanners are counted by /56', T, async () => {
     const up = await startUpstream();
-    const v = await startVisor(rlYaml({
+    const v = await startV(rlYaml({
       upstream: up.addr,
       client: 'trusted_proxies: [127.0.0.1/32]',
       extra: 'probes:\n  paths: [/.env]\n  ban_after: 2\n  ban_for: 60s\n',
@@ -76,7 +76,7 @@ describe('probes', () => {
 
   it('paths: [] turns probe detection off', T, async () => {
     const up = await startUpstream();
-    const v = await startVisor(rlYaml({ upstream: up.addr, extra: 'probes:\n  paths: []\n' }));
+    const v = await startV(rlYaml({ upstream: up.addr, extra: 'probes:\n  paths: []\n' }));
     assert.equal((await get(v, '/.env')).status, 200);
     assert.equal(events(v, 'probe').length, 0);
   });
@@ -92,8 +92,8 @@ describe('probes', () => {
       routes: '- path: /\n  rate_limits: [api]',
       extra: 'probes:\n  paths: [/.env]\n  ban_after: 3\n  ban_for: 30s\n',
     });
-    const a = await startVisor(yaml);
-    const b = await startVisor(yaml);
+    const a = await startV(yaml);
+    const b = await startV(yaml);
     const scanner = '192.0.2.44';
     assertEdge(await get(a, '/.env', scanner), 404);
     assertEdge(await get(b, '/.env', scanner), 404);

@@ -157,7 +157,7 @@ export function tally(statuses) {
 
 // minimalYaml plus the sections of this suite. `redis`: { url, timeout, onError } or null;
 // `policies`: YAML text of rate_limits entries; `routes`: YAML text of the routes list items.
-export function rlYaml({ upstream, redis = null, policies = '', routes = '', headers = null, extra = '', client = '', workers = null, listen = '' }) {
+export function rlYaml({ upstream, redis = null, policies = '', routes = '', headers = null, extra = '', client = '', workers = 2, listen = '' }) {
   let y = '';
   if (workers) y += `workers: ${workers}\n`;
   if (redis) {
@@ -174,6 +174,26 @@ export function rlYaml({ upstream, redis = null, policies = '', routes = '', hea
   if (routes.trim()) y += 'routes:\n' + dedent(routes).split('\n').filter(Boolean).map((l) => `  ${l}`).join('\n') + '\n';
   if (extra.trim()) y += dedent(extra);
   return minimalYaml({ upstream, client, listen, extra: y });
+}
+
+// Resolves once each of the `workers` workers logged its Redis connection up (under valgrind
+// the handshake can take longer than the listener takes to open).
+export async function redisUp(v, workers = 2) {
+  for (let i = 0; i < workers; i++) {
+    await v.waitForLog((j) => j && new RegExp(`\\(worker ${i}\\): connected`).test(j.msg || ''), 10000 * SLOW, { stream: 'stderr' });
+  }
+  return v;
+}
+
+// startVisor, then (when the YAML has a redis section) wait for every worker's connection.
+export async function startV(yaml) {
+  const { startVisor } = await import('./harness.mjs');
+  const v = await startVisor(yaml);
+  if (/^redis:/m.test(yaml)) {
+    const m = yaml.match(/^workers: (\d+)/m);
+    await redisUp(v, m ? Number(m[1]) : 2);
+  }
+  return v;
 }
 
 export async function evalshaCalls(redis) {
