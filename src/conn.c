@@ -25,7 +25,6 @@
 #define LINGER_MS      2000
 #define LINGER_BYTES   (256 * 1024)
 
-static void conn_on_sock(struct sock *s, int ev, void *arg);
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 static int  conn_p_head(struct http_parser *p);
 static int  conn_p_body(struct http_parser *p, const char *at, size_t n);
@@ -139,7 +138,7 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 	c->timer = evtimer_new(w->base, conn_on_timer, c);
 	if (c->timer == NULL)
 		goto fail;
-	if (sock_init(&c->s, w->base, fd, ssl, conn_on_sock, c) < 0)
+	if (sock_init(&c->s, w->base, fd, ssl, conn_sock_cb, c) < 0)
 		goto fail;
 	ssl = NULL;
 	fd = -1;
@@ -418,14 +417,15 @@ conn_drain(struct conn *c)
 	 * go now; the others close after their current request (conn_req_done checks
 	 * w->draining), or when shutdown_timeout cuts them. */
 	if ((c->st == CS_IDLE && evbuffer_get_length(c->s.in) == 0) || c->st == CS_LINGER ||
+	    c->st == CS_TUNNEL ||
 	    (c->st == CS_CLOSING && evbuffer_get_length(c->s.out) == 0))
 		conn_close(c);
 }
 
 /* ---- events ----------------------------------------------------------------------- */
 
-static void
-conn_on_sock(struct sock *s, int ev, void *arg)
+void
+conn_sock_cb(struct sock *s, int ev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -479,6 +479,9 @@ conn_on_sock(struct sock *s, int ev, void *arg)
 			if (c->req && !c->req->body_done && !c->req->discard)
 				conn_close(c);
 			break;
+		case CS_TUNNEL:
+			conn_close(c);
+			break;
 		}
 	}
 out:
@@ -530,6 +533,7 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CS_CLOSING:
 	case CS_LINGER:
+	case CS_TUNNEL:            /* idle tunnel */
 		conn_close(c);
 		break;
 	}

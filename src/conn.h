@@ -26,6 +26,7 @@ enum conn_state {
 	CS_REQ,           /* a request is in progress */
 	CS_CLOSING,       /* flushing the last answer, then close */
 	CS_LINGER,        /* our side shut; reading and dropping what the client still sends */
+	CS_TUNNEL,        /* upgraded (WebSocket): bytes spliced to the upstream (tunnel.c) */
 };
 
 struct conn {
@@ -58,6 +59,8 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const struct sock
 /* Marks it dead; the worker's reaper frees it (and its request) on the next loop turn. */
 void conn_close(struct conn *c);
 void conn_free(struct conn *c);        /* reaper only */
+/* The connection's own sock callback (tunnel.c hands the sock back with it). */
+void conn_sock_cb(struct sock *s, int ev, void *arg);
 /* The current request is finished: log it, free it, go on with the next or close. */
 void conn_req_done(struct conn *c);
 /* Bytes for the client: append to c->s.out then call this. */

@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "log.h"
 #include "route.h"
+#include "tunnel.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -145,7 +146,9 @@ req_abort(struct req *r)
 int
 req_finished(const struct req *r)
 {
-	return r->resp_done && !r->suspended && (r->body_done || r->resp_close);
+	/* a tunnel lives as long as its connection */
+	return r->resp_done && !r->suspended && !r->tunnel && !r->tunnel_pending &&
+	    (r->body_done || r->resp_close);
 }
 
 /* The conn decides what comes next; never from inside the parser (conn_feed checks). */
@@ -485,6 +488,12 @@ req_start(struct req *r)
 			r->expect_continue = 1;
 		hdrs_del(&r->h.hdrs, "expect");
 	}
+	if (tunnel_wanted(r)) {
+		struct hdr *u = hdrs_get(&r->h.hdrs, "upgrade");
+		r->upgrade = 1;
+		r->upgrade_val = u->val;
+		r->upgrade_len = u->vlen;
+	}
 	/* The forwarded view: hop-by-hop out; identity headers are visor's alone. */
 	http_strip_hop_by_hop(&r->h.hdrs);
 	hdrs_del(&r->h.hdrs, "content-length");
@@ -807,8 +816,13 @@ req_up_ready(struct req *r, struct upconn *u)
 		add_hdr(&b, "X-Forwarded-Host", 16, host->val, host->vlen);
 	add_hdr(&b, "X-Real-IP", 9, r->ip, strlen(r->ip));
 	add_hdr(&b, "X-Request-Id", 12, r->id, strlen(r->id));
-	if (cf->upstream.keepalive == 0)
+	if (r->upgrade) {
+		/* hop-by-hop by nature, but the switch itself is what the upstream must see */
+		sbuf_adds(&b, "Connection: upgrade\r\n");
+		add_hdr(&b, "Upgrade", 7, r->upgrade_val, r->upgrade_len);
+	} else if (cf->upstream.keepalive == 0) {
 		sbuf_adds(&b, "Connection: close\r\n");
+	}
 	if (r->body) {
 		sbuf_printf(&b, "Content-Length: %zu\r\n\r\n", evbuffer_get_length(r->body));
 	} else if (r->has_body) {
@@ -913,6 +927,11 @@ req_up_head(struct req *r, struct upconn *u)
 	if (o->v == NULL)
 		return -1;
 	o->cap = r->rh.hdrs.n + 24;
+	if (r->status == 101) {
+		struct hdr *uh = hdrs_get(&r->rh.hdrs, "upgrade");
+		if (uh && hdrs_add(&r->a, o, "Upgrade", 7, uh->val, uh->vlen) < 0)
+			return -1;
+	}
 	http_strip_hop_by_hop(&r->rh.hdrs);
 	for (i = 0; i < r->rh.hdrs.n; i++) {
 		h = &r->rh.hdrs.v[i];
@@ -1053,7 +1072,9 @@ resp_send_head(struct req *r)
 			r->resp_close = 1;  /* HTTP/1.0 client: the close delimits the body */
 		}
 	}
-	if (r->resp_close)
+	if (r->status == 101 && !r->edge)
+		sbuf_adds(&b, "Connection: upgrade\r\n");
+	else if (r->resp_close)
 		sbuf_adds(&b, "Connection: close\r\n");
 	else if (r->h.minor == 0)
 		sbuf_adds(&b, "Connection: keep-alive\r\n");
@@ -1091,6 +1112,12 @@ resp_send_head(struct req *r)
 	if (r->resp_peek) {
 		evbuffer_free(r->resp_peek);
 		r->resp_peek = NULL;
+	}
+	if (r->status == 101 && !r->edge) {
+		/* switched: the upstream hands over once its parser call returns (up_feed) */
+		r->tunnel_pending = 1;
+		conn_flush(c);
+		return;
 	}
 	if (r->edge || r->up == NULL || r->up_done_early) {
 		if (r->resp_chunked)
@@ -1132,6 +1159,15 @@ req_up_body(struct req *r, const char *p, size_t n)
 		sock_notify_drained(&c->s, STREAM_LWM);
 	}
 	return 0;
+}
+
+void
+req_tunnel_go(struct req *r)
+{
+	r->tunnel_pending = 0;
+	r->tunnel = 1;
+	req_complete(r);          /* the access log line of the handshake (status 101) */
+	tunnel_start(r);
 }
 
 void

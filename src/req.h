@@ -77,6 +77,11 @@ struct req {
 	int               want_body;     /* a filter asked to see the whole body */
 	uint64_t          want_body_max;
 	struct evbuffer  *body;          /* buffered body (want_body) */
+	int               upgrade;       /* asks for a protocol switch we tunnel (tunnel.c) */
+	const char       *upgrade_val;   /* its Upgrade header, re-added upstream */
+	size_t            upgrade_len;
+	int               tunnel;        /* 101 sent: the connection is a byte tunnel now */
+	int               tunnel_pending;/* 101 queued inside the parser: start after it returns */
 	int               expect_continue;
 	int               sent_continue;
 	int               discard;       /* edge answer made: drop the rest of the body */
@@ -122,6 +127,8 @@ void req_free(struct req *r);
 int  req_finished(const struct req *r);
 /* The client's output buffer drained below the low mark (resume the upstream). */
 void req_client_drained(struct req *r);
+/* The 101 went out and the parser returned: log it and switch to tunnelling. */
+void req_tunnel_go(struct req *r);
 
 /* ---- for filters ---- */
 /* Makes the answer: `status` with the JSON body {"error":msg,"requestId":id}. */

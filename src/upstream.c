@@ -474,7 +474,7 @@ up_release(struct upconn *u, int reusable)
 	const struct conf *c = p->conf;
 
 	u->req = NULL;
-	if (!reusable || u->st != UP_BUSY || s->retired || u->s.failed || u->s.eof ||
+	if (!reusable || u->tunnel || u->st != UP_BUSY || s->retired || u->s.failed || u->s.eof ||
 	    evbuffer_get_length(u->s.in) > 0 || evbuffer_get_length(u->s.out) > 0 ||
 	    !u->hp.msg_done || !u->hp.ll.flags || !llhttp_should_keep_alive(&u->hp.ll) ||
 	    (int64_t)p->nidle >= c->upstream.keepalive) {
@@ -535,11 +535,11 @@ up_p_head(struct http_parser *p)
 
 	if (u->req == NULL)
 		return -1;
-	if (st == 101) {
-		p->why = "unexpected 101 from upstream";
+	if (st == 101 && !u->req->upgrade) {
+		p->why = "101 from upstream to a request that did not ask to switch";
 		return -1;
 	}
-	if (st >= 100 && st < 200) {
+	if (st > 101 && st < 200) {
 		/* informational (100, 103): not forwarded; the final answer follows */
 		u->head_done = 0;
 		return 0;
@@ -617,6 +617,12 @@ up_feed(struct upconn *u)
 		u->got_bytes = 1;
 		if (u->dead || u->req != r)
 			break;          /* the request let go of this connection while parsing */
+		if (r->tunnel_pending) {
+			/* what follows the 101 head is tunnel data, not HTTP */
+			client = NULL;
+			req_tunnel_go(r);
+			goto out;
+		}
 		if (u->hp.msg_done) {
 			if (!u->head_done) {
 				/* end of a 1xx: go on with the final response */
@@ -637,7 +643,7 @@ out:
 	if (client && !client->dead)
 		conn_flush(client);
 	/* input consumed: let the socket read again if the window had filled */
-	if (!u->dead && u->st == UP_BUSY && !u->paused)
+	if (!u->dead && u->st == UP_BUSY && !u->paused && !u->tunnel)
 		sock_read_start(&u->s);
 	up_leave(u);
 }

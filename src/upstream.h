@@ -41,6 +41,7 @@ struct upconn {
 	int                  paused;         /* reading stopped: client output is full */
 	int                  head_done;
 	int                  sent_all;       /* the whole request has been written */
+	int                  tunnel;         /* spliced to a client (never pooled again) */
 };
 
 struct up_pool *up_pool_new(struct worker *w);
