@@ -636,7 +636,7 @@ req_resume(struct req *r, enum verdict v)
 {
 	const char *fname = "filter";
 
-	if (!r->suspended || r->c->dead)
+	if (!r->suspended || r->c->dead || r->head_sent)
 		return;             /* a dead connection's request only waits for the reaper */
 	r->suspended = 0;
 	if (r->fidx > 0)
@@ -897,6 +897,13 @@ req_up_failed(struct req *r, int status, const char *why)
 	}
 	r->phase = RP_DONE;
 	r->log_reason = why;
+	/* A filter was looking at the start of the body (scrub) when the upstream died: that
+	 * answer will never be whole, so the wait ends here and the client gets the 502. */
+	if (r->suspended && r->resp_peek) {
+		r->suspended = 0;
+		evbuffer_free(r->resp_peek);
+		r->resp_peek = NULL;
+	}
 	/* the request body may be half-sent: never reuse this client stream */
 	if (!r->body_done)
 		r->resp_close = 1;
