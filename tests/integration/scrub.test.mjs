@@ -80,9 +80,7 @@ describe('scrub by status', () => {
     }
   }
 
-  // todo until sock.c re-arms reading once the owner consumed its input: a read that fills
-  // rmax (64 KiB) disarms the event for good, so larger bodies stall (reported).
-  it('a large (1 MiB) 500 body is drained, never sent; the connection is reused', { ...T, todo: 'core: upstream reads stall past 64 KiB' }, async () => {
+  it('a large (1 MiB) 500 body is drained, never sent; the connection is reused', T, async () => {
     const big = Buffer.alloc(1 << 20, 'E');
     const up = await pathUpstream({ '/cl': { status: 500, body: big }, '/ch': { status: 500, body: big, chunked: true } });
     const v = await startVisor(policyYaml(up.addr));
@@ -112,10 +110,7 @@ describe('scrub by status', () => {
     assert.equal(ev.excerpt, '');
   });
 
-  // todo until the core completes bodyless upstream answers (HEAD, 204, 304, Content-Length:
-  // 0): upstream.c feeds llhttp only when bytes arrive, so a message that ends with its head
-  // never reaches on_message_complete and the client connection waits forever (reported).
-  it('HEAD to a 500, then a GET on the same client connection', { ...T, todo: 'core: bodyless upstream answers never complete' }, async () => {
+  it('HEAD to a 500, then a GET on the same client connection', T, async () => {
     const up = await pathUpstream({ '/boom': { status: 500, body: STACK } });
     const v = await startVisor(policyYaml(up.addr));
     const res = await rawTls(v.ports.https, 'HEAD /boom HTTP/1.1\r\nHost: localhost\r\n\r\nGET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
@@ -126,7 +121,7 @@ describe('scrub by status', () => {
     assert.equal(up.connections, 1);
   });
 
-  it('a 500 with Content-Length: 0 gets the generic body', { ...T, todo: 'core: bodyless upstream answers never complete' }, async () => {
+  it('a 500 with Content-Length: 0 gets the generic body', T, async () => {
     const up = await pathUpstream({ '/empty': { status: 500, body: '' } });
     const v = await startVisor(policyYaml(up.addr));
     const agent = keepAliveAgent();
@@ -287,7 +282,7 @@ describe('scrub 4xx bodies that carry a stack trace', () => {
     }
   }
 
-  it('bodies up to 64 KiB are inspected; larger ones pass untouched (Content-Length and chunked)', { ...T, todo: 'core: upstream reads stall past 64 KiB' }, async () => {
+  it('bodies up to 64 KiB are inspected; larger ones pass untouched (Content-Length and chunked)', T, async () => {
     const pad = (n) => STACK + 'p'.repeat(n - STACK.length);
     const up = await pathUpstream({
       '/cl-64k': { status: 400, body: pad(65536) },
