@@ -150,11 +150,11 @@ describe('SIGHUP reload', () => {
     };
     const clients = Array.from({ length: 4 }, client);
     for (let i = 0; i < 30; i++) {
-      await delay(50);
+      await delay(50 * SLOW);
       if (i % 3 === 0) await v.writeConfig(yaml(i % 2 ? 'strict-origin' : 'same-origin'));
       v.hup();
     }
-    await delay(300);
+    await delay(300 * SLOW);
     stop = true;
     await Promise.all(clients);
     assert.equal(v.exitCode, undefined, `visor died: ${v.describe()}`);

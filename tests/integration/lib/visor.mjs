@@ -380,6 +380,7 @@ async function startOnce(opts) {
 }
 
 // Runs visor to completion (for -t / -V / startup failures): { code, signal, stdout, stderr }.
+// Throws when a wrapper (valgrind) or sanitizer reported errors.
 export function runVisor(args, { env, cwd, timeoutMs = 10000 * SLOW, wrap = true } = {}) {
   ensureBinary();
   const argv = [...(wrap ? wrapArgv() : []), VISOR_BIN, ...args];
@@ -399,6 +400,12 @@ export function runVisor(args, { env, cwd, timeoutMs = 10000 * SLOW, wrap = true
     res.wrapperErrors = errs;
     // Keep only visor's own lines for the assertions.
     res.stderr = r.stderr.split('\n').filter((l) => !WRAP_LINE.test(l)).join('\n');
+  }
+  // A wrapper's (valgrind) or sanitizer's report fails the caller, whatever visor's answer.
+  const reported = r.stderr.split('\n').filter((l) => WRAP_LINE.test(l));
+  const code = wrap ? wrapErrorCode() : null;
+  if (reported.length || (code !== null && r.status === code)) {
+    throw new Error(`${process.env.VISOR_WRAP && wrap ? 'wrapper' : 'sanitizer'} reported errors for visor ${args.join(' ')}:\n${reported.join('\n')}`);
   }
   return res;
 }
