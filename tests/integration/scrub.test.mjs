@@ -158,6 +158,29 @@ describe('scrub by status', () => {
     assertEdge(r, r.status);
   });
 
+  // todo until req_up_failed's retry (reused connection, no request body sent) also requires
+  // that no response head arrived: today the request is sent again, and the second attempt
+  // meets the first one's suspended body peek and never answers (reported).
+  it('on a reused upstream connection, a 500 cut mid-body is not retried: the upstream sees the request once', { ...T, todo: 'core: req_up_failed retries after a response head' }, async () => {
+    let n = 0;
+    const up = await startRawUpstream(rawResponder((head, s) => {
+      n++;
+      if (head.startsWith('GET /first')) {
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        return;
+      }
+      s.write('HTTP/1.1 500 Internal Server Error\r\nContent-Length: 20000\r\n\r\nError: secret\n    at x (/app/a.js:1:2)\n');
+      setTimeout(() => s.destroy(), 50);
+    }));
+    const v = await startVisor(policyYaml(up.addr));
+    const agent = keepAliveAgent();
+    assert.equal((await https({ port: v.ports.https, path: '/first', agent })).status, 200);
+    const r = await https({ port: v.ports.https, method: 'DELETE', path: '/pay/7', agent, timeoutMs: 3000 * SLOW });
+    assert.ok([500, 502].includes(r.status), `status ${r.status}`);
+    assert.ok(!r.text.includes('secret'));
+    assert.equal(n, 2, 'a request the upstream answered is never sent again');
+  });
+
   it('edge answers are never scrubbed or logged as scrubbed_error', T, async () => {
     const dead = await deadPort();
     const v = await startVisor(policyYaml(`127.0.0.1:${dead}`, 'routes:\n  - path: /api/\n'));
