@@ -869,6 +869,14 @@ req_up_ready(struct req *r, struct upconn *u)
 	}
 }
 
+/* RFC 9110 §9.2.2: safe to send twice. */
+static int
+method_idempotent(int m)
+{
+	return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_OPTIONS || m == HTTP_PUT ||
+	    m == HTTP_DELETE || m == HTTP_TRACE;
+}
+
 void
 req_up_failed(struct req *r, int status, const char *why)
 {
@@ -890,7 +898,8 @@ req_up_failed(struct req *r, int status, const char *why)
 	}
 	/* A reused pooled connection may have been closed by the server just before we used
 	 * it: one more try on a fresh connection is safe when no body byte has left yet. */
-	if (status == 502 && r->up_reused && r->up_body_sent == 0 && r->up_tries < 3) {
+	if (status == 502 && r->up_reused && r->up_body_sent == 0 && !r->up_got_bytes &&
+	    r->up_tries < 3 && method_idempotent(r->h.method)) {
 		r->up_reused = 0;
 		go_upstream(r);
 		return;

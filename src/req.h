@@ -92,6 +92,7 @@ struct req {
 	uint32_t          up_tried;      /* bit per server index, for failover */
 	int64_t           t_start_us, t_up_us, t_up_head_us;
 	int               up_reused;
+	int               up_got_bytes;  /* the upstream started answering this request */
 	uint64_t          up_body_sent;
 
 	/* ---- response ---- */

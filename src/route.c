@@ -130,8 +130,14 @@ route_match(const struct route_rt *rt, const char *path, size_t len, const char 
 	for (i = 0; i < rt->n; i++) {
 		const struct conf_route *cr = rt->v[i].cr;
 		pl = strlen(cr->path);
-		if (pl <= len && ascii_casecmp_n(path, pl, cr->path, pl) == 0 &&
-		    method_match(cr, method))
+		if (!method_match(cr, method))
+			continue;
+		if (pl <= len && ascii_casecmp_n(path, pl, cr->path, pl) == 0)
+			return &rt->v[i];
+		/* "/api/" also covers "/api": Express (non-strict routing) serves both with the
+		 * same router, so the bare path must not fall through to a laxer rule. */
+		if (pl > 1 && cr->path[pl - 1] == '/' && len == pl - 1 &&
+		    ascii_casecmp_n(path, len, cr->path, len) == 0)
 			return &rt->v[i];
 	}
 	return NULL;

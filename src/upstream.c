@@ -615,6 +615,7 @@ up_feed(struct upconn *u)
 		}
 		evbuffer_drain(u->s.in, (size_t)n);
 		u->got_bytes = 1;
+		r->up_got_bytes = 1;
 		if (u->dead || u->req != r)
 			break;          /* the request let go of this connection while parsing */
 		if (r->tunnel_pending) {
