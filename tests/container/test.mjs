@@ -318,6 +318,35 @@ async function configPhase() {
     assert.match(r.stderr, /"level":"error","msg":"entrypoint: no JWT public key at \/run\/secrets\/jwt\.pub\.pem: /);
   });
 
+  await check('conf/kubernetes/configmap.yaml: its visor.yaml, mounted over /etc/visor, passes -t --strict', () => {
+    const dir = path.join(WORK, 'k8s');
+    const sec = path.join(WORK, 'k8s-secrets');
+    fs.mkdirSync(path.join(dir, 'schemas'), { recursive: true });
+    fs.mkdirSync(sec, { recursive: true });
+    const text = fs.readFileSync(path.join(REPO, 'conf/kubernetes/configmap.yaml'), 'utf8');
+    const block = (key) => {          // a "  key: |" literal block of the ConfigMap's data
+      const lines = text.split('\n');
+      const i = lines.indexOf(`  ${key}: |`);
+      assert.ok(i >= 0, `no ${key} in configmap.yaml`);
+      const out = [];
+      for (const l of lines.slice(i + 1)) {
+        if (l.trim() && !l.startsWith('    ')) break;
+        out.push(l.slice(4));
+      }
+      return out.join('\n');
+    };
+    fs.writeFileSync(path.join(dir, 'visor.yaml'), block('visor.yaml'));
+    fs.writeFileSync(path.join(dir, 'schemas/login.json'), block('login.json'));
+    const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    fs.writeFileSync(path.join(sec, 'jwt.pub.pem'), rsa.publicKey.export({ type: 'spki', format: 'pem' }));
+    fs.copyFileSync(certs.cert, path.join(sec, 'tls.crt'));
+    fs.copyFileSync(certs.key, path.join(sec, 'tls.key'));
+    for (const f of fs.readdirSync(sec)) fs.chmodSync(path.join(sec, f), 0o644);   // test keys only
+    for (const d of [dir, path.join(dir, 'schemas'), sec]) fs.chmodSync(d, 0o755);
+    const r = podman(['run', '--rm', '-v', `${dir}:/etc/visor:ro`, '-v', `${sec}:/run/secrets:ro`,
+      '-e', 'REDIS_URL=redis://:a-long-redis-password@redis:6379/0', IMAGE, '-t', '--strict'], { allowFail: true });
+    assert.equal(r.code, 0, r.stderr);
+  });
   // VISOR_DEV_CERT=1, and the production port recipe: 443/80 inside, as uid 10001.
   const c = runContainer('devcert', [...baseArgs({ VISOR_DEV_CERT: '1', VISOR_HTTPS: '0.0.0.0:443', VISOR_HTTP: '0.0.0.0:80' }),
     '--sysctl', 'net.ipv4.ip_unprivileged_port_start=0',
