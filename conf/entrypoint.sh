@@ -98,6 +98,26 @@ need_file() {   # need_file PATH WHAT HOW
 	fi
 }
 
+# workers: auto counts the machine's CPUs; under a CPU limit (docker --cpus, Kubernetes
+# limits.cpu) that many threads only queue behind the quota. Use the quota, rounded up.
+cpu_quota() {
+	local q p
+	if [ -r /sys/fs/cgroup/cpu.max ]; then
+		read -r q p </sys/fs/cgroup/cpu.max || return 1
+	elif [ -r /sys/fs/cgroup/cpu/cpu.cfs_quota_us ] && [ -r /sys/fs/cgroup/cpu/cpu.cfs_period_us ]; then
+		q=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) p=$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)
+	else
+		return 1
+	fi
+	case $q in max | -1 | '' | *[!0-9]*) return 1 ;; esac
+	case $p in '' | 0 | *[!0-9]*) return 1 ;; esac
+	echo $(((q + p - 1) / p))
+}
+if [ $baked = 1 ] && [ -z "${VISOR_WORKERS:-}" ] && n=$(cpu_quota) && [ "$n" -lt "$(nproc --all)" ]; then
+	export VISOR_WORKERS=$n
+	[ $mode = run ] && log info "CPU limit of $n CPU(s): $n workers (set VISOR_WORKERS to choose)"
+fi
+
 if [ $mode = run ] && [ $baked = 1 ]; then
 	cert=${VISOR_TLS_CERT:-/run/secrets/tls.crt}
 	key=${VISOR_TLS_KEY:-/run/secrets/tls.key}

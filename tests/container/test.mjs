@@ -278,7 +278,7 @@ async function buildPhase() {
 function baseArgs(extraEnv = {}) {
   const env = { JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, VISOR_JWT_KEY: '/keys/jwt.pub.pem', VISOR_WORKERS: '2', ...extraEnv };
   const args = ['-v', `${jwtPubFile}:/keys/jwt.pub.pem:ro`];
-  for (const [k, v] of Object.entries(env)) args.push('-e', `${k}=${v}`);
+  for (const [k, v] of Object.entries(env)) if (v !== null) args.push('-e', `${k}=${v}`);
   return args;
 }
 let tlsSecrets = null;
@@ -348,8 +348,8 @@ async function configPhase() {
     assert.equal(r.code, 0, r.stderr);
   });
   // VISOR_DEV_CERT=1, and the production port recipe: 443/80 inside, as uid 10001.
-  const c = runContainer('devcert', [...baseArgs({ VISOR_DEV_CERT: '1', VISOR_HTTPS: '0.0.0.0:443', VISOR_HTTP: '0.0.0.0:80' }),
-    '--sysctl', 'net.ipv4.ip_unprivileged_port_start=0',
+  const c = runContainer('devcert', [...baseArgs({ VISOR_DEV_CERT: '1', VISOR_HTTPS: '0.0.0.0:443', VISOR_HTTP: '0.0.0.0:80', VISOR_WORKERS: null }),
+    '--sysctl', 'net.ipv4.ip_unprivileged_port_start=0', '--cpus', '1',
     '-p', '127.0.0.1::443', '-p', '127.0.0.1::80', '-p', '127.0.0.1::9090']);
   try {
     const p443 = hostPort(c, 443);
@@ -368,6 +368,11 @@ async function configPhase() {
       assert.equal(cert.issuer.CN, 'localhost');
       assert.match(cert.subjectaltname, /DNS:localhost/);
       assert.ok(logs(c).stderr.some((l) => /"level":"warn","msg":"entrypoint: VISOR_DEV_CERT=1: serving a self-signed certificate/.test(l)));
+    });
+    await check('--cpus 1 and VISOR_WORKERS unset: 1 worker (the CPU quota, not the machine\'s CPUs)', () => {
+      const err = logs(c).stderr;
+      assert.ok(err.some((l) => /"msg":"entrypoint: CPU limit of 1 CPU\(s\): 1 workers/.test(l)), err.join('\n'));
+      assert.ok(err.some((l) => /"msg":"visor \S+ started: 1 workers, config \/etc\/visor\/visor-local\.yaml"/.test(l)), err.join('\n'));
     });
     await check('listening on 80/443 inside as uid 10001: 301 to https://localhost/path?query (no port)', async () => {
       const r = await http({ port: p80, path: '/x/y?q=1', hostHeader: 'localhost' });
