@@ -396,10 +396,36 @@ async function configPhase() {
 const RATE = 37;            // VISOR_RATE_LIMIT of the single container: seen in its headers
 const DRAIN = 5;            // VISOR_SHUTDOWN_TIMEOUT of the single container, seconds
 
+// The single container's certificate: a bind-mounted directory (as a Kubernetes Secret
+// volume is), so it can be rotated in place; the other containers get podman secrets.
+const tlsDir = path.join(WORK, 'tls');
+function installCert(cert, key) {
+  fs.mkdirSync(tlsDir, { recursive: true, mode: 0o755 });
+  for (const [src, name] of [[cert, 'tls.crt'], [key, 'tls.key']]) {
+    const tmp = path.join(tlsDir, `.${name}.new`);
+    fs.copyFileSync(src, tmp);
+    if (process.getuid() === 0) fs.chownSync(tmp, 10001, 10001);
+    else fs.chmodSync(tmp, 0o644);          // test keys only
+    fs.renameSync(tmp, path.join(tlsDir, name));   // atomic, like the kubelet's swap
+  }
+}
+function peerCert(port) {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false }, () => {
+      const pc = s.getPeerCertificate();
+      s.destroy();
+      resolve(pc);
+    });
+    s.once('error', reject);
+  });
+}
+
 async function singlePhase() {
+  installCert(certs.cert, certs.key);
   const c = runContainer('single', [...baseArgs({
     UPSTREAM: `host.containers.internal:${up.port}`, VISOR_RATE_LIMIT: String(RATE), VISOR_SHUTDOWN_TIMEOUT: `${DRAIN}s`,
-  }), ...tlsSecretArgs(), '-p', '127.0.0.1::8443', '-p', '127.0.0.1::8080', '-p', '127.0.0.1::9090']);
+    VISOR_TLS_CERT: '/tls/tls.crt', VISOR_TLS_KEY: '/tls/tls.key',
+  }), '-v', `${tlsDir}:/tls:ro`, '-p', '127.0.0.1::8443', '-p', '127.0.0.1::8080', '-p', '127.0.0.1::9090']);
   try {
     const P = hostPort(c, 8443);
     const H = hostPort(c, 8080);
@@ -493,6 +519,21 @@ async function singleChecks(c, P, H, A) {
     const r = await get('/boom');
     boomId = assertEdge(r, 500);
     assert.doesNotMatch(r.text, /users\.js|TypeError/);
+  });
+  await check('certificate rotation: new files + SIGHUP → new handshakes get the new certificate, no restart', async () => {
+    assert.equal((await peerCert(P)).subject.CN, 'localhost');
+    const reloads = () => logs(c).stderr.filter((l) => /"msg":"configuration reloaded/.test(l)).length;
+    const n0 = reloads();
+    installCert(certs.altCert, certs.altKey);
+    podman(['kill', '--signal', 'HUP', c]);
+    await until(() => reloads() === n0 + 1, 5000, 'the reload log line');
+    assert.equal((await peerCert(P)).subject.CN, 'alt.visor.test');
+    installCert(certs.cert, certs.key);
+    podman(['kill', '--signal', 'HUP', c]);
+    await until(() => reloads() === n0 + 2, 5000, 'the second reload');
+    assert.equal((await peerCert(P)).subject.CN, 'localhost');
+    assert.equal(inspect(c, '{{.State.Status}}'), 'running');
+    assert.equal((await get('/')).status, 200);
   });
   let slowStatus = null;
   await check(`podman stop: the in-flight request finishes, exit code 0 within shutdown_timeout (${DRAIN}s)`, async () => {
