@@ -582,48 +582,82 @@ on_reply(redisAsyncContext *ac, void *reply, void *priv)
 	cmd_free(c);
 }
 
-/* Formats argv (after an optional EVALSHA <sha> prefix) and sends it. */
+/* Decimal digits of v into p (no NUL); returns the count. */
+static size_t
+put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* "$<len>\r\n<bytes>\r\n" at p; returns the bytes written. */
+static size_t
+put_bulk(char *p, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	p[o++] = '$';
+	o += put_u64(p + o, n);
+	p[o++] = '\r';
+	p[o++] = '\n';
+	memcpy(p + o, s, n);
+	o += n;
+	p[o++] = '\r';
+	p[o++] = '\n';
+	return o;
+}
+
+/* Formats argv (after an optional EVALSHA <sha> <nkeys> prefix) in RESP, in one allocation
+ * with the command's record, and sends it. No printf on this path: it runs per request. */
 static struct redis_cmd *
 send_cmd(struct redis *rd, int script, int nkeys, int argc, const char **argv,
     const size_t *lens, redis_fn fn, void *arg)
 {
-	struct sbuf b = { 0 };
 	struct redis_cmd *c;
-	size_t rest = 0;
+	size_t need, o = 0, rest = 0;
 	int i, total = argc + (script ? 3 : 0);
-	char nk[16];
+	char nk[20];
+	size_t nkl = 0;
 
-	if (!redis_is_up(rd) || rd->ac == NULL)
+	if (!redis_is_up(rd) || rd->ac == NULL || argc < 0 || nkeys < 0)
 		return NULL;
-	sbuf_reserve(&b, 256);
-	sbuf_printf(&b, "*%d\r\n", total);
+	need = 1 + 20 + 2;
 	if (script) {
-		snprintf(nk, sizeof(nk), "%d", nkeys);
-		sbuf_adds(&b, "$7\r\nEVALSHA\r\n$40\r\n");
-		sbuf_add(&b, rd->sha, 40);
-		sbuf_add(&b, "\r\n", 2);
-		rest = b.len;
-		sbuf_printf(&b, "$%zu\r\n%s\r\n", strlen(nk), nk);
+		nkl = put_u64(nk, (uint64_t)nkeys);
+		need += (1 + 1 + 2 + 7 + 2) + (1 + 2 + 2 + 40 + 2) + (1 + 20 + 2 + nkl + 2);
 	}
-	for (i = 0; i < argc; i++) {
-		sbuf_printf(&b, "$%zu\r\n", lens[i]);
-		sbuf_add(&b, argv[i], lens[i]);
-		sbuf_add(&b, "\r\n", 2);
-	}
-	if (b.oom || (c = malloc(sizeof(*c) + b.len)) == NULL) {
-		sbuf_fini(&b);
+	for (i = 0; i < argc; i++)
+		need += 1 + 20 + 2 + lens[i] + 2;
+	if ((c = malloc(sizeof(*c) + need)) == NULL)
 		return NULL;
-	}
 	memset(c, 0, sizeof(*c));
+	c->buf[o++] = '*';
+	o += put_u64(c->buf + o, (uint64_t)total);
+	c->buf[o++] = '\r';
+	c->buf[o++] = '\n';
+	if (script) {
+		o += put_bulk(c->buf + o, "EVALSHA", 7);
+		o += put_bulk(c->buf + o, rd->sha, 40);
+		rest = o;
+		o += put_bulk(c->buf + o, nk, nkl);
+	}
+	for (i = 0; i < argc; i++)
+		o += put_bulk(c->buf + o, argv[i], lens[i]);
 	c->rd = rd;
 	c->fn = fn;
 	c->arg = arg;
 	c->script = script != 0;
 	c->argc = total;
 	c->rest = rest;
-	c->len = b.len;
-	memcpy(c->buf, b.p, b.len);
-	sbuf_fini(&b);
+	c->len = o;
 	if (redisAsyncFormattedCommand(rd->ac, on_reply, c, c->buf, c->len) != REDIS_OK) {
 		free(c);
 		return NULL;

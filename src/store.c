@@ -407,13 +407,23 @@ arg_s(struct argv *a, const char *s, size_t n)
 	a->l[a->n++] = n;
 }
 
+/* A number argument (no printf: this runs per request). */
 static void
 arg_i(struct argv *a, int64_t x)
 {
-	char *p = a->num[a->nn++];
-	int n = snprintf(p, 24, "%lld", (long long)x);
+	char *p = a->num[a->nn++], tmp[24];
+	uint64_t v = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+	size_t n = 0, i, o = 0;
 
-	arg_s(a, p, (size_t)n);
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	if (x < 0)
+		p[o++] = '-';
+	for (i = 0; i < n; i++)
+		p[o++] = tmp[n - 1 - i];
+	arg_s(a, p, o);
 }
 
 /* ---- rate limits and revocation ------------------------------------------------------------ */
