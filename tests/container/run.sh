@@ -36,7 +36,8 @@ for c in "$REPO/../shared/tools/container-env.sh" /work/shared/tools/container-e
 done
 if [ -n "$env_script" ]; then
 	# prepares podman (runc, cgroupfs, ulimits) and the local base image; first time ~3 min
-	eval "$(timeout 900 bash "$env_script")"
+	envout=$(timeout 900 bash "$env_script") || { echo "container-test: $env_script failed" >&2; exit 2; }
+	eval "$envout"
 	export VISOR_CT_PULL=never
 	lap "podman ready ($env_script)"
 elif command -v podman >/dev/null 2>&1; then

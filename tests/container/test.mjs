@@ -1,25 +1,29 @@
 // The container test (make container-test → tests/container/run.sh → this file).
 // Builds the image from ./Dockerfile with podman and checks, over TLS on loopback, what a user
-// of the image relies on. Every check is exact (status codes, header values, exit codes).
+// of the image relies on. Every check is exact (status codes, header values, exit codes); the
+// output names each check, then prints the timings.
 //
-//   build    podman build; the image: non-root USER, EXPOSE, STOPSIGNAL, HEALTHCHECK, size
-//   config   `-t --strict` inside the image passes for both baked files (with and without
-//            REDIS_URL); with no certificate mounted the container refuses to start with a
-//            clear JSON message; VISOR_DEV_CERT=1 serves a self-signed localhost certificate,
-//            here on 443/80 inside the container as uid 10001 (the sysctl recipe of
-//            docs/deployment.md), so the 301 goes to https://localhost/ without a port
+//   build    podman build; the image: USER 10001, EXPOSE, STOPSIGNAL, HEALTHCHECK, < 100 MB, no
+//            compiler or -dev package, `visor -V` lists every library
+//   config   `-t --strict` in the image for both baked files (REDIS_URL unset / set) and for
+//            conf/kubernetes/configmap.yaml's file mounted over /etc/visor; no certificate or
+//            no JWT key mounted: exit 1 with a clear JSON message; VISOR_DEV_CERT=1 serves a
+//            self-signed localhost certificate, here on 443/80 inside the container as uid
+//            10001 (the sysctl recipe of docs/deployment.md), so the 301 has no port; --cpus 1
+//            gives 1 worker
 //   single   one container, in-memory limits, a Node upstream on the host reached through
-//            host.containers.internal, config from env vars, the TLS key and certificate as
-//            podman secrets at /run/secrets, the JWT key as a bind-mounted file:
-//            proxying, HSTS and helmet headers, X-Powered-By removed, X-Forwarded-*, the
-//            301 and /healthz on the plain port, /healthz /readyz /metrics on the admin port,
-//            `podman healthcheck run`, PID 1 is visor as uid 10001, JWT (401s, 200 with claims
-//            forwarded), scrubbed 500, drain on `podman stop` (an in-flight request finishes,
-//            exit code 0, within shutdown_timeout), logs: JSON lines, access/security on stdout
-//   shared   redis-server on the host (password from a secret file via REDIS_URL_FILE) and two
-//            visor containers behind one "load balancer" peer (trusted_proxies from env):
-//            a limit of N across both admits exactly N; a jti revoked in Redis is refused by
-//            both; both stop with exit code 0.
+//            host.containers.internal, config from env vars, the certificate from a
+//            bind-mounted directory, the JWT key a bind-mounted file: PID 1 is visor as uid
+//            10001; `podman healthcheck run`; /healthz /readyz /metrics; proxying with HSTS,
+//            helmet headers, X-Powered-By/Server removed, X-Forwarded-*; the 301 and /healthz
+//            on the plain port; JWT 401s and a 200 with claims forwarded; a scrubbed 500;
+//            certificate rotation with SIGHUP; `podman stop` with a request in flight (it
+//            completes, exit code 0, within shutdown_timeout); logs: JSON lines,
+//            access/security on stdout, no token
+//   shared   redis-server on the host (password in a podman secret, REDIS_URL_FILE) and two
+//            containers behind one trusted "load balancer" peer (VISOR_TRUSTED_PROXIES), TLS
+//            from podman secrets: a limit of N across both admits exactly N of 3N concurrent
+//            requests; a jti revoked in Redis is refused by both; both stop with exit code 0.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
