@@ -84,7 +84,9 @@ async function check(name, fn) {
 // ---- podman ---------------------------------------------------------------------------------
 // podman without systemd prints errors about health-check timers on run/stop/rm (the checks
 // are run by hand with `podman healthcheck run`): dropped from what we show.
-const NOISE = /unable to get systemd connection|Removing timer for container/;
+// Any line in podman's own log format (time="..." level=... msg=..., or WARN[0000]) is podman
+// talking, never visor, whose lines are all JSON.
+const NOISE = /unable to get systemd connection|Removing timer for container|^time="[^"]*" level=\w+ msg=|^(WARN|ERRO|INFO)\[\d+\]/;
 function podman(args, { allowFail = false, timeoutMs = 60000, input } = {}) {
   const r = spawnSync('podman', args, { encoding: 'utf8', timeout: timeoutMs, input, maxBuffer: 64 << 20 });
   const stderr = (r.stderr || '').split('\n').filter((l) => l && !NOISE.test(l)).join('\n');
@@ -610,6 +612,8 @@ async function sharedPhase() {
     const env = (gw) => baseArgs({
       UPSTREAM: `host.containers.internal:${up.port}`, REDIS_URL_FILE: '/run/secrets/redis_url', VISOR_RATE_LIMIT: String(N),
       VISOR_TRUSTED_PROXIES: `${gw}/32`,
+      // generous for a busy CI machine: a command past it would be counted in memory instead
+      VISOR_REDIS_TIMEOUT: '500ms',
     });
     const gw = hostIp;
     const urlFile = path.join(WORK, 'redis_url');
@@ -652,6 +656,11 @@ async function sharedPhase() {
       }
       // the client IP is the X-Forwarded-For entry (the peer is trusted): one key in Redis
       assert.equal(redisCli('EXISTS', `visor:rl:api:${xff}`), '1');
+      for (const c of cs) {
+        const m = await http({ port: hostPort(c, 9090), path: '/metrics' });
+        assert.match(m.text, /^visor_redis_errors_total 0$/m, `${c}: Redis errors (the memory store answered)`);
+        assert.match(m.text, /^visor_rate_limited_total [1-9]\d*$/m, `${c}: refused none`);
+      }
       assert.equal(ok[0].json().headers.find(([k]) => k.toLowerCase() === 'x-real-ip')[1], xff);
     });
     await check('a jti revoked in Redis is refused by both instances; another jti passes', async () => {
