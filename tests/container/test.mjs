@@ -585,7 +585,8 @@ async function startRedis(bind) {
     const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
   });
   const password = crypto.randomBytes(24).toString('base64url');
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', bind, '--requirepass', password,
+  const binds = bind === '*' ? ['*'] : ['127.0.0.1', bind];
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', ...binds, '--requirepass', password,
     '--save', '', '--appendonly', 'no', '--dir', WORK], { stdio: ['ignore', 'pipe', 'pipe'] });
   fs.writeFileSync(path.join(WORK, 'redis.pid'), String(proc.pid));
   let out = '';
@@ -720,9 +721,17 @@ try {
     await phase('host services', async () => {
       const anchor = runContainer('anchor', ['--entrypoint', 'sleep'], ['900']);
       hostIp = await hostAddress(anchor);
-      up = await startUpstream(upstreamHandler, { host: hostIp });
-      await startRedis(hostIp);
-      say(`upstream ${hostIp}:${up.port}, redis-server ${hostIp}:${redis.port} (host.containers.internal)`);
+      // Rootful podman: the bridge's gateway, a local address. Rootless podman maps the name
+      // to an address that is not local (slirp4netns forwards it to the host's loopback): then
+      // all interfaces, for the few seconds of the test.
+      let bindIp = hostIp;
+      up = await startUpstream(upstreamHandler, { host: hostIp }).catch((e) => {
+        if (e.code !== 'EADDRNOTAVAIL') throw e;
+        bindIp = '0.0.0.0';
+        return startUpstream(upstreamHandler, { host: bindIp });
+      });
+      await startRedis(bindIp === hostIp ? hostIp : '*');
+      say(`upstream ${bindIp}:${up.port}, redis-server ${bindIp}:${redis.port} (host.containers.internal = ${hostIp})`);
     });
     if (up && redis) {
       await phase('single', singlePhase);
