@@ -476,8 +476,14 @@ conn_sock_cb(struct sock *s, int ev, void *arg)
 			break;
 		case CS_REQ:
 			/* Half-close: finish what was fully received; a body cut short is an abort. */
-			if (c->req && !c->req->body_done && !c->req->discard)
+			if (c->req && !c->req->body_done && !c->req->discard) {
 				conn_close(c);
+			} else if (c->req && !c->req->body_done) {
+				/* the body being dropped after an edge answer will never come */
+				c->req->resp_close = 1;
+				if (req_finished(c->req))
+					conn_req_done(c);
+			}
 			break;
 		case CS_TUNNEL:
 			conn_close(c);
