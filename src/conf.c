@@ -2161,7 +2161,7 @@ static const struct ckey k_tls[] = {
 	  .flags = CK_REQUIRED | CK_ITEMS, .tname = "list of {cert, key}",
 	  .doc = "Certificates; the first is the default, the others are chosen by SNI." },
 	{ .name = "min_version", .type = KT_ENUM, .off = OFF(tls.min_version), .def = "TLSv1.2",
-	  .arg = e_minver, .doc = "Oldest TLS version accepted (below 1.2 is insecure)." },
+	  .arg = e_minver, .doc = "Oldest TLS version accepted. TLSv1 and TLSv1.1 are read only so `visor -t` can warn: visor never negotiates below TLS 1.2." },
 	{ .name = "ciphers", .type = KT_STR, .off = OFF(tls.ciphers),
 	  .def = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 	    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
