@@ -58,7 +58,9 @@ export VISOR_CT_WORK=$WORK VISOR_IT_DIR=$WORK     # the integration harness's PK
 cleanup() {
 	local rc=$?
 	set +e
-	if [ -f "$WORK/redis.pid" ]; then kill "$(cat "$WORK/redis.pid")" 2>/dev/null; fi
+	for f in redis.pid app.pid; do
+		if [ -f "$WORK/$f" ]; then kill "$(cat "$WORK/$f")" 2>/dev/null; fi
+	done
 	ids=$(podman ps -aq --filter "label=visor-ct=$VISOR_CT_RUN" 2>/dev/null)
 	[ -n "$ids" ] && podman rm -f -t 0 $ids >/dev/null 2>&1
 	for s in $(podman secret ls --format '{{.Name}}' 2>/dev/null | grep "^visor-ct-$VISOR_CT_RUN-"); do
