@@ -12,8 +12,9 @@
 #   VISOR_CT_KEEP=1    keep the temp dir (keys, logs) for a look afterwards
 #   VISOR_CT_PRUNE=1   also remove the build cache (dangling image layers) at the end
 # Every container, secret and image the run makes carries the run id and is removed at the
-# end, whatever happened; the build cache (intermediate layers) is kept so the next build is
-# fast, unless VISOR_CT_PRUNE=1.
+# end, whatever happened. The build cache (the layers this run built or reused) is kept so the
+# next build takes seconds; what earlier runs left behind is removed; VISOR_CT_PRUNE=1 also
+# drops this run's cache (podman image prune).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD

@@ -248,6 +248,7 @@ const upHeader = (r, name) => {
 };
 
 // ==================================================================================================
+const builtIds = [];         // every image (layer) id the build printed: the cache in use
 async function buildPhase() {
   const t = Date.now();
   const version = fs.readFileSync(path.join(REPO, 'VERSION'), 'utf8').trim();
@@ -260,6 +261,7 @@ async function buildPhase() {
     throw e;
   }
   const cached = (r.stdout.match(/--> Using cache/g) || []).length;
+  for (const m of r.stdout.matchAll(/^--> (?:Using cache )?([0-9a-f]{11,64})$/gm)) builtIds.push(m[1]);
   say(`built ${IMAGE} in ${secs(Date.now() - t)} (${cached} steps from the layer cache)`);
   const img = JSON.parse(podman(['image', 'inspect', IMAGE]).stdout)[0];
   const cfg = img.Config;
@@ -719,6 +721,16 @@ async function cleanup() {
     await cleanupAll();
   } catch { /* the upstream is closed either way */ }
   podman(['rmi', '-f', IMAGE], { allowFail: true });
+  // Build cache: this run's layers stay for the next build; what earlier runs left dangling
+  // (a build stage compiled from older sources) goes. rmi without -f never removes a layer
+  // this run's images still build on.
+  const r = podman(['images', '--filter', 'dangling=true', '--format', 'json'], { allowFail: true });
+  let stale = [];
+  try {
+    stale = JSON.parse(r.stdout || '[]').filter((i) => i.Labels && i.Labels['visor-ct'] && i.Labels['visor-ct'] !== RUN
+      && !builtIds.some((id) => i.Id.startsWith(id)));
+  } catch { /* nothing to prune */ }
+  for (const i of stale) podman(['rmi', i.Id], { allowFail: true });
 }
 
 let stopping = false;
