@@ -13,8 +13,8 @@
 #   VISOR_CT_PRUNE=1   also remove the build cache (dangling image layers) at the end
 # Every container, secret and image the run makes carries the run id and is removed at the
 # end, whatever happened. The build cache (the layers this run built or reused) is kept so the
-# next build takes seconds; what earlier runs left behind is removed; VISOR_CT_PRUNE=1 also
-# drops this run's cache (podman image prune).
+# next build takes seconds; what earlier runs left behind is removed; VISOR_CT_PRUNE=1 drops
+# this run's cache too (only images labelled visor-ct).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -68,7 +68,7 @@ cleanup() {
 		podman secret rm "$s" >/dev/null 2>&1
 	done
 	podman image exists "localhost/visor-ct:$VISOR_CT_RUN" 2>/dev/null && podman rmi -f "localhost/visor-ct:$VISOR_CT_RUN" >/dev/null 2>&1
-	if [ "${VISOR_CT_PRUNE:-0}" = 1 ]; then podman image prune -f >/dev/null 2>&1; fi
+	if [ "${VISOR_CT_PRUNE:-0}" = 1 ]; then podman image prune -f --filter label=visor-ct >/dev/null 2>&1; fi
 	if [ "${VISOR_CT_KEEP:-0}" = 1 ]; then echo "container-test: kept $WORK"; else rm -rf "$WORK"; fi
 	left=$(podman ps -aq --filter "label=visor-ct=$VISOR_CT_RUN" 2>/dev/null | wc -l)
 	[ "$left" = 0 ] || echo "container-test: WARNING: $left container(s) of this run left behind" >&2
