@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "util.h"
 #include "jwt_core.h"
 
 _Static_assert(sizeof(enum auth_mode) == sizeof(int), "enums are stored through int *");
@@ -235,6 +236,8 @@ struct pctx {
 	int              qi;
 	struct laddr    *laddrs;
 	size_t           nladdrs;
+	struct ynode   **synth;     /* lists split out of ${VAR} scalars, freed after the parse */
+	size_t           nsynth;
 };
 
 #define FIELD(p, k) ((void *)((char *)(p)->base + (k)->off))
@@ -532,6 +535,83 @@ enum_lookup(struct pctx *p, const struct ckey *k, const struct ynode *v, int *ou
 	return -1;
 }
 
+/* A list written as one ${VAR} (how Docker and Kubernetes pass settings) splits on commas:
+ * TRUSTED="10.0.0.0/8, 192.168.0.0/16" gives two items, an empty value gives []. A list
+ * written in YAML, or a scalar without ${...}, is left as it is. The items keep the scalar's
+ * position for messages. */
+static const struct ynode *
+list_node(struct pctx *p, const struct ynode *v)
+{
+	struct ynode *seq, **keep;
+	const char *s, *e, *q;
+	size_t n = 0, i;
+
+	if (v->type != YN_SCALAR || !v->had_var)
+		return v;
+	for (s = v->str; *s; s = *e ? e + 1 : e) {
+		e = strchr(s, ',');
+		if (e == NULL)
+			e = s + strlen(s);
+		for (q = s; q < e && (*q == ' ' || *q == '\t'); q++)
+			;
+		if (q < e)
+			n++;
+	}
+	keep = realloc(p->synth, (p->nsynth + 1) * sizeof(*keep));
+	seq = calloc(1, sizeof(*seq) + n * (sizeof(struct ynode *) + sizeof(struct ynode)));
+	if (keep == NULL || seq == NULL) {
+		if (keep)
+			p->synth = keep;
+		free(seq);
+		conf_err(p->ctx, v, "%s: out of memory", p->path);
+		return v;
+	}
+	p->synth = keep;
+	p->synth[p->nsynth++] = seq;
+	*seq = *v;
+	seq->type = YN_SEQ;
+	seq->str = NULL;
+	seq->len = 0;
+	seq->n = n;
+	seq->items = (struct ynode **)(seq + 1);
+	struct ynode *it = (struct ynode *)(seq->items + n);
+	for (i = 0, s = v->str; *s && i < n; s = *e ? e + 1 : e) {
+		size_t len;
+		e = strchr(s, ',');
+		if (e == NULL)
+			e = s + strlen(s);
+		for (q = s; q < e && (*q == ' ' || *q == '\t'); q++)
+			;
+		len = (size_t)(e - q);
+		while (len > 0 && (q[len - 1] == ' ' || q[len - 1] == '\t'))
+			len--;
+		if (len == 0)
+			continue;
+		it[i] = *v;
+		it[i].str = strndup(q, len);
+		it[i].len = it[i].str ? len : 0;
+		if (it[i].str == NULL)
+			it[i].str = (char *)(uintptr_t)"";
+		seq->items[i] = &it[i];
+		i++;
+	}
+	return seq;
+}
+
+static void
+list_synth_free(struct pctx *p)
+{
+	size_t i, k;
+
+	for (i = 0; i < p->nsynth; i++) {
+		for (k = 0; k < p->synth[i]->n; k++)
+			if (p->synth[i]->items[k]->len > 0)
+				free(p->synth[i]->items[k]->str);
+		free(p->synth[i]);
+	}
+	free(p->synth);
+}
+
 /* Number of items of a value that may be a list or a single scalar, or -1 after an error. */
 static long
 list_count(struct pctx *p, const struct ynode *v, const char *expect)
@@ -620,7 +700,8 @@ parse_strs(struct pctx *p, const struct ckey *k, const struct ynode *v, struct c
 {
 	const struct ynode *it;
 	const char *s;
-	long n = list_count(p, v, "a list");
+	const struct ynode *lv = list_node(p, v);
+	long n = list_count(p, lv, "a list");
 	size_t i, old;
 	char *d;
 
@@ -632,8 +713,8 @@ parse_strs(struct pctx *p, const struct ckey *k, const struct ynode *v, struct c
 		return;
 	}
 	for (i = 0; i < (size_t)n; i++) {
-		it = item_at(v, i);
-		old = item_push(p, v, i);
+		it = item_at(lv, i);
+		old = item_push(p, lv, i);
 		s = item_text(p, it);
 		if (s != NULL && (k->flags & CK_TOKEN) && check_token(p, it, s) < 0)
 			s = NULL;
@@ -1083,7 +1164,8 @@ cf_addrs(struct pctx *p, const struct ckey *k, const struct ynode *v, void *fiel
 	struct conf_addrs *out = field;
 	const struct ynode *it;
 	const char *s;
-	long n = list_count(p, v, "an address or a list of addresses");
+	const struct ynode *lv = list_node(p, v);
+	long n = list_count(p, lv, "an address or a list of addresses");
 	size_t i, old;
 
 	if (n < 0)
@@ -1100,8 +1182,8 @@ cf_addrs(struct pctx *p, const struct ckey *k, const struct ynode *v, void *fiel
 		return;
 	}
 	for (i = 0; i < (size_t)n; i++) {
-		it = item_at(v, i);
-		old = item_push(p, v, i);
+		it = item_at(lv, i);
+		old = item_push(p, lv, i);
 		if ((s = item_text(p, it)) != NULL &&
 		    parse_addr(p, k, it, s, &out->v[out->n]) == 0 &&
 		    (out->text[out->n] = xstrdup(p, it, s)) != NULL)
@@ -1176,7 +1258,8 @@ cf_workers(struct pctx *p, const struct ckey *k, const struct ynode *v, void *fi
 	if ((s = scalar_text(p, v, "auto or a number")) == NULL)
 		return;
 	if (strcasecmp(s, "auto") == 0) {
-		n = sysconf(_SC_NPROCESSORS_ONLN);
+		/* in a container: its CPU limit, not the host's core count */
+		n = cpu_count_available();
 		*(int *)field = (int)(n < k->min ? k->min : n > k->max ? k->max : n);
 		return;
 	}
@@ -1210,7 +1293,8 @@ cf_cidrs(struct pctx *p, const struct ckey *k, const struct ynode *v, void *fiel
 {
 	const struct ynode *it;
 	const char *s, *err;
-	long n = list_count(p, v, "a list of addresses or CIDRs");
+	const struct ynode *lv = list_node(p, v);
+	long n = list_count(p, lv, "a list of addresses or CIDRs");
 	size_t i, old;
 
 	(void)k;
@@ -1228,8 +1312,8 @@ cf_cidrs(struct pctx *p, const struct ckey *k, const struct ynode *v, void *fiel
 		return;
 	}
 	for (i = 0; i < (size_t)n; i++) {
-		it = item_at(v, i);
-		old = item_push(p, v, i);
+		it = item_at(lv, i);
+		old = item_push(p, lv, i);
 		if ((s = item_text(p, it)) != NULL) {
 			if (units_cidr(s, &p->c->client.trusted_proxies[p->c->client.n_trusted_proxies],
 			    &err) == 0)
@@ -1653,7 +1737,8 @@ cf_algs(struct pctx *p, const struct ckey *k, const struct ynode *v, void *field
 	const char *cand[JWT_ALG_COUNT], *s, *sug;
 	const struct ynode *it;
 	char list[160];
-	long n = list_count(p, v, "a list of algorithms");
+	const struct ynode *lv = list_node(p, v);
+	long n = list_count(p, lv, "a list of algorithms");
 	size_t i, old, o = 0;
 	int a;
 
@@ -1670,8 +1755,8 @@ cf_algs(struct pctx *p, const struct ckey *k, const struct ynode *v, void *field
 	p->c->jwt.algorithms = 0;
 	strs_free(&p->c->jwt.algorithm_names);
 	for (i = 0; i < (size_t)n; i++) {
-		it = item_at(v, i);
-		old = item_push(p, v, i);
+		it = item_at(lv, i);
+		old = item_push(p, lv, i);
 		if ((s = item_text(p, it)) == NULL)
 			goto next;
 		if (strcasecmp(s, "none") == 0) {
@@ -2006,7 +2091,8 @@ cf_route_rls(struct pctx *p, const struct ckey *k, const struct ynode *v, void *
 	struct conf_route *rt = p->base;
 	const char *cand[64], *s, *sug;
 	const struct ynode *it;
-	long n = list_count(p, v, "a list of rate limit names");
+	const struct ynode *lv = list_node(p, v);
+	long n = list_count(p, lv, "a list of rate limit names");
 	size_t i, j, old, nc;
 
 	(void)k;
@@ -2025,8 +2111,8 @@ cf_route_rls(struct pctx *p, const struct ckey *k, const struct ynode *v, void *
 	for (nc = 0; nc < p->c->rate_limits.n && nc < 64; nc++)
 		cand[nc] = p->c->rate_limits.v[nc].name;
 	for (i = 0; i < (size_t)n; i++) {
-		it = item_at(v, i);
-		old = item_push(p, v, i);
+		it = item_at(lv, i);
+		old = item_push(p, lv, i);
 		if ((s = item_text(p, it)) != NULL) {
 			for (j = 0; j < p->c->rate_limits.n; j++)
 				if (p->c->rate_limits.v[j].name != NULL &&
@@ -2092,7 +2178,8 @@ cf_scrub(struct pctx *p, const struct ckey *k, const struct ynode *v, void *fiel
 {
 	const struct ynode *it;
 	const char *s, *err;
-	long n = list_count(p, v, "a list of status codes and ranges");
+	const struct ynode *lv = list_node(p, v);
+	long n = list_count(p, lv, "a list of status codes and ranges");
 	size_t i, old;
 	int lo, hi;
 
@@ -2110,8 +2197,8 @@ cf_scrub(struct pctx *p, const struct ckey *k, const struct ynode *v, void *fiel
 		return;
 	}
 	for (i = 0; i < (size_t)n; i++) {
-		it = item_at(v, i);
-		old = item_push(p, v, i);
+		it = item_at(lv, i);
+		old = item_push(p, lv, i);
 		if ((s = item_text(p, it)) != NULL) {
 			if (units_status_range(s, &lo, &hi, &err) == 0) {
 				p->c->errors.scrub[p->c->errors.n_scrub].lo = lo;
@@ -2149,6 +2236,10 @@ static const struct ckey k_listen[] = {
 	  .en_off = OFF(listen.has_admin), .flags = CK_SCALAR | CK_LISTEN, .tname = "address",
 	  .defdoc = "none",
 	  .doc = "Plain-HTTP admin listener: /healthz, /readyz, /metrics (bind it to loopback)." },
+	{ .name = "redirect_port", .type = KT_INT, .off = OFF(listen.redirect_port), .def = "0",
+	  .min = 0, .max = 65535, .defdoc = "the first https listener's port",
+	  .doc = "Port clients use for HTTPS, put in the plain listener's 301 Location (443 is "
+	  "left out): set it when a container or load balancer maps another port to visor's." },
 };
 static const struct csect s_listen = { k_listen, sizeof(k_listen) / sizeof(k_listen[0]),
     post_listen };
@@ -2442,6 +2533,7 @@ conf_parse(struct conf_ctx *ctx, const struct ynode *root, struct conf *c)
 	}
 	walk(&p, &s_root, root, root);
 	free(p.laddrs);
+	list_synth_free(&p);
 	return ctx->nerr > nerr0 ? -1 : 0;
 }
 

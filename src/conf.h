@@ -148,6 +148,8 @@ struct conf {
 		struct units_addr http;
 		int               has_admin;
 		struct units_addr admin;
+		int64_t           redirect_port;   /* public HTTPS port for the 301; 0: the first
+		                                    * https listener's own port */
 	} listen;
 
 	int             workers;      /* resolved: "auto" → number of online CPUs */

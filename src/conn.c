@@ -133,7 +133,8 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 		if (ssl == NULL)
 			goto fail;
 	}
-	c->https_port = cf->listen.https.n ?
+	c->https_port = cf->listen.redirect_port ? (int)cf->listen.redirect_port :
+	    cf->listen.https.n ?
 	    ntohs(((const struct sockaddr_in *)&cf->listen.https.v[0].ss)->sin_port) : 443;
 	c->timer = evtimer_new(w->base, conn_on_timer, c);
 	if (c->timer == NULL)

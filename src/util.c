@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +405,48 @@ request_id_new(char out[33])
 	}
 	out[32] = '\0';
 	return 0;
+}
+
+/* quota/period from a cgroup file pair, as a CPU count rounded up; 0 when unlimited/absent. */
+static int
+cgroup_quota_cpus(void)
+{
+	char *s;
+	long long q = -1, per = 0;
+	int n = 0;
+
+	if ((s = file_read_all("/sys/fs/cgroup/cpu.max", 128, NULL)) != NULL) {
+		if (strncmp(s, "max", 3) != 0 && sscanf(s, "%lld %lld", &q, &per) != 2)
+			q = -1;
+		free(s);
+	} else if ((s = file_read_all("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", 64, NULL)) != NULL) {
+		char *t = file_read_all("/sys/fs/cgroup/cpu/cpu.cfs_period_us", 64, NULL);
+		if (t == NULL || sscanf(s, "%lld", &q) != 1 || sscanf(t, "%lld", &per) != 1)
+			q = -1;
+		free(s);
+		free(t);
+	}
+	if (q > 0 && per > 0)
+		n = (int)((q + per - 1) / per);
+	return n;
+}
+
+int
+cpu_count_available(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	int q;
+
+	if (n < 1)
+		n = 1;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0 &&
+	    CPU_COUNT(&set) < n)
+		n = CPU_COUNT(&set);
+	q = cgroup_quota_cpus();
+	if (q > 0 && q < n)
+		n = q;
+	return (int)n;
 }
 
 char *

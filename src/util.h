@@ -96,6 +96,10 @@ void http_date(int64_t t, char *buf, size_t len);
 /* 128 random bits as 32 lowercase hex chars + NUL (OpenSSL RAND_bytes). -1 on failure. */
 int request_id_new(char out[33]);
 
+/* CPUs this process may actually use: online CPUs, narrowed by its affinity mask and by a
+ * cgroup CPU quota (v2 cpu.max, v1 cfs_quota_us/period_us), rounded up; at least 1. */
+int cpu_count_available(void);
+
 /* Reads a whole file (up to max bytes) into a malloc'd NUL-terminated buffer. */
 char *file_read_all(const char *path, size_t max, size_t *len);
 
