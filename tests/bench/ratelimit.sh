@@ -93,25 +93,26 @@ for r in $(seq 1 "$ROUNDS"); do
   order=("${runs[@]:$(( (r - 1) % 3 ))}" "${runs[@]:0:$(( (r - 1) % 3 ))}")
   for k in "${order[@]}"; do
     pid=${PIDS[${PIDOF[$k]}]}
-    e0=$(calls evalsha); a0=$(calls all); t0=$(ticks "$pid")
+    e0=$(calls evalsha); a0=$(calls all); t0=$(ticks "$pid"); r0=$(ticks "${PIDS[redis]}")
     out=$(wrk_run "$DUR" "$k")
-    t1=$(ticks "$pid"); e1=$(calls evalsha); a1=$(calls all)
+    t1=$(ticks "$pid"); r1=$(ticks "${PIDS[redis]}"); e1=$(calls evalsha); a1=$(calls all)
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     errs=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr '\n' ' ' || true)
     cpu=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+    rcpu=$(awk -v d=$((r1 - r0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
     # wrk's count misses the requests still in flight when it stops (< CONNS): exact enough
     ev=$(awk -v d=$((e1 - e0)) -v n="$reqs" 'BEGIN { printf "%.4f", d / n }')
     al=$(awk -v d=$((a1 - a0 - 2)) -v n="$reqs" 'BEGIN { printf "%.4f", d / n }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$k" "$rps" "$p50" "$p99" "$cpu" "$ev" "$al" "$errs" >> "$RUN/rounds.tsv"
-    echo "  round $r $k: $rps req/s, p50 $p50, p99 $p99, ${cpu} µs CPU/req, EVALSHA/req $ev, Redis commands/req $al ${errs}"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$k" "$rps" "$p50" "$p99" "$cpu" "$ev" "$al" "$rcpu" "$errs" >> "$RUN/rounds.tsv"
+    echo "  round $r $k: $rps req/s, p50 $p50, p99 $p99, visor ${cpu} µs CPU/req, Redis ${rcpu} µs CPU/req, EVALSHA/req $ev, Redis commands/req $al ${errs}"
   done
 done
 
 echo
-echo "| run | req/s per round | median req/s | ratio to none (median) | p50 | p99 | CPU µs/req | EVALSHA/req | Redis cmds/req |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| run | req/s per round | median req/s | ratio to none (median) | p50 | p99 | visor CPU µs/req | Redis CPU µs/req | EVALSHA/req | Redis cmds/req |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for k in none redis memory; do
   per=$(awk -v k=$k '$2==k {printf "%s%.0f", s, $3; s=" / "}' "$RUN/rounds.tsv")
   m=$(awk -v k=$k '$2==k {print $3}' "$RUN/rounds.tsv" | median)
@@ -121,7 +122,8 @@ for k in none redis memory; do
   cpu=$(awk -v k=$k '$2==k {print $6}' "$RUN/rounds.tsv" | median)
   ev=$(awk -v k=$k '$2==k {print $7}' "$RUN/rounds.tsv" | median)
   al=$(awk -v k=$k '$2==k {print $8}' "$RUN/rounds.tsv" | median)
-  echo "| $k | $per | $m | $ratio | ${p50} ms | ${p99} ms | $cpu | $ev | $al |"
+  rc=$(awk -v k=$k '$2==k {print $9}' "$RUN/rounds.tsv" | median)
+  echo "| $k | $per | $m | $ratio | ${p50} ms | ${p99} ms | $cpu | $rc | $ev | $al |"
 done
 echo
 echo "keys in Redis after the run: $(rcli DBSIZE) ($(rcli --raw MEMORY USAGE visor:rl:api:127.0.0.1) bytes for visor:rl:api:127.0.0.1)"
