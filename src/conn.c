@@ -39,9 +39,9 @@ static const struct http_parser_ops conn_parser_ops = {
 static void
 timer_set(struct conn *c, int64_t ms)
 {
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+	struct timeval tmp;
 
-	evtimer_add(c->timer, &tv);
+	evtimer_add(c->timer, worker_timeout(c->w, ms, &tmp));
 }
 
 /* Called by the worker's reaper only, never with a caller above it in the stack. */

@@ -306,9 +306,8 @@ cb_message_begin(llhttp_t *ll)
 {
 	struct http_parser *p = P(ll);
 
-	sbuf_reset(&p->raw);
+	sbuf_reset(&p->raw);             /* kept across messages: no allocation per head */
 	p->raw.oom = 0;
-	sbuf_reserve(&p->raw, 1536);     /* most heads fit: one malloc, no regrowth */
 	p->nfields = 0;
 	p->url_o = p->url_l = 0;
 	p->head_bytes = 0;
@@ -668,14 +667,19 @@ http_head_take(struct http_parser *p, struct arena *a, struct http_head *h)
 	memset(h, 0, sizeof(*h));
 	if (p->raw.oom)
 		return -1;
-	if (p->raw.p == NULL && sbuf_reserve(&p->raw, 1) < 0)
+	/* The head's bytes move into the request's arena (one copy of a few hundred bytes),
+	 * so the parser keeps its buffer for the next message on the connection. */
+	raw = arena_alloc(a, p->raw.len + 1);
+	if (raw == NULL)
 		return -1;
+	if (p->raw.len)
+		memcpy(raw, p->raw.p, p->raw.len);
+	raw[p->raw.len] = '\0';
 	if (p->nfields) {
 		v = arena_alloc(a, p->nfields * sizeof(*v));
 		if (v == NULL)
 			return -1;
 	}
-	raw = p->raw.p;
 	for (i = 0; i < p->nfields; i++) {
 		v[i].name = raw + p->fields[i].no;
 		v[i].nlen = p->fields[i].nl;
@@ -684,7 +688,7 @@ http_head_take(struct http_parser *p, struct arena *a, struct http_head *h)
 	}
 	h->hdrs.v = v;
 	h->hdrs.n = h->hdrs.cap = p->nfields;
-	h->raw = raw;
+	h->raw = NULL;                   /* arena-owned */
 	h->target = raw + p->url_o;
 	h->target_len = p->url_l;
 	if (p->url_l == 0)
@@ -697,8 +701,10 @@ http_head_take(struct http_parser *p, struct arena *a, struct http_head *h)
 	h->has_cl = (p->ll.flags & F_CONTENT_LENGTH) != 0;
 	h->content_length = h->has_cl ? p->ll.content_length : 0;
 	h->keep_alive = llhttp_should_keep_alive(&p->ll);
-	/* The parser gets a fresh buffer for the next head; this one now belongs to h. */
-	memset(&p->raw, 0, sizeof(p->raw));
+	sbuf_reset(&p->raw);
+	/* a huge head should not pin its buffer for the connection's life */
+	if (p->raw.cap > 16 * 1024)
+		sbuf_fini(&p->raw);
 	return 0;
 }
 

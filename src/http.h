@@ -125,7 +125,7 @@ int  http_parser_needs_eof(const struct http_parser *p);
 
 /* A finished head, owned by a request: raw bytes (moved out of the parser) and headers. */
 struct http_head {
-	char        *raw;            /* malloc'd; freed by http_head_fini */
+	char        *raw;            /* unused (the head's bytes live in the request's arena) */
 	int          method;         /* llhttp_method_t (request) */
 	int          status;         /* response */
 	const char  *target;         /* request-target as received (NUL-terminated) */
@@ -137,7 +137,8 @@ struct http_head {
 	int          chunked;
 	int          keep_alive;     /* llhttp_should_keep_alive at head time */
 };
-/* Moves the parsed head into `h` (array storage from `a`). 0, or -1 on out of memory. */
+/* Copies the parsed head into `h`: bytes and header array in the arena `a`, valid as long as
+ * the arena. 0, or -1 on out of memory. */
 int  http_head_take(struct http_parser *p, struct arena *a, struct http_head *h);
 void http_head_fini(struct http_head *h);
 

@@ -71,11 +71,11 @@ static const struct http_parser_ops up_parser_ops = {
 };
 
 static void
-timer_ms(struct event *ev, int64_t ms)
+timer_ms(struct worker *w, struct event *ev, int64_t ms)
 {
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+	struct timeval tmp;
 
-	evtimer_add(ev, &tv);
+	evtimer_add(ev, worker_timeout(w, ms, &tmp));
 }
 
 /* ---- servers ------------------------------------------------------------------------- */
@@ -201,7 +201,7 @@ server_probe_schedule(struct up_server *s)
 	if (s->probe_timer == NULL)
 		s->probe_timer = evtimer_new(s->pool->w->base, probe_on_timer, s);
 	if (s->probe_timer)
-		timer_ms(s->probe_timer, s->backoff_ms ? s->backoff_ms : BACKOFF_MIN_MS);
+		timer_ms(s->pool->w, s->probe_timer, s->backoff_ms ? s->backoff_ms : BACKOFF_MIN_MS);
 }
 
 struct up_pool *
@@ -407,7 +407,7 @@ start_connect(struct up_pool *p, struct up_server *s, struct req *r)
 		up_close(u);
 		return -1;
 	}
-	timer_ms(u->timer, c->upstream.connect_timeout_ms);
+	timer_ms(u->pool->w, u->timer, c->upstream.connect_timeout_ms);
 	return 0;
 }
 
@@ -488,7 +488,7 @@ up_release(struct upconn *u, int reusable)
 	s->nidle++;
 	p->nidle++;
 	sock_read_start(&u->s);       /* to notice the server closing it */
-	timer_ms(u->timer, c->upstream.idle_timeout_ms);
+	timer_ms(u->pool->w, u->timer, c->upstream.idle_timeout_ms);
 }
 
 void
@@ -502,7 +502,7 @@ up_request_sent(struct upconn *u)
 {
 	u->sent_all = 1;
 	if (!u->head_done)
-		timer_ms(u->timer, u->pool->conf->upstream.timeout_ms);
+		timer_ms(u->pool->w, u->timer, u->pool->conf->upstream.timeout_ms);
 }
 
 void
@@ -637,7 +637,7 @@ up_feed(struct upconn *u)
 			break;
 		/* between reads of a slow body, upstream.timeout still applies */
 		if (u->head_done)
-			timer_ms(u->timer, u->pool->conf->upstream.timeout_ms);
+			timer_ms(u->pool->w, u->timer, u->pool->conf->upstream.timeout_ms);
 	}
 out:
 	/* One write for everything this pass produced (a conn is only freed by the reaper). */

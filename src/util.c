@@ -65,7 +65,7 @@ sbuf_adds(struct sbuf *b, const char *s)
 }
 
 void
-sbuf_addc(struct sbuf *b, char c)
+sbuf_addc_slow(struct sbuf *b, char c)
 {
 	if (sbuf_reserve(b, 1) < 0)
 		return;
@@ -231,7 +231,22 @@ void
 arena_init(struct arena *a, size_t blk_size)
 {
 	a->head = NULL;
+	a->fixed = NULL;
 	a->blk_size = blk_size ? blk_size : 4096;
+}
+
+void
+arena_init_buf(struct arena *a, void *buf, size_t len, size_t blk_size)
+{
+	struct arena_blk *b = buf;
+
+	arena_init(a, blk_size);
+	if (len <= sizeof(*b))
+		return;
+	b->next = NULL;
+	b->used = 0;
+	b->size = len - sizeof(*b);
+	a->head = a->fixed = b;
 }
 
 void *
@@ -317,9 +332,11 @@ arena_free(struct arena *a)
 
 	for (b = a->head; b; b = nb) {
 		nb = b->next;
-		free(b);
+		if (b != a->fixed)
+			free(b);
 	}
 	a->head = NULL;
+	a->fixed = NULL;
 }
 
 /* ---- ASCII --------------------------------------------------------------------- */

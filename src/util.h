@@ -39,7 +39,17 @@ sbuf_add(struct sbuf *b, const void *p, size_t n)
 	sbuf_add_slow(b, p, n);
 }
 void sbuf_adds(struct sbuf *b, const char *s);
-void sbuf_addc(struct sbuf *b, char c);
+void sbuf_addc_slow(struct sbuf *b, char c);
+static inline void
+sbuf_addc(struct sbuf *b, char c)
+{
+	if (b->len + 1 < b->cap) {
+		b->p[b->len++] = c;
+		b->p[b->len] = '\0';
+		return;
+	}
+	sbuf_addc_slow(b, c);
+}
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sbuf_vprintf(struct sbuf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void sbuf_add_u64(struct sbuf *b, uint64_t v);
@@ -56,9 +66,12 @@ void sbuf_reset(struct sbuf *b);                    /* len = 0, keeps memory */
 struct arena_blk;
 struct arena {
 	struct arena_blk *head;
+	struct arena_blk *fixed;     /* caller-provided first block, never freed here */
 	size_t            blk_size;
 };
 void  arena_init(struct arena *a, size_t blk_size);
+/* The same, with `buf` (len bytes, 16-aligned, owned by the caller) as the first block. */
+void  arena_init_buf(struct arena *a, void *buf, size_t len, size_t blk_size);
 void *arena_alloc(struct arena *a, size_t n);        /* 16-byte aligned, not zeroed */
 void *arena_zalloc(struct arena *a, size_t n);
 char *arena_strndup(struct arena *a, const char *s, size_t n);

@@ -152,6 +152,25 @@ worker_random(struct worker *w, void *out, size_t n)
 	return 0;
 }
 
+const struct timeval *
+worker_timeout(struct worker *w, int64_t ms, struct timeval *tmp)
+{
+	size_t i;
+
+	tmp->tv_sec = (time_t)(ms / 1000);
+	tmp->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	for (i = 0; i < ARRAY_LEN(w->tmo) && w->tmo[i].tv; i++)
+		if (w->tmo[i].ms == ms)
+			return w->tmo[i].tv;
+	if (i == ARRAY_LEN(w->tmo))
+		return tmp;
+	w->tmo[i].tv = event_base_init_common_timeout(w->base, tmp);
+	if (w->tmo[i].tv == NULL)
+		return tmp;
+	w->tmo[i].ms = ms;
+	return w->tmo[i].tv;
+}
+
 int
 worker_request_id(struct worker *w, char out[33])
 {

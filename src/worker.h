@@ -65,6 +65,10 @@ struct worker {
 	struct log_out      log;
 	struct event       *log_ev;
 	int                 log_pending;
+	struct {
+		int64_t               ms;
+		const struct timeval *tv;
+	}                   tmo[16];        /* libevent common timeouts in use (worker_timeout) */
 	unsigned char       rnd[1024];      /* CSPRNG output not handed out yet */
 	size_t              rnd_left;
 	char                date[32];       /* cached IMF-fixdate */
@@ -89,6 +93,10 @@ const char *worker_date(struct worker *w);    /* cached Date header value */
 /* n (<= 64) bytes from OpenSSL's CSPRNG, drawn in 1 KiB batches: RAND_bytes per request
  * costs a getpid() (fork detection) and a DRBG call each. 0 or -1. */
 int  worker_random(struct worker *w, void *out, size_t n);
+/* A timeval for evtimer_add that puts the event on libevent's queue for that duration
+ * (O(1) add and delete instead of heap operations): every connection uses the same few
+ * durations. Falls back to a plain timeval (in *tmp) when the queues are exhausted. */
+const struct timeval *worker_timeout(struct worker *w, int64_t ms, struct timeval *tmp);
 /* A new 128-bit request id as 32 lowercase hex characters. */
 int  worker_request_id(struct worker *w, char out[33]);
 void worker_conn_closed(struct worker *w);    /* a conn went away: accept again if paused */
