@@ -52,6 +52,7 @@ struct conn {
 	unsigned            dead : 1;
 	unsigned            feeding : 1;
 	unsigned            body_paused : 1; /* reading stopped for upstream backpressure */
+	unsigned            idle_trimmed : 1;/* TLS buffers freed in this idle period */
 };
 
 /* Accept path: takes ownership of fd. */

@@ -516,6 +516,16 @@ http_parser_fini(struct http_parser *p)
 }
 
 void
+http_parser_trim(struct http_parser *p)
+{
+	sbuf_fini(&p->raw);
+	free(p->fields);
+	p->fields = NULL;
+	p->capfields = 0;
+	p->nfields = 0;
+}
+
+void
 http_parser_next(struct http_parser *p)
 {
 	p->head_done = 0;

@@ -113,6 +113,8 @@ struct http_parser {
 void http_parser_init(struct http_parser *p, int is_request, const struct http_parser_ops *ops,
     void *owner, size_t max_head);
 void http_parser_fini(struct http_parser *p);
+/* Gives back the buffers kept between messages (an idle connection). */
+void http_parser_trim(struct http_parser *p);
 /* Prepares for the next message on the same stream (keeps allocations). */
 void http_parser_next(struct http_parser *p);
 /* Feeds bytes. Returns the number consumed (it stops early at the end of a head and at the

@@ -6,6 +6,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,23 @@ void
 worker_reap_kick(struct worker *w)
 {
 	event_active(w->reap_ev, EV_TIMEOUT, 0);
+}
+
+/* glibc keeps freed memory in its arenas; after a burst of connections (or many TLS buffers
+ * given back) return the free pages to the OS, so RSS follows the connections that remain.
+ * At most once a second and only when there is something to give back. */
+static void
+on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->trimmed >= 64 || w->n_conns_peak - w->n_conns >= 256) {
+		malloc_trim(64 * 1024);
+		w->trimmed = 0;
+		w->n_conns_peak = w->n_conns;
+	}
 }
 
 static void
@@ -323,9 +341,14 @@ worker_new(int id, struct conf *c, struct mstore *mem)
 	w->mbox_ev = event_new(w->base, w->mbox_fd, EV_READ | EV_PERSIST, on_mbox, w);
 	w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
 	w->log_ev = event_new(w->base, -1, 0, on_log_flush, w);
-	if (!w->mbox_ev || !w->reap_ev || !w->log_ev)
+	w->trim_ev = event_new(w->base, -1, EV_PERSIST, on_trim, w);
+	if (!w->mbox_ev || !w->reap_ev || !w->log_ev || !w->trim_ev)
 		goto fail;
 	event_add(w->mbox_ev, NULL);
+	{
+		struct timeval one = { 1, 0 };
+		event_add(w->trim_ev, &one);
+	}
 	w->pool = up_pool_new(w);
 	if (w->pool == NULL)
 		goto fail;
@@ -437,6 +460,8 @@ worker_free(struct worker *w)
 		event_free(w->reap_ev);
 	if (w->log_ev)
 		event_free(w->log_ev);
+	if (w->trim_ev)
+		event_free(w->trim_ev);
 	if (w->mbox_fd >= 0)
 		close(w->mbox_fd);
 	conf_unref(__atomic_exchange_n(&w->next, NULL, __ATOMIC_ACQ_REL));

@@ -62,6 +62,9 @@ struct worker {
 	void               *fstate[CONF_MAX_FILTERS];
 	struct metrics      m;
 	struct sbuf         scratch;        /* head serialisation, reused by every request */
+	unsigned            trimmed;        /* TLS buffers given back since the last heap trim */
+	int64_t             n_conns_peak;   /* connections since the last heap trim */
+	struct event       *trim_ev;
 	struct log_out      log;
 	struct event       *log_ev;
 	int                 log_pending;
