@@ -656,5 +656,480 @@ end:
 	redis_stop(c);
 }
 
+/* ---- batches: one script run evaluates many requests, each as if it came alone ---------------- */
+
+struct breq {
+	struct store_limit a[3], b[3];      /* a: sent to the script; b: through the memory store */
+	char               key[3][40];
+	size_t             n;
+	int                flags;           /* 1: a jti key follows, 2: a revoked-before key */
+	const char        *jti, *sub;
+	int64_t            iat;
+	int                revoked;         /* what the script must say */
+};
+
+/* A command with any number of arguments. */
+static redisReply *
+cmdv(redisContext *c, int argc, const char **argv)
+{
+	size_t *lens = calloc((size_t)argc, sizeof(*lens));
+	redisReply *r;
+	int i;
+
+	if (lens == NULL)
+		return NULL;
+	for (i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	r = redisCommandArgv(c, argc, argv, lens);
+	free(lens);
+	return r;
+}
+
+/* The script's batch operation: KEYS = every request's keys in order, ARGV = "batch", now, m,
+ * then per request n, flags, iat and limit, window, mode, check_only per policy. */
+static redisReply *
+lua_batch(redisContext *c, int64_t now, struct breq *rq, size_t m)
+{
+	size_t cap = 16 + m * 24, i, j;
+	const char **argv = calloc(cap, sizeof(*argv));
+	char (*num)[24] = calloc(cap, sizeof(*num));
+	int a = 0, k = 0, nk = 0, nkpos;
+	redisReply *r = NULL;
+
+	if (argv == NULL || num == NULL)
+		goto out;
+	argv[a++] = "EVAL";
+	argv[a++] = store_lua;
+	nkpos = a++;
+	for (i = 0; i < m; i++) {
+		for (j = 0; j < rq[i].n; j++, nk++)
+			argv[a++] = rq[i].a[j].key;
+		if (rq[i].flags & 1) {
+			argv[a++] = rq[i].jti;
+			nk++;
+		}
+		if (rq[i].flags & 2) {
+			argv[a++] = rq[i].sub;
+			nk++;
+		}
+	}
+	snprintf(num[k], 24, "%d", nk);
+	argv[nkpos] = num[k++];
+	argv[a++] = "batch";
+	snprintf(num[k], 24, "%lld", (long long)now);
+	argv[a++] = num[k++];
+	snprintf(num[k], 24, "%zu", m);
+	argv[a++] = num[k++];
+	for (i = 0; i < m; i++) {
+		snprintf(num[k], 24, "%zu", rq[i].n);
+		argv[a++] = num[k++];
+		snprintf(num[k], 24, "%d", rq[i].flags);
+		argv[a++] = num[k++];
+		snprintf(num[k], 24, "%lld", (long long)rq[i].iat);
+		argv[a++] = num[k++];
+		for (j = 0; j < rq[i].n; j++) {
+			snprintf(num[k], 24, "%lld", (long long)rq[i].a[j].limit);
+			argv[a++] = num[k++];
+			snprintf(num[k], 24, "%lld", (long long)rq[i].a[j].window_ms);
+			argv[a++] = num[k++];
+			snprintf(num[k], 24, "%d", rq[i].a[j].mode);
+			argv[a++] = num[k++];
+			argv[a++] = rq[i].a[j].check_only ? "1" : "0";
+		}
+	}
+	r = cmdv(c, a, argv);
+out:
+	free(argv);
+	free(num);
+	return r;
+}
+
+/* The same request alone, through the script's rl operation (revocation keys included). */
+static redisReply *
+lua_rl_req(redisContext *c, int64_t now, const struct breq *b)
+{
+	const char *argv[40];
+	char num[24][24];
+	int a = 0, k = 0, nk = (int)b->n + !!(b->flags & 1) + !!(b->flags & 2);
+	size_t j;
+
+	argv[a++] = "EVAL";
+	argv[a++] = store_lua;
+	snprintf(num[k], 24, "%d", nk);
+	argv[a++] = num[k++];
+	for (j = 0; j < b->n; j++)
+		argv[a++] = b->a[j].key;
+	if (b->flags & 1)
+		argv[a++] = b->jti;
+	if (b->flags & 2)
+		argv[a++] = b->sub;
+	argv[a++] = "rl";
+	snprintf(num[k], 24, "%lld", (long long)now);
+	argv[a++] = num[k++];
+	snprintf(num[k], 24, "%zu", b->n);
+	argv[a++] = num[k++];
+	snprintf(num[k], 24, "%d", b->flags);
+	argv[a++] = num[k++];
+	snprintf(num[k], 24, "%lld", (long long)b->iat);
+	argv[a++] = num[k++];
+	for (j = 0; j < b->n; j++) {
+		snprintf(num[k], 24, "%lld", (long long)b->a[j].limit);
+		argv[a++] = num[k++];
+		snprintf(num[k], 24, "%lld", (long long)b->a[j].window_ms);
+		argv[a++] = num[k++];
+		snprintf(num[k], 24, "%d", b->a[j].mode);
+		argv[a++] = num[k++];
+		argv[a++] = b->a[j].check_only ? "1" : "0";
+	}
+	return cmdv(c, a, argv);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A key as text: its type and content (a hash's fields sorted); *ttl = PTTL. */
+static void
+key_state(redisContext *c, const char *key, char *out, size_t len, long long *ttl)
+{
+	redisReply *t = redisCommand(c, "TYPE %s", key), *r = NULL, *p;
+	size_t o = 0, i;
+
+	out[0] = '\0';
+	*ttl = -3;
+	if (t == NULL || t->type != REDIS_REPLY_STATUS)
+		goto out;
+	o += (size_t)snprintf(out + o, len - o, "%s:", t->str);
+	if (strcmp(t->str, "list") == 0)
+		r = redisCommand(c, "LRANGE %s 0 -1", key);
+	else if (strcmp(t->str, "hash") == 0)
+		r = redisCommand(c, "HGETALL %s", key);
+	if (r && r->type == REDIS_REPLY_ARRAY) {
+		const char **v = calloc(r->elements + 1, sizeof(*v));
+		char (*pair)[64] = calloc(r->elements + 1, sizeof(*pair));
+		size_t nv = 0;
+		for (i = 0; v && pair && i < r->elements; i++) {
+			if (strcmp(t->str, "hash") == 0 && i + 1 < r->elements) {
+				snprintf(pair[nv], 64, "%s=%s", r->element[i]->str,
+				    r->element[i + 1]->str);
+				v[nv] = pair[nv];
+				nv++;
+				i++;
+			} else if (strcmp(t->str, "list") == 0) {
+				v[nv++] = r->element[i]->str;
+			}
+		}
+		if (v && strcmp(t->str, "hash") == 0)
+			qsort(v, nv, sizeof(*v), cmp_str);
+		for (i = 0; v && i < nv && o + 1 < len; i++)
+			o += (size_t)snprintf(out + o, len - o, "%s,", v[i]);
+		free(v);
+		free(pair);
+	}
+	p = redisCommand(c, "PTTL %s", key);
+	if (p && p->type == REDIS_REPLY_INTEGER)
+		*ttl = p->integer;
+	freeReplyObject(p);
+out:
+	freeReplyObject(r);
+	freeReplyObject(t);
+}
+
+/* What a key touched at `now` must hold, read directly from Redis: a log only admissions of the
+ * last w ms, newest first, at most `limit`; buckets only live ones (k >= floor((now - w) / b)),
+ * `s` their sum, `lo` the oldest, `b` the width; either way a TTL. NULL when it does, else why. */
+static const char *
+check_stored(redisContext *c, const char *key, int64_t now, const struct store_limit *l)
+{
+	static char why[160];
+	redisReply *r = NULL, *t = redisCommand(c, "PTTL %s", key);
+	const char *res = NULL;
+	size_t i;
+
+	if (t == NULL || t->type != REDIS_REPLY_INTEGER || t->integer == -1) {
+		res = "no TTL";
+		goto out;
+	}
+	if (t->integer == -2)
+		goto out;                        /* gone: nothing counted */
+	if (l->mode == RL_MODE_LOG) {
+		long long prev = now;
+		r = redisCommand(c, "LRANGE %s 0 -1", key);
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+			res = "not a list";
+			goto out;
+		}
+		if ((int64_t)r->elements > l->limit)
+			res = "more entries than the limit";
+		for (i = 0; i < r->elements && !res; i++) {
+			long long v = strtoll(r->element[i]->str, NULL, 10);
+			if (v <= now - l->window_ms)
+				res = "an expired entry left";
+			else if (v > prev)
+				res = "not newest first";
+			prev = v;
+		}
+	} else {
+		int64_t b = rl_bucket_ms(l->window_ms), L = (now - l->window_ms) / b, lo = -1, sum = -1,
+		    bb = -1, min = INT64_MAX, tot = 0;
+		r = redisCommand(c, "HGETALL %s", key);
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+			res = "not a hash";
+			goto out;
+		}
+		for (i = 0; i + 1 < r->elements; i += 2) {
+			const char *f = r->element[i]->str;
+			long long v = strtoll(r->element[i + 1]->str, NULL, 10);
+			if (strcmp(f, "lo") == 0)
+				lo = v;
+			else if (strcmp(f, "s") == 0)
+				sum = v;
+			else if (strcmp(f, "b") == 0)
+				bb = v;
+			else {
+				long long k = strtoll(f, NULL, 10);
+				if (k < L)
+					res = "an expired bucket left";
+				if (k < min)
+					min = k;
+				tot += v;
+			}
+		}
+		if (!res && (bb != b || sum != tot || lo != min))
+			res = "lo, s or b wrong";
+	}
+out:
+	if (res) {
+		snprintf(why, sizeof(why), "%s (limit %lld, w %lld)", res, (long long)l->limit,
+		    (long long)l->window_ms);
+		res = why;
+	}
+	freeReplyObject(r);
+	freeReplyObject(t);
+	return res;
+}
+
+/* Random batches of random requests over a few clients (so requests share keys, as a batch's
+ * do), with policies of both kinds, check-only ones and their failure hits, revoked tokens,
+ * clock jumps, and the occasional reload that moves a policy across 128 (its key changes type
+ * within a batch). Each batch goes to the script as ONE run (db 0); the same requests go one
+ * by one through the script's rl operation (db 1) and through the memory store, at the same
+ * clock. Every answer must match, and after each batch every key it touched must hold the
+ * same content in both databases (the batch writes each key once; what it writes must be what
+ * the requests one by one leave), with the same TTL give or take the time between the runs. */
+static void
+test_lua_batch(void)
+{
+	/* limit, window, check_only; policy 4's limit flips between 100 (log) and 200 (buckets) */
+	static const int64_t pols[][3] = {
+		{ 3, 1000, 0 }, { 10, 2000, 0 }, { 129, 6000, 0 }, { 5, 1500, 1 }, { 100, 3000, 0 },
+		{ 1, 500, 0 }, { 150, 1000, 0 },
+	};
+	static const char *const jtis[] = { "visor:revoked:j0", "visor:revoked:j1" };
+	static const char *const subs[] = { "visor:revoked-before:u0", "visor:revoked-before:u1" };
+	redisContext *c = redis_start(), *c1 = NULL;
+	struct mstore *m = mstore_new();
+	struct breq *rq = calloc(64, sizeof(*rq));
+	char st0[4096], st1[4096];
+	int state_diffs = 0, seq_diffs = 0, keys_compared = 0, stored_bad = 0;
+	int64_t now = T0, p4 = 100;
+	int i, mismatches = 0, answers = 0, batches = 0, refused = 0, revoked = 0, max_m = 0;
+	size_t nkeys_ttl = 0, bad_ttl = 0;
+	redisReply *r;
+
+	if (c == NULL) {
+		printf("ok test_lua_batch: redis-server not available, skipped\n");
+		mstore_free(m);
+		free(rq);
+		return;
+	}
+	T_OK(m != NULL && rq != NULL);
+	{
+		struct timeval tv = { 2, 0 };
+		c1 = redisConnectWithTimeout(c->tcp.host, c->tcp.port, tv);
+		T_OK(c1 != NULL && !c1->err);
+		r = redisCommand(c1, "SELECT 1");
+		T_OK(r && r->type == REDIS_REPLY_STATUS);
+		freeReplyObject(r);
+	}
+	r = redisCommand(c, "SET visor:revoked:j1 1");
+	freeReplyObject(r);
+	r = redisCommand(c, "SET visor:revoked-before:u1 1000");
+	freeReplyObject(r);
+	r = redisCommand(c1, "SET visor:revoked:j1 1");
+	freeReplyObject(r);
+	r = redisCommand(c1, "SET visor:revoked-before:u1 1000");
+	freeReplyObject(r);
+	for (i = 0; i < 400; i++) {
+		size_t mm = 1 + rnd() % 64, q, j, idx;
+		int flip = rnd() % 10 == 0 ? (int)(rnd() % mm) : -1;
+
+		now += (int64_t)(rnd() % 200);
+		if (rnd() % 20 == 0)
+			now += 3000;
+		if ((int)mm > max_m)
+			max_m = (int)mm;
+		/* failure hits between batches (fire and forget, one run each) */
+		while (rnd() % 3 == 0) {
+			struct store_limit h;
+			char hk[40];
+			long long h1, h2;
+			snprintf(hk, sizeof(hk), "visor:rl:b3:c%d", (int)(rnd() % 3));
+			h = lim(hk, pols[3][0], pols[3][1], 1);
+			h1 = lua_simple(c, "hit", hk, now, h.limit, h.window_ms, h.mode, 0);
+			h2 = mstore_hit(m, now, &h);
+			lua_simple(c1, "hit", hk, now, h.limit, h.window_ms, h.mode, 0);
+			if (h1 != h2 && mismatches++ < 5)
+				printf("FAIL batch hit %s: lua %lld memory %lld\n", hk, h1, h2);
+		}
+		for (q = 0; q < mm; q++) {
+			struct breq *b = &rq[q];
+			int client = (int)(rnd() % 3), used = 0;
+			if ((int)q == flip)
+				p4 = p4 == 100 ? 200 : 100;   /* a reload between two requests */
+			memset(b, 0, sizeof(*b));
+			b->n = 1 + rnd() % 3;
+			for (j = 0; j < b->n; j++) {
+				const int64_t *pp;
+				do
+					idx = rnd() % (sizeof(pols) / sizeof(pols[0]));
+				while (used & (1 << idx));
+				used |= 1 << idx;
+				pp = pols[idx];
+				snprintf(b->key[j], sizeof(b->key[j]), "visor:rl:b%zu:c%d", idx, client);
+				b->a[j] = lim(b->key[j], idx == 4 ? p4 : pp[0], pp[1], (int)pp[2]);
+			}
+			memcpy(b->b, b->a, sizeof(b->a));
+			for (j = 0; j < b->n; j++)
+				b->b[j].key = b->key[j];
+			if (rnd() % 4 == 0) {
+				int ji = (int)(rnd() % 2), si = (int)(rnd() % 2);
+				b->flags = (int)(1 + rnd() % 3);
+				b->jti = jtis[ji];
+				b->sub = subs[si];
+				b->iat = rnd() % 2 ? 500 : 1500;
+				b->revoked = ((b->flags & 1) && ji == 1) ||
+				    ((b->flags & 2) && si == 1 && b->iat < 1000);
+			}
+		}
+		r = lua_batch(c, now, rq, mm);
+		batches++;
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+			T_CHECK(0, "batch %d: %s", i, r && r->type == REDIS_REPLY_ERROR ? r->str :
+			    "no array");
+			freeReplyObject(r);
+			break;
+		}
+		T_CHECK(elem(r, 0) == now, "batch %d: now %lld", i, elem(r, 0));
+		idx = 1;
+		for (q = 0; q < mm; q++) {
+			struct breq *b = &rq[q];
+			struct store_rlq sq;
+			long long rv = elem(r, idx++);
+			redisReply *one = lua_rl_req(c1, now, b);
+			answers++;
+			/* alone through the rl operation: {1, now} or {0, now, adm, rem, reset...} */
+			if (elem(one, 0) != rv || (!rv && one->elements != 2 + 3 * b->n)) {
+				if (seq_diffs++ < 5)
+					printf("FAIL batch %d req %zu: alone revoked %lld, batched %lld\n", i,
+					    q, elem(one, 0), rv);
+			} else if (!rv) {
+				for (j = 0; j < 3 * b->n; j++)
+					if (elem(one, 2 + j) != elem(r, idx + j) && seq_diffs++ < 5)
+						printf("FAIL batch %d req %zu: answer %zu alone %lld, batched "
+						    "%lld\n", i, q, j, elem(one, 2 + j), elem(r, idx + j));
+			}
+			freeReplyObject(one);
+			if (rv != b->revoked) {
+				if (mismatches++ < 5)
+					printf("FAIL batch %d req %zu: revoked %lld, want %d\n", i, q, rv,
+					    b->revoked);
+				break;
+			}
+			if (rv) {
+				revoked++;
+				continue;                /* nothing recorded anywhere */
+			}
+			memset(&sq, 0, sizeof(sq));
+			sq.lim = b->b;
+			sq.n = b->n;
+			mstore_rl(m, now, &sq);
+			refused += !sq.admitted;
+			for (j = 0; j < b->n; j++, idx += 3) {
+				long long la = elem(r, idx), lr = elem(r, idx + 1), lt = elem(r, idx + 2);
+				if ((la != b->b[j].admitted || lr != b->b[j].remaining ||
+				    lt != b->b[j].reset_ms) && mismatches++ < 5)
+					printf("FAIL batch %d req %zu %s (limit %lld, w %lld) at +%lld: lua "
+					    "%lld/%lld/%lld memory %d/%lld/%lld\n", i, q, b->key[j],
+					    (long long)b->a[j].limit, (long long)b->a[j].window_ms,
+					    (long long)(now - T0), la, lr, lt, b->b[j].admitted,
+					    (long long)b->b[j].remaining, (long long)b->b[j].reset_ms);
+			}
+		}
+		T_CHECK(idx == r->elements, "batch %d: %zu elements, %zu read", i, r->elements, idx);
+		freeReplyObject(r);
+		/* what the batch left in db 0 is what the requests one by one left in db 1, and it
+		 * is what the algorithm means to store (the parameters of each key's last use) */
+		for (q = mm; q-- > 0;) {
+			for (j = 0; j < rq[q].n; j++) {
+				const char *bad = NULL;
+				size_t q2, j2;
+				int later = 0;
+				for (q2 = q + 1; q2 < mm && !later; q2++)
+					for (j2 = 0; j2 < rq[q2].n; j2++)
+						later |= strcmp(rq[q2].key[j2], rq[q].key[j]) == 0;
+				if (!later && !rq[q].a[j].check_only && !rq[q].revoked)
+					bad = check_stored(c, rq[q].key[j], now, &rq[q].a[j]);
+				if (bad && stored_bad++ < 5)
+					printf("FAIL batch %d: %s: %s\n", i, rq[q].key[j], bad);
+			}
+		}
+		for (q = 0; q < mm; q++) {
+			for (j = 0; j < rq[q].n; j++) {
+				long long t0, t1;
+				key_state(c, rq[q].key[j], st0, sizeof(st0), &t0);
+				key_state(c1, rq[q].key[j], st1, sizeof(st1), &t1);
+				keys_compared++;
+				if ((strcmp(st0, st1) != 0 || (t0 < 0) != (t1 < 0) ||
+				    llabs(t0 - t1) > 1000) && state_diffs++ < 5)
+					printf("FAIL batch %d: %s batched %s (ttl %lld), one by one %s "
+					    "(ttl %lld)\n", i, rq[q].key[j], st0, t0, st1, t1);
+			}
+		}
+	}
+	T_CHECK(seq_diffs == 0, "%d answers differ between a batch and its requests one by one",
+	    seq_diffs);
+	T_CHECK(state_diffs == 0, "%d keys differ between a batch and its requests one by one "
+	    "(%d compared)", state_diffs, keys_compared);
+	T_CHECK(stored_bad == 0, "%d keys hold what the algorithm never stores", stored_bad);
+	T_CHECK(mismatches == 0, "%d answers differ between the script's batches and the memory "
+	    "store one by one (%d answers in %d batches)", mismatches, answers, batches);
+	T_CHECK(refused > answers / 10 && revoked > 0 && max_m == 64,
+	    "the batches exercised refusals (%d), revocations (%d) and full batches (%d)", refused,
+	    revoked, max_m);
+	/* every key the batches wrote expires on its own */
+	r = redisCommand(c, "KEYS visor:rl:*");
+	if (r && r->type == REDIS_REPLY_ARRAY) {
+		size_t k;
+		for (k = 0; k < r->elements; k++) {
+			redisReply *t = redisCommand(c, "PTTL %s", r->element[k]->str);
+			nkeys_ttl++;
+			if (t == NULL || t->type != REDIS_REPLY_INTEGER || t->integer <= 0)
+				bad_ttl++;
+			freeReplyObject(t);
+		}
+	}
+	freeReplyObject(r);
+	T_CHECK(nkeys_ttl > 0 && bad_ttl == 0, "%zu of %zu keys without a TTL", bad_ttl, nkeys_ttl);
+end:
+	if (c1)
+		redisFree(c1);
+	free(rq);
+	mstore_free(m);
+	redis_stop(c);
+}
+
 T_MAIN(test_log, test_buckets, test_bounds, test_all_or_nothing, test_failures, test_lockout,
-    test_probes, test_eviction, test_threads, test_lua_vs_memory)
+    test_probes, test_eviction, test_threads, test_lua_vs_memory, test_lua_batch)
