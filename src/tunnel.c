@@ -25,9 +25,14 @@ tunnel_wanted(const struct req *r)
 
 	if (r->h.method != HTTP_GET || r->h.minor != 1 || r->has_body)
 		return 0;
+	/* WebSocket only: any other switch (h2c above all) would let the client talk to the
+	 * upstream past every per-request rule visor enforces — the "h2c smuggling" attack. */
+	if (hdrs_count(&r->h.hdrs, "upgrade") != 1)
+		return 0;
 	up = hdrs_get(&r->h.hdrs, "upgrade");
 	cn = hdrs_get(&r->h.hdrs, "connection");
-	return up && up->vlen > 0 && cn && http_list_has(cn->val, cn->vlen, "upgrade");
+	return ascii_casecmp_n(up->val, up->vlen, "websocket", 9) == 0 && cn &&
+	    http_list_has(cn->val, cn->vlen, "upgrade");
 }
 
 static void

@@ -13,8 +13,8 @@
 
 struct req;
 
-/* Whether the request asks for a protocol switch visor can tunnel (GET, HTTP/1.1,
- * Connection: upgrade, an Upgrade token). */
+/* Whether the request asks for a protocol switch visor tunnels: GET, HTTP/1.1,
+ * Connection: upgrade and exactly `Upgrade: websocket`. Other upgrades (h2c) are stripped. */
 int  tunnel_wanted(const struct req *r);
 /* The 101 head has been queued to the client: take over both sockets. */
 void tunnel_start(struct req *r);

@@ -151,3 +151,29 @@ describe('WebSocket upgrades', () => {
     assert.equal(up.seen.length, 0);
   });
 });
+
+describe('upgrades other than WebSocket', () => {
+  afterEach(cleanupAll);
+
+  it('h2c smuggling: Upgrade: h2c is never forwarded, the request is answered as HTTP/1.1', T, async () => {
+    const up = await wsUpstream();
+    const v = await startVisor(minimalYaml({ upstream: up.addr }));
+    const r = await rawTls(v.ports.https, 'GET /admin HTTP/1.1\r\nHost: localhost\r\nUpgrade: h2c\r\n' +
+      'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n', { until: hasResponses(1) });
+    const [res] = parseResponses(r.data, { eof: false });
+    assert.equal(res.status, 200);
+    const seen = up.seen[0];
+    assert.equal(seen.upgraded, false, 'the upstream saw a plain request');
+    assert.equal(seen.headers.upgrade, undefined);
+    assert.equal(seen.headers['http2-settings'], undefined);
+  });
+
+  it('two Upgrade headers: no tunnel', T, async () => {
+    const up = await wsUpstream();
+    const v = await startVisor(minimalYaml({ upstream: up.addr }));
+    const r = await rawTls(v.ports.https, HANDSHAKE('Upgrade: h2c\r\n'), { until: hasResponses(1) });
+    const [res] = parseResponses(r.data, { eof: false });
+    assert.equal(res.status, 200);
+    assert.equal(up.seen[0].upgraded, false);
+  });
+});
