@@ -455,6 +455,18 @@ req_start(struct req *r)
 		req_fail_head(r, 400, why);
 		return;
 	}
+	if (r->h.method == HTTP_TRACE) {
+		/* cross-site tracing: an API has no use for TRACE, and it echoes credentials */
+		r->resp_close = !r->h.keep_alive;
+		r->chain = r->tls ? &r->conf->route_rt->base : &r->conf->route_rt->plain;
+		r->fidx = r->entered = r->chain->n;
+		r->has_body = r->h.chunked || r->h.content_length > 0;
+		r->log_reason = "TRACE is not allowed";
+		req_respond(r, 405, NULL);
+		hdrs_sets(&r->a, &r->out, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+		send_edge(r);
+		return;
+	}
 	/* path and query */
 	q = memchr(r->h.target, '?', r->h.target_len);
 	plen = q ? (size_t)(q - r->h.target) : r->h.target_len;

@@ -157,3 +157,17 @@ describe('upstream TLS re-encryption', () => {
     agent.destroy();
   });
 });
+
+describe('methods refused at the edge', () => {
+  afterEach(cleanupAll);
+
+  it('TRACE: 405 with Allow, never forwarded (cross-site tracing)', T, async () => {
+    const a = await startUpstream();
+    const v = await startVisor(minimalYaml({ upstream: a.addr }));
+    const r = await https({ port: v.ports.https, method: 'TRACE', path: '/x', headers: { Cookie: 'sid=secret' } });
+    assertEdge(r, 405, { message: 'Method not allowed' });
+    assert.equal(r.headers.allow, 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+    assert.equal(a.requests.length, 0);
+    assert.ok(!r.body.includes('secret'));
+  });
+});
