@@ -5,6 +5,16 @@
  * AUTH / SELECT / SCRIPT LOAD — one deadline covers all of it), UP. Only UP accepts commands:
  * a request never waits on a connection that is not known to work.
  *
+ * Deadlines: a command past its deadline is failed alone; `owed` counts the replies the live
+ * connection still owes (timed-out commands included) and `last_io_ms` is the last reply (or
+ * when the connection started owing): owing for dead_ms without a word is what kills it.
+ *
+ * Event hooks (instead of hiredis's libevent adapter): a persistent read event; writes, once
+ * up, are deferred to wnow_ev, activated by the first command of an event-loop pass and run
+ * after that pass's callbacks, so the pass's commands leave in one write() without registering
+ * for writability; the write event is registered only when the socket buffer is full (and
+ * while connecting).
+ *
  * hiredis 0.14 rules this file lives by: a context whose connect fails is freed by hiredis
  * right after onConnect(REDIS_ERR); one that loses its connection is freed right after the
  * pending callbacks ran with a NULL reply and onDisconnect; redisAsyncFree() runs the pending
@@ -24,7 +34,6 @@
 #include <event2/util.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
 #include <openssl/evp.h>
 
 #include "log.h"
@@ -32,6 +41,8 @@
 
 #define BACKOFF_MIN_MS   25
 #define BACKOFF_MAX_MS   500
+#define DEAD_MIN_MS      1000            /* silence, with replies owed, that kills a connection */
+#define DEAD_TIMEOUTS    4               /* ... or this many timeouts when that is longer */
 
 enum rstate { RS_DOWN = 0, RS_CONNECTING, RS_UP };
 
@@ -70,19 +81,24 @@ struct redis {
 	char              *user, *pass;
 	int                db;
 	int64_t            timeout_ms;
+	int64_t            dead_ms;
 
 	/* connection */
 	redisAsyncContext *ac;
 	int                state;        /* enum rstate; read by other threads */
 	int                handshake;    /* replies still due before UP */
-	int64_t            last_io_ms;   /* last reply on this connection */
+	int64_t            last_io_ms;   /* last reply, or when the connection started owing one */
+	int                owed;         /* replies owed by the live connection (UP commands) */
+	int                in_write;     /* inside our own redisAsyncHandleWrite */
 	int                backoff_ms;
 	int                outage_logged;
 	int                ever_up;
 	struct dying      *dying;
-	TAILQ_HEAD(, redis_cmd) q;       /* sent, unanswered, in send order */
+	TAILQ_HEAD(, redis_cmd) q;       /* sent, unanswered, in send order (= deadline order) */
 	struct event      *tmo_ev;
 	int                tmo_armed;
+	int64_t            tmo_at;
+	struct event      *wnow_ev;      /* writes at the end of the pass */
 	struct event      *retry_ev;
 	struct event      *reap_ev;
 	struct evdns_base *dns;
@@ -169,6 +185,7 @@ conn_lost(struct redis *rd, const char *why)
 
 	set_state(rd, RS_DOWN);
 	rd->handshake = 0;
+	rd->owed = 0;
 	if (was_up || !rd->outage_logged) {
 		log_msg(LOG_WARN, NULL, "redis %s:%d (worker %d): %s: %s",
 		    rd->host ? rd->host : "-", rd->port, rd->wid,
@@ -233,6 +250,152 @@ on_reap(evutil_socket_t fd, short what, void *arg)
 		free(d);
 		redisAsyncFree(ac);          /* callbacks: NULL replies, onDisconnect — all stale */
 	}
+}
+
+/* ---- event hooks (see the top of this file) --------------------------------------------- */
+
+struct hooks {
+	struct redis      *rd;
+	redisAsyncContext *ac;
+	struct event      *rev, *wev;
+	unsigned           reading : 1, writing : 1, want : 1;
+};
+
+static void
+hk_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct hooks *h = arg;
+
+	(void)fd;
+	(void)what;
+	redisAsyncHandleRead(h->ac);        /* may free h (the context went away) */
+}
+
+static void
+hk_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct hooks *h = arg;
+	struct redis *rd = h->rd;
+
+	(void)fd;
+	(void)what;
+	h->want = 0;
+	rd->in_write++;
+	redisAsyncHandleWrite(h->ac);       /* may free h */
+	rd->in_write--;
+}
+
+static void
+hk_add_read(void *p)
+{
+	struct hooks *h = p;
+
+	if (!h->reading) {
+		h->reading = 1;
+		event_add(h->rev, NULL);
+	}
+}
+
+static void
+hk_del_read(void *p)
+{
+	struct hooks *h = p;
+
+	if (h->reading) {
+		h->reading = 0;
+		event_del(h->rev);
+	}
+}
+
+static void
+hk_add_write(void *p)
+{
+	struct hooks *h = p;
+	struct redis *rd = h->rd;
+
+	if (!rd->in_write && h->ac == rd->ac && rd->state == RS_UP) {
+		/* a command was queued: written at the end of this pass */
+		if (!h->want) {
+			h->want = 1;
+			event_active(rd->wnow_ev, EV_TIMEOUT, 0);
+		}
+		return;
+	}
+	/* connecting, or the socket buffer is full: wait until it is writable */
+	if (!h->writing) {
+		h->writing = 1;
+		event_add(h->wev, NULL);
+	}
+}
+
+static void
+hk_del_write(void *p)
+{
+	struct hooks *h = p;
+
+	h->want = 0;
+	if (h->writing) {
+		h->writing = 0;
+		event_del(h->wev);
+	}
+}
+
+static void
+hk_cleanup(void *p)
+{
+	struct hooks *h = p;
+
+	event_free(h->rev);
+	event_free(h->wev);
+	free(h);
+}
+
+static int
+hooks_attach(struct redis *rd, redisAsyncContext *ac)
+{
+	struct hooks *h;
+
+	if (ac->ev.data != NULL || (h = calloc(1, sizeof(*h))) == NULL)
+		return -1;
+	h->rd = rd;
+	h->ac = ac;
+	h->rev = event_new(rd->base, ac->c.fd, EV_READ | EV_PERSIST, hk_on_read, h);
+	h->wev = event_new(rd->base, ac->c.fd, EV_WRITE | EV_PERSIST, hk_on_write, h);
+	if (h->rev == NULL || h->wev == NULL) {
+		if (h->rev)
+			event_free(h->rev);
+		if (h->wev)
+			event_free(h->wev);
+		free(h);
+		return -1;
+	}
+	ac->ev.addRead = hk_add_read;
+	ac->ev.delRead = hk_del_read;
+	ac->ev.addWrite = hk_add_write;
+	ac->ev.delWrite = hk_del_write;
+	ac->ev.cleanup = hk_cleanup;
+	ac->ev.data = h;
+	/* the connect completes when the socket turns writable (or readable, on error) */
+	hk_add_read(h);
+	hk_add_write(h);
+	return 0;
+}
+
+/* The end of a pass: what the pass's commands queued leaves now, in one write(). */
+static void
+on_wnow(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *rd = arg;
+	struct hooks *h;
+
+	(void)fd;
+	(void)what;
+	if (rd->ac == NULL || (h = rd->ac->ev.data) == NULL || !h->want)
+		return;
+	h->want = 0;
+	rd->in_write++;
+	redisAsyncHandleWrite(rd->ac);      /* on a write error the context goes (conn_lost) */
+	rd->in_write--;
 }
 
 /* ---- hiredis connection callbacks ---------------------------------------------------------- */
@@ -328,7 +491,7 @@ connect_addr(struct redis *rd, const char *ip)
 		return;
 	}
 	ac->data = rd;
-	if (redisLibeventAttach(ac, rd->base) != REDIS_OK) {
+	if (hooks_attach(rd, ac) < 0) {
 		redisAsyncFree(ac);
 		conn_lost(rd, "cannot attach to the event loop");
 		return;
@@ -471,15 +634,23 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 
 /* ---- command deadlines -------------------------------------------------------------------- */
 
+/* The timer fires at the first deadline, or when the connection would have owed a reply for
+ * dead_ms, whichever comes first. */
 static void
 arm_tmo(struct redis *rd)
 {
 	struct redis_cmd *c = TAILQ_FIRST(&rd->q);
+	int64_t at = INT64_MAX;
 
-	if (c == NULL || rd->tmo_armed)
+	if (c)
+		at = c->deadline;
+	if (rd->ac && rd->owed > 0)
+		at = MIN(at, rd->last_io_ms + rd->dead_ms);
+	if (at == INT64_MAX || (rd->tmo_armed && rd->tmo_at <= at))
 		return;
 	rd->tmo_armed = 1;
-	timer_in(rd->tmo_ev, c->deadline - now_ms() + 1);
+	rd->tmo_at = at;
+	timer_in(rd->tmo_ev, at - now_ms() + 1);
 }
 
 static void
@@ -489,16 +660,11 @@ on_tmo(evutil_socket_t fd, short what, void *arg)
 	struct redis_cmd *c;
 	int64_t now = now_ms();
 	redis_fn fn;
+	char why[64];
 
 	(void)fd;
 	(void)what;
 	rd->tmo_armed = 0;
-	c = TAILQ_FIRST(&rd->q);
-	if (c && c->deadline <= now && rd->ac && now - rd->last_io_ms >= rd->timeout_ms) {
-		/* nothing at all came back for a whole timeout: the connection is stuck */
-		drop_ctx(rd, "no reply within the timeout");
-		return;
-	}
 	while ((c = TAILQ_FIRST(&rd->q)) != NULL && c->deadline <= now) {
 		TAILQ_REMOVE(&rd->q, c, link);
 		c->in_q = 0;
@@ -507,6 +673,12 @@ on_tmo(evutil_socket_t fd, short what, void *arg)
 		METRIC_INC(rd->m, redis_errors);
 		if (fn)
 			fn(c->arg, NULL);        /* its reply, if it ever comes, is dropped */
+	}
+	if (rd->ac && rd->state == RS_UP && rd->owed > 0 && now - rd->last_io_ms >= rd->dead_ms) {
+		/* not a word for dead_ms while replies are owed: the connection is stuck */
+		snprintf(why, sizeof(why), "no reply for %lld ms", (long long)(now - rd->last_io_ms));
+		drop_ctx(rd, why);
+		return;
 	}
 	arm_tmo(rd);
 }
@@ -552,8 +724,11 @@ on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		cmd_free(c);
 		return;
 	}
-	if (ac == rd->ac)
+	if (ac == rd->ac) {
 		rd->last_io_ms = now_ms();
+		if (rd->owed > 0)
+			rd->owed--;
+	}
 	if (rp->type == REDIS_REPLY_ERROR && c->script && !c->retried && c->fn &&
 	    rp->len >= 8 && memcmp(rp->str, "NOSCRIPT", 8) == 0 && ac == rd->ac) {
 		/* the script left Redis's cache: EVAL puts it back; EVALSHA works again after */
@@ -565,6 +740,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		c->retried = 1;
 		if (!b.oom && redisAsyncFormattedCommand(ac, on_reply, c, b.p, b.len) == REDIS_OK) {
 			sbuf_fini(&b);
+			rd->owed++;
 			log_info("redis (worker %d): script not cached (NOSCRIPT), sent it again",
 			    rd->wid);
 			return;               /* same cmd, same place in the deadline queue */
@@ -615,58 +791,82 @@ put_bulk(char *p, const char *s, size_t n)
 	return o;
 }
 
+/* Room for the head of a command: "*<total>\r\n", and for a script "$7\r\nEVALSHA\r\n",
+ * "$40\r\n<sha>\r\n" and "$<n>\r\n<nkeys>\r\n". */
+#define HEAD_MAX (1 + 20 + 2 + (1 + 1 + 2 + 7 + 2) + (1 + 2 + 2 + 40 + 2) + (1 + 20 + 2 + 20 + 2))
+
+/* A command record with room for `need` bytes of RESP, its head written; NULL when the
+ * connection is not up or on out of memory. */
+static struct redis_cmd *
+cmd_new(struct redis *rd, int script, int nkeys, int nargs, size_t need)
+{
+	struct redis_cmd *c;
+	size_t o = 0, nkl;
+	char nk[20];
+
+	if (!redis_is_up(rd) || rd->ac == NULL || nargs < 0 || nkeys < 0)
+		return NULL;
+	if ((c = malloc(sizeof(*c) + HEAD_MAX + need)) == NULL)
+		return NULL;
+	memset(c, 0, sizeof(*c));
+	c->argc = nargs + (script ? 3 : 0);
+	c->buf[o++] = '*';
+	o += put_u64(c->buf + o, (uint64_t)c->argc);
+	c->buf[o++] = '\r';
+	c->buf[o++] = '\n';
+	if (script) {
+		nkl = put_u64(nk, (uint64_t)nkeys);
+		o += put_bulk(c->buf + o, "EVALSHA", 7);
+		o += put_bulk(c->buf + o, rd->sha, 40);
+		c->rest = o;
+		o += put_bulk(c->buf + o, nk, nkl);
+	}
+	c->rd = rd;
+	c->script = script != 0;
+	c->len = o;
+	return c;
+}
+
+/* Hands c (fully formatted) to hiredis and starts its deadline (the queue stays in deadline
+ * order: every command gets the same timeout). */
+static struct redis_cmd *
+cmd_send(struct redis *rd, struct redis_cmd *c, redis_fn fn, void *arg)
+{
+	int64_t now;
+
+	c->fn = fn;
+	c->arg = arg;
+	if (redisAsyncFormattedCommand(rd->ac, on_reply, c, c->buf, c->len) != REDIS_OK) {
+		free(c);
+		return NULL;
+	}
+	now = now_ms();
+	if (rd->owed++ == 0)
+		rd->last_io_ms = now;        /* owing starts now */
+	c->deadline = now + rd->timeout_ms;
+	TAILQ_INSERT_TAIL(&rd->q, c, link);
+	c->in_q = 1;
+	arm_tmo(rd);
+	return c;
+}
+
 /* Formats argv (after an optional EVALSHA <sha> <nkeys> prefix) in RESP, in one allocation
- * with the command's record, and sends it. No printf on this path: it runs per request. */
+ * with the command's record, and sends it. No printf on this path. */
 static struct redis_cmd *
 send_cmd(struct redis *rd, int script, int nkeys, int argc, const char **argv,
     const size_t *lens, redis_fn fn, void *arg)
 {
 	struct redis_cmd *c;
-	size_t need, o = 0, rest = 0;
-	int i, total = argc + (script ? 3 : 0);
-	char nk[20];
-	size_t nkl = 0;
+	size_t need = 0;
+	int i;
 
-	if (!redis_is_up(rd) || rd->ac == NULL || argc < 0 || nkeys < 0)
-		return NULL;
-	need = 1 + 20 + 2;
-	if (script) {
-		nkl = put_u64(nk, (uint64_t)nkeys);
-		need += (1 + 1 + 2 + 7 + 2) + (1 + 2 + 2 + 40 + 2) + (1 + 20 + 2 + nkl + 2);
-	}
 	for (i = 0; i < argc; i++)
 		need += 1 + 20 + 2 + lens[i] + 2;
-	if ((c = malloc(sizeof(*c) + need)) == NULL)
+	if ((c = cmd_new(rd, script, nkeys, argc, need)) == NULL)
 		return NULL;
-	memset(c, 0, sizeof(*c));
-	c->buf[o++] = '*';
-	o += put_u64(c->buf + o, (uint64_t)total);
-	c->buf[o++] = '\r';
-	c->buf[o++] = '\n';
-	if (script) {
-		o += put_bulk(c->buf + o, "EVALSHA", 7);
-		o += put_bulk(c->buf + o, rd->sha, 40);
-		rest = o;
-		o += put_bulk(c->buf + o, nk, nkl);
-	}
 	for (i = 0; i < argc; i++)
-		o += put_bulk(c->buf + o, argv[i], lens[i]);
-	c->rd = rd;
-	c->fn = fn;
-	c->arg = arg;
-	c->script = script != 0;
-	c->argc = total;
-	c->rest = rest;
-	c->len = o;
-	if (redisAsyncFormattedCommand(rd->ac, on_reply, c, c->buf, c->len) != REDIS_OK) {
-		free(c);
-		return NULL;
-	}
-	c->deadline = now_ms() + rd->timeout_ms;
-	TAILQ_INSERT_TAIL(&rd->q, c, link);
-	c->in_q = 1;
-	arm_tmo(rd);
-	return c;
+		c->len += put_bulk(c->buf + c->len, argv[i], lens[i]);
+	return cmd_send(rd, c, fn, arg);
 }
 
 struct redis_cmd *
@@ -677,10 +877,88 @@ redis_script(struct redis *rd, int nkeys, int argc, const char **argv, const siz
 }
 
 struct redis_cmd *
+redis_script_args(struct redis *rd, const struct redis_args *keys, const struct redis_args *args,
+    redis_fn fn, void *arg)
+{
+	struct redis_cmd *c;
+
+	if (keys->oom || args->oom)
+		return NULL;
+	c = cmd_new(rd, 1, keys->n, keys->n + args->n, keys->len + args->len);
+	if (c == NULL)
+		return NULL;
+	memcpy(c->buf + c->len, keys->p, keys->len);
+	c->len += keys->len;
+	memcpy(c->buf + c->len, args->p, args->len);
+	c->len += args->len;
+	return cmd_send(rd, c, fn, arg);
+}
+
+struct redis_cmd *
 redis_command(struct redis *rd, int argc, const char **argv, const size_t *lens, redis_fn fn,
     void *arg)
 {
 	return send_cmd(rd, 0, 0, argc, argv, lens, fn, arg);
+}
+
+/* ---- arguments built in place ---------------------------------------------------------------- */
+
+static int
+args_room(struct redis_args *a, size_t need)
+{
+	size_t cap;
+	char *p;
+
+	if (a->oom)
+		return -1;
+	if (a->len + need <= a->cap)
+		return 0;
+	cap = a->cap ? a->cap : 1024;
+	while (cap < a->len + need)
+		cap *= 2;
+	if ((p = realloc(a->p, cap)) == NULL) {
+		a->oom = 1;
+		return -1;
+	}
+	a->p = p;
+	a->cap = cap;
+	return 0;
+}
+
+void
+redis_args_str(struct redis_args *a, const char *s, size_t n)
+{
+	if (args_room(a, 1 + 20 + 2 + n + 2) < 0)
+		return;
+	a->len += put_bulk(a->p + a->len, s, n);
+	a->n++;
+}
+
+void
+redis_args_int(struct redis_args *a, int64_t v)
+{
+	char tmp[21];
+	size_t n = 0;
+
+	if (v < 0)
+		tmp[n++] = '-';
+	n += put_u64(tmp + n, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+	redis_args_str(a, tmp, n);
+}
+
+void
+redis_args_reset(struct redis_args *a)
+{
+	a->len = 0;
+	a->n = 0;
+	a->oom = 0;
+}
+
+void
+redis_args_fini(struct redis_args *a)
+{
+	free(a->p);
+	memset(a, 0, sizeof(*a));
 }
 
 void
@@ -723,7 +1001,8 @@ redis_new(struct event_base *base, struct metrics *m, int worker_id, const char 
 	rd->tmo_ev = evtimer_new(base, on_tmo, rd);
 	rd->retry_ev = evtimer_new(base, on_retry, rd);
 	rd->reap_ev = event_new(base, -1, 0, on_reap, rd);
-	if (!rd->tmo_ev || !rd->retry_ev || !rd->reap_ev)
+	rd->wnow_ev = event_new(base, -1, 0, on_wnow, rd);
+	if (!rd->tmo_ev || !rd->retry_ev || !rd->reap_ev || !rd->wnow_ev)
 		goto fail;
 	return rd;
 fail:
@@ -760,6 +1039,7 @@ redis_configure(struct redis *rd, const struct conf *c)
 		return;
 	}
 	rd->timeout_ms = c->redis.timeout_ms > 0 ? c->redis.timeout_ms : 50;
+	rd->dead_ms = MAX(DEAD_MIN_MS, DEAD_TIMEOUTS * rd->timeout_ms);
 	if (rd->configured && streq_null(rd->host, c->redis.host) && rd->port == c->redis.port &&
 	    streq_null(rd->user, c->redis.username) && streq_null(rd->pass, c->redis.password) &&
 	    rd->db == c->redis.db)
@@ -814,6 +1094,8 @@ redis_free(struct redis *rd)
 		event_free(rd->retry_ev);
 	if (rd->reap_ev)
 		event_free(rd->reap_ev);
+	if (rd->wnow_ev)
+		event_free(rd->wnow_ev);
 	free(rd->host);
 	free(rd->user);
 	free(rd->pass);

@@ -7,10 +7,15 @@
  *    only then reports itself up; reconnects with a backoff of 25 ms doubling to 500 ms, and
  *    gives a connect plus handshake max(1 s, 4 x timeout) before trying again;
  *  - every command has a deadline (redis.timeout): a command past it is answered "failed" to
- *    its caller at once, and its late reply, when it comes, finds nobody waiting. The deadlines
- *    are kept in send order (a FIFO connection answers in that order), so one timer per
- *    connection serves them all. A connection that has returned nothing for a whole timeout
- *    while commands waited is declared dead and replaced;
+ *    its caller at once, and its late reply, when it comes, finds nobody waiting; the other
+ *    commands keep waiting for theirs. The deadlines are kept in send order (a FIFO connection
+ *    answers in that order), so one timer per connection serves them all. Only a connection
+ *    that stays silent much longer — max(1 s, 4 x timeout) with replies owed — or fails is
+ *    declared dead and replaced: a slow reply under a CPU burst costs the commands it delays,
+ *    not every command in flight;
+ *  - writes: commands sent during one pass of the event loop leave in one write() at the end
+ *    of that pass; the socket is read through one persistent event (hiredis's own libevent
+ *    adapter re-registers its events for every command and every reply);
  *  - script calls go out as EVALSHA; a NOSCRIPT answer (SCRIPT FLUSH, a failover to a replica
  *    that never saw the script) resends that command once as EVAL with the script text, which
  *    also puts the script back in Redis's cache;
@@ -50,10 +55,27 @@ void redis_free(struct redis *rd);
 /* 1 when connected, authenticated and the script is loaded. Any thread (racy read). */
 int  redis_is_up(const struct redis *rd);
 
+/* Arguments built in place, already in RESP ("$<len>\r\n<bytes>\r\n" each), so a caller with
+ * many of them (a batch) needs no argv array. Zero-initialised is empty; reset keeps memory.
+ * Out of memory sets oom (later appends are no-ops). */
+struct redis_args {
+	char   *p;
+	size_t  len, cap;
+	int     n;                       /* arguments */
+	int     oom;
+};
+void redis_args_str(struct redis_args *a, const char *s, size_t n);
+void redis_args_int(struct redis_args *a, int64_t v);
+void redis_args_reset(struct redis_args *a);
+void redis_args_fini(struct redis_args *a);
+
 /* EVALSHA <script> nkeys argv[0..argc) (the keys first). NULL when not sent (not up, or out of
  * memory): fn will not be called. Arguments are copied. */
 struct redis_cmd *redis_script(struct redis *rd, int nkeys, int argc, const char **argv,
     const size_t *lens, redis_fn fn, void *arg);
+/* The same with the keys and the other arguments built in place (copied). */
+struct redis_cmd *redis_script_args(struct redis *rd, const struct redis_args *keys,
+    const struct redis_args *args, redis_fn fn, void *arg);
 /* Any other command, same contract. */
 struct redis_cmd *redis_command(struct redis *rd, int argc, const char **argv,
     const size_t *lens, redis_fn fn, void *arg);

@@ -22,6 +22,7 @@
  */
 #include "store.h"
 
+#include <sys/queue.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,9 @@
 #define BAN_POLL_MAX      "10000"
 #define MAX_LIMITS        16
 #define ERR_LOG_EVERY_MS  10000
+#define BATCH_MAX         64             /* requests per EVALSHA */
+#define BATCH_BYTES       (64 * 1024)    /* their keys and values, give or take (>= 1 request) */
+#define OP_POOL_MAX       256            /* keyless operations kept for reuse, per worker */
 
 /* The script: the algorithm of store.h, in Redis. Keep it in step with mstore.c —
  * tests/unit/test_store.c runs both on the same inputs and compares every answer. */
@@ -57,10 +61,10 @@ const char store_lua[] =
 	"  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"end\n"
 	"local NB = 60\n"
-	"local rcall, rpcall, tostr, tonum = redis.call, redis.pcall, tostring, tonumber\n"
+	"local rcall, rpcall, tonum, floor = redis.call, redis.pcall, tonumber, math.floor\n"
 	"\n"
 	"local function fdiv(a, b)\n"
-	"  local q = math.floor(a / b)\n"
+	"  local q = floor(a / b)\n"
 	"  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end\n"
 	"  return q\n"
 	"end\n"
@@ -70,55 +74,57 @@ const char store_lua[] =
 	"-- policy key goes through V: read from Redis at most once per run, changed in memory,\n"
 	"-- written once by flush(). The helpers below behave exactly like the Redis commands they\n"
 	"-- are named after, so the algorithm reads as if it talked to Redis directly, and a batch\n"
-	"-- answers exactly what the same requests sent one by one would.\n"
+	"-- answers exactly what the same requests sent one by one would. (Tables are built whole:\n"
+	"-- growing a Lua table field by field costs more than the Redis commands saved.)\n"
 	"--   LIST  s.h: items pushed during the run (newest last), in front of the stored list,\n"
 	"--         of which s.n0 - s.pop items remain (s.pop popped from its tail; s.m caches\n"
 	"--         LINDEX); s.gone: it became empty during the run (Redis deleted it and its TTL).\n"
-	"--   HASH  s.f: field -> value (false: absent) for the fields read or written; s.all:\n"
-	"--         every other field is absent (after DEL); s.o, s.c: the changed fields, in order;\n"
-	"--         s.del: DEL first.\n"
-	"--   s.px: PEXPIRE to apply (ms), set by the run.\n"
-	"local V, touched = {}, {}\n"
+	"--   HASH  s.f: field -> value, for the fields read or written: a string, or false when\n"
+	"--         absent, as read; a number as written (the algorithm only writes numbers); DEL\n"
+	"--         when deleted (s.nd of them). Bucket fields are numbers, as Redis names them from\n"
+	"--         numbers. s.all: every other field is absent (after DEL); s.del: DEL first.\n"
+	"--         s.w, s.b, s.lo, s.c: the window last used, its bucket width, oldest live and\n"
+	"--         current bucket.\n"
+	"--   s.px: PEXPIRE to apply (ms; only ever set right after a write, so the key exists).\n"
+	"local V, A, DEL = {}, {}, {}\n"
 	"\n"
 	"local function flush_key(k, s)\n"
 	"  if s.t == 'l' then\n"
-	"    local keep = s.n0 - s.pop\n"
+	"    local nh = #s.h\n"
 	"    if s.gone then\n"
 	"      rcall('DEL', k)\n"
-	"      if #s.h > 0 then rcall('LPUSH', k, unpack(s.h)) end\n"
+	"      if nh > 0 then rcall('LPUSH', k, unpack(s.h)) end\n"
 	"    else\n"
-	"      if #s.h > 0 then rcall('LPUSH', k, unpack(s.h)) end\n"
-	"      if s.pop > 0 then rcall('LTRIM', k, 0, #s.h + keep - 1) end\n"
+	"      if nh > 0 then rcall('LPUSH', k, unpack(s.h)) end\n"
+	"      if s.pop > 0 then rcall('LTRIM', k, 0, nh + s.n0 - s.pop - 1) end\n"
 	"    end\n"
-	"  else\n"
+	"  elseif s.f then\n"
+	"    local f, n = s.f, 0\n"
 	"    if s.del then rcall('DEL', k) end\n"
-	"    local set, del = {}, {}\n"
-	"    for i = 1, #s.o do\n"
-	"      local f = s.o[i]\n"
-	"      local v = s.f[f]\n"
-	"      if v then\n"
-	"        set[#set + 1] = f\n"
-	"        set[#set + 1] = v\n"
-	"      elseif not s.del then\n"
-	"        del[#del + 1] = f\n"
+	"    if s.nd > 0 and not s.del then\n"
+	"      for x, v in pairs(f) do\n"
+	"        if v == DEL then\n"
+	"          n = n + 1\n"
+	"          A[n] = x\n"
+	"        end\n"
+	"      end\n"
+	"      if n > 0 then rcall('HDEL', k, unpack(A, 1, n)) end\n"
+	"      n = 0\n"
+	"    end\n"
+	"    for x, v in pairs(f) do\n"
+	"      if type(v) == 'number' then\n"
+	"        A[n + 1], A[n + 2] = x, v\n"
+	"        n = n + 2\n"
 	"      end\n"
 	"    end\n"
-	"    if #del > 0 then rcall('HDEL', k, unpack(del)) end\n"
-	"    if #set > 0 then rcall('HSET', k, unpack(set)) end\n"
+	"    if n > 0 then rcall('HSET', k, unpack(A, 1, n)) end\n"
 	"  end\n"
 	"  if s.px then rcall('PEXPIRE', k, s.px) end\n"
 	"end\n"
 	"\n"
+	"-- Writes every key out; the run's use of V ends here.\n"
 	"local function flush()\n"
-	"  for i = 1, #touched do\n"
-	"    local k = touched[i]\n"
-	"    local s = V[k]\n"
-	"    if s then\n"
-	"      flush_key(k, s)\n"
-	"      V[k] = nil\n"
-	"    end\n"
-	"  end\n"
-	"  touched = {}\n"
+	"  for k, s in pairs(V) do flush_key(k, s) end\n"
 	"end\n"
 	"\n"
 	"-- The state of key k seen as type t ('l' LIST, 'h' HASH). A LIST that is something else\n"
@@ -136,12 +142,12 @@ const char store_lua[] =
 	"      rcall('DEL', k)\n"
 	"      n = 0\n"
 	"    end\n"
-	"    s = {t = 'l', n0 = n, pop = 0, h = {}, m = {}}\n"
+	"    s = {t = 'l', n0 = n, pop = 0, h = {}, m = {}, gone = false, px = false}\n"
 	"  else\n"
-	"    s = {t = 'h', f = {}, o = {}, c = {}}\n"
+	"    s = {t = 'h', f = false, all = false, del = false, nd = 0, px = false, w = false, b = 0,\n"
+	"      lo = 0, c = 0}\n"
 	"  end\n"
 	"  V[k] = s\n"
-	"  touched[#touched + 1] = k\n"
 	"  return s\n"
 	"end\n"
 	"\n"
@@ -166,7 +172,7 @@ const char store_lua[] =
 	"\n"
 	"local function emptied(s)\n"
 	"  if llen(s) == 0 then\n"
-	"    s.gone, s.px, s.h, s.pop = true, nil, {}, s.n0\n"
+	"    s.gone, s.px, s.h, s.pop = true, false, {}, s.n0\n"
 	"  end\n"
 	"end\n"
 	"\n"
@@ -177,11 +183,6 @@ const char store_lua[] =
 	"    table.remove(s.h, 1)\n"
 	"  end\n"
 	"  emptied(s)\n"
-	"end\n"
-	"\n"
-	"local function lpush(s, v)\n"
-	"  s.h[#s.h + 1] = v\n"
-	"  return llen(s)\n"
 	"end\n"
 	"\n"
 	"-- LTRIM k 0 last\n"
@@ -197,43 +198,32 @@ const char store_lua[] =
 	"  emptied(s)\n"
 	"end\n"
 	"\n"
-	"-- PEXPIRE (only ever called right after a write, so the key exists)\n"
-	"local function pexpire(s, ms)\n"
-	"  s.px = ms\n"
-	"end\n"
-	"\n"
-	"local function hget(k, s, f)\n"
-	"  f = tostr(f)\n"
-	"  local v = s.f[f]\n"
+	"local function hget(k, s, x)\n"
+	"  local v = s.f[x]\n"
 	"  if v == nil then\n"
 	"    if s.all then return false end\n"
-	"    v = rcall('HGET', k, f)\n"
-	"    s.f[f] = v\n"
+	"    v = rcall('HGET', k, x)\n"
+	"    s.f[x] = v\n"
 	"  end\n"
+	"  if v == DEL then return false end\n"
 	"  return v\n"
 	"end\n"
 	"\n"
-	"local function hset(s, f, v)\n"
-	"  f = tostr(f)\n"
-	"  if not s.c[f] then\n"
-	"    s.c[f] = true\n"
-	"    s.o[#s.o + 1] = f\n"
+	"local function hdel(s, x)\n"
+	"  if s.f[x] ~= DEL then\n"
+	"    s.f[x] = DEL\n"
+	"    s.nd = s.nd + 1\n"
 	"  end\n"
-	"  s.f[f] = v\n"
-	"end\n"
-	"\n"
-	"local function hdel(s, f)\n"
-	"  hset(s, f, false)\n"
 	"end\n"
 	"\n"
 	"local function hdelkey(s)\n"
-	"  s.f, s.o, s.c, s.all, s.del, s.px = {}, {}, {}, true, true, nil\n"
+	"  s.f, s.all, s.del, s.nd, s.px = {}, true, true, 0, false\n"
 	"end\n"
 	"\n"
 	"-- ---- the algorithm ---------------------------------------------------------------------\n"
 	"\n"
 	"-- Sliding log: a LIST of admission times (ms), newest first; t counts while now - t < w.\n"
-	"local function log_read(k, limit, w)\n"
+	"local function log_read(k, limit, w, r)\n"
 	"  local s = vopen(k, 'l')\n"
 	"  local n = llen(s)\n"
 	"  local oldest\n"
@@ -243,20 +233,23 @@ const char store_lua[] =
 	"    rpop(s)\n"
 	"    n = n - 1\n"
 	"  end\n"
-	"  local r = {n = n, reset = w, retry = w}\n"
+	"  r.n, r.reset, r.retry = n, w, w\n"
 	"  if n > 0 then r.reset = oldest + w - now end\n"
 	"  if n >= limit then r.retry = tonum(lindex(k, s, limit - 1)) + w - now end\n"
 	"  return r\n"
 	"end\n"
 	"\n"
-	"local function log_add(k, limit, w, r, trim)\n"
+	"-- Records c admissions at now (c > 1: a run of identical requests, as c calls would).\n"
+	"local function log_add(k, limit, w, r, trim, c)\n"
 	"  local s = vopen(k, 'l')\n"
-	"  local n = lpush(s, now)\n"
+	"  local h = s.h\n"
+	"  for _ = 1, c do h[#h + 1] = now end\n"
+	"  local n = llen(s)\n"
 	"  if trim and n > limit then\n"
 	"    ltrim(s, limit - 1)\n"
 	"    n = limit\n"
 	"  end\n"
-	"  pexpire(s, w)\n"
+	"  s.px = w\n"
 	"  if r.n == 0 then return n, w end\n"
 	"  return n, r.reset\n"
 	"end\n"
@@ -264,31 +257,41 @@ const char store_lua[] =
 	"-- Buckets: a HASH {lo = oldest bucket holding admissions, s = sum, b = width, <k> =\n"
 	"-- admissions in bucket k}; bucket k counts while now < (k + 1) * b + w. Steady state: one\n"
 	"-- HMGET, one HSET per key and run.\n"
-	"local function bk_read(k, limit, w)\n"
+	"local function bk_read(k, limit, w, r)\n"
 	"  local h = vopen(k, 'h')\n"
-	"  local b = fdiv(w + NB - 1, NB)\n"
-	"  local L, c = fdiv(now - w, b), fdiv(now, b)\n"
-	"  local r = {b = b, c = c, n = 0, reset = w, retry = w, fresh = true, cur = 0}\n"
+	"  if h.w ~= w then\n"
+	"    local b = fdiv(w + NB - 1, NB)\n"
+	"    h.w, h.b, h.lo, h.c = w, b, fdiv(now - w, b), fdiv(now, b)\n"
+	"  end\n"
+	"  local b, L, c = h.b, h.lo, h.c\n"
+	"  r.b, r.c, r.n, r.reset, r.retry, r.fresh, r.cur, r.oldest = b, c, 0, w, w, true, 0, false\n"
 	"  -- HMGET lo s b <c>, through the cache\n"
-	"  local f, cs = h.f, tostr(c)\n"
-	"  if not h.all and (f.lo == nil or f.s == nil or f.b == nil or f[cs] == nil) then\n"
-	"    local v = rpcall('HMGET', k, 'lo', 's', 'b', cs)\n"
+	"  local f = h.f\n"
+	"  if not h.all and (not f or f.lo == nil or f.s == nil or f.b == nil or f[c] == nil) then\n"
+	"    local v = rpcall('HMGET', k, 'lo', 's', 'b', c)\n"
 	"    if v.err then\n"
 	"      hdelkey(h)\n"
 	"      return r\n"
 	"    end\n"
-	"    if f.lo == nil then f.lo = v[1] end\n"
-	"    if f.s == nil then f.s = v[2] end\n"
-	"    if f.b == nil then f.b = v[3] end\n"
-	"    if f[cs] == nil then f[cs] = v[4] end\n"
+	"    if not f then\n"
+	"      f = {lo = v[1], s = v[2], b = v[3], [c] = v[4]}\n"
+	"      h.f = f\n"
+	"    else\n"
+	"      if f.lo == nil then f.lo = v[1] end\n"
+	"      if f.s == nil then f.s = v[2] end\n"
+	"      if f.b == nil then f.b = v[3] end\n"
+	"      if f[c] == nil then f[c] = v[4] end\n"
+	"    end\n"
 	"  end\n"
+	"  -- (lo, s and b are never deleted alone; nil: absent after a DEL)\n"
 	"  local v1, v2, v3 = f.lo or false, f.s or false, f.b or false\n"
 	"  local lo, sum, bb = tonum(v1), tonum(v2), tonum(v3)\n"
 	"  if not lo or not sum or bb ~= b then\n"
 	"    if v1 or v2 or v3 then hdelkey(h) end\n"
 	"    return r\n"
 	"  end\n"
-	"  r.fresh, r.cur = false, tonum(f[cs] or false) or 0\n"
+	"  local x = f[c]\n"
+	"  r.fresh, r.cur = false, x and x ~= DEL and tonum(x) or 0\n"
 	"  local pruned = false\n"
 	"  if lo < L then\n"
 	"    pruned = true\n"
@@ -319,8 +322,7 @@ const char store_lua[] =
 	"          break\n"
 	"        end\n"
 	"      end\n"
-	"      hset(h, 'lo', r.oldest or c)\n"
-	"      hset(h, 's', sum)\n"
+	"      h.f.lo, h.f.s = r.oldest or c, sum\n"
 	"    else\n"
 	"      r.oldest = lo\n"
 	"    end\n"
@@ -342,68 +344,95 @@ const char store_lua[] =
 	"  return r\n"
 	"end\n"
 	"\n"
-	"local function bk_add(k, limit, w, r)\n"
+	"local function bk_add(k, limit, w, r, cnt)\n"
 	"  local h = vopen(k, 'h')\n"
 	"  local c, b = r.c, r.b\n"
 	"  local oldest = r.oldest or c\n"
 	"  if c < oldest then oldest = c end\n"
-	"  local sum = r.n + 1\n"
-	"  hset(h, c, r.cur + 1)\n"
-	"  hset(h, 'lo', oldest)\n"
-	"  hset(h, 's', sum)\n"
-	"  if r.fresh then hset(h, 'b', b) end\n"
+	"  local sum = r.n + cnt\n"
+	"  local f = h.f\n"
+	"  f[c], f.lo, f.s = r.cur + cnt, oldest, sum\n"
+	"  if r.fresh then f.b = b end\n"
 	"  -- the key lives as long as its newest bucket counts: set once per bucket\n"
-	"  if r.cur == 0 then pexpire(h, (c + 1) * b + w - now) end\n"
+	"  if r.cur == 0 then h.px = (c + 1) * b + w - now end\n"
 	"  return sum, (oldest + 1) * b + w - now\n"
 	"end\n"
 	"\n"
+	"-- A policy's state as read (reused from one request to the next).\n"
+	"local function pstate()\n"
+	"  return {n = 0, reset = 0, retry = 0, b = 0, c = 0, fresh = false, cur = 0, oldest = false,\n"
+	"    limit = 0, w = 0, log = false, chk = false}\n"
+	"end\n"
+	"\n"
 	"local function hit(k, limit, w, mode)\n"
-	"  if mode == 1 then return (log_add(k, limit, w, log_read(k, limit, w), true)) end\n"
-	"  return (bk_add(k, limit, w, bk_read(k, limit, w)))\n"
+	"  local r = pstate()\n"
+	"  if mode == 1 then return (log_add(k, limit, w, log_read(k, limit, w, r), true, 1)) end\n"
+	"  return (bk_add(k, limit, w, bk_read(k, limit, w, r), 1))\n"
 	"end\n"
 	"\n"
 	"-- Revocation keys are only read (your auth service writes them): once per run.\n"
-	"local RX, RG = {}, {}\n"
+	"local RV = false\n"
+	"local ST = {}\n"
 	"\n"
-	"-- One request's check: its n policy keys from KEYS[ki], then visor:revoked:<jti> (flags\n"
+	"-- A run: `left` identical requests (same keys, same policies, same token) evaluated in order\n"
+	"-- at the same clock. Its policy keys are KEYS[ki..ki+n-1], then visor:revoked:<jti> (flags\n"
 	"-- bit 1), then visor:revoked-before:<sub> (flags bit 2); per policy ARGV[ai..ai+3] = limit,\n"
-	"-- window, mode (1 log, 2 buckets), check_only. Appends 1 (revoked), or 0 and adm, rem,\n"
-	"-- reset per policy, to out. All policies admit or none records. Returns the next ki, ai.\n"
-	"local function rl_one(out, ki, ai, n, flags, iat)\n"
+	"-- window, mode (1 log, 2 buckets), check_only. Appends one segment covering the first c\n"
+	"-- requests of the run and returns c:\n"
+	"--   1, c                      revoked (all of them: nothing they read changes)\n"
+	"--   3, c, then adm, rem, reset per policy   refused (all of them: a refusal records nothing,\n"
+	"--                             so every later one reads what this one read)\n"
+	"--   0, c, then adm, rem, reset per policy   the first request's answer; the c requests are\n"
+	"--                             admitted, the j-th (from 0) with rem - j on the policies that\n"
+	"--                             record; every recording policy records c admissions, as c\n"
+	"--                             requests one by one would (c stops where one would be full)\n"
+	"-- All policies admit or none records.\n"
+	"local function rl_seg(out, ki, ai, n, flags, iat, left)\n"
 	"  local kj = ki + n\n"
 	"  local revoked = false\n"
+	"  if flags > 0 and not RV then RV = {} end\n"
 	"  if flags % 2 == 1 then\n"
 	"    local k = KEYS[kj]\n"
-	"    if RX[k] == nil then RX[k] = rcall('EXISTS', k) == 1 end\n"
-	"    revoked = RX[k]\n"
+	"    if RV[k] == nil then RV[k] = rcall('EXISTS', k) == 1 end\n"
+	"    revoked = RV[k]\n"
 	"    kj = kj + 1\n"
 	"  end\n"
-	"  if flags >= 2 then\n"
-	"    if not revoked then\n"
-	"      local k = KEYS[kj]\n"
-	"      if RG[k] == nil then RG[k] = tonum(rcall('GET', k)) or false end\n"
-	"      local rb = RG[k]\n"
-	"      if rb and rb > iat then revoked = true end\n"
-	"    end\n"
-	"    kj = kj + 1\n"
+	"  if flags >= 2 and not revoked then\n"
+	"    local k = KEYS[kj]\n"
+	"    if RV[k] == nil then RV[k] = tonum(rcall('GET', k)) or false end\n"
+	"    local rb = RV[k]\n"
+	"    if rb and rb > iat then revoked = true end\n"
 	"  end\n"
-	"  local an = ai + 4 * n\n"
+	"  local o = #out\n"
 	"  if revoked then\n"
-	"    out[#out + 1] = 1\n"
-	"    return kj, an\n"
+	"    out[o + 1], out[o + 2] = 1, left\n"
+	"    return left\n"
 	"  end\n"
-	"  out[#out + 1] = 0\n"
-	"  local st, all = {}, true\n"
+	"  local st, all = ST, true\n"
 	"  for i = 1, n do\n"
 	"    local a = ai + (i - 1) * 4\n"
-	"    local limit, w, mode = tonum(ARGV[a]), tonum(ARGV[a + 1]), tonum(ARGV[a + 2])\n"
-	"    local s\n"
+	"    local limit, w, log = tonum(ARGV[a]), tonum(ARGV[a + 1]), ARGV[a + 2] == '1'\n"
+	"    local s = st[i]\n"
+	"    if not s then\n"
+	"      s = pstate()\n"
+	"      st[i] = s\n"
+	"    end\n"
 	"    local k = KEYS[ki + i - 1]\n"
-	"    if mode == 1 then s = log_read(k, limit, w) else s = bk_read(k, limit, w) end\n"
-	"    s.limit, s.w, s.mode, s.chk = limit, w, mode, ARGV[a + 3] == '1'\n"
+	"    if log then log_read(k, limit, w, s) else bk_read(k, limit, w, s) end\n"
+	"    s.limit, s.w, s.log, s.chk = limit, w, log, ARGV[a + 3] == '1'\n"
 	"    if s.n >= limit then all = false end\n"
-	"    st[i] = s\n"
 	"  end\n"
+	"  local c = left\n"
+	"  if all then\n"
+	"    for i = 1, n do\n"
+	"      local s = st[i]\n"
+	"      if not s.chk and s.limit - s.n < c then c = s.limit - s.n end\n"
+	"    end\n"
+	"    out[o + 1], out[o + 2] = 0, c\n"
+	"  else\n"
+	"    out[o + 1], out[o + 2] = 3, c\n"
+	"  end\n"
+	"  o = o + 2\n"
 	"  for i = 1, n do\n"
 	"    local s = st[i]\n"
 	"    local adm, rem, reset = 1, s.limit - s.n, s.reset\n"
@@ -413,42 +442,56 @@ const char store_lua[] =
 	"      rem = s.limit - s.n - 1\n"
 	"    elseif all then\n"
 	"      local cnt\n"
-	"      if s.mode == 1 then\n"
-	"        cnt, reset = log_add(KEYS[ki + i - 1], s.limit, s.w, s, false)\n"
+	"      if s.log then\n"
+	"        cnt, reset = log_add(KEYS[ki + i - 1], s.limit, s.w, s, false, c)\n"
 	"      else\n"
-	"        cnt, reset = bk_add(KEYS[ki + i - 1], s.limit, s.w, s)\n"
+	"        cnt, reset = bk_add(KEYS[ki + i - 1], s.limit, s.w, s, c)\n"
 	"      end\n"
-	"      rem = math.max(s.limit - cnt, 0)\n"
+	"      rem = s.limit - (cnt - c + 1)\n"
+	"      if rem < 0 then rem = 0 end\n"
 	"    end\n"
-	"    out[#out + 1] = adm\n"
-	"    out[#out + 1] = rem\n"
-	"    out[#out + 1] = reset\n"
+	"    out[o + 1], out[o + 2], out[o + 3] = adm, rem, reset\n"
+	"    o = o + 3\n"
 	"  end\n"
-	"  return kj, an\n"
+	"  return c\n"
 	"end\n"
 	"\n"
 	"if op == 'batch' then\n"
-	"  -- ARGV[3] = m requests; then per request: n, flags, iat and 4 values per policy (as in\n"
-	"  -- rl_one); KEYS: each request's keys, in order. The requests are evaluated in order, each\n"
-	"  -- exactly as if it came alone. Reply: {now, then per request: 1 (revoked), or 0 and adm,\n"
-	"  -- rem, reset per policy}.\n"
-	"  local m = tonum(ARGV[3])\n"
+	"  -- ARGV[3] = number of runs; per run: count, n, flags, iat, then limit, window, mode,\n"
+	"  -- check_only per policy; KEYS: each run's keys, in order. The requests are evaluated in\n"
+	"  -- order, each exactly as if it came alone. Reply: {now, then per run the segments covering\n"
+	"  -- its requests in order (see rl_seg); 2, 1 for a request that failed (a revocation key of\n"
+	"  -- another type, a policy key holding junk): it leaves what it changed before failing, as\n"
+	"  -- the script failing for it alone would, and the others go on}.\n"
+	"  local runs = tonum(ARGV[3])\n"
 	"  local out = {now}\n"
 	"  local ki, ai = 1, 4\n"
-	"  for _ = 1, m do\n"
-	"    local n, flags, iat = tonum(ARGV[ai]), tonum(ARGV[ai + 1]), tonum(ARGV[ai + 2])\n"
-	"    ki, ai = rl_one(out, ki, ai + 3, n, flags, iat)\n"
+	"  for _ = 1, runs do\n"
+	"    local left, n, flags, iat = tonum(ARGV[ai]), tonum(ARGV[ai + 1]), 0, 0\n"
+	"    if ARGV[ai + 2] ~= '0' then flags, iat = tonum(ARGV[ai + 2]), tonum(ARGV[ai + 3]) end\n"
+	"    while left > 0 do\n"
+	"      local o = #out\n"
+	"      local ok, c = pcall(rl_seg, out, ki, ai + 4, n, flags, iat, left)\n"
+	"      if not ok then\n"
+	"        for i = #out, o + 1, -1 do out[i] = nil end\n"
+	"        out[o + 1], out[o + 2], c = 2, 1, 1\n"
+	"      end\n"
+	"      left = left - c\n"
+	"    end\n"
+	"    ki = ki + n + flags % 2 + (flags >= 2 and 1 or 0)\n"
+	"    ai = ai + 4 + 4 * n\n"
 	"  end\n"
 	"  flush()\n"
 	"  return out\n"
 	"elseif op == 'rl' then\n"
 	"  -- one request: ARGV[3] n, [4] flags, [5] iat, then per policy limit, window, mode,\n"
-	"  -- check_only. Reply: {1, now} when revoked, else {0, now, then adm, rem, reset per policy}.\n"
+	"  -- check_only. Reply: {1, now} when revoked, else {0, now, then adm, rem, reset per\n"
+	"  -- policy}.\n"
 	"  local out = {}\n"
-	"  rl_one(out, 1, 6, tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5]))\n"
+	"  rl_seg(out, 1, 6, tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5]), 1)\n"
 	"  flush()\n"
 	"  if out[1] == 1 then return {1, now} end\n"
-	"  table.insert(out, 2, now)\n"
+	"  out[1], out[2] = 0, now\n"
 	"  return out\n"
 	"elseif op == 'hit' then\n"
 	"  -- KEYS[1] policy key; ARGV[3] limit, [4] window, [5] mode\n"
@@ -517,6 +560,43 @@ store_clock_ms(void)
 
 /* ---- per worker -------------------------------------------------------------------------- */
 
+enum op_kind { OP_RL = 1, OP_LOCK, OP_PROBE, OP_HIT, OP_LK_FAIL, OP_LK_OK };
+
+struct rl_batch;
+
+struct store_op {
+	struct store_w   *sw;
+	enum op_kind      kind;
+	store_cb          cb;
+	void             *arg;
+	void             *q;           /* struct store_rlq / store_lockq (caller's memory) */
+	struct redis_cmd *cmd;
+	/* OP_RL: queued for the end of the pass (queued), then a slot of a batch in flight */
+	TAILQ_ENTRY(store_op) ql;
+	struct rl_batch  *batch;
+	unsigned          slot;
+	unsigned          queued : 1;
+	/* what a fire-and-forget operation needs to be replayed on the memory store */
+	int64_t           a, b, c;     /* limit/window/mode, after/base/max, ban_after/ban_for */
+	size_t            klen;
+	char              key[];       /* OP_HIT/OP_LK_*: the key; OP_PROBE: the client */
+};
+
+/* One EVALSHA of the script's batch operation: the rate-limit checks one worker queued during
+ * one pass of its event loop, in order, consecutive identical checks (same keys, policies and
+ * token: one client's burst) sent once as a run. A slot whose operation was cancelled is NULL;
+ * its answer, when the reply comes, is skipped. */
+struct rl_batch {
+	struct store_w   *sw;
+	struct redis_cmd *cmd;
+	unsigned          n, live, nruns;
+	int               answering;   /* store_cancel() leaves the batch to on_batch_reply */
+	struct store_op  *slot[BATCH_MAX];
+	struct {
+		unsigned first, k, nlim;
+	} run[BATCH_MAX];
+};
+
 struct store_w {
 	struct worker    *w;
 	struct mstore    *mem;
@@ -527,21 +607,13 @@ struct store_w {
 	struct event     *poll_ev;
 	int               poll_busy;
 	int64_t           err_logged_ms;
-};
-
-enum op_kind { OP_RL = 1, OP_LOCK, OP_PROBE, OP_HIT, OP_LK_FAIL, OP_LK_OK };
-
-struct store_op {
-	struct store_w   *sw;
-	enum op_kind      kind;
-	store_cb          cb;
-	void             *arg;
-	void             *q;           /* struct store_rlq / store_lockq (caller's memory) */
-	struct redis_cmd *cmd;
-	/* what a fire-and-forget operation needs to be replayed on the memory store */
-	int64_t           a, b, c;     /* limit/window/mode, after/base/max, ban_after/ban_for */
-	size_t            klen;
-	char              key[];       /* OP_HIT/OP_LK_*: the key; OP_PROBE: the client */
+	/* rate-limit checks waiting for the end of the pass (flush_ev), in arrival order */
+	TAILQ_HEAD(, store_op) rlq;
+	unsigned          rlq_n;
+	struct event     *flush_ev;
+	struct redis_args keys, args;  /* a batch's arguments, built in place (memory reused) */
+	struct store_op  *pool;        /* free keyless operations (linked through q) */
+	unsigned          pool_n;
 };
 
 static struct store_w *
@@ -575,16 +647,36 @@ log_store_error(struct store_w *sw, const char *what, const struct redisReply *r
 static struct store_op *
 op_new(struct store_w *sw, enum op_kind kind, const char *key, size_t klen)
 {
-	struct store_op *op = calloc(1, sizeof(*op) + klen + 1);
+	struct store_op *op;
 
-	if (op == NULL)
+	if (klen == 0 && (op = sw->pool) != NULL) {
+		sw->pool = op->q;
+		sw->pool_n--;
+		memset(op, 0, sizeof(*op));
+	} else if ((op = calloc(1, sizeof(*op) + klen + 1)) == NULL) {
 		return NULL;
+	}
 	op->sw = sw;
 	op->kind = kind;
 	op->klen = klen;
 	if (klen)
 		memcpy(op->key, key, klen);
 	return op;
+}
+
+/* A keyless operation goes back to its worker's pool (memory is reused, not freed). */
+static void
+op_free(struct store_op *op)
+{
+	struct store_w *sw = op->sw;
+
+	if (op->klen == 0 && sw->pool_n < OP_POOL_MAX) {
+		op->q = sw->pool;
+		sw->pool = op;
+		sw->pool_n++;
+		return;
+	}
+	free(op);
 }
 
 /* Completes a caller's operation: frees it first, so the callback may do anything. */
@@ -594,7 +686,7 @@ op_finish(struct store_op *op, enum store_res res)
 	store_cb cb = op->cb;
 	void *arg = op->arg;
 
-	free(op);
+	op_free(op);
 	if (cb)
 		cb(arg, res);
 }
@@ -602,10 +694,25 @@ op_finish(struct store_op *op, enum store_res res)
 void
 store_cancel(struct store_op *op)
 {
+	struct store_w *sw;
+	struct rl_batch *b;
+
 	if (op == NULL)
 		return;
-	redis_cmd_detach(op->cmd);
-	free(op);
+	sw = op->sw;
+	if (op->queued) {
+		TAILQ_REMOVE(&sw->rlq, op, ql);
+		sw->rlq_n--;
+	} else if ((b = op->batch) != NULL) {
+		b->slot[op->slot] = NULL;
+		if (--b->live == 0 && !b->answering) {
+			redis_cmd_detach(b->cmd);    /* nobody left to answer: drop the reply */
+			free(b);
+		}
+	} else {
+		redis_cmd_detach(op->cmd);
+	}
+	op_free(op);
 }
 
 static int
@@ -652,7 +759,16 @@ arg_i(struct argv *a, int64_t x)
 	arg_s(a, p, o);
 }
 
-/* ---- rate limits and revocation ------------------------------------------------------------ */
+/* ---- rate limits and revocation ------------------------------------------------------------
+ *
+ * store_rl() queues the check; the worker's flush_ev, activated by the first check of an
+ * event-loop pass, runs after that pass's callbacks and sends the queue as batches: one
+ * EVALSHA of the script's batch operation per BATCH_MAX checks (or BATCH_BYTES of arguments).
+ * The script evaluates them in order, each exactly as if it came alone, reading each key once
+ * and writing it once — so the Redis work is one script call per pass rather than per request,
+ * and a batch of requests from the same client costs little more than one. The batch has one
+ * deadline; a failure (timeout, error, connection lost) answers each check as a failure of its
+ * own would (on_error). */
 
 static void
 rl_memory(struct store_w *sw, struct store_rlq *q)
@@ -660,54 +776,275 @@ rl_memory(struct store_w *sw, struct store_rlq *q)
 	mstore_rl(sw->mem, store_clock_ms(), q);
 }
 
-static int
-rl_parse(struct store_rlq *q, const struct redisReply *rp)
-{
-	int64_t v, adm, rem, reset;
-	size_t i;
-
-	if (int_elem(rp, 0, &v) < 0)
-		return -1;
-	q->from_memory = 0;
-	q->revoked = v != 0;
-	if (q->revoked) {
-		q->admitted = 0;
-		return 0;
-	}
-	if (rp->elements != 2 + 3 * q->n)
-		return -1;
-	q->admitted = 1;
-	for (i = 0; i < q->n; i++) {
-		if (int_elem(rp, 2 + 3 * i, &adm) < 0 || int_elem(rp, 3 + 3 * i, &rem) < 0 ||
-		    int_elem(rp, 4 + 3 * i, &reset) < 0)
-			return -1;
-		q->lim[i].admitted = adm != 0;
-		q->lim[i].remaining = rem;
-		q->lim[i].reset_ms = reset;
-		if (!adm)
-			q->admitted = 0;
-	}
-	return 0;
-}
-
+/* A check Redis could not answer: on_error decides. */
 static void
-on_rl_reply(void *arg, const struct redisReply *rp)
+rl_fail(struct store_op *op)
 {
-	struct store_op *op = arg;
 	struct store_w *sw = op->sw;
-	struct store_rlq *q = op->q;
 
-	if (rp && rl_parse(q, rp) == 0) {
-		op_finish(op, STORE_OK);
-		return;
-	}
-	if (rp)
-		log_store_error(sw, "rate limit script", rp);
 	if (local_ok(sw)) {
-		rl_memory(sw, q);
+		rl_memory(sw, op->q);
 		op_finish(op, STORE_OK);
 	} else {
 		op_finish(op, STORE_UNAVAILABLE);
+	}
+}
+
+static int64_t
+el_int(const struct redisReply *rp, size_t i)
+{
+	return rp->element[i]->integer;
+}
+
+/* A batch reply: {now, then per run the segments covering its requests in order}, a segment
+ * being {1, c} (revoked), {2, 1} (failed), {3, c, answer} (c refused alike) or {0, c, answer}
+ * (c admitted: the j-th, from 0, with rem - j on the policies that record), an answer being
+ * adm, rem, reset per policy. 0 when rp has that shape for this batch. */
+static int
+batch_shape(const struct rl_batch *b, const struct redisReply *rp)
+{
+	size_t i, k = 1;
+	unsigned r, done;
+	int64_t kind, c;
+
+	if (rp == NULL || rp->type != REDIS_REPLY_ARRAY || rp->elements < 1)
+		return -1;
+	for (i = 0; i < rp->elements; i++)
+		if (rp->element[i]->type != REDIS_REPLY_INTEGER)
+			return -1;
+	for (r = 0; r < b->nruns; r++) {
+		for (done = 0; done < b->run[r].k; done += (unsigned)c) {
+			if (k + 2 > rp->elements)
+				return -1;
+			kind = el_int(rp, k);
+			c = el_int(rp, k + 1);
+			k += 2;
+			if (c < 1 || c > b->run[r].k - done || kind < 0 || kind > 3 ||
+			    (kind == 2 && c != 1))
+				return -1;
+			if (kind == 0 || kind == 3) {
+				if (k + 3 * (size_t)b->run[r].nlim > rp->elements)
+					return -1;
+				for (i = 0; i < b->run[r].nlim; i++)
+					if ((uint64_t)el_int(rp, k + 3 * i) > 1)
+						return -1;
+				k += 3 * (size_t)b->run[r].nlim;
+			}
+		}
+	}
+	return k == rp->elements ? 0 : -1;
+}
+
+/* One check's answer from a segment (kind, j-th of it, its answer at rp->element[at]). */
+static void
+seg_answer(struct store_op *op, const struct redisReply *rp, int64_t kind, unsigned j, size_t at)
+{
+	struct store_rlq *q = op->q;
+	size_t i;
+
+	q->from_memory = 0;
+	q->revoked = kind == 1;
+	q->admitted = kind == 0;
+	for (i = 0; (kind == 0 || kind == 3) && i < q->n; i++, at += 3) {
+		struct store_limit *l = &q->lim[i];
+		l->admitted = el_int(rp, at) != 0;
+		l->remaining = el_int(rp, at + 1);
+		if (kind == 0 && !l->check_only)
+			l->remaining = MAX(l->remaining - (int64_t)j, 0);
+		l->reset_ms = el_int(rp, at + 2);
+	}
+	op_finish(op, STORE_OK);
+}
+
+static void
+on_batch_reply(void *arg, const struct redisReply *rp)
+{
+	struct rl_batch *b = arg;
+	struct store_w *sw = b->sw;
+	size_t k = 1;
+	unsigned r, done, j, i;
+	int64_t kind, c;
+	int failed = 0;
+
+	b->answering = 1;
+	if (batch_shape(b, rp) < 0) {
+		if (rp)
+			log_store_error(sw, "rate limit script", rp);
+		for (i = 0; i < b->n; i++) {
+			struct store_op *op = b->slot[i];
+			if (op == NULL)
+				continue;                /* cancelled */
+			b->slot[i] = NULL;
+			op->batch = NULL;
+			rl_fail(op);
+		}
+		free(b);
+		return;
+	}
+	for (r = 0; r < b->nruns; r++) {
+		for (done = 0; done < b->run[r].k; done += (unsigned)c) {
+			kind = el_int(rp, k);
+			c = el_int(rp, k + 1);
+			k += 2;
+			for (j = 0; j < (unsigned)c; j++) {
+				unsigned si = b->run[r].first + done + j;
+				struct store_op *op = b->slot[si];
+				if (op == NULL)
+					continue;            /* cancelled */
+				b->slot[si] = NULL;
+				op->batch = NULL;
+				if (kind == 2) {
+					failed++;
+					rl_fail(op);
+				} else {
+					seg_answer(op, rp, kind, j, k);
+				}
+			}
+			if (kind == 0 || kind == 3)
+				k += 3 * (size_t)b->run[r].nlim;
+		}
+	}
+	if (failed)
+		log_store_error(sw, "rate limit script: a check failed (a key of another type?)",
+		    NULL);
+	free(b);
+}
+
+/* Two checks Redis would answer alike, given the same state: same keys, policies, token. */
+static int
+same_check(const struct store_rlq *a, const struct store_rlq *b)
+{
+	size_t i;
+	int ra = a->revocation && (a->jti || a->sub), rb = b->revocation && (b->jti || b->sub);
+
+	if (a->n != b->n || ra != rb)
+		return 0;
+	if (ra && (!a->jti != !b->jti || !a->sub != !b->sub || a->iat != b->iat ||
+	    (a->jti && (a->jti_len != b->jti_len || memcmp(a->jti, b->jti, a->jti_len))) ||
+	    (a->sub && (a->sub_len != b->sub_len || memcmp(a->sub, b->sub, a->sub_len)))))
+		return 0;
+	for (i = 0; i < a->n; i++) {
+		const struct store_limit *x = &a->lim[i], *y = &b->lim[i];
+		if (x->klen != y->klen || x->limit != y->limit || x->window_ms != y->window_ms ||
+		    x->mode != y->mode || !x->check_only != !y->check_only ||
+		    (x->key != y->key && memcmp(x->key, y->key, x->klen) != 0))
+			return 0;
+	}
+	return 1;
+}
+
+/* Sends the first checks of the queue (up to BATCH_MAX, about BATCH_BYTES) as one batch. */
+static void
+batch_send(struct store_w *sw)
+{
+	struct rl_batch *b = NULL;
+	struct store_op *op, *ops[BATCH_MAX];
+	size_t bytes = 0, i, j, m = 0;
+	unsigned r, nruns = 0, first[BATCH_MAX], count[BATCH_MAX];
+
+	TAILQ_FOREACH(op, &sw->rlq, ql) {
+		const struct store_rlq *q = op->q;
+		size_t need = 0;
+		if (m == BATCH_MAX)
+			break;
+		if (m == 0 || !same_check(ops[m - 1]->q, q)) {
+			need = 64 + 64 * q->n;
+			for (j = 0; j < q->n; j++)
+				need += q->lim[j].klen;
+			if (q->revocation)
+				need += (q->jti ? q->jti_len : 0) + (q->sub ? q->sub_len : 0);
+			if (m > 0 && bytes + need > BATCH_BYTES)
+				break;
+			first[nruns] = (unsigned)m;
+			count[nruns++] = 0;
+		}
+		bytes += need;
+		count[nruns - 1]++;
+		ops[m++] = op;
+	}
+	for (i = 0; i < m; i++) {
+		TAILQ_REMOVE(&sw->rlq, ops[i], ql);
+		ops[i]->queued = 0;
+	}
+	sw->rlq_n -= (unsigned)m;
+	if (sw->redis_on && redis_is_up(sw->rd) && (b = malloc(sizeof(*b))) != NULL) {
+		struct redis_args *ka = &sw->keys, *va = &sw->args;
+		redis_args_reset(ka);
+		redis_args_reset(va);
+		redis_args_str(va, "batch", 5);
+		redis_args_str(va, "0", 1);
+		redis_args_int(va, nruns);
+		for (r = 0; r < nruns; r++) {
+			const struct store_rlq *q = ops[first[r]]->q;
+			int flags = 0;
+			for (j = 0; j < q->n; j++)
+				redis_args_str(ka, q->lim[j].key, q->lim[j].klen);
+			if (q->revocation && q->jti) {
+				redis_args_str(ka, q->jti, q->jti_len);
+				flags |= 1;
+			}
+			if (q->revocation && q->sub) {
+				redis_args_str(ka, q->sub, q->sub_len);
+				flags |= 2;
+			}
+			redis_args_int(va, count[r]);
+			redis_args_int(va, (int64_t)q->n);
+			redis_args_int(va, flags);
+			redis_args_int(va, q->iat);
+			for (j = 0; j < q->n; j++) {
+				redis_args_int(va, q->lim[j].limit);
+				redis_args_int(va, q->lim[j].window_ms);
+				redis_args_int(va, q->lim[j].mode);
+				redis_args_str(va, q->lim[j].check_only ? "1" : "0", 1);
+			}
+			b->run[r].first = first[r];
+			b->run[r].k = count[r];
+			b->run[r].nlim = (unsigned)q->n;
+		}
+		b->sw = sw;
+		b->n = b->live = (unsigned)m;
+		b->nruns = nruns;
+		b->answering = 0;
+		b->cmd = redis_script_args(sw->rd, ka, va, on_batch_reply, b);
+		if (b->cmd == NULL) {
+			free(b);
+			b = NULL;
+		}
+	}
+	for (i = 0; i < m; i++) {
+		if (b) {
+			ops[i]->batch = b;
+			ops[i]->slot = (unsigned)i;
+			b->slot[i] = ops[i];
+		} else {
+			rl_fail(ops[i]);             /* not sent: answered now (we are not in store_rl) */
+		}
+	}
+}
+
+/* The end of an event-loop pass: the checks it queued go out. */
+static void
+on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_w *sw = arg;
+
+	(void)fd;
+	(void)what;
+	while (!TAILQ_EMPTY(&sw->rlq))
+		batch_send(sw);
+}
+
+/* Answers every queued check as a failure (the worker is going away). */
+static void
+rl_queue_fail(struct store_w *sw)
+{
+	struct store_op *op;
+
+	while ((op = TAILQ_FIRST(&sw->rlq)) != NULL) {
+		TAILQ_REMOVE(&sw->rlq, op, ql);
+		sw->rlq_n--;
+		op->queued = 0;
+		rl_fail(op);
 	}
 }
 
@@ -716,9 +1053,6 @@ store_rl(struct worker *w, struct store_rlq *q, store_cb cb, void *arg, struct s
 {
 	struct store_w *sw = sw_of(w);
 	struct store_op *op;
-	struct argv a;
-	size_t i;
-	int flags = 0, nkeys;
 
 	*opp = NULL;
 	q->revoked = 0;
@@ -729,38 +1063,15 @@ store_rl(struct worker *w, struct store_rlq *q, store_cb cb, void *arg, struct s
 		return STORE_OK;
 	}
 	if (q->n <= MAX_LIMITS && redis_is_up(sw->rd) && (op = op_new(sw, OP_RL, NULL, 0))) {
-		a.n = a.nn = 0;
-		for (i = 0; i < q->n; i++)
-			arg_s(&a, q->lim[i].key, q->lim[i].klen);
-		if (q->revocation && q->jti) {
-			arg_s(&a, q->jti, q->jti_len);
-			flags |= 1;
-		}
-		if (q->revocation && q->sub) {
-			arg_s(&a, q->sub, q->sub_len);
-			flags |= 2;
-		}
-		nkeys = a.n;
-		arg_s(&a, "rl", 2);
-		arg_s(&a, "0", 1);
-		arg_i(&a, (int64_t)q->n);
-		arg_i(&a, flags);
-		arg_i(&a, q->iat);
-		for (i = 0; i < q->n; i++) {
-			arg_i(&a, q->lim[i].limit);
-			arg_i(&a, q->lim[i].window_ms);
-			arg_i(&a, q->lim[i].mode);
-			arg_s(&a, q->lim[i].check_only ? "1" : "0", 1);
-		}
 		op->cb = cb;
 		op->arg = arg;
 		op->q = q;
-		op->cmd = redis_script(sw->rd, nkeys, a.n, a.v, a.l, on_rl_reply, op);
-		if (op->cmd) {
-			*opp = op;
-			return STORE_PENDING;
-		}
-		free(op);
+		op->queued = 1;
+		TAILQ_INSERT_TAIL(&sw->rlq, op, ql);
+		if (sw->rlq_n++ == 0)
+			event_active(sw->flush_ev, EV_TIMEOUT, 0);
+		*opp = op;
+		return STORE_PENDING;
 	}
 	if (local_ok(sw)) {
 		rl_memory(sw, q);
@@ -1122,10 +1433,14 @@ store_worker_init(struct worker *w, struct mstore *mem)
 		return -1;
 	sw->w = w;
 	sw->mem = mem;
+	TAILQ_INIT(&sw->rlq);
 	sw->poll_ev = event_new(w->base, -1, EV_PERSIST, on_poll, sw);
-	if (sw->poll_ev == NULL || mem == NULL) {
+	sw->flush_ev = event_new(w->base, -1, 0, on_flush, sw);
+	if (sw->poll_ev == NULL || sw->flush_ev == NULL || mem == NULL) {
 		if (sw->poll_ev)
 			event_free(sw->poll_ev);
+		if (sw->flush_ev)
+			event_free(sw->flush_ev);
 		free(sw);
 		return -1;
 	}
@@ -1159,13 +1474,23 @@ void
 store_worker_fini(struct worker *w)
 {
 	struct store_w *sw = sw_of(w);
+	struct store_op *op;
 
 	if (sw == NULL)
 		return;
+	rl_queue_fail(sw);              /* what the last pass queued: callbacks run now */
 	redis_free(sw->rd);             /* fails what is in flight: callbacks run now */
 	sw->rd = NULL;
 	if (sw->poll_ev)
 		event_free(sw->poll_ev);
+	if (sw->flush_ev)
+		event_free(sw->flush_ev);
+	while ((op = sw->pool) != NULL) {
+		sw->pool = op->q;
+		free(op);
+	}
+	redis_args_fini(&sw->keys);
+	redis_args_fini(&sw->args);
 	free(sw);
 	w->store = NULL;
 }
