@@ -17,6 +17,7 @@ import {
 import {
   redisOnPort, hs256, burst, tally, rlYaml, evalshaCalls, evalCalls, startV,
 } from './lib/rl-helpers.mjs';
+import { tlsConnect } from './lib/clients.mjs';
 
 const T = { timeout: 60000 * SLOW };
 
@@ -540,6 +541,46 @@ describe('Redis killed mid-test under load', () => {
       assert.equal(v.stderrJson.filter((j) => /connection lost/.test(j.msg || '')).length, 0,
         'a short stall fails the late command, not the connection');
     }
+  });
+});
+
+describe('batches', () => {
+  afterEach(cleanupAll);
+
+  it('clients that leave while their check is in a batch in flight do not disturb the others', T, async () => {
+    const up = await statusUpstream();
+    const port = await freePort();
+    const redis = await redisOnPort(port);
+    const v = await startV(rlYaml({
+      upstream: up.addr,
+      workers: 1,
+      redis: { url: redis.url, timeout: '5s', onError: 'closed' },
+      policies: 'api: { limit: 1000, window: 60s, key: ip }',
+      routes: '- path: /\n  rate_limits: [api]',
+    }));
+    assert.equal((await get(v, '/a')).status, 200);
+    redis.pause();
+    const socks = [];
+    for (let i = 0; i < 20; i++) socks.push(await tlsConnect(v.ports.https));
+    const replies = socks.map((s) => new Promise((resolve) => {
+      let b = '';
+      s.on('data', (d) => (b += d.toString('latin1')));
+      s.on('close', () => resolve(b));
+      s.on('error', () => {});
+    }));
+    for (const s of socks) s.write('GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    await delay(300 * SLOW);
+    for (let i = 0; i < 20; i += 2) socks[i].destroy();
+    await delay(300 * SLOW);
+    redis.resume();
+    const out = await Promise.all(replies);
+    for (let i = 1; i < 20; i += 2) assert.match(out[i], /^HTTP\/1\.1 200 /, `request ${i}`);
+    assert.equal((await get(v, '/y')).status, 200, 'visor goes on');
+    await until(async () => v.accessLogs().length >= 22, 3000 * SLOW, 'every request logged');
+    // A FIN after a complete request is a half-close, not an abort (docs/architecture.md):
+    // the answer is still produced, and written into a closed socket without harm.
+    const st = tally(v.accessLogs().map((j) => j.status));
+    assert.equal((st[200] || 0) + (st[499] || 0), 22, `only 200s (or 499s) (${JSON.stringify(st)})`);
   });
 });
 
