@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
- * store — the operations the rate-limit, lockout and probe filters need, answered by Redis (one
- * EVALSHA of the script below per operation, on the worker's own connection) or by the
+ * store — the operations the rate-limit, lockout and probe filters need, answered by Redis (the
+ * script below by EVALSHA on the worker's own connection: one call per operation, except rate-limit
+ * checks, batched per event-loop pass — see "rate limits" below) or by the
  * process-wide memory store (mstore.c): without a redis section, and — with on_error: local —
  * whenever Redis is not up or does not answer within redis.timeout.
  *

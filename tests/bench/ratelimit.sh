@@ -4,14 +4,15 @@
 # the rl filter's work (key derivation, one Redis round trip, the headers).
 #   none     /api/items   no rate limits
 #   redis    /lim/items   rate_limits: [api, user] (10,000,000 per 60 s each: never refusing,
-#                         counting every request), Redis store: ONE EVALSHA per request
+#                         counting every request), Redis store: one round trip per request (a worker's
+#                         checks of one event-loop pass share one EVALSHA)
 #   memory   /lim/items   the same route on a second visor without a redis section
 #                         (in-memory store; informational)
 # wrk -t1 -cCONNS -dDUR over TLS, keep-alive, ROUNDS interleaved rounds (the order rotates);
 # req/s, p50/p99, visor CPU µs per request (utime+stime from /proc), each run's ratio to `none`
 # in the same round, and Redis round trips per request from INFO commandstats (EVALSHA calls
 # and all commands, divided by the requests wrk completed). Medians printed.
-# Target: redis >= 0.85x none, exactly 1 EVALSHA per request.
+# Target: redis >= 0.85x none, one round trip per request (EVALSHA/req <= 1).
 # Loopback only; every load step is time-bounded; stops what it started (by PID).
 # Knobs: ROUNDS=3 DUR=10s CONNS=50 WORKERS=2 PORT_BASE=19600 VISOR_BIN=./visor
 set -euo pipefail
