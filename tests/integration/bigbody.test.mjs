@@ -1,10 +1,11 @@
 // 200 MB through visor both ways, streamed: every byte arrives (SHA-256 on both ends) and
-// visor's resident memory stays under 64 MB (VmRSS sampled every 100 ms).
+// visor's resident memory stays under 64 MB (VmRSS sampled every 100 ms; not under valgrind
+// or a sanitizer, whose allocators hold memory on purpose).
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
-import { startVisor, startUpstream, https, minimalYaml, cleanupAll, SLOW } from './lib/harness.mjs';
+import { startVisor, startUpstream, https, minimalYaml, cleanupAll, SLOW, SANITIZED } from './lib/harness.mjs';
 
 const BIG = process.env.VISOR_WRAP ? 16 << 20 : 200 << 20; // valgrind: smaller, RSS not checked
 const RSS_LIMIT_KB = 64 * 1024;
@@ -64,7 +65,7 @@ describe('200 MB bodies in bounded memory', () => {
     assert.equal(r.json().bodyLength, BIG);
     assert.equal(r.json().bodySha256, body.digest());
     assert.ok(rss.samples > 0);
-    if (!process.env.VISOR_WRAP) assert.ok(rss.max < RSS_LIMIT_KB, `max RSS ${rss.max} kB`);
+    if (!process.env.VISOR_WRAP && !SANITIZED) assert.ok(rss.max < RSS_LIMIT_KB, `max RSS ${rss.max} kB`);
     if (process.env.VISOR_IT_DEBUG) process.stderr.write(`max RSS ${rss.max} kB over ${rss.samples} samples\n`);
   });
 
@@ -91,7 +92,7 @@ describe('200 MB bodies in bounded memory', () => {
     assert.equal(r.bodyLength, BIG);
     assert.equal(r.bodySha256, digest);
     assert.ok(rss.samples > 0);
-    if (!process.env.VISOR_WRAP) assert.ok(rss.max < RSS_LIMIT_KB, `max RSS ${rss.max} kB`);
+    if (!process.env.VISOR_WRAP && !SANITIZED) assert.ok(rss.max < RSS_LIMIT_KB, `max RSS ${rss.max} kB`);
     if (process.env.VISOR_IT_DEBUG) process.stderr.write(`max RSS ${rss.max} kB over ${rss.samples} samples\n`);
   });
 });

@@ -1,5 +1,5 @@
 // The one import for test files.
-export { startVisor, runVisor, writeConfigFile, freePort, VISOR_BIN } from './visor.mjs';
+export { startVisor, runVisor, writeConfigFile, freePort, VISOR_BIN, SANITIZED } from './visor.mjs';
 export { startUpstream, startRawUpstream, rawResponder, headPath, echoHandler, deadPort, headerAll, headerPairs } from './upstream.mjs';
 export { startRedis, redisCmd } from './redis.mjs';
 export { https, http, keepAliveAgent, tlsConnect, rawConnect, rawTls, rawTcp, hasResponses } from './clients.mjs';

@@ -19,6 +19,16 @@ import { REPO, SLOW, delay, track } from './util.mjs';
 
 export const VISOR_BIN = path.resolve(REPO, process.env.VISOR_BIN || './visor');
 
+// True when the binary carries a sanitizer runtime (make asan): its allocator keeps a
+// quarantine and shadow memory, so resident-memory bounds do not apply to it.
+export const SANITIZED = (() => {
+  try {
+    return fs.readFileSync(VISOR_BIN).includes('__asan_init');
+  } catch {
+    return false;
+  }
+})();
+
 function wrapArgv() {
   const w = (process.env.VISOR_WRAP || '').trim();
   return w ? w.split(/\s+/) : [];
