@@ -28,6 +28,7 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "filter.h"
@@ -124,6 +125,9 @@ struct jwt_wstate {
 	struct jwt_waitq    waiting, ready;
 	struct event       *tick;
 	int                 tick_on;
+	/* the cache key's digest, fetched once: SHA256() fetches and allocates on every call */
+	EVP_MD             *sha256;
+	EVP_MD_CTX         *mdctx;
 };
 
 /* Per request (filter state, zeroed, from the arena). */
@@ -676,7 +680,12 @@ jwt_worker_init(struct worker *w, void **wstate)
 	ws->cache = calloc((size_t)JWT_CACHE_SETS * JWT_CACHE_WAYS, sizeof(*ws->cache));
 	ws->neg = calloc(JWT_NEG_SLOTS, sizeof(*ws->neg));
 	ws->tick = evtimer_new(w->base, on_tick, ws);
-	if (ws->cache == NULL || ws->neg == NULL || ws->tick == NULL) {
+	ws->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ws->mdctx = EVP_MD_CTX_new();
+	if (ws->cache == NULL || ws->neg == NULL || ws->tick == NULL || ws->sha256 == NULL ||
+	    ws->mdctx == NULL) {
+		EVP_MD_CTX_free(ws->mdctx);
+		EVP_MD_free(ws->sha256);
 		if (ws->tick)
 			event_free(ws->tick);
 		free(ws->cache);
@@ -701,6 +710,8 @@ jwt_worker_fini(struct worker *w, void *wstate)
 		free(ws->cache[i].id);
 	views_clear(ws);
 	event_free(ws->tick);
+	EVP_MD_CTX_free(ws->mdctx);
+	EVP_MD_free(ws->sha256);
 	free(ws->cache);
 	free(ws->neg);
 	free(ws);
@@ -912,6 +923,19 @@ out:
 
 /* ---- verification -------------------------------------------------------------------- */
 
+/* The cache key: SHA-256 of the whole token (a collision would hand one token another's
+ * identity, so nothing shorter or unkeyed). */
+static void
+token_key(struct jwt_wstate *ws, const char *tok, size_t len, unsigned char *key)
+{
+	unsigned int n = 0;
+
+	if (EVP_DigestInit_ex2(ws->mdctx, ws->sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(ws->mdctx, tok, len) != 1 ||
+	    EVP_DigestFinal_ex(ws->mdctx, key, &n) != 1 || n != SHA256_DIGEST_LENGTH)
+		SHA256((const unsigned char *)tok, len, key);
+}
+
 /* Verifies `tok` for a request of generation jc. On JWT_OK, *idp points at the cached
  * identity (valid until the next cache operation on this worker: copy what you need). */
 static enum jwt_err
@@ -933,7 +957,7 @@ verify(struct jwt_wstate *ws, const struct jwt_conf *jc, struct req *r, const ch
 		return JWT_E_TOO_LARGE;
 	/* Views first: a JWKS change moves the epoch before the cache is consulted. */
 	nsets = keysets(ws, jc, sets);
-	SHA256((const unsigned char *)tok, len, key);
+	token_key(ws, tok, len, key);
 	if ((e = cache_find(ws, key)) != NULL) {
 		if (e->conf_id == jc->id && e->epoch == ws->epoch && e->expire > now) {
 			rc = ident_times(e->id, now, jc->policy.leeway_s);
