@@ -13,9 +13,7 @@
  *    that stays silent much longer — max(1 s, 4 x timeout) with replies owed — or fails is
  *    declared dead and replaced: a slow reply under a CPU burst costs the commands it delays,
  *    not every command in flight;
- *  - writes: commands sent during one pass of the event loop leave in one write() at the end
- *    of that pass; the socket is read through one persistent event (hiredis's own libevent
- *    adapter re-registers its events for every command and every reply);
+ *  - events through hiredis's libevent adapter, on the worker's own event_base;
  *  - script calls go out as EVALSHA; a NOSCRIPT answer (SCRIPT FLUSH, a failover to a replica
  *    that never saw the script) resends that command once as EVAL with the script text, which
  *    also puts the script back in Redis's cache;
