@@ -282,19 +282,7 @@ path_pop(struct pctx *p, size_t old)
 static const char *
 qs(struct pctx *p, const char *s)
 {
-	char *d = p->q[p->qi++ & 3];
-	size_t i, o = 0, cap = sizeof(p->q[0]);
-
-	for (i = 0; s[i] != '\0' && o + 4 < cap; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		d[o++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-	}
-	if (s[i] != '\0') {
-		memcpy(d + o, "...", 3);
-		o += 3;
-	}
-	d[o] = '\0';
-	return d;
+	return str_printable(p->q[p->qi++ & 3], sizeof(p->q[0]), s);
 }
 
 static int

@@ -32,6 +32,7 @@
 
 #include "conf.h"
 #include "jwt_core.h"
+#include "util.h"
 
 #define HMAC_MIN_SECRET  32         /* bytes: HS256's hash size, RFC 7518 §3.2 */
 #define HSTS_MIN_AGE     31536000   /* one year, what the preload list requires */
@@ -49,21 +50,7 @@ struct lint {
 static const char *
 q(struct lint *l, const char *s)
 {
-	char *d = l->q[l->qi++ & 3];
-	size_t i, o = 0, cap = sizeof(l->q[0]);
-
-	if (s == NULL)
-		s = "";
-	for (i = 0; s[i] != '\0' && o + 4 < cap; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		d[o++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-	}
-	if (s[i] != '\0') {
-		memcpy(d + o, "...", 3);
-		o += 3;
-	}
-	d[o] = '\0';
-	return d;
+	return str_printable(l->q[l->qi++ & 3], sizeof(l->q[0]), s);
 }
 
 static const struct ynode *node_at(const struct lint *, const char *, ...)

@@ -733,15 +733,15 @@ redis_script_args(struct redis *rd, const struct redis_args *keys, const struct 
 {
 	struct redis_cmd *c;
 
-	if (keys->oom || args->oom)
+	if (keys->b.oom || args->b.oom)
 		return NULL;
-	c = cmd_new(rd, 1, keys->n, keys->n + args->n, keys->len + args->len);
+	c = cmd_new(rd, 1, keys->n, keys->n + args->n, keys->b.len + args->b.len);
 	if (c == NULL)
 		return NULL;
-	memcpy(c->buf + c->len, keys->p, keys->len);
-	c->len += keys->len;
-	memcpy(c->buf + c->len, args->p, args->len);
-	c->len += args->len;
+	memcpy(c->buf + c->len, keys->b.p, keys->b.len);
+	c->len += keys->b.len;
+	memcpy(c->buf + c->len, args->b.p, args->b.len);
+	c->len += args->b.len;
 	return cmd_send(rd, c, fn, arg);
 }
 
@@ -754,34 +754,12 @@ redis_command(struct redis *rd, int argc, const char **argv, const size_t *lens,
 
 /* ---- arguments built in place ---------------------------------------------------------------- */
 
-static int
-args_room(struct redis_args *a, size_t need)
-{
-	size_t cap;
-	char *p;
-
-	if (a->oom)
-		return -1;
-	if (a->len + need <= a->cap)
-		return 0;
-	cap = a->cap ? a->cap : 1024;
-	while (cap < a->len + need)
-		cap *= 2;
-	if ((p = realloc(a->p, cap)) == NULL) {
-		a->oom = 1;
-		return -1;
-	}
-	a->p = p;
-	a->cap = cap;
-	return 0;
-}
-
 void
 redis_args_str(struct redis_args *a, const char *s, size_t n)
 {
-	if (args_room(a, 1 + 20 + 2 + n + 2) < 0)
+	if (sbuf_reserve(&a->b, 1 + 20 + 2 + n + 2) < 0)
 		return;
-	a->len += put_bulk(a->p + a->len, s, n);
+	a->b.len += put_bulk(a->b.p + a->b.len, s, n);
 	a->n++;
 }
 
@@ -800,16 +778,16 @@ redis_args_int(struct redis_args *a, int64_t v)
 void
 redis_args_reset(struct redis_args *a)
 {
-	a->len = 0;
+	sbuf_reset(&a->b);
+	a->b.oom = 0;
 	a->n = 0;
-	a->oom = 0;
 }
 
 void
 redis_args_fini(struct redis_args *a)
 {
-	free(a->p);
-	memset(a, 0, sizeof(*a));
+	sbuf_fini(&a->b);
+	a->n = 0;
 }
 
 void

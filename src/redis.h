@@ -34,6 +34,7 @@
 
 #include "conf.h"
 #include "metrics.h"
+#include "util.h"
 
 struct redis;
 struct redis_cmd;
@@ -55,12 +56,10 @@ int  redis_is_up(const struct redis *rd);
 
 /* Arguments built in place, already in RESP ("$<len>\r\n<bytes>\r\n" each), so a caller with
  * many of them (a batch) needs no argv array. Zero-initialised is empty; reset keeps memory.
- * Out of memory sets oom (later appends are no-ops). */
+ * Out of memory sets b.oom (later appends are no-ops), as for any sbuf. */
 struct redis_args {
-	char   *p;
-	size_t  len, cap;
-	int     n;                       /* arguments */
-	int     oom;
+	struct sbuf b;
+	int         n;                   /* arguments */
 };
 void redis_args_str(struct redis_args *a, const char *s, size_t n);
 void redis_args_int(struct redis_args *a, int64_t v);

@@ -24,6 +24,25 @@ sbuf_fini(struct sbuf *b)
 	memset(b, 0, sizeof(*b));
 }
 
+char *
+str_printable(char *d, size_t cap, const char *s)
+{
+	size_t i, o = 0;
+
+	if (s == NULL)
+		s = "";
+	for (i = 0; s[i] != '\0' && o + 4 < cap; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		d[o++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	if (s[i] != '\0') {
+		memcpy(d + o, "...", 3);
+		o += 3;
+	}
+	d[o] = '\0';
+	return d;
+}
+
 int
 sbuf_reserve(struct sbuf *b, size_t extra)
 {

@@ -24,6 +24,9 @@ struct sbuf {
 	int     oom;
 };
 void sbuf_fini(struct sbuf *b);
+/* s (NULL: "") copied into d[cap] (cap >= 4) for a message: control bytes become '?', and
+ * text that does not fit ends in "...". Returns d. */
+char *str_printable(char *d, size_t cap, const char *s);
 int  sbuf_reserve(struct sbuf *b, size_t extra);    /* 0 or -1 (oom set) */
 void sbuf_add_slow(struct sbuf *b, const void *p, size_t n);
 /* Appends n bytes (inline fast path when there is room). */
