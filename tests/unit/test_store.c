@@ -727,6 +727,30 @@ same_req(const struct breq *x, const struct breq *y)
 	return 1;
 }
 
+
+/* A request's arguments after its keys, as the script's rl and batch operations read them:
+ * n, flags, iat, then limit, window, mode, check_only per policy. */
+static void
+req_args(const struct breq *b, const char **argv, int *a, char (*num)[24], int *k)
+{
+	size_t j;
+
+	snprintf(num[*k], 24, "%zu", b->n);
+	argv[(*a)++] = num[(*k)++];
+	snprintf(num[*k], 24, "%d", b->flags);
+	argv[(*a)++] = num[(*k)++];
+	snprintf(num[*k], 24, "%lld", (long long)b->iat);
+	argv[(*a)++] = num[(*k)++];
+	for (j = 0; j < b->n; j++) {
+		snprintf(num[*k], 24, "%lld", (long long)b->a[j].limit);
+		argv[(*a)++] = num[(*k)++];
+		snprintf(num[*k], 24, "%lld", (long long)b->a[j].window_ms);
+		argv[(*a)++] = num[(*k)++];
+		snprintf(num[*k], 24, "%d", b->a[j].mode);
+		argv[(*a)++] = num[(*k)++];
+		argv[(*a)++] = b->a[j].check_only ? "1" : "0";
+	}
+}
 /* The script's batch operation, as store.c sends it: consecutive identical requests as one run;
  * KEYS = each run's keys in order, ARGV = "batch", now, runs, then per run count, n, flags, iat
  * and limit, window, mode, check_only per policy. *runs gets the run starts (runs[nr] = m). */
@@ -773,21 +797,7 @@ lua_batch(redisContext *c, int64_t now, struct breq *rq, size_t m, size_t *runs,
 		const struct breq *b = &rq[runs[r]];
 		snprintf(num[k], 24, "%zu", runs[r + 1] - runs[r]);
 		argv[a++] = num[k++];
-		snprintf(num[k], 24, "%zu", b->n);
-		argv[a++] = num[k++];
-		snprintf(num[k], 24, "%d", b->flags);
-		argv[a++] = num[k++];
-		snprintf(num[k], 24, "%lld", (long long)b->iat);
-		argv[a++] = num[k++];
-		for (j = 0; j < b->n; j++) {
-			snprintf(num[k], 24, "%lld", (long long)b->a[j].limit);
-			argv[a++] = num[k++];
-			snprintf(num[k], 24, "%lld", (long long)b->a[j].window_ms);
-			argv[a++] = num[k++];
-			snprintf(num[k], 24, "%d", b->a[j].mode);
-			argv[a++] = num[k++];
-			argv[a++] = b->a[j].check_only ? "1" : "0";
-		}
+		req_args(b, argv, &a, num, &k);
 	}
 	res = cmdv(c, a, argv);
 out:
@@ -854,21 +864,7 @@ lua_rl_req(redisContext *c, int64_t now, const struct breq *b)
 	argv[a++] = "rl";
 	snprintf(num[k], 24, "%lld", (long long)now);
 	argv[a++] = num[k++];
-	snprintf(num[k], 24, "%zu", b->n);
-	argv[a++] = num[k++];
-	snprintf(num[k], 24, "%d", b->flags);
-	argv[a++] = num[k++];
-	snprintf(num[k], 24, "%lld", (long long)b->iat);
-	argv[a++] = num[k++];
-	for (j = 0; j < b->n; j++) {
-		snprintf(num[k], 24, "%lld", (long long)b->a[j].limit);
-		argv[a++] = num[k++];
-		snprintf(num[k], 24, "%lld", (long long)b->a[j].window_ms);
-		argv[a++] = num[k++];
-		snprintf(num[k], 24, "%d", b->a[j].mode);
-		argv[a++] = num[k++];
-		argv[a++] = b->a[j].check_only ? "1" : "0";
-	}
+	req_args(b, argv, &a, num, &k);
 	return cmdv(c, a, argv);
 }
 
