@@ -405,6 +405,21 @@ function load(v, conc = 16) {
   return { out, stop };
 }
 
+// A Node upstream, a redis-server on its own port (so it can be paused), and visor limiting
+// every path with one policy `api` through it.
+async function redisTrouble({ timeout, onError, limit, workers }) {
+  const up = await statusUpstream();
+  const redis = await redisOnPort(await freePort());
+  const v = await startV(rlYaml({
+    upstream: up.addr,
+    ...(workers ? { workers } : {}),
+    redis: { url: redis.url, timeout, onError },
+    policies: `api: { limit: ${limit}, window: 60s, key: ip }`,
+    routes: '- path: /\n  rate_limits: [api]',
+  }));
+  return { up, redis, v };
+}
+
 describe('Redis killed mid-test under load', () => {
   afterEach(cleanupAll);
 
@@ -462,15 +477,7 @@ describe('Redis killed mid-test under load', () => {
   }
 
   it('a stalled Redis (SIGSTOP) times out at redis.timeout; on_error: local keeps limiting from memory', T, async () => {
-    const up = await statusUpstream();
-    const port = await freePort();
-    const redis = await redisOnPort(port);
-    const v = await startV(rlYaml({
-      upstream: up.addr,
-      redis: { url: redis.url, timeout: '100ms', onError: 'local' },
-      policies: 'api: { limit: 3, window: 60s, key: ip }',
-      routes: '- path: /\n  rate_limits: [api]',
-    }));
+    const { redis, v } = await redisTrouble({ timeout: '100ms', onError: 'local', limit: 3 });
     assert.equal((await get(v, '/a')).status, 200);
     const calls0 = await evalshaCalls(redis);
     redis.pause();
@@ -496,15 +503,7 @@ describe('Redis killed mid-test under load', () => {
   });
 
   it('a stall longer than a second replaces the connection; counting resumes within a second of Redis waking', T, async () => {
-    const up = await statusUpstream();
-    const port = await freePort();
-    const redis = await redisOnPort(port);
-    const v = await startV(rlYaml({
-      upstream: up.addr,
-      redis: { url: redis.url, timeout: '50ms', onError: 'closed' },
-      policies: 'api: { limit: 1000, window: 60s, key: ip }',
-      routes: '- path: /\n  rate_limits: [api]',
-    }));
+    const { redis, v } = await redisTrouble({ timeout: '50ms', onError: 'closed', limit: 1000 });
     const agent = keepAliveAgent();
     assert.equal((await get(v, '/a', {}, agent)).status, 200);
     redis.pause();
@@ -520,15 +519,7 @@ describe('Redis killed mid-test under load', () => {
   });
 
   it('on_error: closed answers 503 while Redis stalls, without hanging', T, async () => {
-    const up = await statusUpstream();
-    const port = await freePort();
-    const redis = await redisOnPort(port);
-    const v = await startV(rlYaml({
-      upstream: up.addr,
-      redis: { url: redis.url, timeout: '50ms', onError: 'closed' },
-      policies: 'api: { limit: 100, window: 60s, key: ip }',
-      routes: '- path: /\n  rate_limits: [api]',
-    }));
+    const { redis, v } = await redisTrouble({ timeout: '50ms', onError: 'closed', limit: 100 });
     assert.equal((await get(v, '/a')).status, 200);
     redis.pause();
     const t = Date.now();
@@ -548,16 +539,7 @@ describe('batches', () => {
   afterEach(cleanupAll);
 
   it('clients that leave while their check is in a batch in flight do not disturb the others', T, async () => {
-    const up = await statusUpstream();
-    const port = await freePort();
-    const redis = await redisOnPort(port);
-    const v = await startV(rlYaml({
-      upstream: up.addr,
-      workers: 1,
-      redis: { url: redis.url, timeout: '5s', onError: 'closed' },
-      policies: 'api: { limit: 1000, window: 60s, key: ip }',
-      routes: '- path: /\n  rate_limits: [api]',
-    }));
+    const { redis, v } = await redisTrouble({ timeout: '5s', onError: 'closed', limit: 1000, workers: 1 });
     assert.equal((await get(v, '/a')).status, 200);
     redis.pause();
     const socks = [];
