@@ -454,23 +454,32 @@ lint_routes(struct lint *l)
 
 #define CSP_WS " \t"
 
+/* The next whitespace-separated token of [*s, e): 1 with *tok, *n set and *s past it, 0 at
+ * the end. */
+static int
+csp_next(const char **s, const char *e, const char **tok, size_t *n)
+{
+	*s += strspn(*s, CSP_WS);
+	if (*s >= e)
+		return 0;
+	*tok = *s;
+	*n = strcspn(*s, CSP_WS);
+	if (*s + *n > e)
+		*n = (size_t)(e - *s);
+	*s += *n;
+	return 1;
+}
+
 /* Whether the source list [s, e) holds `tok` (ASCII case-insensitive, whole token). */
 static int
 csp_has(const char *s, const char *e, const char *tok)
 {
+	const char *t;
 	size_t n, tl = strlen(tok);
 
-	while (s < e) {
-		s += strspn(s, CSP_WS);
-		if (s >= e)
-			break;
-		n = strcspn(s, CSP_WS);
-		if (s + n > e)
-			n = (size_t)(e - s);
-		if (n == tl && strncasecmp(s, tok, n) == 0)
+	while (csp_next(&s, e, &t, &n))
+		if (n == tl && strncasecmp(t, tok, n) == 0)
 			return 1;
-		s += n;
-	}
 	return 0;
 }
 
@@ -479,23 +488,16 @@ csp_has(const char *s, const char *e, const char *tok)
 static int
 csp_has_nonce(const char *s, const char *e, int *strict_dynamic)
 {
+	const char *t;
 	size_t n;
 	int r = 0;
 
 	*strict_dynamic = csp_has(s, e, "'strict-dynamic'");
-	while (s < e) {
-		s += strspn(s, CSP_WS);
-		if (s >= e)
-			break;
-		n = strcspn(s, CSP_WS);
-		if (s + n > e)
-			n = (size_t)(e - s);
-		if ((n > 7 && strncasecmp(s, "'nonce-", 7) == 0) ||
-		    (n > 8 && (strncasecmp(s, "'sha256-", 8) == 0 ||
-		    strncasecmp(s, "'sha384-", 8) == 0 || strncasecmp(s, "'sha512-", 8) == 0)))
+	while (csp_next(&s, e, &t, &n))
+		if ((n > 7 && strncasecmp(t, "'nonce-", 7) == 0) ||
+		    (n > 8 && (strncasecmp(t, "'sha256-", 8) == 0 ||
+		    strncasecmp(t, "'sha384-", 8) == 0 || strncasecmp(t, "'sha512-", 8) == 0)))
 			r = 1;
-		s += n;
-	}
 	return r || *strict_dynamic;
 }
 
