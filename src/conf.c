@@ -2598,8 +2598,8 @@ conf_free(struct conf *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static void
-on_yaml_err(void *arg, const char *file, int line, int col, const char *msg)
+void
+conf_yaml_err(void *arg, const char *file, int line, int col, const char *msg)
 {
 	struct conf_ctx *ctx = arg;
 	struct ynode at;
@@ -2624,7 +2624,7 @@ conf_load(const char *path, struct conf_ctx *ctx)
 		conf_err(ctx, NULL, "out of memory");
 		goto fail;
 	}
-	if ((c->tree = yaml_load_file(path, on_yaml_err, ctx)) == NULL)
+	if ((c->tree = yaml_load_file(path, conf_yaml_err, ctx)) == NULL)
 		goto fail;
 	ctx->root = c->tree;
 	if (conf_parse(ctx, c->tree, c) < 0)

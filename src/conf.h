@@ -51,6 +51,8 @@ struct conf_ctx {
 /* Adds an error/warning at node `at` (NULL: at the file, line 0). printf-style. */
 void conf_err(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A yaml_err_fn (yaml.h) reporting the parser's messages through conf_err; arg: the ctx. */
+void conf_yaml_err(void *arg, const char *file, int line, int col, const char *msg);
 void conf_warn(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Position-explicit form (libyaml syntax errors, etc). */

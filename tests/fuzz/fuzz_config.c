@@ -31,18 +31,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void
-on_yaml(void *arg, const char *file, int line, int col, const char *msg)
-{
-	struct ynode at;
-
-	memset(&at, 0, sizeof(at));
-	at.file = file;
-	at.line = line;
-	at.col = col;
-	conf_err(arg, &at, "%s", msg);
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -55,7 +43,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&c, 0, sizeof(c));
 	ctx.file = "fuzz.yaml";
 	ctx.no_resolve = 1;
-	root = yaml_load_buf("fuzz.yaml", (const char *)data, size, on_yaml, &ctx);
+	root = yaml_load_buf("fuzz.yaml", (const char *)data, size, conf_yaml_err, &ctx);
 	if (root != NULL) {
 		(void)ynode_path(root, "jwt.keys.0.file");
 		(void)ynode_path(root, "routes.1");

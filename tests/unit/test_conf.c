@@ -18,18 +18,6 @@ static struct conf_ctx X;
 static char *out;
 
 static void
-on_yaml(void *arg, const char *file, int line, int col, const char *msg)
-{
-	struct ynode at;
-
-	memset(&at, 0, sizeof(at));
-	at.file = file;
-	at.line = line;
-	at.col = col;
-	conf_err(arg, &at, "%s", msg);
-}
-
-static void
 reset(void)
 {
 	conf_free(&C);
@@ -50,7 +38,7 @@ parse(const char *src)
 	reset();
 	X.no_resolve = 1;
 	X.file = "t.yaml";
-	r = yaml_load_buf("t.yaml", src, strlen(src), on_yaml, &X);
+	r = yaml_load_buf("t.yaml", src, strlen(src), conf_yaml_err, &X);
 	if (r != NULL) {
 		conf_parse(&X, r, &C);
 		ynode_free(r);      /* the typed conf keeps no pointer into the tree */
@@ -165,7 +153,7 @@ test_reference(void)
 	reset();
 	unsetenv("REDIS_URL");
 	X.no_resolve = 1;
-	r = yaml_load_file("tests/unit/data/conf/reference.yaml", on_yaml, &X);
+	r = yaml_load_file("tests/unit/data/conf/reference.yaml", conf_yaml_err, &X);
 	T_OK(r != NULL);
 	T_EQ_INT(conf_parse(&X, r, &C), 0);
 	ynode_free(r);
@@ -366,7 +354,7 @@ test_file_keys(void)
 	    "[{secret_file: /tmp/visor-test-conf/secret}]}\n");
 	reset();
 	X.no_resolve = 1;
-	r = yaml_load_file("/tmp/visor-test-conf/v.yaml", on_yaml, &X);
+	r = yaml_load_file("/tmp/visor-test-conf/v.yaml", conf_yaml_err, &X);
 	T_OK(r != NULL);
 	T_EQ_INT(conf_parse(&X, r, &C), 0);
 	ynode_free(r);
@@ -473,7 +461,7 @@ test_upstream_client(void)
 	reset();
 	{
 		static const char src[] = TLS "upstream: {servers: localhost:3000}\n";
-		struct ynode *r = yaml_load_buf("t.yaml", src, strlen(src), on_yaml, &X);
+		struct ynode *r = yaml_load_buf("t.yaml", src, strlen(src), conf_yaml_err, &X);
 		T_OK(r != NULL);
 		T_EQ_INT(conf_parse(&X, r, &C), 0);
 		ynode_free(r);
@@ -1046,7 +1034,7 @@ test_refs(void)
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.no_resolve = 1;
 	T_OK(c != NULL);
-	r = yaml_load_buf("t.yaml", src, strlen(src), on_yaml, &ctx);
+	r = yaml_load_buf("t.yaml", src, strlen(src), conf_yaml_err, &ctx);
 	T_OK(r != NULL);
 	T_EQ_INT(conf_parse(&ctx, r, c), 0);
 	c->tree = r;

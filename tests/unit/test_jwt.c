@@ -501,18 +501,6 @@ end:
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
-static void
-on_yaml(void *arg, const char *file, int line, int col, const char *msg)
-{
-	struct ynode at;
-
-	memset(&at, 0, sizeof(at));
-	at.file = file;
-	at.line = line;
-	at.col = col;
-	conf_err(arg, &at, "%s", msg);
-}
-
 /* conf_parse + jwt_conf_init on a YAML text; the messages `visor -t` would print in *out. */
 static int
 conf_run(const char *src, char **out, struct jwt_conf **jcp)
@@ -529,7 +517,7 @@ conf_run(const char *src, char **out, struct jwt_conf **jcp)
 	memset(&x, 0, sizeof(x));
 	x.no_resolve = 1;
 	x.file = "t.yaml";
-	r = yaml_load_buf("t.yaml", src, strlen(src), on_yaml, &x);
+	r = yaml_load_buf("t.yaml", src, strlen(src), conf_yaml_err, &x);
 	if (r != NULL && conf_parse(&x, r, &c) == 0) {
 		c.tree = r;
 		rc = jwt_conf_init(&x, &c, &fc);

@@ -24,18 +24,6 @@ static struct conf_ctx X;
 static char *out;
 
 static void
-on_yaml(void *arg, const char *file, int line, int col, const char *msg)
-{
-	struct ynode at;
-
-	memset(&at, 0, sizeof(at));
-	at.file = file;
-	at.line = line;
-	at.col = col;
-	conf_err(arg, &at, "%s", msg);
-}
-
-static void
 reset(void)
 {
 	conf_free(&C);          /* frees C.tree too */
@@ -69,7 +57,7 @@ lint_src(const char *name, const char *src)
 	X.no_resolve = 1;
 	X.file = name;
 	r = name[0] == '/' || strncmp(name, "conf/", 5) == 0 ?
-	    yaml_load_file(name, on_yaml, &X) : yaml_load_buf(name, src, strlen(src), on_yaml, &X);
+	    yaml_load_file(name, conf_yaml_err, &X) : yaml_load_buf(name, src, strlen(src), conf_yaml_err, &X);
 	if (r != NULL) {
 		if (conf_parse(&X, r, &C) == 0) {
 			C.tree = r;
@@ -235,7 +223,7 @@ test_errors_first(void)
 	reset();
 	X.no_resolve = 1;
 	X.file = "t.yaml";
-	r = yaml_load_buf("t.yaml", src, strlen(src), on_yaml, &X);
+	r = yaml_load_buf("t.yaml", src, strlen(src), conf_yaml_err, &X);
 	T_OK(r != NULL);
 	T_EQ_INT(conf_parse(&X, r, &C), 0);
 	C.tree = r;
