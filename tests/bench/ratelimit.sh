@@ -21,15 +21,8 @@ RUN=$HERE/run/ratelimit; mkdir -p "$RUN"
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10s}; CONNS=${CONNS:-50}; WORKERS=${WORKERS:-2}
 PB=${PORT_BASE:-19600}; UP=$PB; VIS=$((PB + 1)); VISM=$((PB + 2)); RED=$((PB + 3))
 VISOR_BIN=${VISOR_BIN:-$TOP/visor}
-declare -A PIDS=()
+. "$HERE/lib.sh"
 
-stop_all() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.5; for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
-trap stop_all EXIT
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
-  echo "port $1 did not open" >&2; exit 1; }
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else printf "%.4g\n", (a[NR/2]+a[NR/2+1])/2}'; }
 for t in wrk node openssl redis-server redis-cli curl; do
   command -v $t >/dev/null || { echo "ratelimit.sh: $t is required" >&2; exit 2; }
 done

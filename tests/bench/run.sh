@@ -14,17 +14,10 @@ RUN=$HERE/run; mkdir -p "$RUN"
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10s}; CONNS=${CONNS:-50}; IDLE_N=${IDLE_N:-2000}
 PB=${PORT_BASE:-19400}; UP=$((PB)); NGX=$((PB + 1)); VIS=$((PB + 2)); VISH=$((PB + 3))
 VISOR_BIN=${VISOR_BIN:-$TOP/visor}
-declare -A PIDS=()
+. "$HERE/lib.sh"
 
-stop_all() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.5; for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
-trap stop_all EXIT
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
-  echo "port $1 did not open" >&2; exit 1; }
-ticks() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $s; }
 rss_kb() { local s=0 p; for p in "$@"; do s=$((s + $(awk '$1=="VmRSS:"{print $2}' /proc/$p/status))); done; echo $s; }
 pids_of() { case $1 in nginx) echo "${PIDS[nginx]} $(pgrep -P "${PIDS[nginx]}" | tr '\n' ' ')";; visor) echo "${PIDS[visor]}";; esac; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else printf "%.4g\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 # ---- certificates and configs -------------------------------------------------------
 [ -f "$RUN/ec.crt" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
