@@ -493,8 +493,9 @@ conn_sock_cb(struct sock *s, int ev, void *arg)
 			/* wait for the answer to drain, then close (no linger needed) */
 			break;
 		case CS_REQ:
-			/* Half-close: finish what was fully received; a body cut short is an abort. */
-			if (c->req && !c->req->body_done && !c->req->discard) {
+			/* Half-close: finish what was fully received; a body cut short is an abort,
+			 * and so is a reset (no answer can reach the client: logged 499). */
+			if (c->s.reset || (c->req && !c->req->body_done && !c->req->discard)) {
 				conn_close(c);
 			} else if (c->req && !c->req->body_done) {
 				/* the body being dropped after an edge answer will never come */

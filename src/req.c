@@ -130,6 +130,8 @@ req_free(struct req *r)
 	free(r);
 }
 
+static void access_log(struct req *r);
+
 void
 req_abort(struct req *r)
 {
@@ -143,8 +145,14 @@ req_abort(struct req *r)
 			f->on_abort(r, r->fstate[id]);
 		r->suspended = 0;
 	}
-	if (!r->resp_done && r->status == 0)
-		r->status = 499;       /* nginx's "client closed request", for the log only */
+	if (!r->resp_done) {
+		/* Never answered in full: logged and counted all the same, with nginx's "client
+		 * closed request" when no answer had started (a partial answer keeps its status). */
+		if (r->status == 0)
+			r->status = 499;
+		metrics_count_request(&r->w->m, r->status);
+		access_log(r);
+	}
 	req_free(r);
 }
 

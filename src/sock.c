@@ -221,6 +221,7 @@ do_read(struct sock *s)
 			    (errno == 0 || errno == ECONNRESET || errno == EPIPE)) {
 				/* Peer vanished without close_notify: an EOF for our purposes. */
 				s->eof = 1;
+				s->reset = errno == ECONNRESET;
 				ERR_clear_error();
 				break;
 			}
@@ -247,6 +248,7 @@ do_read(struct sock *s)
 				continue;
 			if (errno == ECONNRESET) {
 				s->eof = 1;
+				s->reset = 1;
 				break;
 			}
 			s->failed = 1;

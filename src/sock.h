@@ -45,6 +45,7 @@ struct sock {
 	unsigned         reading : 1;      /* owner wants bytes */
 	unsigned         connecting : 1;
 	unsigned         eof : 1;
+	unsigned         reset : 1;   /* the eof was a reset (ECONNRESET): nothing can reach the peer */
 	unsigned         failed : 1;
 	unsigned         r_wants_w : 1;    /* SSL_read needs the socket writable */
 	unsigned         w_wants_r : 1;    /* SSL_write needs the socket readable */

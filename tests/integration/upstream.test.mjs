@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import nodeHttps from 'node:https';
 import nodeHttp from 'node:http';
 import fs from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import {
   startVisor, startUpstream, https, keepAliveAgent, minimalYaml, deadPort, getCerts, echoHandler,
   assertEdge, until, delay, cleanupAll, track, SLOW,
@@ -92,6 +94,58 @@ describe('upstream servers', () => {
       await delay(400);
     }
     assert.equal(a.requests.length, 4);
+  });
+});
+
+describe('a client that goes away', () => {
+  afterEach(cleanupAll);
+
+  // docs/architecture.md: a connection that breaks before the answer is logged as 499 and the
+  // upstream request is abandoned; a half-close after a complete request is still answered.
+  async function slowVisor(ms) {
+    const up = await startUpstream((req, res) => {
+      setTimeout(() => { res.writeHead(200, { 'Content-Type': 'text/plain' }); res.end('late'); }, ms);
+    });
+    const v = await startVisor(minimalYaml({ upstream: up.addr, extra: 'workers: 1\n' }));
+    return { up, v };
+  }
+
+  function connectTls(port) {
+    return new Promise((resolve, reject) => {
+      const raw = net.connect(port, '127.0.0.1', () => {
+        const s = tls.connect({ socket: raw, servername: 'localhost', rejectUnauthorized: false }, () => resolve({ raw, s }));
+        s.on('error', () => {});
+      });
+      raw.on('error', reject);
+    });
+  }
+
+  it('a reset while the upstream works: access log 499, visor goes on', T, async () => {
+    const { up, v } = await slowVisor(400 * SLOW);
+    const { raw, s } = await connectTls(v.ports.https);
+    s.write('GET /gone HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await until(() => up.requests.length === 1, 3000 * SLOW, 'the request reached the upstream');
+    raw.resetAndDestroy();
+    await until(() => v.accessLogs().some((j) => j.path === '/gone'), 3000 * SLOW, 'the access log line');
+    const line = v.accessLogs().find((j) => j.path === '/gone');
+    assert.equal(line.status, 499);
+    const r = await get(v, '/next');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'late');
+  });
+
+  it('a half-close after a complete request still gets the answer', T, async () => {
+    const { v } = await slowVisor(200 * SLOW);
+    const { s } = await connectTls(v.ports.https);
+    let got = '';
+    s.on('data', (d) => { got += d.toString('latin1'); });
+    const closed = new Promise((r) => s.on('close', r));
+    s.end('GET /half HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await closed;
+    assert.match(got, /^HTTP\/1\.1 200 /);
+    assert.match(got, /\r\n\r\n4\r\nlate\r\n0\r\n\r\n$/);
+    await until(() => v.accessLogs().some((j) => j.path === '/half'), 3000 * SLOW, 'the access log line');
+    assert.equal(v.accessLogs().find((j) => j.path === '/half').status, 200);
   });
 });
 
