@@ -388,7 +388,7 @@ request_id_ok(const char *v, size_t n)
 {
 	size_t i;
 
-	if (n == 0 || n > 64)
+	if (n == 0 || n > REQ_ID_MAX)
 		return 0;
 	for (i = 0; i < n; i++) {
 		char c = v[i];
@@ -500,7 +500,8 @@ req_start(struct req *r)
 		r->path_len = (size_t)nl;
 	}
 	trusted = client_ip(r);
-	if (trusted && (h = hdrs_get(&r->h.hdrs, "x-request-id")) && request_id_ok(h->val, h->vlen)) {
+	if (trusted && (h = hdrs_get(&r->h.hdrs, "x-request-id")) && request_id_ok(h->val, h->vlen) &&
+	    h->vlen < sizeof(r->id)) {
 		memcpy(r->id, h->val, h->vlen);
 		r->id[h->vlen] = '\0';
 	}

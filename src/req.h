@@ -34,12 +34,16 @@ enum req_phase {
 	RP_DONE,           /* answer queued */
 };
 
+/* X-Request-Id from a trusted peer is kept when it is 1-64 characters of [A-Za-z0-9._-]
+ * (docs/errors.md); ids visor makes are 32 hex characters. */
+#define REQ_ID_MAX 64
+
 struct req {
 	struct conn      *c;
 	struct worker    *w;
 	struct conf      *conf;          /* one ref */
 	struct arena      a;
-	char              id[33];
+	char              id[REQ_ID_MAX + 1];
 	enum req_phase    phase;
 
 	/* ---- request ---- */

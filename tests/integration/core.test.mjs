@@ -232,6 +232,29 @@ describe('forwarded request headers', () => {
     assert.deepEqual(up.requests[0].headerAll('X-Request-Id'), [id]);
   });
 
+  // Regression: a 41–64 character id overflowed the request's id buffer into the pointers
+  // freed with the request (segfault on the first request, every worker gone).
+  it("a trusted proxy's X-Request-Id of up to 64 characters is kept whole, a longer one replaced, and visor stays up", T, async () => {
+    const up = await startUpstream();
+    const v = await startVisor(minimalYaml({ upstream: up.addr, client: 'trusted_proxies: [127.0.0.1/32]' }));
+    for (const n of [33, 41, 64]) {
+      const id = 'A'.repeat(n - 3) + '._-';
+      const r = await https({ port: v.ports.https, headers: { 'X-Request-Id': id } });
+      assert.equal(r.status, 200, `id of ${n} characters`);
+      assert.deepEqual(r.all('X-Request-Id'), [id]);
+      assert.deepEqual(up.requests[up.requests.length - 1].headerAll('X-Request-Id'), [id]);
+    }
+    for (const bad of ['B'.repeat(65), 'C'.repeat(200), 'has space', 'semi;colon']) {
+      const r = await https({ port: v.ports.https, headers: { 'X-Request-Id': bad } });
+      assert.equal(r.status, 200);
+      const id = r.get('X-Request-Id');
+      assert.match(id, REQUEST_ID, 'replaced by a fresh id');
+      assert.deepEqual(up.requests[up.requests.length - 1].headerAll('X-Request-Id'), [id]);
+    }
+    assert.equal(v.exitCode, undefined, 'still running');
+    assert.equal((await https({ port: v.ports.https, path: '/after' })).status, 200);
+  });
+
   it('strips hop-by-hop headers, the headers Connection names, and Proxy-*', T, async () => {
     const up = await startUpstream();
     const v = await startVisor(minimalYaml({ upstream: up.addr }));
