@@ -457,6 +457,10 @@ cb_body(llhttp_t *ll, const char *at, size_t n)
 {
 	struct http_parser *p = P(ll);
 
+	/* llhttp closes an open body span at the end of every execute, with no bytes when the
+	 * pass had none: a zero-length chunk towards the client would end its body early. */
+	if (n == 0)
+		return 0;
 	if (p->ops->on_body(p, at, n) < 0) {
 		if (p->err == HTTP_OK)
 			fail(p, HTTP_E_BAD, "body refused");
@@ -654,7 +658,14 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len)
 int
 http_parser_eof(struct http_parser *p)
 {
-	llhttp_errno_t e = llhttp_finish(&p->ll);
+	llhttp_errno_t e;
+
+	/* A head just parsed leaves llhttp paused before it has chosen how the body ends; an
+	 * empty pass moves it into the read-until-close state, so that finish completes the
+	 * message instead of calling the EOF premature. */
+	if (p->head_done && !p->msg_done && http_parser_feed(p, "", 0) < 0)
+		return -1;
+	e = llhttp_finish(&p->ll);
 
 	if (e == HPE_OK || e == HPE_PAUSED)
 		return p->msg_done || !p->in_head ? 0 : -1;

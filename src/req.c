@@ -37,7 +37,7 @@ static void body_filters_run(struct req *r);
 static void resp_filters_run(struct req *r);
 static void resp_send_head(struct req *r);
 static void req_complete(struct req *r);
-static void go_upstream(struct req *r);
+static void go_upstream(struct req *r, int fresh);
 
 /* ---- messages ------------------------------------------------------------------- */
 
@@ -635,7 +635,7 @@ chain_run(struct req *r)
 		body_filters_run(r);
 		return;
 	}
-	go_upstream(r);
+	go_upstream(r, 0);
 }
 
 static void
@@ -656,7 +656,7 @@ body_filters_run(struct req *r)
 			return;
 	}
 	r->fidx = r->entered;
-	go_upstream(r);
+	go_upstream(r, 0);
 }
 
 void
@@ -766,12 +766,12 @@ req_up_drained(struct req *r)
 /* ---- upstream ------------------------------------------------------------------------------ */
 
 static void
-go_upstream(struct req *r)
+go_upstream(struct req *r, int fresh)
 {
 	r->phase = RP_UPSTREAM;
 	r->t_up_us = now_us();
 	r->up_tries++;
-	if (up_acquire(r->w->pool, r) < 0)
+	if (up_acquire(r->w->pool, r, fresh) < 0)
 		core_answer(r, 502, "no upstream server");
 }
 
@@ -925,11 +925,16 @@ req_up_failed(struct req *r, int status, const char *why)
 		return;
 	}
 	/* A reused pooled connection may have been closed by the server just before we used
-	 * it: one more try on a fresh connection is safe when no body byte has left yet. */
+	 * it: one more try on a fresh connection (to any server, this one included) is safe
+	 * when no body byte has left yet. */
 	if (status == 502 && r->up_reused && r->up_body_sent == 0 && !r->up_got_bytes &&
 	    r->up_tries < 3 && method_idempotent(r->h.method)) {
 		r->up_reused = 0;
-		go_upstream(r);
+		up_tried_reset(r);
+		go_upstream(r, 1);
+		/* No server left answers 502 inside go_upstream: this is an upstream event, not
+		 * a parser pass, so nobody above will move the connection on but us. */
+		req_maybe_finish(r);
 		return;
 	}
 	r->phase = RP_DONE;

@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "filter.h"
 #include "http.h"
+#include "upstream.h"
 #include "util.h"
 
 struct conn;
@@ -93,7 +94,7 @@ struct req {
 	/* ---- upstream ---- */
 	struct upconn    *up;
 	int               up_tries;
-	uint32_t          up_tried;      /* bit per server index, for failover */
+	struct up_tried   up_tried;      /* servers tried, for failover (upstream.c) */
 	int64_t           t_start_us, t_up_us, t_up_head_us;
 	int               up_reused;
 	int               up_got_bytes;  /* the upstream started answering this request */

@@ -304,10 +304,42 @@ up_pool_servers_up(const struct up_pool *p)
 	return n;
 }
 
+static int
+tried_has(const struct up_tried *t, size_t i)
+{
+	if (i < 64)
+		return (t->bits >> i) & 1;
+	i -= 64;
+	return i / 64 < t->nmore && ((t->more[i / 64] >> (i % 64)) & 1);
+}
+
+/* -1 when the set cannot grow (out of memory): the caller stops failing over. */
+static int
+tried_add(struct up_tried *t, struct arena *a, size_t i)
+{
+	if (i < 64) {
+		t->bits |= (uint64_t)1 << i;
+		return 0;
+	}
+	i -= 64;
+	if (i / 64 >= t->nmore) {
+		size_t n = i / 64 + 1;
+		uint64_t *m = arena_zalloc(a, n * sizeof(*m));
+		if (m == NULL)
+			return -1;
+		if (t->nmore)
+			memcpy(m, t->more, t->nmore * sizeof(*m));
+		t->more = m;
+		t->nmore = n;
+	}
+	t->more[i / 64] |= (uint64_t)1 << (i % 64);
+	return 0;
+}
+
 /* Round robin over servers that are up and not yet tried by this request; if none, the
  * untried one that is due soonest. NULL when every server has been tried. */
 static struct up_server *
-pick(struct up_pool *p, uint32_t tried)
+pick(struct up_pool *p, const struct up_tried *tried)
 {
 	struct up_server *best = NULL, *s;
 	int64_t now = now_ms();
@@ -316,7 +348,7 @@ pick(struct up_pool *p, uint32_t tried)
 	for (k = 0; k < p->nsrv; k++) {
 		i = (p->rr + k) % p->nsrv;
 		s = p->srv[i];
-		if (i < 32 && (tried & (1u << i)))
+		if (tried_has(tried, i))
 			continue;
 		if (!s->down || s->retry_at_ms <= now) {
 			p->rr = i + 1;
@@ -411,17 +443,23 @@ start_connect(struct up_pool *p, struct up_server *s, struct req *r)
 	return 0;
 }
 
+void
+up_tried_reset(struct req *r)
+{
+	memset(&r->up_tried, 0, sizeof(r->up_tried));
+}
+
 int
-up_acquire(struct up_pool *p, struct req *r)
+up_acquire(struct up_pool *p, struct req *r, int fresh)
 {
 	struct up_server *s;
 	struct upconn *u;
 
-	while ((s = pick(p, r->up_tried)) != NULL) {
-		if (s->idx < 32)
-			r->up_tried |= 1u << s->idx;
+	while ((s = pick(p, &r->up_tried)) != NULL) {
+		if (tried_add(&r->up_tried, &r->a, s->idx) < 0)
+			return -1;
 		/* LIFO: the most recently used connection is the least likely to be timed out. */
-		if ((u = TAILQ_LAST(&s->idle, upconn_q)) != NULL) {
+		if (!fresh && (u = TAILQ_LAST(&s->idle, upconn_q)) != NULL) {
 			TAILQ_REMOVE(&s->idle, u, link);
 			s->nidle--;
 			p->nidle--;
@@ -461,7 +499,7 @@ connect_failed(struct upconn *u, int status, const char *why)
 	up_close(u);
 	if (r == NULL)
 		return;
-	if (up_acquire(p, r) == 0)
+	if (up_acquire(p, r, 0) == 0)
 		return;
 	req_up_failed(r, status, why);
 }
@@ -574,6 +612,36 @@ up_p_done(struct http_parser *p)
 	return 0;
 }
 
+/* The connection failed under its request: 502 with the reason (`why` NULL: from the state). */
+static void
+up_fail(struct upconn *u, const char *why)
+{
+	struct req *r = u->req;
+
+	if (why == NULL)
+		why = (u->s.ssl && !SSL_is_init_finished(u->s.ssl)) ?
+		    "upstream TLS handshake failed" : u->got_bytes ?
+		    "upstream closed mid-response" : "upstream closed the connection";
+	u->req = NULL;
+	r->up = NULL;
+	up_close(u);          /* in a callback: only marked */
+	req_up_failed(r, 502, why);
+}
+
+/* The server closed its side and every byte it sent has been parsed. An answer delimited by
+ * the close (no Content-Length, not chunked) is complete now, body or not (RFC 9112 §6.3);
+ * anything else was cut short. */
+static void
+up_eof(struct upconn *u)
+{
+	if (u->head_done && http_parser_needs_eof(&u->hp) && http_parser_eof(&u->hp) == 0 &&
+	    u->hp.msg_done) {
+		req_up_done(u->req);
+		return;
+	}
+	up_fail(u, NULL);
+}
+
 /* Feeds buffered response bytes while the request can take them. */
 static void
 up_feed(struct upconn *u)
@@ -606,11 +674,7 @@ up_feed(struct upconn *u)
 		}
 		n = http_parser_feed(&u->hp, v.iov_base, v.iov_len);
 		if (n < 0) {
-			const char *why = u->hp.why ? u->hp.why : "malformed response";
-			u->req = NULL;
-			r->up = NULL;
-			up_close(u);          /* in a callback: only marked */
-			req_up_failed(r, 502, why);
+			up_fail(u, u->hp.why ? u->hp.why : "malformed response");
 			goto out;
 		}
 		evbuffer_drain(u->s.in, (size_t)n);
@@ -638,6 +702,13 @@ up_feed(struct upconn *u)
 		/* between reads of a slow body, upstream.timeout still applies */
 		if (u->head_done)
 			timer_ms(u->pool->w, u->timer, u->pool->conf->upstream.timeout_ms);
+	}
+	/* The server closed and everything it sent before has been parsed (at once, or after a
+	 * pause for the client to drain): the answer ends here, whole or cut. */
+	if (!u->dead && u->st == UP_BUSY && u->req != NULL && u->s.eof &&
+	    evbuffer_get_length(u->s.in) == 0) {
+		client = NULL;       /* up_eof flushes the client itself */
+		up_eof(u);
 	}
 out:
 	/* One write for everything this pass produced (a conn is only freed by the reaper). */
@@ -708,28 +779,13 @@ up_on_sock(struct sock *s, int ev, void *arg)
 		req_up_drained(r);
 	if (u->dead || u->req != r)
 		goto out;
-	if (ev & SOCK_EV_READ) {
+	if (ev & SOCK_EV_ERROR) {
+		up_fail(u, NULL);
+		goto out;
+	}
+	/* up_feed also acts on an EOF once every byte before it has been parsed */
+	if (ev & (SOCK_EV_READ | SOCK_EV_EOF))
 		up_feed(u);
-		if (u->dead || u->st != UP_BUSY || u->req != r)
-			goto out;
-	}
-	if (ev & (SOCK_EV_EOF | SOCK_EV_ERROR)) {
-		const char *why;
-		if (evbuffer_get_length(u->s.in) > 0 && !(ev & SOCK_EV_ERROR))
-			goto out;   /* paused with bytes left: EOF is acted on once they are fed */
-		if ((ev & SOCK_EV_EOF) && u->head_done && http_parser_needs_eof(&u->hp) &&
-		    http_parser_eof(&u->hp) == 0) {
-			req_up_done(r);
-			goto out;
-		}
-		why = (u->s.ssl && !SSL_is_init_finished(u->s.ssl)) ?
-		    "upstream TLS handshake failed" : u->got_bytes ?
-		    "upstream closed mid-response" : "upstream closed the connection";
-		u->req = NULL;
-		r->up = NULL;
-		up_close(u);
-		req_up_failed(r, 502, why);
-	}
 out:
 	up_leave(u);
 }

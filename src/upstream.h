@@ -23,6 +23,15 @@ struct conf;
 
 enum up_state { UP_CONNECTING = 0, UP_IDLE, UP_BUSY };
 
+/* The servers one request has tried, so failover never tries one twice and ends when every
+ * server has been: a bit per index of the pool's list, the first 64 inline, more words from
+ * the request's arena. Zeroed with the request; only upstream.c reads or writes it. */
+struct up_tried {
+	uint64_t   bits;
+	uint64_t  *more;
+	size_t     nmore;          /* words in more */
+};
+
 struct up_server;
 
 struct upconn {
@@ -51,9 +60,13 @@ void up_pool_conf(struct up_pool *p, const struct conf *c);
 /* Number of servers considered up (for /readyz-like checks inside the worker). */
 int  up_pool_servers_up(const struct up_pool *p);
 
-/* Gets a connection for r: an idle one or a new connect. The request is told through
- * req_up_ready / req_up_failed. 0, or -1 when nothing could even be attempted (502). */
-int  up_acquire(struct up_pool *p, struct req *r);
+/* Gets a connection for r: an idle one (unless `fresh`) or a new connect, from a server r
+ * has not tried yet. The request is told through req_up_ready / req_up_failed. 0, or -1 when
+ * nothing could even be attempted (502). */
+int  up_acquire(struct up_pool *p, struct req *r, int fresh);
+/* Forgets which servers r tried: a retry after a pooled connection went stale is not the
+ * server's failure. */
+void up_tried_reset(struct req *r);
 /* The request is done with it. reusable: the response was complete and well-framed and the
  * request fully sent. */
 void up_release(struct upconn *u, int reusable);

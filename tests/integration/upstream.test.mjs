@@ -62,6 +62,21 @@ describe('upstream servers', () => {
     assertEdge(r, 502);
   });
 
+  // Regression: the tried-set was a 32-bit mask, so with 33+ failing servers failover never
+  // ended and the request was never answered.
+  it('40 servers, none accepting: 502 promptly, twice, and visor stays up', T, async () => {
+    const ports = [];
+    for (let i = 0; i < 40; i++) ports.push(`127.0.0.1:${await deadPort()}`);
+    const v = await startVisor(minimalYaml({ upstream: ports, extra: 'workers: 1\n' }));
+    for (let i = 0; i < 2; i++) {
+      const t0 = Date.now();
+      const r = await get(v, `/many-${i}`);
+      assertEdge(r, 502);
+      assert.ok(Date.now() - t0 < 5000 * SLOW, `answered after ${Date.now() - t0} ms`);
+    }
+    assert.equal(v.exitCode, undefined, 'still running');
+  });
+
   it('keepalive: 0 sends Connection: close and opens a connection per request', T, async () => {
     const a = await startUpstream();
     const v = await startVisor(minimalYaml({ upstream: a.addr, upstreamExtra: 'keepalive: 0', extra: 'workers: 1\n' }));
