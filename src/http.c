@@ -762,6 +762,9 @@ http_request_check(struct http_head *h, struct arena *a)
 	te = hdrs_get(&h->hdrs, "transfer-encoding");
 	if (te && ascii_casecmp_n(te->val, te->vlen, "chunked", 7) != 0)
 		return "transfer coding other than chunked";
+	/* RFC 9112 §6.1: an HTTP/1.0 recipient may not know chunked, so the framing is faulty */
+	if (te && h->minor == 0)
+		return "Transfer-Encoding in HTTP/1.0";
 	if (h->method == HTTP_CONNECT)
 		return "CONNECT not supported";
 	if (tl == 0)

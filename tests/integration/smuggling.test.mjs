@@ -31,6 +31,13 @@ const MALFORMED = [
   ['chunk size with 0x prefix', `POST / HTTP/1.1\r\n${H}\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n`, { body: true }],
   ['overflowing chunk size', `POST / HTTP/1.1\r\n${H}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff1\r\nhello\r\n0\r\n\r\n`, { body: true }],
   ['chunk data without CRLF', `POST / HTTP/1.1\r\n${H}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n`, { body: true }],
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing
+  ['HTTP/1.0 with Transfer-Encoding', `POST / HTTP/1.0\r\n${H}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`],
+  ['HTTP/1.0 keep-alive with Transfer-Encoding', `POST / HTTP/1.0\r\n${H}\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.0\r\n${H}\r\n\r\n`],
+  // llhttp 8.1 refuses an unquoted extension value followed by another extension
+  // (docs/security.md, "Chunk extensions"); every other valid form is accepted (framing tests).
+  ['chunk extension after an unquoted value', `POST / HTTP/1.1\r\n${H}\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value;flag\r\nhello\r\n0\r\n\r\n`, { body: true }],
+  ['chunk extension with a bare LF', `POST / HTTP/1.1\r\n${H}\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nhello\r\n0\r\n\r\n`, { body: true }],
   ['obs-fold', `GET / HTTP/1.1\r\n${H}\r\nX-Folded: a\r\n b\r\n\r\n`],
   ['NUL in a header value', `GET / HTTP/1.1\r\n${H}\r\nX-Nul: a\0b\r\n\r\n`],
   ['CR in a header value', `GET / HTTP/1.1\r\n${H}\r\nX-Cr: a\rb\r\n\r\n`],
