@@ -2304,6 +2304,11 @@ static const struct ckey k_client[] = {
 	  .def = "1m", .min = 0, .max = 64LL << 30, .doc = "Request body limit (413 past it)." },
 	{ .name = "max_connections", .type = KT_INT, .off = OFF(client.max_connections),
 	  .def = "10000", .min = 1, .max = 1000000, .doc = "Client connections per worker." },
+	{ .name = "allow_underscores", .type = KT_BOOL, .off = OFF(client.allow_underscores),
+	  .def = "false",
+	  .doc = "Forward request headers whose names hold `_`. Off: they are dropped, since "
+	    "CGI-style upstreams read `X_User_Id` as `X-User-Id` (nginx's "
+	    "underscores_in_headers)." },
 };
 static const struct csect s_client = { k_client, sizeof(k_client) / sizeof(k_client[0]), NULL };
 

@@ -186,6 +186,7 @@ struct conf {
 		int64_t            max_header_size;
 		int64_t            max_body_size;
 		int64_t            max_connections;  /* per worker */
+		int                allow_underscores;/* forward header names holding '_' */
 	} client;
 
 	struct {

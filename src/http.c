@@ -224,6 +224,21 @@ http_strip_hop_by_hop(struct hdrs *h)
 	h->n = j;
 }
 
+void
+http_drop_underscored(struct hdrs *h)
+{
+	uint32_t i, j = 0;
+
+	for (i = 0; i < h->n; i++) {
+		if (memchr(h->v[i].name, '_', h->v[i].nlen) != NULL)
+			continue;
+		if (i != j)
+			h->v[j] = h->v[i];
+		j++;
+	}
+	h->n = j;
+}
+
 const char *
 http_reason(int st)
 {

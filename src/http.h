@@ -56,6 +56,9 @@ int  http_list_has(const char *v, size_t vlen, const char *tok);
 int  http_is_hop_by_hop(const char *name, size_t nlen);
 /* Removes hop-by-hop headers and every header named by Connection. */
 void http_strip_hop_by_hop(struct hdrs *h);
+/* Removes every header whose name holds '_': CGI-style upstreams (PHP, WSGI, Rack) map
+ * `X_User_Id` and `X-User-Id` to the same variable, so one would spoof the other. */
+void http_drop_underscored(struct hdrs *h);
 /* Standard reason phrase, "Unknown" for codes without one. */
 const char *http_reason(int status);
 /* Whether a response to `method` with `status` never has a body. */

@@ -522,6 +522,8 @@ req_start(struct req *r)
 	}
 	/* The forwarded view: hop-by-hop out; identity headers are visor's alone. */
 	http_strip_hop_by_hop(&r->h.hdrs);
+	if (!cf->client.allow_underscores)
+		http_drop_underscored(&r->h.hdrs);
 	hdrs_del(&r->h.hdrs, "content-length");
 	if (!trusted) {
 		hdrs_del_prefix(&r->h.hdrs, "x-forwarded-");

@@ -118,6 +118,31 @@ describe('security headers: the defaults everywhere', () => {
   });
 });
 
+describe('header names with an underscore', () => {
+  afterEach(cleanupAll);
+
+  // CGI-style upstreams map X_User_Id and X-User-Id to one variable: an underscored copy would
+  // spoof a claims_to_headers target or X-Forwarded-*.
+  it('are dropped before forwarding by default', T, async () => {
+    const up = await startUpstream();
+    const v = await startVisor(minimalYaml({ upstream: up.addr }));
+    const r = await https({ port: v.ports.https, headers: { X_User_Id: 'admin', X_Forwarded_For: '10.9.9.9', 'X-Kept': 'yes', 'x_lower_case': '1' } });
+    assert.equal(r.status, 200);
+    const names = up.requests[0].headers.map(([n]) => n.toLowerCase());
+    assert.deepEqual(names.filter((n) => n.includes('_')), []);
+    assert.deepEqual(up.requests[0].headerAll('X-Kept'), ['yes']);
+    assert.deepEqual(up.requests[0].headerAll('X-Forwarded-For'), ['127.0.0.1']);
+  });
+
+  it('client.allow_underscores: true forwards them', T, async () => {
+    const up = await startUpstream();
+    const v = await startVisor(minimalYaml({ upstream: up.addr, client: 'allow_underscores: true' }));
+    const r = await https({ port: v.ports.https, headers: { X_User_Id: 'u1' } });
+    assert.equal(r.status, 200);
+    assert.deepEqual(up.requests[0].headerAll('X_User_Id'), ['u1']);
+  });
+});
+
 describe('security headers: configuration', () => {
   afterEach(cleanupAll);
 
