@@ -27,6 +27,7 @@ struct admin {
 	const struct conf     *conf;
 	struct worker *const  *ws;
 	int                    nw;
+	int                    draining;
 };
 
 struct admin_conn {
@@ -116,6 +117,10 @@ readyz(struct admin_conn *ac)
 	struct timeval tv;
 	size_t i, n = c->upstream.servers.n;
 
+	if (ac->a->draining) {
+		reply_json(ac, 503, "{\"status\":\"draining\"}");
+		return;
+	}
 	tv.tv_sec = (time_t)(c->upstream.connect_timeout_ms / 1000);
 	tv.tv_usec = (suseconds_t)((c->upstream.connect_timeout_ms % 1000) * 1000);
 	ac->probes = calloc(n ? n : 1, sizeof(*ac->probes));
@@ -263,6 +268,12 @@ void
 admin_set_conf(struct admin *a, const struct conf *c)
 {
 	a->conf = c;
+}
+
+void
+admin_set_draining(struct admin *a)
+{
+	a->draining = 1;
 }
 
 void

@@ -17,6 +17,9 @@ struct admin;
 struct admin *admin_new(struct event_base *base, const struct conf *c, struct worker *const *ws,
     int nw);
 void admin_set_conf(struct admin *a, const struct conf *c);  /* borrowed; main keeps a ref */
+/* The process is shutting down: /readyz answers 503 from now on, so load balancers take
+ * visor out while it still serves (shutdown_delay). /healthz stays 200. */
+void admin_set_draining(struct admin *a);
 void admin_free(struct admin *a);
 
 /* A check /readyz also requires (Redis with on_error: closed); registered by that module. */

@@ -155,6 +155,7 @@ struct conf {
 	} listen;
 
 	int             workers;      /* resolved: "auto" → number of online CPUs */
+	int64_t         shutdown_delay_ms;   /* keep accepting this long after SIGTERM */
 	int64_t         shutdown_timeout_ms;
 
 	struct {

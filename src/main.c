@@ -7,17 +7,23 @@
  *
  * The main thread owns the current conf generation, the admin listener and the signal
  * handling; SIGHUP loads a new generation and hands it to the workers (an invalid file is
- * logged and ignored), SIGTERM/SIGINT drain: workers stop accepting, finish in-flight
- * requests for up to shutdown_timeout, and the process exits 0.
+ * logged and ignored). SIGTERM/SIGINT drain: /readyz turns 503 at once, the workers keep
+ * accepting for shutdown_delay (load balancers notice first), then stop accepting and
+ * finish in-flight requests for up to shutdown_timeout; the admin listener answers until the
+ * last worker is done, and the process exits 0. A second signal skips what is left of
+ * shutdown_delay.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <llhttp.h>
@@ -42,10 +48,16 @@ struct visor {
 	struct conf       *conf;
 	struct event_base *base;
 	struct worker    **ws;
-	int                nw;
+	int                nw;           /* created */
+	int                nstarted;     /* threads running (a prefix of ws) */
 	struct admin      *admin;
 	struct mstore     *mem;
-	int                stopping;
+	int                stopping;     /* SIGTERM/SIGINT seen: /readyz 503 */
+	int                workers_told; /* the workers were asked to drain */
+	struct event      *delay_ev;     /* shutdown_delay */
+	int                done_fd;      /* eventfd: each worker adds 1 when its loop ends */
+	struct event      *done_ev;
+	uint64_t           ndone;
 };
 
 static void
@@ -146,11 +158,49 @@ reload(struct visor *v)
 	    (unsigned long long)c->generation);
 }
 
+/* The end of shutdown_delay (or a second signal): the workers close their listeners and
+ * finish what is in flight within shutdown_timeout. Main's loop, and the admin listener on
+ * it, runs on until the last worker is done (on_worker_done). */
+static void
+stop_workers(struct visor *v)
+{
+	int i;
+
+	if (v->workers_told)
+		return;
+	v->workers_told = 1;
+	log_info("no longer accepting; finishing in-flight requests");
+	for (i = 0; i < v->nstarted; i++)
+		worker_post_stop(v->ws[i]);
+}
+
+static void
+on_delay_over(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	stop_workers(arg);
+}
+
+static void
+on_worker_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct visor *v = arg;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+		v->ndone += n;
+	if (v->ndone >= (uint64_t)v->nstarted)
+		event_base_loopexit(v->base, NULL);
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct visor *v = arg;
-	int i;
+	struct timeval tv;
+	int64_t ms;
 
 	(void)what;
 	if (sig == SIGHUP) {
@@ -158,14 +208,28 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			reload(v);
 		return;
 	}
-	if (v->stopping)
+	if (v->stopping) {
+		/* a second SIGTERM/SIGINT: no more waiting for the balancers */
+		stop_workers(v);
 		return;
+	}
 	v->stopping = 1;
-	log_info("%s: draining (shutdown_timeout %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+	if (v->admin)
+		admin_set_draining(v->admin);
+	ms = v->conf->shutdown_delay_ms;
+	log_info("%s: draining: /readyz answers 503, accepting for %lld ms more (shutdown_delay), "
+	    "then up to %lld ms for in-flight requests (shutdown_timeout)",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)ms,
 	    (long long)v->conf->shutdown_timeout_ms);
-	for (i = 0; i < v->nw; i++)
-		worker_post_stop(v->ws[i]);
-	event_base_loopexit(v->base, NULL);
+	if (ms <= 0) {
+		stop_workers(v);
+		return;
+	}
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	v->delay_ev = evtimer_new(v->base, on_delay_over, v);
+	if (v->delay_ev == NULL || evtimer_add(v->delay_ev, &tv) < 0)
+		stop_workers(v);
 }
 
 /* Refuse to share a port with another process: SO_REUSEPORT would let two visors (or a
@@ -205,9 +269,11 @@ run(const char *path)
 	struct visor v = { 0 };
 	struct conf_ctx ctx = { 0 };
 	struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+	sigset_t all, old;
 	int i, rc = 1;
 
 	v.path = path;
+	v.done_fd = -1;
 	v.conf = conf_load(path, &ctx);
 	log_conf_msgs(&ctx);
 	conf_ctx_fini(&ctx);
@@ -245,24 +311,42 @@ run(const char *path)
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);
 	evsignal_add(sig_hup, NULL);
+	v.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (v.done_fd < 0)
+		goto out;
+	v.done_ev = event_new(v.base, v.done_fd, EV_READ | EV_PERSIST, on_worker_done, &v);
+	if (v.done_ev == NULL || event_add(v.done_ev, NULL) < 0)
+		goto out;
+	/* Worker threads inherit a mask with every signal blocked: signals are main's alone
+	 * (its libevent loop handles them), never a worker's in the middle of a request. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < v.nw; i++) {
-		if (worker_start(v.ws[i]) < 0) {
-			log_errno(LOG_ERROR, "cannot start worker %d", i);
-			v.nw = i;
-			for (i = 0; i < v.nw; i++)
-				worker_post_stop(v.ws[i]);
-			for (i = 0; i < v.nw; i++)
-				worker_join(v.ws[i]);
-			goto out;
-		}
+		if (worker_start(v.ws[i], v.done_fd) < 0)
+			break;
+		v.nstarted++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (v.nstarted < v.nw) {
+		log_errno(LOG_ERROR, "cannot start worker %d", v.nstarted);
+		stop_workers(&v);
+		goto join;
 	}
 	log_msg(LOG_INFO, NULL, "visor %s started: %d workers, config %s", VISOR_VERSION, v.nw, path);
 	event_base_dispatch(v.base);
-	for (i = 0; i < v.nw; i++)
-		worker_join(v.ws[i]);
-	log_info("stopped");
 	rc = 0;
+join:
+	for (i = 0; i < v.nstarted; i++)
+		worker_join(v.ws[i]);
+	if (rc == 0)
+		log_info("stopped");
 out:
+	if (v.delay_ev)
+		event_free(v.delay_ev);
+	if (v.done_ev)
+		event_free(v.done_ev);
+	if (v.done_fd >= 0)
+		close(v.done_fd);
 	admin_free(v.admin);
 	if (sig_term)
 		event_free(sig_term);
@@ -270,7 +354,8 @@ out:
 		event_free(sig_int);
 	if (sig_hup)
 		event_free(sig_hup);
-	for (i = 0; v.ws && i < v.conf->workers; i++)
+	/* what was started: a reload may carry another `workers` (ignored until a restart) */
+	for (i = 0; v.ws && i < v.nw; i++)
 		worker_free(v.ws[i]);
 	free(v.ws);
 	mstore_free(v.mem);
@@ -314,5 +399,11 @@ main(int argc, char **argv)
 	}
 	if (test)
 		return check_only(path, strict);
+	/* Before any event_base exists: libevent's process-wide state (signals, its RNG, debug
+	 * maps) is shared by the worker threads. */
+	if (evthread_use_pthreads() < 0) {
+		fprintf(stderr, "visor: libevent has no pthreads support\n");
+		return 1;
+	}
 	return run(path);
 }

@@ -322,6 +322,7 @@ add_listener(struct worker *w, const struct units_addr *a, enum listen_kind kind
 struct worker *
 worker_new(int id, struct conf *c, struct mstore *mem)
 {
+	struct event_config *cfg;
 	struct worker *w;
 	size_t i, nl;
 
@@ -332,7 +333,14 @@ worker_new(int id, struct conf *c, struct mstore *mem)
 	w->mbox_fd = -1;
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->dead);
-	w->base = event_base_new();
+	/* Only this worker's thread ever touches its base (main talks through the eventfd), so
+	 * it goes without the per-base lock evthread_use_pthreads() would otherwise add to every
+	 * event operation; libevent's process-wide state keeps its locks. */
+	if ((cfg = event_config_new()) == NULL)
+		goto fail;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
 	if (w->base == NULL)
 		goto fail;
 	w->mbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -385,15 +393,19 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	uint64_t one = 1;
 
 	event_base_dispatch(w->base);
 	log_out_flush(&w->log);
+	if (w->done_fd >= 0 && write(w->done_fd, &one, sizeof(one)) < 0)
+		log_errno(LOG_ERROR, "worker %d: cannot tell main it stopped", w->id);
 	return NULL;
 }
 
 int
-worker_start(struct worker *w)
+worker_start(struct worker *w, int done_fd)
 {
+	w->done_fd = done_fd;
 	return pthread_create(&w->thr, NULL, worker_main, w) == 0 ? 0 : -1;
 }
 

@@ -77,13 +77,16 @@ struct worker {
 	char                date[32];       /* cached IMF-fixdate */
 	int64_t             date_s;
 	int                 exit_code;
+	int                 done_fd;        /* main's eventfd, told when the loop ends */
 };
 
 /* Creates the worker and binds its listeners (SO_REUSEPORT) for c's addresses.
  * -1 with the reason logged. Main thread. */
 struct mstore;
 struct worker *worker_new(int id, struct conf *c, struct mstore *mem);
-int  worker_start(struct worker *w);          /* spawns the thread */
+/* Spawns the thread. When its loop has ended (drained), the thread adds 1 to the eventfd
+ * `done_fd` (borrowed; -1: none), so main learns it without polling. */
+int  worker_start(struct worker *w, int done_fd);
 /* Main thread: hand a new generation over (takes a ref) / ask to drain. */
 void worker_post_conf(struct worker *w, struct conf *c);
 void worker_post_stop(struct worker *w);

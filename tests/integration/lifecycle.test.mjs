@@ -199,6 +199,22 @@ describe('SIGHUP reload', () => {
     assert.equal(a.requests.length, before, 'the old upstream gets nothing after the reload');
   });
 
+  // Regression: a reload carrying another `workers` swapped the generation, and the shutdown
+  // then freed that many workers, reading past the array of those started.
+  it('a reload that changes `workers` is applied except for the count, and SIGTERM still exits 0', T, async () => {
+    const a = await startUpstream();
+    const v = await startVisor(minimalYaml({ upstream: a.addr, extra: 'workers: 1\n' }));
+    assert.equal((await https({ port: v.ports.https, path: '/1' })).status, 200);
+    await v.writeConfig(minimalYaml({ upstream: a.addr, extra: 'workers: 16\nheaders: { Referrer-Policy: same-origin }\n' }));
+    v.hup();
+    await v.waitForLog((j) => j && /take effect only after a restart/.test(j.msg || ''), 5000 * SLOW);
+    await until(async () => (await https({ port: v.ports.https, path: '/probe' })).get('Referrer-Policy') === 'same-origin',
+      5000 * SLOW, 'the reloaded headers', 100);
+    v.terminate('SIGTERM');
+    assert.equal(await v.waitExit(8000 * SLOW), 0);
+    assert.equal(v.exitSignal, null);
+  });
+
   it('re-reads the certificate files', T, async () => {
     const c = getCerts();
     const up = await startUpstream();
