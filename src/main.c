@@ -283,6 +283,10 @@ run(const char *path)
 	}
 	log_set_level(v.conf->log.level);
 	signal(SIGPIPE, SIG_IGN);
+	/* from here on no thread writes to stdout/stderr itself: a stalled reader costs lines,
+	 * never requests */
+	if (log_writer_start() < 0)
+		log_warn("cannot start the log writer thread: log lines are written directly");
 	v.base = event_base_new();
 	if (v.base == NULL)
 		goto out;
@@ -362,6 +366,8 @@ out:
 	conf_unref(v.conf);
 	if (v.base)
 		event_base_free(v.base);
+	/* a stalled reader gets two seconds more; what it has not taken then is lost */
+	log_writer_stop(2000);
 	return rc;
 }
 

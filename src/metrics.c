@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "jwt_core.h"
+#include "log.h"
 #include "worker.h"
 
 const double metrics_up_le[METRICS_UP_BUCKETS] = {
@@ -116,4 +117,10 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 	sbuf_adds(b, "# HELP visor_redis_errors_total Redis commands that failed or timed out.\n"
 	    "# TYPE visor_redis_errors_total counter\n");
 	sbuf_printf(b, "visor_redis_errors_total %llu\n", (unsigned long long)t.redis_errors);
+	sbuf_adds(b, "# HELP visor_log_dropped_total Log lines dropped because stdout or stderr "
+	    "was not read fast enough.\n# TYPE visor_log_dropped_total counter\n");
+	sbuf_printf(b, "visor_log_dropped_total{stream=\"stdout\"} %llu\n",
+	    (unsigned long long)log_dropped(1));
+	sbuf_printf(b, "visor_log_dropped_total{stream=\"stderr\"} %llu\n",
+	    (unsigned long long)log_dropped(2));
 }

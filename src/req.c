@@ -290,7 +290,10 @@ req_security_event(struct req *r, const char *event, const char *extra)
 		sbuf_adds(&b, extra);
 	log_line_end(&b);
 	if (!b.oom) {
-		sbuf_add(&r->w->log.buf, b.p, b.len);
+		struct sbuf *o = log_q_out(r->w->logq);
+		size_t mark = o->len;
+		sbuf_add(o, b.p, b.len);
+		log_q_line_done(r->w->logq, mark);
 		worker_log_kick(r->w);
 	}
 	sbuf_fini(&b);
@@ -1272,7 +1275,8 @@ req_up_done(struct req *r)
 static void
 access_log(struct req *r)
 {
-	struct sbuf *b = &r->w->log.buf;
+	struct sbuf *b = log_q_out(r->w->logq);
+	size_t mark = b->len;
 	int64_t now = now_us();
 
 	if (r->conf->log.access == ACCESS_OFF)
@@ -1292,6 +1296,7 @@ access_log(struct req *r)
 	if (r->edge && r->log_reason)
 		sbuf_json_kv(b, "reason", r->log_reason, strlen(r->log_reason));
 	log_line_end(b);
+	log_q_line_done(r->w->logq, mark);
 	worker_log_kick(r->w);
 }
 

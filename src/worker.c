@@ -136,15 +136,15 @@ on_log_flush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	w->log_pending = 0;
-	log_out_flush(&w->log);
+	log_q_flush(w->logq);
 }
 
 void
 worker_log_kick(struct worker *w)
 {
-	if (w->log.buf.len > 64 * 1024) {
-		w->log_pending = 0;
-		log_out_flush(&w->log);
+	/* a long turn hands its lines over in 64 KiB batches rather than all at its end */
+	if (log_q_pending(w->logq) > 64 * 1024) {
+		log_q_flush(w->logq);
 		return;
 	}
 	if (!w->log_pending) {
@@ -152,6 +152,7 @@ worker_log_kick(struct worker *w)
 		event_active(w->log_ev, EV_TIMEOUT, 0);
 	}
 }
+
 
 int
 worker_random(struct worker *w, void *out, size_t n)
@@ -350,7 +351,8 @@ worker_new(int id, struct conf *c, struct mstore *mem)
 	w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
 	w->log_ev = event_new(w->base, -1, 0, on_log_flush, w);
 	w->trim_ev = event_new(w->base, -1, EV_PERSIST, on_trim, w);
-	if (!w->mbox_ev || !w->reap_ev || !w->log_ev || !w->trim_ev)
+	w->logq = log_q_new();
+	if (!w->mbox_ev || !w->reap_ev || !w->log_ev || !w->trim_ev || !w->logq)
 		goto fail;
 	event_add(w->mbox_ev, NULL);
 	{
@@ -396,7 +398,7 @@ worker_main(void *arg)
 	uint64_t one = 1;
 
 	event_base_dispatch(w->base);
-	log_out_flush(&w->log);
+	log_q_flush(w->logq);
 	if (w->done_fd >= 0 && write(w->done_fd, &one, sizeof(one)) < 0)
 		log_errno(LOG_ERROR, "worker %d: cannot tell main it stopped", w->id);
 	return NULL;
@@ -461,8 +463,7 @@ worker_free(struct worker *w)
 			filter_table[i]->worker_fini(w, w->fstate[i]);
 	up_pool_free(w->pool);
 	store_worker_fini(w);
-	log_out_flush(&w->log);
-	sbuf_fini(&w->log.buf);
+	log_q_free(w->logq);
 	sbuf_fini(&w->scratch);
 	if (w->drain_timer)
 		event_free(w->drain_timer);

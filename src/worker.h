@@ -65,7 +65,7 @@ struct worker {
 	unsigned            trimmed;        /* TLS buffers given back since the last heap trim */
 	int64_t             n_conns_peak;   /* connections since the last heap trim */
 	struct event       *trim_ev;
-	struct log_out      log;
+	struct log_q       *logq;           /* this worker's lines, handed to the log writer */
 	struct event       *log_ev;
 	int                 log_pending;
 	struct {
@@ -94,7 +94,7 @@ void worker_join(struct worker *w);
 void worker_free(struct worker *w);
 
 /* Worker thread helpers. */
-void worker_log_kick(struct worker *w);       /* flush the access log at the end of this turn */
+void worker_log_kick(struct worker *w);       /* hand the lines over at the end of this turn */
 const char *worker_date(struct worker *w);    /* cached Date header value */
 /* n (<= 64) bytes from OpenSSL's CSPRNG, drawn in 1 KiB batches: RAND_bytes per request
  * costs a getpid() (fork detection) and a DRBG call each. 0 or -1. */
