@@ -2,6 +2,8 @@
 //   ca.crt            a throw-away CA (the clients trust only this)
 //   server.crt/.key   ECDSA P-256, SAN DNS:localhost, IP:127.0.0.1   (visor's default cert)
 //   alt.crt/.key      RSA 2048,   SAN DNS:alt.visor.test            (picked by SNI)
+//   rsa.crt/.key      RSA 2048,   SAN DNS:localhost, IP:127.0.0.1   (server.crt's RSA twin:
+//                                                                   dual-certificate tests)
 // Location: $VISOR_IT_DIR/certs when run.sh set it (a temp dir removed at the end of the
 // run), else <os tmpdir>/visor-it-certs (reused for a week). Keys are never in the repo.
 // Several test processes may ask at once: each generates into a private dir and renames it
@@ -45,12 +47,17 @@ function generate(dir) {
   };
   leaf('server', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'], { cn: 'localhost', alt: 'DNS:localhost,IP:127.0.0.1' });
   leaf('alt', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'], { cn: ALT_NAME, alt: `DNS:${ALT_NAME}` });
+  leaf('rsa', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'], { cn: 'localhost', alt: 'DNS:localhost,IP:127.0.0.1' });
   fs.writeFileSync(path.join(dir, 'complete'), 'ok\n');
 }
+
+// Every file generate() makes: a reused directory from before a file was added is stale.
+const FILES = ['ca.crt', 'server.crt', 'server.key', 'alt.crt', 'alt.key', 'rsa.crt', 'rsa.key'];
 
 function fresh(dir) {
   try {
     const st = fs.statSync(path.join(dir, 'complete'));
+    if (!FILES.every((f) => fs.existsSync(path.join(dir, f)))) return false;
     return Date.now() - st.mtimeMs < 7 * 86400e3;
   } catch {
     return false;
@@ -59,8 +66,8 @@ function fresh(dir) {
 
 let cached = null;
 
-// Returns absolute paths { dir, ca, cert, key, altCert, altKey } and the PEM texts
-// { caPem, certPem, altCertPem }.
+// Returns absolute paths { dir, ca, cert, key, altCert, altKey, rsaCert, rsaKey } and the PEM
+// texts { caPem, certPem, altCertPem, rsaCertPem }.
 export function getCerts() {
   if (cached) return cached;
   const dir = baseDir();
@@ -84,9 +91,12 @@ export function getCerts() {
     key: p('server.key'),
     altCert: p('alt.crt'),
     altKey: p('alt.key'),
+    rsaCert: p('rsa.crt'),
+    rsaKey: p('rsa.key'),
     caPem: fs.readFileSync(p('ca.crt')),
     certPem: fs.readFileSync(p('server.crt')),
     altCertPem: fs.readFileSync(p('alt.crt')),
+    rsaCertPem: fs.readFileSync(p('rsa.crt')),
   };
   return cached;
 }
