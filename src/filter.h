@@ -13,7 +13,11 @@
  * head phase and calls on_request_body the same way, in the same order.
  * Response phase, in reverse order, only for filters that were entered (edge answers count,
  * so a 401 still gets CORS, security headers and HSTS): on_response(req) may rewrite the
- * response headers or replace the body (req_replace_body). V_CONTINUE or V_ERROR only.
+ * response headers or replace the body (req_replace_body). It returns V_CONTINUE or
+ * V_ERROR (logged, the answer goes on), or V_SUSPEND after req_want_resp_body(max): the
+ * core buffers up to max bytes of the upstream's body (or all of it, when shorter) and
+ * calls the same on_response again, then goes on. There is no other wait in this phase
+ * (no req_resume): a V_SUSPEND without req_want_resp_body is logged and ignored.
  * on_done(req) runs once the answer is complete (after the log line): counting failures.
  * on_abort(req) runs for a filter that is suspended when the request dies (client gone):
  * it must detach its pending operation from the request (the reply must not touch it).

@@ -683,17 +683,10 @@ req_resume(struct req *r, enum verdict v)
 		if (verdict_apply(r, v, fname))
 			body_filters_run(r);
 		break;
-	case RP_UPSTREAM:
-	case RP_RESPONSE:
-	case RP_DONE:
-		/* a response-phase suspension (async on_response) */
-		if (v == V_ERROR) {
-			log_warn("filter %s failed on the response of %s", fname, r->id);
-		}
-		resp_filters_run(r);
-		break;
 	default:
-		break;
+		/* a response-phase wait is a body peek, ended by peek_ready, never by a resume */
+		log_error("filter %s resumed request %s outside the request phase", fname, r->id);
+		return;
 	}
 	req_maybe_finish(r);
 }
@@ -1031,20 +1024,21 @@ resp_filters_run(struct req *r)
 		}
 		r->want_resp_body = 0;
 		v = f->on_response(r, r->conf->fconf[id], r->fstate[id]);
-		if (v == V_SUSPEND) {
-			if (r->want_resp_body && !r->edge && r->resp_peek == NULL && r->up) {
-				/* buffer up to want_resp_max, then call this filter again */
+		if (v == V_SUSPEND && r->want_resp_body) {
+			if (!r->edge && r->resp_peek == NULL && r->up) {
+				/* buffer up to want_resp_max, then call this same filter again (fidx
+				 * stays on it, so an abort meanwhile reaches its on_abort) */
 				r->resp_peek = evbuffer_new();
 				if (r->resp_peek) {
 					r->suspended = 1;
 					return;
 				}
-			} else if (!r->want_resp_body) {
-				r->suspended = 1;   /* async: req_resume continues */
-				r->fidx--;
-				return;
 			}
-			/* cannot buffer (edge answer / already done): treat as continue */
+			/* cannot buffer (an edge answer, or the body is already here): go on */
+		} else if (v == V_SUSPEND) {
+			/* the response phase has no other wait (filter.h): a bug in the filter */
+			log_error("filter %s suspended the response of %s without asking for its body",
+			    f->name, r->id);
 		} else if (v == V_ERROR) {
 			log_warn("filter %s failed on the response of %s", f->name, r->id);
 		}

@@ -59,11 +59,20 @@ struct req {
 	uint8_t           ip_bin[16];
 	int               tls;           /* arrived on the HTTPS listener */
 	const struct route_ent *route;   /* NULL: no route matched */
+	/* The chain position. Request phases (RP_HEAD, RP_BODY_FILTERS): fidx is the number of
+	 * chain entries already called, so chain->ids[fidx - 1] is the filter that ran last
+	 * and, while `suspended`, the one waiting for req_resume. `entered` counts the entries
+	 * whose on_request was reached (it never shrinks): those, and only those, get
+	 * on_response and on_done. Response phase: fidx counts down from `entered`;
+	 * chain->ids[fidx - 1] is the filter being called and, while `suspended` (only ever
+	 * for a body peek), the one that is called again once the body is buffered. So in
+	 * every phase, a suspended request's waiting filter is ids[fidx - 1]: req_abort gives
+	 * it its on_abort. */
 	const struct chain *chain;
-	size_t            fidx;          /* next filter to run */
-	size_t            entered;       /* filters whose request hook was reached */
+	size_t            fidx;
+	size_t            entered;
 	void            **fstate;        /* per filter id, NULL when not in the chain */
-	int               suspended;     /* a filter waits for req_resume */
+	int               suspended;     /* a filter waits (req_resume, or the body peek) */
 
 	/* Identity set by the jwt filter for the filters after it (rl keys, revocation). All
 	 * strings live in the request arena. */
