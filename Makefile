@@ -25,7 +25,7 @@ LLOBJS  := $(B)/llhttp/llhttp.o $(B)/llhttp/api.o $(B)/llhttp/http.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all asan deps run test unit integration bench fuzz soak lint clean container-test docs valgrind
+.PHONY: all asan tsan visor-tsan deps run test unit integration bench fuzz soak lint clean container-test docs valgrind
 
 all: visor
 
@@ -54,6 +54,19 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 asan:
 	$(MAKE) B=build-asan SAN="$(ASAN_FLAGS)" OPT="-O1 -g" build-asan/main.o build-asan/libvisor.a build-asan/libllhttp.a
 	$(CC) -std=c11 -pthread $(ASAN_FLAGS) -o visor-asan build-asan/main.o build-asan/libvisor.a build-asan/libllhttp.a $(LDLIBS)
+
+# ThreadSanitizer build: objects under build-tsan/, binary ./visor-tsan; `make tsan` runs the
+# integration suite against it and fails on any report (tests/tsan.supp: library internals
+# only, each justified there).
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+visor-tsan:
+	$(MAKE) B=build-tsan SAN="$(TSAN_FLAGS)" OPT="-O1 -g" build-tsan/main.o build-tsan/libvisor.a build-tsan/libllhttp.a
+	$(CC) -std=c11 -pthread $(TSAN_FLAGS) -o visor-tsan build-tsan/main.o build-tsan/libvisor.a build-tsan/libllhttp.a $(LDLIBS)
+
+tsan:
+	@tests/tools/install-deps.sh test
+	@$(MAKE) --no-print-directory visor-tsan
+	@VISOR_BIN=./visor-tsan TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0 second_deadlock_stack=1 history_size=4" tests/integration/run.sh
 
 deps:
 	@tests/tools/install-deps.sh test
@@ -118,4 +131,4 @@ lint:
 	@echo "lint: ok"
 
 clean:
-	rm -rf build build-asan visor visor-asan
+	rm -rf build build-asan build-tsan visor visor-asan visor-tsan

@@ -152,7 +152,7 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 	w->n_conns++;
 	if (w->n_conns > w->n_conns_peak)
 		w->n_conns_peak = w->n_conns;
-	w->m.conns_total++;
+	METRIC_INC(&w->m, conns_total);
 	__atomic_add_fetch(&w->m.conns_active, 1, __ATOMIC_RELAXED);
 	timer_set(c, cf->client.header_timeout_ms);
 	sock_read_start(&c->s);
@@ -453,7 +453,7 @@ conn_sock_cb(struct sock *s, int ev, void *arg)
 	if (ev & SOCK_EV_ERROR) {
 		if (c->nreq == 0 && c->s.ssl && !SSL_is_init_finished(c->s.ssl)) {
 			char eb[160];
-			c->w->m.tls_handshake_failures++;
+			METRIC_INC(&c->w->m, tls_handshake_failures);
 			ERR_error_string_n(c->s.ssl_err, eb, sizeof(eb));
 			if (log_enabled(LOG_DEBUG))
 				log_debug("TLS handshake failed from %s: %s", c->ip, eb);

@@ -1460,7 +1460,10 @@ store_worker_conf(struct worker *w, const struct conf *c)
 	sw->on_error = c->redis.on_error;
 	sw->probes_on = c->probes.enabled;
 	if (c->redis.enabled && sw->rd == NULL) {
-		sw->rd = redis_new(w->base, &w->m, w->id, store_lua, store_lua_len());
+		/* published for store_ready on the admin (main) thread: a reload that enables
+		 * Redis creates the client here, on the worker's thread */
+		__atomic_store_n(&sw->rd, redis_new(w->base, &w->m, w->id, store_lua,
+		    store_lua_len()), __ATOMIC_RELEASE);
 		if (sw->rd == NULL)
 			log_error("worker %d: cannot create the Redis client; using memory", w->id);
 	}
@@ -1505,7 +1508,7 @@ store_ready(struct worker *const *ws, int n, const struct conf *c)
 		return 1;
 	for (i = 0; i < n; i++) {
 		const struct store_w *sw = ws[i] ? ws[i]->store : NULL;
-		if (sw == NULL || !redis_is_up(sw->rd))
+		if (sw == NULL || !redis_is_up(__atomic_load_n(&sw->rd, __ATOMIC_ACQUIRE)))
 			return 0;
 	}
 	return 1;

@@ -478,7 +478,7 @@ up_acquire(struct up_pool *p, struct req *r, int fresh)
 		}
 		if (start_connect(p, s, r) == 0)
 			return 0;
-		p->w->m.up_connect_failures++;
+		METRIC_INC(&p->w->m, up_connect_failures);
 		server_down(s, strerror(errno));
 	}
 	return -1;
@@ -491,7 +491,7 @@ connect_failed(struct upconn *u, int status, const char *why)
 	struct req *r = u->req;
 	struct up_pool *p = u->pool;
 
-	p->w->m.up_connect_failures++;
+	METRIC_INC(&p->w->m, up_connect_failures);
 	server_down(u->srv, why);
 	u->req = NULL;
 	if (r)

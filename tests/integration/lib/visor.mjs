@@ -42,7 +42,7 @@ function wrapErrorCode() {
 
 // Lines that a wrapper or sanitizer writes: valgrind "==PID== ...", ASan/UBSan "==PID==ERROR",
 // UBSan "file.c:1:2: runtime error: ...".
-const WRAP_LINE = /^==\d+==|runtime error:|^SUMMARY: (Address|Undefined|Leak)Sanitizer/;
+const WRAP_LINE = /^==\d+==|runtime error:|^SUMMARY: (Address|Undefined|Leak|Thread)Sanitizer|^WARNING: ThreadSanitizer/;
 
 export function freePort() {
   return new Promise((resolve, reject) => {
