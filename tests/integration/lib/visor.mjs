@@ -509,6 +509,9 @@ async function startOnce(opts) {
             await assertSettled(v);
           } catch (e) {
             leak = e;
+            // node:test reports only a test's first failure: when the test already failed,
+            // this is the only place the leak shows
+            process.stderr.write(`${e.message.split('\n--- stderr')[0]}\n`);
           }
         }
         // Nothing is in flight, so a drain must be immediate; a visor still running 2 s after
