@@ -270,7 +270,8 @@ async function assertSettled(v) {
     const lport = Number(t.local.split(':').pop());
     const rport = t.remote.split(':').pop();
     const l = listeners.find(([, p]) => p === lport);
-    if (l) who = `a client connection on the ${l[0]} listener`;
+    if (t.state === 'LISTEN') who = 'a listening socket';
+    else if (l) who = `a client connection on the ${l[0]} listener`;
     else {
       const line = conf.split('\n').find((x) => new RegExp(`:${rport}\\b`).test(x));
       who = line ? `to ${t.remote}, named in the config: ${line.trim()}` : `to ${t.remote}`;
@@ -569,12 +570,37 @@ async function startOnce(opts) {
       }
       await delay(50);
     }
-    // The leak invariant's baseline: every thread and listener exists once all listeners
-    // accept. (The probe connections above may still be open in visor: they are counted here
-    // by inode, so they cannot mask a later fd.)
-    v.baseline = fdTable(proc.pid);
+    v.baseline = await takeBaseline(v, fs.readFileSync(configPath, 'utf8'), end);
   }
   return v;
+}
+
+// The leak invariant's baseline, once visor has started: a port that accepts is not enough
+// (the first worker's SO_REUSEPORT listener accepts while the next workers are still being
+// created), so wait for the `visor X started: N workers` line, which main() logs once every
+// worker, its listeners and the admin listener exist. With log.level warn or error that line
+// is filtered: then the fd table must hold still for 300 ms. (The probe connections of the
+// listen wait may still be open in visor: they are recorded by inode, so they cannot mask a
+// later fd.)
+async function takeBaseline(v, yamlText, end) {
+  const quiet = /^log:[^\n]*\n(?:[ \t]+[^\n]*\n)*?[ \t]+level:\s*["']?(warn|error)\b|^log:\s*\{[^}]*level:\s*["']?(warn|error)\b/m.test(yamlText);
+  if (!quiet) {
+    try {
+      await v.waitForLog((j) => j && / started: \d+ workers/.test(j.msg || ''), Math.max(1000 * SLOW, end - Date.now()), { stream: 'stderr' });
+      return fdTable(v.pid);
+    } catch {
+      /* not logged (yet): fall back to a table that holds still */
+    }
+  }
+  const same = (a, b) => a && b && a.size === b.size && [...a].every(([fd, t]) => b.get(fd) === t);
+  let prev = fdTable(v.pid);
+  for (let i = 0; i < 20; i++) {
+    await delay(300);
+    const now = fdTable(v.pid);
+    if (same(prev, now)) return now;
+    prev = now;
+  }
+  return prev;
 }
 
 // Runs visor to completion (for -t / -V / startup failures): { code, signal, stdout, stderr }.
