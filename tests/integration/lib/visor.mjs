@@ -265,6 +265,7 @@ async function assertSettled(v) {
   const describeFd = ([fd, target]) => {
     const m = target.match(/^socket:\[(\d+)\]$/);
     const t = m && tcp.get(m[1]);
+    if (m && !t) return `fd ${fd} -> ${target} (in no TCP table: a TCP socket in state CLOSE — reset by its peer — or not TCP)`;
     if (!t) return `fd ${fd} -> ${target}`;
     let who = '';
     const lport = Number(t.local.split(':').pop());
