@@ -7,7 +7,7 @@
 // The leak invariant (checked in that cleanup, before the SIGTERM, whenever visor is still
 // running and the test did not stop it): with every client, upstream and Redis of the test
 // gone, visor must be back where it started — its open file descriptors (/proc/<pid>/fd) are
-// those of the baseline taken right after it started accepting, and, with listen.admin,
+// those of the baseline taken once it had started (every worker and listener up), and, with listen.admin,
 // `visor_connections_active` on /metrics is 0. Polled for a short bounded time; a failure
 // lists every fd left over (sockets with their TCP state and peer). A test that cannot meet
 // it says why: startVisor({ ..., noLeakCheck: 'why' }).
