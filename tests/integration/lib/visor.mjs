@@ -285,7 +285,7 @@ async function assertSettled(v) {
   else if (active !== 0) lines.push(`visor_connections_active ${active} (want 0)`);
   throw new Error(
     `leak check: ${boundMs} ms after the test closed its clients, upstreams and Redis, visor pid ${v.pid} ` +
-    `is not back to its state when it started accepting (baseline ${v.baseline.size} fds, now ${nowSize}):\n  ` +
+    `is not back to its state once it had started (baseline ${v.baseline.size} fds, now ${nowSize}):\n  ` +
     lines.join('\n  ') + `\n${v.describe()}`,
   );
 }
