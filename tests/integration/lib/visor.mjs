@@ -4,12 +4,21 @@
 // end of the test it is stopped with SIGTERM and, when a wrapper (valgrind) or a sanitizer
 // reported errors, the test fails with the report.
 //
+// The leak invariant (checked in that cleanup, before the SIGTERM, whenever visor is still
+// running and the test did not stop it): with every client, upstream and Redis of the test
+// gone, visor must be back where it started — its open file descriptors (/proc/<pid>/fd) are
+// those of the baseline taken once it had started (every worker and listener up), and, with listen.admin,
+// `visor_connections_active` on /metrics is 0. Polled for a short bounded time; a failure
+// lists every fd left over (sockets with their TCP state and peer). A test that cannot meet
+// it says why: startVisor({ ..., noLeakCheck: 'why' }).
+//
 // Placeholders in the YAML:
 //   {{HTTPS}} {{HTTP}} {{ADMIN}}                 127.0.0.1:<free port> (a port is only
 //   {{HTTPS_PORT}} {{HTTP_PORT}} {{ADMIN_PORT}}   allocated when its placeholder appears)
 //   {{CERT}} {{KEY}} {{ALT_CERT}} {{ALT_KEY}} {{CA}}   test PKI paths (certs.mjs)
 //   {{DIR}}                                        this instance's private temp dir
 import { spawn, spawnSync } from 'node:child_process';
+import nodeHttp from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
@@ -131,9 +140,167 @@ function tail(lines, n = 40) {
   return lines.slice(-n).join('\n');
 }
 
-// startVisor(yamlText) or startVisor({ yaml, env, args, cwd, startTimeoutMs, waitListen })
+// ---- the leak invariant ---------------------------------------------------------------
+
+// fd number → what it points to ("socket:[123]", "pipe:[45]", "anon_inode:[eventpoll]", a
+// path); null once the process is gone.
+function fdTable(pid) {
+  let names;
+  try {
+    names = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return null;
+  }
+  const m = new Map();
+  for (const n of names) {
+    try {
+      m.set(Number(n), fs.readlinkSync(`/proc/${pid}/fd/${n}`));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return m;
+}
+
+const TCP_STATES = {
+  '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2',
+  '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING',
+};
+
+// "0100007F:1F90" → "127.0.0.1:8080" (/proc/net/tcp{,6} write each 32-bit word in host order).
+function procAddr(hex) {
+  const [a, p] = hex.split(':');
+  const port = parseInt(p, 16);
+  const words = (a.match(/.{8}/g) || []).map((w) => Buffer.from(w, 'hex').reverse());
+  const bytes = Buffer.concat(words);
+  if (bytes.length === 4) return `${[...bytes].join('.')}:${port}`;
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return `${[...bytes.subarray(12)].join('.')}:${port}`;
+  }
+  const groups = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return `[${groups.join(':')}]:${port}`;
+}
+
+// socket inode → { state, local, remote } for the TCP sockets of pid's network namespace.
+function tcpTable(pid) {
+  const m = new Map();
+  for (const f of ['tcp', 'tcp6']) {
+    let text;
+    try {
+      text = fs.readFileSync(`/proc/${pid}/net/${f}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const c = line.trim().split(/\s+/);
+      if (c.length < 10) continue;
+      m.set(c[9], { state: TCP_STATES[c[3]] || c[3], local: procAddr(c[1]), remote: procAddr(c[2]) });
+    }
+  }
+  return m;
+}
+
+// `visor_connections_active` from the admin listener, or an Error.
+function activeConnections(port, timeoutMs) {
+  return new Promise((resolve) => {
+    const req = nodeHttp.get({ host: '127.0.0.1', port, path: '/metrics', agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        const m = body.match(/^visor_connections_active (\d+)$/m);
+        resolve(m ? Number(m[1]) : new Error(`/metrics answered ${res.statusCode} without visor_connections_active`));
+      });
+      res.on('error', (e) => resolve(e));
+    });
+    req.on('timeout', () => req.destroy(new Error(`/metrics did not answer within ${timeoutMs} ms`)));
+    req.on('error', (e) => resolve(e));
+  });
+}
+
+// Checks the invariant for a running visor whose test has closed its clients, upstreams and
+// Redis; throws with every left-over when it does not hold within the bound.
+//
+// Why an exact comparison with no allowance is right: by the time this runs (cleanupAll, visor
+// last) nothing the test started is left, so nothing may legitimately hold a socket open —
+//  - pooled upstream connections end when the upstream closes them (visor reads idle pooled
+//    connections to notice exactly that);
+//  - Redis connections end when the test's redis-server stops (every Redis a test starts is
+//    tracked and stopped before visor); reconnect attempts to a closed loopback port are
+//    refused at once, so they exist for microseconds;
+//  - a JWKS fetch is over with its server gone;
+//  - the baseline already holds the listeners, epoll/eventfd/pipes of every thread (workers
+//    and the JWKS fetcher start before the listeners accept).
+// The bound is for what settles asynchronously: EOFs reaching each worker's loop, the reaper's
+// next turn, a Redis reconnect backoff (at most 0.5 s), the admin connection of the check
+// itself. 3 s is six of those backoffs; under a wrapper (valgrind) times SLOW.
+async function assertSettled(v) {
+  const boundMs = 3000 * SLOW;
+  const end = Date.now() + boundMs;
+  let extra = [];
+  let active = null;
+  let nowSize = 0;
+  for (;;) {
+    const now = fdTable(v.pid);
+    if (now === null) return;        // exited: the death is reported by the caller
+    active = v.ports.admin ? await activeConnections(v.ports.admin, 1000 * SLOW) : 0;
+    // the admin connection of this check may still be open: read the fds after it
+    const after = fdTable(v.pid);
+    if (after === null) return;
+    nowSize = after.size;
+    extra = [...after].filter(([fd, target]) => v.baseline.get(fd) !== target);
+    if (extra.length === 0 && active === 0) return;
+    if (Date.now() > end) break;
+    await delay(50);
+  }
+  const tcp = tcpTable(v.pid);
+  let conf = '';
+  try {
+    conf = fs.readFileSync(v.configPath, 'utf8');
+  } catch {
+    /* removed */
+  }
+  const listeners = Object.entries(v.ports);
+  const describeFd = ([fd, target]) => {
+    const m = target.match(/^socket:\[(\d+)\]$/);
+    const t = m && tcp.get(m[1]);
+    if (m && !t) return `fd ${fd} -> ${target} (in no TCP table: a TCP socket in state CLOSE — reset by its peer — or not TCP)`;
+    if (!t) return `fd ${fd} -> ${target}`;
+    let who = '';
+    const lport = Number(t.local.split(':').pop());
+    const rport = t.remote.split(':').pop();
+    const l = listeners.find(([, p]) => p === lport);
+    if (t.state === 'LISTEN') who = 'a listening socket';
+    else if (l) who = `a client connection on the ${l[0]} listener`;
+    else {
+      const line = conf.split('\n').find((x) => new RegExp(`:${rport}\\b`).test(x));
+      who = line ? `to ${t.remote}, named in the config: ${line.trim()}` : `to ${t.remote}`;
+    }
+    const hint = t.state === 'CLOSE_WAIT' ? ' — the peer closed it, visor never did' : '';
+    return `fd ${fd} -> ${target} TCP ${t.state} ${t.local} -> ${t.remote} (${who})${hint}`;
+  };
+  const lines = extra.map(describeFd);
+  if (active instanceof Error) lines.push(`visor_connections_active: ${active.message}`);
+  else if (active !== 0) lines.push(`visor_connections_active ${active} (want 0)`);
+  throw new Error(
+    `leak check: ${boundMs} ms after the test closed its clients, upstreams and Redis, visor pid ${v.pid} ` +
+    `is not back to its state once it had started (baseline ${v.baseline.size} fds, now ${nowSize}):\n  ` +
+    lines.join('\n  ') + `\n${v.describe()}`,
+  );
+}
+
+// startVisor(yamlText) or startVisor({ yaml, env, args, cwd, startTimeoutMs, waitListen,
+//   noLeakCheck })
+//   noLeakCheck: 'why'  skip the leak invariant for this instance (the reason is mandatory and
+//                       is the documentation of the exception)
+// v.pauseStdout() / v.resumeStdout(): stop / resume reading visor's stdout pipe (a stalled log
+// reader: once node's buffer and the pipe are full, visor's writes to stdout would block).
 export async function startVisor(spec) {
   const opts = typeof spec === 'string' ? { yaml: spec } : { ...spec };
+  if ('noLeakCheck' in opts && !(typeof opts.noLeakCheck === 'string' && opts.noLeakCheck.trim())) {
+    throw new Error('startVisor: noLeakCheck must say why the leak invariant does not apply (a non-empty string)');
+  }
   ensureBinary();
   for (let attempt = 1; ; attempt++) {
     try {
@@ -326,19 +493,37 @@ async function startOnce(opts) {
 
   v.url = (p = '/') => `https://localhost:${ports.https}${p}`;
 
+  v.pauseStdout = () => proc.stdout.pause();
+  v.resumeStdout = () => proc.stdout.resume();
+
   const untrack = track(
     `visor ${proc.pid}`,
     async () => {
       untrack();
       try {
         const unexpected = v.exitCode !== undefined && !v.stopping;
-        // Clients and upstreams are closed by now: nothing is in flight, so a drain must be
-        // immediate; a visor still running 2 s after SIGTERM holds a connection it lost track of.
+        // a stalled reader left paused by a failing test must not hold visor's exit
+        proc.stdout.resume();
+        // Clients, upstreams and Redis are closed by now: visor must be back to its baseline.
+        let leak = null;
+        if (isRunning() && !v.stopping && v.baseline && !opts.noLeakCheck) {
+          try {
+            await assertSettled(v);
+          } catch (e) {
+            leak = e;
+            // node:test reports only a test's first failure: when the test already failed,
+            // this is the only place the leak shows
+            process.stderr.write(`${e.message.split('\n--- stderr')[0]}\n`);
+          }
+        }
+        // Nothing is in flight, so a drain must be immediate; a visor still running 2 s after
+        // SIGTERM holds a connection it lost track of.
         if (isRunning()) {
           try {
             await v.stop('SIGTERM', 2000 * SLOW);
           } catch (e) {
             if (e.drainTimeout) e.message = `at test end, with its clients and upstreams already closed: ${e.message}`;
+            if (leak) e.message = `${leak.message}\n--- and then ---\n${e.message}`;
             throw e;
           }
         }
@@ -346,6 +531,7 @@ async function startOnce(opts) {
         if (unexpected && (v.exitSignal || v.exitCode !== 0)) {
           throw new Error(`visor died during the test\n${v.describe()}`);
         }
+        if (leak) throw leak;
       } finally {
         if (!process.env.VISOR_IT_KEEP) fs.rmSync(dir, { recursive: true, force: true });
       }
@@ -385,8 +571,37 @@ async function startOnce(opts) {
       }
       await delay(50);
     }
+    v.baseline = await takeBaseline(v, fs.readFileSync(configPath, 'utf8'), end);
   }
   return v;
+}
+
+// The leak invariant's baseline, once visor has started: a port that accepts is not enough
+// (the first worker's SO_REUSEPORT listener accepts while the next workers are still being
+// created), so wait for the `visor X started: N workers` line, which main() logs once every
+// worker, its listeners and the admin listener exist. With log.level warn or error that line
+// is filtered: then the fd table must hold still for 300 ms. (The probe connections of the
+// listen wait may still be open in visor: they are recorded by inode, so they cannot mask a
+// later fd.)
+async function takeBaseline(v, yamlText, end) {
+  const quiet = /^log:[^\n]*\n(?:[ \t]+[^\n]*\n)*?[ \t]+level:\s*["']?(warn|error)\b|^log:\s*\{[^}]*level:\s*["']?(warn|error)\b/m.test(yamlText);
+  if (!quiet) {
+    try {
+      await v.waitForLog((j) => j && / started: \d+ workers/.test(j.msg || ''), Math.max(1000 * SLOW, end - Date.now()), { stream: 'stderr' });
+      return fdTable(v.pid);
+    } catch {
+      /* not logged (yet): fall back to a table that holds still */
+    }
+  }
+  const same = (a, b) => a && b && a.size === b.size && [...a].every(([fd, t]) => b.get(fd) === t);
+  let prev = fdTable(v.pid);
+  for (let i = 0; i < 20; i++) {
+    await delay(300);
+    const now = fdTable(v.pid);
+    if (same(prev, now)) return now;
+    prev = now;
+  }
+  return prev;
 }
 
 // Runs visor to completion (for -t / -V / startup failures): { code, signal, stdout, stderr }.
