@@ -577,8 +577,9 @@ up_p_head(struct http_parser *p)
 		p->why = "101 from upstream to a request that did not ask to switch";
 		return -1;
 	}
-	if (st > 101 && st < 200) {
-		/* informational (100, 103): not forwarded; the final answer follows */
+	if (st >= 100 && st < 200 && st != 101) {
+		/* informational (100, 102, 103): not forwarded; the final answer follows (a
+		 * 100 the client did not ask for must never pass for the final answer) */
 		u->head_done = 0;
 		return 0;
 	}

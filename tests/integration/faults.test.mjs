@@ -921,9 +921,11 @@ describe('a stdout reader that stops reading', () => {
 
     v.resumeStdout();
     await until(async () => {
-      const m = (await adminGet(v, '/metrics')).text.match(/^visor_log_dropped_total (\d+)$/m);
+      const m = (await adminGet(v, '/metrics')).text.match(/^visor_log_dropped_total\{stream="stdout"\} (\d+)$/m);
       return m && Number(m[1]) > 0;
-    }, 3000 * SLOW, 'visor_log_dropped_total > 0 on /metrics');
+    }, 3000 * SLOW, 'visor_log_dropped_total{stream="stdout"} > 0 on /metrics');
+    // once the reader is back, a warning on stderr says how many were lost
+    await v.waitForLog((j, l, stream) => stream === 'stderr' && j && /^log: \d+ lines dropped/.test(j.msg), 5000 * SLOW);
     // logging works again: a new request's line arrives
     const r = await https({ port: v.ports.https, path: '/after' });
     assert.equal(r.status, 200);
