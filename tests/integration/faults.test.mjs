@@ -887,14 +887,15 @@ describe('a stdout reader that stops reading', () => {
   // visor_log_dropped_total), never requests."
   it('every request is still answered promptly; the lost lines are counted; logging resumes with the reader', T, async () => {
     const up = await startUpstream((req, res) => { req.resume(); res.writeHead(200, { 'Content-Type': 'text/plain' }); res.end('ok'); });
-    const v = await startVisor(minimalYaml({ upstream: up.addr, listen: 'admin: {{ADMIN}}' }));
+    // one worker: its queue (1 MiB unwritten at most) is what must overflow
+    const v = await startVisor(minimalYaml({ upstream: up.addr, listen: 'admin: {{ADMIN}}', extra: 'workers: 1\n' }));
     assert.equal((await https({ port: v.ports.https, path: '/before' })).status, 200);
     await until(() => v.accessLogs().length === 1, 3000 * SLOW, 'the first access line');
     v.pauseStdout();
-    // ~2 KiB access lines; 800 of them is 1.6 MiB, far beyond node's read buffer plus the
-    // 64 KiB pipe
+    // ~2.2 KiB access lines; 1,200 of them is 2.6 MiB, far beyond node's read buffer, the
+    // socket's and the worker's 1 MiB queue together
     const long = '/stall/' + 'x'.repeat(2000);
-    const TOTAL = 800;
+    const TOTAL = 1200;
     const CONC = 8;
     const BOUND = 2000 * SLOW;
     let sent = 0;
