@@ -50,7 +50,8 @@ struct conn {
 	int64_t             head_start_ms;
 	unsigned            got_bytes : 1;   /* anything arrived since the last request */
 	unsigned            dead : 1;
-	unsigned            feeding : 1;
+	unsigned            feeding : 1;    /* an input pass or a request entry (req_resume) runs:
+	                                      * conn_feed returns at once, that frame feeds last */
 	unsigned            body_paused : 1; /* reading stopped for upstream backpressure */
 	unsigned            idle_trimmed : 1;/* TLS buffers freed in this idle period */
 };

@@ -668,12 +668,21 @@ void
 req_resume(struct req *r, enum verdict v)
 {
 	const char *fname = "filter";
+	struct conn *c = r->c;
+	int outer;
 
-	if (!r->suspended || r->c->dead || r->head_sent)
+	if (!r->suspended || c->dead || r->head_sent)
 		return;             /* a dead connection's request only waits for the reaper */
 	r->suspended = 0;
 	if (r->fidx > 0)
 		fname = filter_table[r->chain->ids[r->fidx - 1]]->name;
+	/* This is an entry from outside the connection's input (a store reply, a timer). While
+	 * the chain goes on, conn_feed is held off (its calls return at once), so nothing frees
+	 * r under us; at the end, one conn_feed feeds what the request can take now — the body
+	 * that arrived with the head, for RP_BODY_READ or the upstream — and moves on when it
+	 * is finished. (Inside an input pass already, that pass does it.) */
+	outer = !c->feeding;
+	c->feeding = 1;
 	switch (r->phase) {
 	case RP_HEAD:
 		if (verdict_apply(r, v, fname))
@@ -686,9 +695,19 @@ req_resume(struct req *r, enum verdict v)
 	default:
 		/* a response-phase wait is a body peek, ended by peek_ready, never by a resume */
 		log_error("filter %s resumed request %s outside the request phase", fname, r->id);
+		break;
+	}
+	if (!outer)
+		return;
+	c->feeding = 0;
+	if (c->dead)
+		return;
+	if (req_finished(r)) {
+		if (c->req == r)
+			conn_req_done(c);       /* r is freed; the next pipelined request starts */
 		return;
 	}
-	req_maybe_finish(r);
+	conn_feed(c);                   /* may free r */
 }
 
 /* ---- request body ------------------------------------------------------------------------ */
