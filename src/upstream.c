@@ -577,6 +577,11 @@ up_p_head(struct http_parser *p)
 		p->why = "101 from upstream to a request that did not ask to switch";
 		return -1;
 	}
+	/* RFC 9112 §6.3: the answer to a HEAD, and any 1xx, 204 or 304, ends with its head,
+	 * whatever Content-Length or Transfer-Encoding it carries (llhttp would read a body
+	 * they announce; Node's own client skips it the same way). What follows is not ours. */
+	if (u->req->h.method == HTTP_HEAD || http_status_no_body(st))
+		p->skip_body = 1;
 	if (st >= 100 && st < 200 && st != 101) {
 		/* informational (100, 102, 103): not forwarded; the final answer follows (a
 		 * 100 the client did not ask for must never pass for the final answer) */
@@ -584,8 +589,6 @@ up_p_head(struct http_parser *p)
 		return 0;
 	}
 	u->head_done = 1;
-	if (u->req->h.method == HTTP_HEAD)
-		p->skip_body = 1;
 	evtimer_del(u->timer);
 	if (req_up_head(u->req, u) < 0) {
 		p->why = "out of memory";

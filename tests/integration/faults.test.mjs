@@ -493,6 +493,36 @@ const SHAPES = [
       assert.equal(r.body.length, 0);
     },
   },
+  // RFC 9112 §6.3: a 1xx, 204 or 304 ends with its head whatever framing it announces;
+  // llhttp alone would read the announced body (found by the proxy fuzz target)
+  {
+    name: '204 announcing a chunked body',
+    send: (s) => s.write('HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
+    stray: 'hello',
+    keep: (r) => {
+      assert.equal(r.status, 204);
+      assert.equal(r.body.length, 0);
+      assert.deepEqual(r.all('Transfer-Encoding'), []);
+    },
+  },
+  {
+    name: '304 announcing a Content-Length body',
+    send: (s) => s.write('HTTP/1.1 304 Not Modified\r\nETag: "v2"\r\nContent-Length: 11\r\n\r\nSTRAY-BYTES'),
+    stray: 'STRAY-BYTES',
+    keep: (r) => {
+      assert.equal(r.status, 304);
+      assert.equal(r.get('ETag'), '"v2"');
+      assert.equal(r.body.length, 0);
+    },
+  },
+  {
+    name: '100 announcing a chunked body, then the final answer',
+    send: (s) => s.write('HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n' + okBytes('ok')),
+    keep: (r) => {
+      assert.equal(r.status, 200);
+      assert.equal(r.text, 'ok');
+    },
+  },
   {
     name: 'Content-Length with stray bytes after the body',
     send: (s) => s.write(okBytes('ok') + 'STRAY-BYTES'),
