@@ -218,6 +218,51 @@ conn_p_done(struct http_parser *p)
 
 /* ---- input ------------------------------------------------------------------------ */
 
+/* The client closed its sending side (sock eof) or reset the connection. A reset ends it at
+ * once: nothing can reach the peer. A half-close is acted on once every byte the client sent
+ * before it has been parsed — here from the end of each input pass as well as from the sock
+ * event, because the EOF event comes once and a pipelined request after it may start long
+ * after (when the one before it finishes): what was received whole is served, what was cut
+ * short (a head, a body) can never complete and is aborted. */
+static void
+conn_eof(struct conn *c)
+{
+	struct req *r = c->req;
+
+	if (c->dead || !c->s.eof || c->feeding)
+		return;
+	if (c->s.reset) {
+		conn_close(c);
+		return;
+	}
+	if (evbuffer_get_length(c->s.in) > 0 && c->st != CS_LINGER)
+		return;              /* parsed first: the pass that consumes it calls us again */
+	switch (c->st) {
+	case CS_IDLE:
+	case CS_HEAD:
+	case CS_LINGER:
+	case CS_TUNNEL:
+		conn_close(c);
+		break;
+	case CS_CLOSING:
+		break;               /* the answer drains first, then the close */
+	case CS_REQ:
+		if (r == NULL) {
+			conn_close(c);
+		} else if (r->body_done) {
+			/* whole: served, and the connection closes after its answer */
+		} else if (!r->discard) {
+			conn_close(c);   /* the body was cut short: an abort (499) */
+		} else {
+			/* the body being dropped after an edge answer will never come */
+			r->resp_close = 1;
+			if (req_finished(r))
+				conn_req_done(c);
+		}
+		break;
+	}
+}
+
 /* Answers a head that could not be parsed. The connection closes after the answer. */
 static void
 conn_head_error(struct conn *c)
@@ -337,12 +382,7 @@ conn_feed(struct conn *c)
 	/* request-body bytes fed in this pass leave in one write */
 	if (!c->dead && c->req && c->req->up && c->req->up->st == UP_BUSY)
 		up_flush(c->req->up);
-	if (!c->dead && c->s.eof && evbuffer_get_length(c->s.in) == 0 &&
-	    (c->st == CS_IDLE || c->st == CS_HEAD)) {
-		/* Half-closed client and every complete request served. */
-		conn_close(c);
-		return;
-	}
+	conn_eof(c);
 	/* With a full input window and nobody consuming, the sock stops reading by itself
 	 * (rmax); when the window has room again it must read on. */
 	if (!c->dead && c->st != CS_LINGER)
@@ -482,33 +522,8 @@ conn_sock_cb(struct sock *s, int ev, void *arg)
 			conn_feed(c);
 		}
 	}
-	if ((ev & SOCK_EV_EOF) && !c->dead) {
-		switch (c->st) {
-		case CS_IDLE:
-		case CS_HEAD:
-		case CS_LINGER:
-			conn_close(c);
-			break;
-		case CS_CLOSING:
-			/* wait for the answer to drain, then close (no linger needed) */
-			break;
-		case CS_REQ:
-			/* Half-close: finish what was fully received; a body cut short is an abort,
-			 * and so is a reset (no answer can reach the client: logged 499). */
-			if (c->s.reset || (c->req && !c->req->body_done && !c->req->discard)) {
-				conn_close(c);
-			} else if (c->req && !c->req->body_done) {
-				/* the body being dropped after an edge answer will never come */
-				c->req->resp_close = 1;
-				if (req_finished(c->req))
-					conn_req_done(c);
-			}
-			break;
-		case CS_TUNNEL:
-			conn_close(c);
-			break;
-		}
-	}
+	if (ev & SOCK_EV_EOF)
+		conn_eof(c);
 out:
 	return;
 }

@@ -162,6 +162,27 @@ describe('a client that goes away', () => {
     await until(() => v.accessLogs().some((j) => j.path === '/half'), 3000 * SLOW, 'the access log line');
     assert.equal(v.accessLogs().find((j) => j.path === '/half').status, 200);
   });
+
+  // Regression (found by the proxy fuzz target): the EOF event comes once, while the first
+  // request is in progress; the pipelined request after it, cut short, waited for
+  // idle_timeout (60 s) instead of being aborted when its turn came.
+  it('a half-close after a complete request and a cut one: the first is answered, the second aborted (499) at once', T, async () => {
+    const { v } = await slowVisor(300 * SLOW);
+    const { s } = await connectTls(v.ports.https);
+    let got = '';
+    s.on('data', (d) => { got += d.toString('latin1'); });
+    const closed = new Promise((r) => s.on('close', r));
+    const t0 = Date.now();
+    s.end('GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+      'POST /cut HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc');
+    await closed;
+    assert.ok(Date.now() - t0 < 3000 * SLOW, `closed ${Date.now() - t0} ms after the half-close`);
+    assert.match(got, /^HTTP\/1\.1 200 /);
+    assert.equal((got.match(/HTTP\/1\.1 /g) || []).length, 1, 'one answer only');
+    await until(() => v.accessLogs().some((j) => j.path === '/cut'), 3000 * SLOW, 'the access log line of the cut request');
+    assert.equal(v.accessLogs().find((j) => j.path === '/first').status, 200);
+    assert.equal(v.accessLogs().find((j) => j.path === '/cut').status, 499);
+  });
 });
 
 describe('upstream TLS re-encryption', () => {
