@@ -81,7 +81,10 @@
  *   - (found here) an upstream 100 Continue is forwarded as the final answer, and the body
  *     of an upstream 1xx with Content-Length or Transfer-Encoding is written raw into the
  *     client's stream: the stream checks are skipped for inputs whose upstream bytes hold a
- *     100, or a 1xx head with either header.
+ *     100, or a 1xx head with either header;
+ *   - (found here) a 100, 204 or 304 from the upstream with a Transfer-Encoding other than
+ *     chunked makes up_feed loop forever (the worker spins at 100 % CPU): inputs whose
+ *     upstream bytes hold such a head are not run at all.
  *
  * Speed: no file I/O and no worker creation per input; one TCP connection to the fake
  * upstream per input that reaches it (visor's pool is emptied at the end of each input so
@@ -383,7 +386,7 @@ struct fz {
 static struct fz S;
 static int strict;                     /* FUZZ_PROXY_STRICT=1: known bugs abort too */
 static int debug;                      /* FUZZ_PROXY_DEBUG=1: print each client stream */
-static unsigned long known_reqid, known_retry_hang, known_stale_eof, known_1xx;
+static unsigned long known_reqid, known_retry_hang, known_stale_eof, known_1xx, known_spin;
 static char tmpdir[64];
 
 /* ---- reporting ------------------------------------------------------------------------ */
@@ -433,10 +436,11 @@ dump_out(void)
 NOCOV static void
 print_counts(void)
 {
-	if (known_reqid || known_retry_hang || known_stale_eof || known_1xx)
+	if (known_reqid || known_retry_hang || known_stale_eof || known_1xx || known_spin)
 		fprintf(stderr, "fuzz_proxy: known bugs stepped around: long X-Request-Id %lu, "
-		    "retry 502 hang %lu, stale EOF %lu, upstream 1xx %lu\n", known_reqid,
-		    known_retry_hang, known_stale_eof, known_1xx);
+		    "retry 502 hang %lu, stale EOF %lu, upstream 1xx %lu, up_feed spin %lu "
+		    "(inputs not run)\n", known_reqid, known_retry_hang, known_stale_eof, known_1xx,
+		    known_spin);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
@@ -690,7 +694,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!strict)
 		fprintf(stderr, "fuzz_proxy: stepping around known bugs (FUZZ_PROXY_STRICT=1 "
 		    "makes them abort): long trusted X-Request-Id, retry 502 hang, stale EOF, "
-		    "upstream 1xx\n");
+		    "upstream 1xx, up_feed spin\n");
 	return 0;
 fail:
 	fprintf(stderr, "fuzz_proxy: set-up failed\n");
@@ -1046,18 +1050,22 @@ defuse_request_ids(char *s, size_t n)
 	}
 }
 
-/* ---- known bugs 4 and 5: upstream 1xx -------------------------------------------------- */
+/* ---- known bugs 4 to 6: informational, 204 and 304 heads from the upstream ------------ */
 
-/* Whether the upstream bytes of the input (every answer, in input order, as one text)
- * hold an informational head that visor mishandles: a 100, or a 1xx with Content-Length or
- * Transfer-Encoding. A scan for status lines, not a parse: it may see more than visor does,
- * which only skips a check. */
+enum { UP_BAD_STREAM = 1, UP_SPIN = 2 };
+
+/* Scans the upstream bytes of the input (every answer, in input order, as one text) for
+ * heads visor mishandles: a 100 (forwarded as final) or a 1xx with Content-Length or
+ * Transfer-Encoding (its body written raw) make the client's stream unreadable; a 100, 204
+ * or 304 with Transfer-Encoding makes the worker spin in up_feed. A scan for status lines,
+ * not a parse: it may see more than visor does, which only costs a check or an input. */
 NOCOV static int
-upstream_has_bad_1xx(void)
+upstream_scan(void)
 {
 	static char *all;
 	static size_t cap;
 	size_t n = 0, i, e;
+	int st, cl, te, r = 0;
 	char *p;
 
 	for (i = 0; i < S.nsteps; i++)
@@ -1077,65 +1085,94 @@ upstream_has_bad_1xx(void)
 		}
 	}
 	for (i = 0; i + 12 <= n; i++) {
-		if (memcmp(all + i, "HTTP/1.", 7) != 0 || all[i + 8] != ' ' || all[i + 9] != '1')
+		if (memcmp(all + i, "HTTP/1.", 7) != 0 || all[i + 8] != ' ' ||
+		    all[i + 9] < '0' || all[i + 9] > '9' || all[i + 10] < '0' || all[i + 10] > '9' ||
+		    all[i + 11] < '0' || all[i + 11] > '9')
 			continue;
-		if (all[i + 10] == '0' && all[i + 11] == '0')
-			return 1;
+		st = (all[i + 9] - '0') * 100 + (all[i + 10] - '0') * 10 + (all[i + 11] - '0');
+		if (!(st >= 100 && st < 200) && st != 204 && st != 304)
+			continue;
+		cl = te = 0;
 		for (e = i + 12; e < n; e++) {
-			if (all[e] == '\n' && e + 1 < n && (all[e + 1] == '\n' ||
+			if (all[e] != '\n')
+				continue;
+			if (e + 1 < n && (all[e + 1] == '\n' ||
 			    (all[e + 1] == '\r' && e + 2 < n && all[e + 2] == '\n')))
 				break;
-			if (all[e] == '\n' && (n - e > 15 && strncasecmp(all + e + 1, "content-length", 14) == 0))
-				return 1;
-			if (all[e] == '\n' && (n - e > 18 && strncasecmp(all + e + 1, "transfer-encoding", 17) == 0))
-				return 1;
+			if (n - e > 15 && strncasecmp(all + e + 1, "content-length", 14) == 0)
+				cl = 1;
+			if (n - e > 18 && strncasecmp(all + e + 1, "transfer-encoding", 17) == 0)
+				te = 1;
 		}
+		if (st == 100 || (st < 200 && st != 101 && (cl || te)))
+			r |= UP_BAD_STREAM;
+		if ((st == 100 || st == 204 || st == 304) && te)
+			r |= UP_SPIN;
 	}
-	return 0;
+	return r;
 }
 
 /* ---- the checks of the client's stream ------------------------------------------------ */
 
 /* The methods of the requests in what the client sent, in order (to know which answers
- * are to HEAD). Parsed as visor parses (strict llhttp); past an error nothing is known,
- * and visor closes after its 400 anyway. */
+ * are to HEAD), parsed by visor's own http_parser (llhttp plus its start-line scan and head
+ * limit) driven as conn.c drives it: a head visor refuses is not counted (its 400 has a
+ * body), a refused HEAD that did parse is (its 400 has none). Visor closes after either. */
 struct reqs {
-	llhttp_t  p;
-	int       m[MAX_REQS];
-	int       n;
+	struct http_parser  hp;
+	int                 m[MAX_REQS];
+	int                 n;
 };
 
 NOCOV static int
-rq_on_headers_complete(llhttp_t *p)
+rq_on_head(struct http_parser *p)
 {
-	struct reqs *q = p->data;
+	struct reqs *q = p->owner;
 
 	if (q->n < MAX_REQS)
-		q->m[q->n++] = (int)llhttp_get_method(p);
+		q->m[q->n++] = (int)llhttp_get_method(&p->ll);
 	return 0;
 }
 
-NOCOV static void
-reqs_parse(struct reqs *q, const char *s, size_t n)
+NOCOV static int
+rq_on_body(struct http_parser *p, const char *at, size_t n)
 {
-	llhttp_settings_t st;
-	llhttp_errno_t e;
-	const char *pos;
+	(void)p;
+	(void)at;
+	(void)n;
+	return 0;
+}
 
-	llhttp_settings_init(&st);
-	st.on_headers_complete = rq_on_headers_complete;
-	llhttp_init(&q->p, HTTP_REQUEST, &st);
-	q->p.data = q;
+NOCOV static int
+rq_on_done(struct http_parser *p)
+{
+	(void)p;
+	return 0;
+}
+
+static const struct http_parser_ops rq_ops = { rq_on_head, rq_on_body, rq_on_done };
+
+NOCOV static void
+reqs_parse(struct reqs *q, const char *s, size_t n, size_t max_head)
+{
+	size_t off = 0;
+	long k;
+	int rounds = 0;
+
 	q->n = 0;
-	if (n == 0)
-		return;
-	e = llhttp_execute(&q->p, s, n);
-	while (e == HPE_PAUSED_UPGRADE && q->n < MAX_REQS) {
-		/* visor tunnels only on a 101; the answers tell which: go on as HTTP */
-		pos = llhttp_get_error_pos(&q->p);
-		llhttp_resume_after_upgrade(&q->p);
-		e = llhttp_execute(&q->p, pos, n - (size_t)(pos - s));
+	http_parser_init(&q->hp, 1, &rq_ops, q, max_head);
+	while (off < n && q->n < MAX_REQS && rounds++ < 4 * MAX_REQS) {
+		k = http_parser_feed(&q->hp, s + off, n - off);
+		if (k < 0)
+			break;
+		off += (size_t)k;
+		/* at the end of a head: a message without a body completes on an empty feed */
+		if (q->hp.head_done && !q->hp.msg_done && http_parser_feed(&q->hp, "", 0) < 0)
+			break;
+		if (q->hp.msg_done)
+			http_parser_next(&q->hp);
 	}
+	http_parser_fini(&q->hp);
 }
 
 static const char *const messages[] = {
@@ -1518,7 +1555,7 @@ finish(void)
 	/* only answers to HEAD need the requests parsed: skip it when there can be none */
 	q->n = 0;
 	if (S.csent >= 4 && memmem(S.cin, S.csent, "HEAD", 4) != NULL)
-		reqs_parse(q, S.cin, S.csent);
+		reqs_parse(q, S.cin, S.csent, (size_t)S.cf->w->conf->client.max_header_size);
 	if (!S.skip_stream)
 		check_stream(q);
 	free(q);
@@ -1597,11 +1634,18 @@ plan(const uint8_t *d, size_t n)
 	}
 	if (!strict && S.cf->trusted)
 		defuse_request_ids(S.cin, S.crel);
-	if (!strict && upstream_has_bad_1xx()) {
-		S.skip_stream = 1;
-		known_1xx++;
-	}
 	S.crel = 0;
+	if (!strict) {
+		int u = upstream_scan();
+		if (u & UP_SPIN) {
+			known_spin++;
+			return -1;         /* would hang the worker for good: not run */
+		}
+		if (u & UP_BAD_STREAM) {
+			S.skip_stream = 1;
+			known_1xx++;
+		}
+	}
 	return 0;
 }
 
