@@ -79,9 +79,9 @@
  *     and then starts the next pipelined request with its head or body incomplete waits for
  *     bytes that cannot come (until client.idle_timeout / header_timeout): closed by hand;
  *   - (found here) an upstream 100 Continue is forwarded as the final answer, and the body
- *     of an upstream 1xx with Content-Length or Transfer-Encoding is written raw into the
- *     client's stream: the stream checks are skipped for inputs whose upstream bytes hold a
- *     100, or a 1xx head with either header;
+ *     llhttp reads for an upstream 1xx, 204 or 304 with Content-Length or Transfer-Encoding
+ *     is written raw into the client's stream after a head that has no body: the stream
+ *     checks are skipped for inputs whose upstream bytes hold a 100, or such a head;
  *   - (found here) a 100, 204 or 304 from the upstream with a Transfer-Encoding other than
  *     chunked makes up_feed loop forever (the worker spins at 100 % CPU): inputs whose
  *     upstream bytes hold such a head are not run at all.
@@ -1055,9 +1055,10 @@ defuse_request_ids(char *s, size_t n)
 enum { UP_BAD_STREAM = 1, UP_SPIN = 2 };
 
 /* Scans the upstream bytes of the input (every answer, in input order, as one text) for
- * heads visor mishandles: a 100 (forwarded as final) or a 1xx with Content-Length or
- * Transfer-Encoding (its body written raw) make the client's stream unreadable; a 100, 204
- * or 304 with Transfer-Encoding makes the worker spin in up_feed. A scan for status lines,
+ * heads visor mishandles: a 100 (forwarded as final) or a 1xx, 204 or 304 with
+ * Content-Length or Transfer-Encoding (the body llhttp reads for it is written raw after a
+ * head that says there is none) make the client's stream unreadable; a 100, 204 or 304 with
+ * Transfer-Encoding makes the worker spin in up_feed. A scan for status lines,
  * not a parse: it may see more than visor does, which only costs a check or an input. */
 NOCOV static int
 upstream_scan(void)
@@ -1104,7 +1105,7 @@ upstream_scan(void)
 			if (n - e > 18 && strncasecmp(all + e + 1, "transfer-encoding", 17) == 0)
 				te = 1;
 		}
-		if (st == 100 || (st < 200 && st != 101 && (cl || te)))
+		if (st == 100 || (st != 101 && (cl || te)))
 			r |= UP_BAD_STREAM;
 		if ((st == 100 || st == 204 || st == 304) && te)
 			r |= UP_SPIN;
