@@ -31,18 +31,25 @@
  *             have trusted_proxies, untrusted in the others
  * Then records, each a tag byte then its operands (a length runs at most to the end):
  *   tag & 7 = 0  client bytes: 1 length byte, then the bytes, written to the client socket
- *             1  client bytes: 2 length bytes (little-endian), then the bytes
+ *             1  client bytes: 2 length bytes (little-endian), then the bytes; with tag bit
+ *                3, no bytes follow: that many 64-byte units of filler ('a', a bulk body)
  *             2  upstream answer: 1 length byte, then the bytes; sent to the oldest upstream
  *                connection that has unanswered request bytes, as soon as one has
  *             3  upstream more: 1 length byte, then the bytes; sent at once to the connection
  *                last answered (continuations: 1xx then the final answer, a body in pieces);
  *                with none open, it waits like an answer
- *             4  upstream close (tag bit 3: reset) the connection last answered; with none
- *                open, the next connection that gets request bytes is closed unanswered
+ *             4  upstream close (tag bit 3: reset) the connection last answered, after
+ *                what was queued for it; with none open, the next connection that gets
+ *                request bytes is closed unanswered. Tag bit 4 instead: the upstream stops
+ *                (or starts again) reading its connections
  *             5  run the event loop until nothing moves
  *             6  client half-close (shutdown SHUT_WR); tag bit 3: close instead, leaving
- *                unread what visor sent since the last pass, so that visor sees a reset
- *             7  upstream answer with 2 length bytes
+ *                unread what visor sent since the last pass, so that visor sees a reset.
+ *                Tag bit 4 instead: the client stops (or starts again) reading
+ *             7  upstream answer with 2 length bytes; with tag bit 3, filler as for 1 ('b'),
+ *                sent like "more"
+ * Filler is bounded to BULK_MAX bytes per input; it and the two read switches are there for
+ * the watermarks (a body or an answer backing up and resuming).
  * Upstream actions run in input order (an action waits until it can run; those still
  * waiting when the input ends are dropped). Unused tag bits are ignored.
  *
@@ -141,6 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_REQS    512         /* requests whose method is remembered (HEAD answers) */
 #define OUT_MAX     (8 << 20)   /* client output kept for the checks */
 #define BODY_MAX    (SCRUB_INSPECT_MAX + 1)
+#define BULK_MAX    (6 << 20)   /* filler bytes per input, both sides together: more than
+                                 * loopback TCP buffers (4 MiB), so a body can back up */
 
 /* The HS256 key of the jwt configurations; proxy.dict and the seeds carry tokens signed
  * with it ({"sub":"alice","exp":4102444800,"role":"admin"} and others). */
@@ -189,7 +198,7 @@ static struct fz_conf confs[NCONF] = {
 		/* no trusted proxies, no CORS, no auth; default scrubbing and probes */
 		.name = "open", .keepalive = 64,
 		.yaml =
-		"client: { header_timeout: 1h, idle_timeout: 1d, max_body_size: 64k }\n"
+		"client: { header_timeout: 1h, idle_timeout: 1d, max_body_size: 8m }\n"
 		"routes:\n"
 		"  - { path: /ws/ }\n"
 		"  - { path: / }\n"
@@ -328,7 +337,7 @@ struct mirror_store {
 
 /* ---- per-input state ---------------------------------------------------------------- */
 
-enum { ACT_ANSWER = 0, ACT_MORE, ACT_CLOSE, ACT_RESET };
+enum { ACT_ANSWER = 0, ACT_MORE, ACT_FILL, ACT_CLOSE, ACT_RESET };
 
 struct act {
 	int          kind;
@@ -336,7 +345,7 @@ struct act {
 	size_t       n;
 };
 
-enum { ST_CSEND = 0, ST_CSHUT, ST_CRESET, ST_UP, ST_RUN };
+enum { ST_CSEND = 0, ST_CSHUT, ST_CRESET, ST_CPAUSE, ST_UPPAUSE, ST_UP, ST_RUN };
 
 struct step {
 	int     kind;
@@ -345,9 +354,11 @@ struct step {
 };
 
 struct upc {                   /* the fake upstream's end of one connection */
-	int            fd;         /* -1: closed */
-	struct event  *ev;
-	int            pending;    /* request bytes arrived since the last answer */
+	int              fd;       /* -1: closed */
+	struct event    *ev, *wev;
+	struct evbuffer *out;      /* answer bytes visor has not taken yet */
+	int              pending;  /* request bytes arrived since the last answer */
+	int              closing;  /* close once `out` is written */
 };
 
 struct fz {
@@ -377,6 +388,9 @@ struct fz {
 	struct act          acts[MAX_ACTS];
 	size_t              nacts, ahead;
 	int                 closing_up;    /* end of input: every connection closes */
+	int                 c_paused;      /* the client does not read (visor's output backs up) */
+	int                 up_paused;     /* the upstream does not read (request bodies back up) */
+	size_t              nbulk;         /* filler bytes planned */
 	int                 skip_stream;   /* a known bug makes the client stream unreadable */
 
 	struct step         steps[MAX_STEPS];
@@ -532,17 +546,22 @@ epoll_fds(unsigned char set[128])
 	closedir(dir);
 }
 
-static void on_up_accept(evutil_socket_t fd, short what, void *arg);
+static void fu_on_accept(evutil_socket_t fd, short what, void *arg);
 
 NOCOV static int
 upstream_listen(struct fz_conf *cf)
 {
 	struct sockaddr_in a;
 	socklen_t al = sizeof(a);
+	int rcvbuf = 16384;
 
 	cf->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (cf->lfd < 0)
 		return -1;
+	/* A small receive window (inherited by accepted sockets): when the fake upstream
+	 * stops reading, a request body backs up in visor after a few dozen KiB instead of
+	 * the megabytes loopback TCP would otherwise absorb. */
+	setsockopt(cf->lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -587,7 +606,11 @@ conf_init(struct fz_conf *cf, int idx)
 		goto fail;
 	if (asprintf(&fmt, "%s%s", COMMON, cf->yaml) < 0)
 		goto fail;
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wformat-nonliteral"
+	/* fmt is COMMON and one of the fixed texts in confs[] */
 	if (asprintf(&yaml, fmt, tmpdir, cf->port, cf->keepalive) < 0) {
+#pragma clang diagnostic pop
 		yaml = NULL;
 		goto fail;
 	}
@@ -625,7 +648,7 @@ conf_init(struct fz_conf *cf, int idx)
 	    cf->w->listeners[1].kind != LK_HTTP)
 		goto fail;
 	cf->w->listeners[0].plain = 1;
-	cf->lev = event_new(cf->w->base, cf->lfd, EV_READ | EV_PERSIST, on_up_accept, cf);
+	cf->lev = event_new(cf->w->base, cf->lfd, EV_READ | EV_PERSIST, fu_on_accept, cf);
 	if (cf->lev == NULL || event_add(cf->lev, NULL) < 0)
 		goto fail;
 	check_mirrors(cf);
@@ -836,6 +859,20 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
 	client_flush();
 }
 
+/* The client stops or resumes reading (visor's output backs up: it must pause the
+ * upstream, then resume it when the client drains). */
+NOCOV static void
+client_pause(int on)
+{
+	S.c_paused = on;
+	if (S.cfd < 0 || S.c_eof)
+		return;
+	if (on)
+		event_del(S.crev);
+	else
+		event_add(S.crev, NULL);
+}
+
 /* Closes our end with what visor sent since the last pass still unread: for an AF_UNIX
  * stream that makes visor's next read fail with ECONNRESET (a client reset). The unread
  * bytes are peeked first so the checks still see them. */
@@ -860,7 +897,7 @@ client_reset(void)
 /* ---- the fake upstream ---------------------------------------------------------------- */
 
 NOCOV static void
-up_conn_close(struct upc *u, int reset)
+fu_close(struct upc *u, int reset)
 {
 	struct linger lg = { 1, 0 };
 
@@ -869,51 +906,69 @@ up_conn_close(struct upc *u, int reset)
 	if (reset)
 		setsockopt(u->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	event_free(u->ev);
-	u->ev = NULL;
+	event_free(u->wev);
+	evbuffer_free(u->out);
+	u->ev = u->wev = NULL;
+	u->out = NULL;
 	close(u->fd);
 	u->fd = -1;
 	if (S.cur >= 0 && &S.ups[S.cur] == u)
 		S.cur = -1;
 }
 
+/* Writes what visor takes now; the rest when the socket is writable again. */
 NOCOV static void
-up_send(struct upc *u, const char *p, size_t n)
+fu_flush(struct upc *u)
 {
-	ssize_t k;
+	int k;
 
-	while (n > 0) {
-		k = send(u->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (k > 0) {
-			p += k;
-			n -= (size_t)k;
+	while (evbuffer_get_length(u->out) > 0) {
+		k = evbuffer_write(u->out, u->fd);
+		if (k > 0)
 			continue;
-		}
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;          /* visor is not reading (backpressure): the rest is dropped */
-		up_conn_close(u, 0);
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_add(u->wev, NULL);
+			return;
+		}
+		fu_close(u, 0);      /* visor closed it */
 		return;
 	}
+	event_del(u->wev);
+	if (u->closing)
+		fu_close(u, 0);
 }
+
+NOCOV static void
+fu_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	fu_flush(arg);
+}
+
+/* Filler for bulk bodies: added by reference, never copied. */
+static const char filler[4096] = { [0 ... 4095] = 'b' };
 
 /* Runs the queued upstream actions, in order, as far as they can run now. */
 NOCOV static void
-up_pump(void)
+fu_pump(void)
 {
 	struct act *a;
 	struct upc *u;
-	size_t i;
+	size_t i, n;
 	int t;
 
 	while (S.ahead < S.nacts && !S.closing_up) {
 		a = &S.acts[S.ahead];
 		t = -1;
-		if (a->kind != ACT_ANSWER && S.cur >= 0 && S.ups[S.cur].fd >= 0) {
+		if (a->kind != ACT_ANSWER && S.cur >= 0 && S.ups[S.cur].fd >= 0 &&
+		    !S.ups[S.cur].closing) {
 			t = S.cur;
 		} else {
 			for (i = 0; i < S.nups; i++) {
-				if (S.ups[i].fd >= 0 && S.ups[i].pending) {
+				if (S.ups[i].fd >= 0 && !S.ups[i].closing && S.ups[i].pending) {
 					t = (int)i;
 					break;
 				}
@@ -928,20 +983,47 @@ up_pump(void)
 		switch (a->kind) {
 		case ACT_ANSWER:
 		case ACT_MORE:
-			up_send(u, a->p, a->n);
+			evbuffer_add(u->out, a->p, a->n);
+			fu_flush(u);
+			break;
+		case ACT_FILL:
+			for (n = a->n; n > 0; n -= MIN(n, sizeof(filler)))
+				evbuffer_add_reference(u->out, filler, MIN(n, sizeof(filler)), NULL, NULL);
+			fu_flush(u);
 			break;
 		case ACT_CLOSE:
-			up_conn_close(u, 0);
+			/* after what was queued for it: an answer, then the close */
+			u->closing = 1;
+			S.cur = -1;
+			fu_flush(u);
 			break;
 		case ACT_RESET:
-			up_conn_close(u, 1);
+			fu_close(u, 1);
 			break;
 		}
 	}
 }
 
+/* The upstream stops or resumes reading its connections (request bodies back up in
+ * visor, which must pause the client). */
 NOCOV static void
-on_up_read(evutil_socket_t fd, short what, void *arg)
+fu_pause(int on)
+{
+	size_t i;
+
+	S.up_paused = on;
+	for (i = 0; i < S.nups; i++) {
+		if (S.ups[i].fd < 0)
+			continue;
+		if (on)
+			event_del(S.ups[i].ev);
+		else
+			event_add(S.ups[i].ev, NULL);
+	}
+}
+
+NOCOV static void
+fu_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct upc *u = arg;
 	char buf[16384];
@@ -961,21 +1043,21 @@ on_up_read(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		up_conn_close(u, 0);      /* visor closed this connection */
+		fu_close(u, 0);      /* visor closed this connection */
 		return;
 	}
 	if (!got)
 		return;
 	if (S.closing_up) {
-		up_conn_close(u, 0);
+		fu_close(u, 0);
 		return;
 	}
 	u->pending = 1;
-	up_pump();
+	fu_pump();
 }
 
 NOCOV static void
-on_up_accept(evutil_socket_t lfd, short what, void *arg)
+fu_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct upc *u;
 	int fd;
@@ -992,22 +1074,25 @@ on_up_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		u = &S.ups[S.nups];
 		u->fd = fd;
-		u->pending = 0;
-		u->ev = event_new(S.base, fd, EV_READ | EV_PERSIST, on_up_read, u);
-		if (u->ev == NULL || event_add(u->ev, NULL) < 0)
+		u->pending = u->closing = 0;
+		u->ev = event_new(S.base, fd, EV_READ | EV_PERSIST, fu_on_read, u);
+		u->wev = event_new(S.base, fd, EV_WRITE, fu_on_write, u);
+		u->out = evbuffer_new();
+		if (u->ev == NULL || u->wev == NULL || u->out == NULL ||
+		    (!S.up_paused && event_add(u->ev, NULL) < 0))
 			abort();
 		S.nups++;
 	}
 }
 
 NOCOV static void
-up_close_all(void)
+fu_close_all(void)
 {
 	size_t i;
 
 	S.closing_up = 1;
 	for (i = 0; i < S.nups; i++)
-		up_conn_close(&S.ups[i], 0);
+		fu_close(&S.ups[i], 0);
 }
 
 /* ---- known bug 1: long X-Request-Id from a trusted proxy -------------------------------- */
@@ -1070,7 +1155,7 @@ upstream_scan(void)
 	char *p;
 
 	for (i = 0; i < S.nsteps; i++)
-		if (S.steps[i].kind == ST_UP)
+		if (S.steps[i].kind == ST_UP && S.steps[i].a.p != NULL)
 			n += S.steps[i].a.n;
 	if (n > cap) {
 		if ((p = realloc(all, n)) == NULL)
@@ -1080,7 +1165,7 @@ upstream_scan(void)
 	}
 	n = 0;
 	for (i = 0; i < S.nsteps; i++) {
-		if (S.steps[i].kind == ST_UP && S.steps[i].a.n) {
+		if (S.steps[i].kind == ST_UP && S.steps[i].a.p != NULL && S.steps[i].a.n) {
 			memcpy(all + n, S.steps[i].a.p, S.steps[i].a.n);
 			n += S.steps[i].a.n;
 		}
@@ -1530,12 +1615,17 @@ finish(void)
 {
 	struct reqs *q;
 
-	/* 1. the client half-closes: what it sent in full is still answered */
+	/* 1. the client half-closes: what it sent in full is still answered; both sides read
+	 * again */
+	if (S.c_paused)
+		client_pause(0);
+	if (S.up_paused)
+		fu_pause(0);
 	S.shut_wanted = 1;
 	client_flush();
 	run("client half-close");
 	/* 2. every upstream connection goes: whatever waits for an answer gets its 502 */
-	up_close_all();
+	fu_close_all();
 	run("upstream close");
 	/* 3. the client goes */
 	client_flush();
@@ -1565,24 +1655,36 @@ finish(void)
 
 /* ---- one input ------------------------------------------------------------------------ */
 
+NOCOV static int
+cin_reserve(size_t n)
+{
+	char *p;
+	size_t cap;
+
+	if (S.cin_cap >= n)
+		return 0;
+	cap = S.cin_cap ? S.cin_cap : 4096;
+	while (cap < n)
+		cap *= 2;
+	if ((p = realloc(S.cin, cap)) == NULL)
+		abort();
+	S.cin = p;
+	S.cin_cap = cap;
+	return 0;
+}
+
 /* Splits the input into steps; the client stream is gathered into S.cin. 0, or -1 when the
  * input is too long for the tables (ignored). */
 NOCOV static int
 plan(const uint8_t *d, size_t n)
 {
-	size_t i = 0, len;
+	size_t i = 0, len, fill;
 	struct step *s;
 	unsigned t;
+	int bulk;
 
 	S.nsteps = 0;
 	S.crel = 0;
-	if (S.cin_cap < n) {
-		char *p = realloc(S.cin, n);
-		if (p == NULL)
-			abort();
-		S.cin = p;
-		S.cin_cap = n;
-	}
 	while (i < n) {
 		if (S.nsteps == MAX_STEPS)
 			return -1;
@@ -1590,6 +1692,7 @@ plan(const uint8_t *d, size_t n)
 		memset(s, 0, sizeof(*s));
 		t = d[i++];
 		len = 0;
+		bulk = ((t & 7) == 1 || (t & 7) == 7) && (t & 8);
 		switch (t & 7) {
 		case 0:
 		case 2:
@@ -1602,25 +1705,40 @@ plan(const uint8_t *d, size_t n)
 			len |= (size_t)(i < n ? d[i++] : 0) << 8;
 			break;
 		}
-		if (len > n - i)
+		if (bulk) {
+			/* 64 filler bytes per unit, within the per-input bound */
+			fill = MIN(len * 64, BULK_MAX - S.nbulk);
+			S.nbulk += fill;
+			len = 0;
+		} else if (len > n - i) {
 			len = n - i;
+		}
 		switch (t & 7) {
 		case 0:
 		case 1:
 			s->kind = ST_CSEND;
-			s->n = len;
-			memcpy(S.cin + S.crel, d + i, len);
-			S.crel += len;
+			s->n = bulk ? fill : len;
+			if (cin_reserve(S.crel + s->n) < 0)
+				return -1;
+			if (bulk)
+				memset(S.cin + S.crel, 'a', fill);
+			else
+				memcpy(S.cin + S.crel, d + i, len);
+			S.crel += s->n;
 			break;
 		case 2:
 		case 7:
 		case 3:
 			s->kind = ST_UP;
-			s->a.kind = (t & 7) == 3 ? ACT_MORE : ACT_ANSWER;
-			s->a.p = (const char *)d + i;
-			s->a.n = len;
+			s->a.kind = bulk ? ACT_FILL : (t & 7) == 3 ? ACT_MORE : ACT_ANSWER;
+			s->a.p = bulk ? NULL : (const char *)d + i;
+			s->a.n = bulk ? fill : len;
 			break;
 		case 4:
+			if (t & 16) {
+				s->kind = ST_UPPAUSE;
+				break;
+			}
 			s->kind = ST_UP;
 			s->a.kind = (t & 8) ? ACT_RESET : ACT_CLOSE;
 			break;
@@ -1628,7 +1746,7 @@ plan(const uint8_t *d, size_t n)
 			s->kind = ST_RUN;
 			break;
 		case 6:
-			s->kind = (t & 8) ? ST_CRESET : ST_CSHUT;
+			s->kind = (t & 16) ? ST_CPAUSE : (t & 8) ? ST_CRESET : ST_CSHUT;
 			break;
 		}
 		i += len;
@@ -1681,6 +1799,8 @@ reset_state(void)
 	S.nacts = S.ahead = 0;
 	S.closing_up = 0;
 	S.skip_stream = 0;
+	S.c_paused = S.up_paused = 0;
+	S.nbulk = 0;
 }
 
 NOCOV int
@@ -1740,10 +1860,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case ST_CRESET:
 			client_reset();
 			break;
+		case ST_CPAUSE:
+			client_pause(!S.c_paused);
+			break;
+		case ST_UPPAUSE:
+			fu_pause(!S.up_paused);
+			break;
 		case ST_UP:
 			if (S.nacts < MAX_ACTS) {
 				S.acts[S.nacts++] = s->a;
-				up_pump();
+				fu_pump();
 			}
 			break;
 		case ST_RUN:

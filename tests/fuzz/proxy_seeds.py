@@ -36,6 +36,15 @@ def M(b):        # more bytes on the connection last answered
 
 
 UCLOSE, URESET, RUN, SHUT, RESET = b'\x04', b'\x0c', b'\x05', b'\x06', b'\x0e'
+UPAUSE, CPAUSE = b'\x14', b'\x16'     # the upstream / the client stops (or starts again) reading
+
+
+def CFILL(units):    # client filler: units x 64 bytes of 'a'
+    return bytes([9, units & 255, units >> 8])
+
+
+def UFILL(units):    # upstream filler, sent like M(): units x 64 bytes of 'b'
+    return bytes([15, units & 255, units >> 8])
 
 
 def req(method, path, headers=(), body=b'', version=b'1.1', host=b'api.example.com'):
@@ -130,6 +139,13 @@ seeds = {
     'limits_probe_ban': [LIMITS | V6, C(req(b'GET', b'/.env') + req(b'GET', b'/.git/config') + GET), RUN],
     'all_user_limits': [ALL, C(req(b'POST', b'/api/users', [(b'Authorization', b'Bearer ' + TOK_BOB)] + JSON, b'{"name":"bob"}')
                                + req(b'GET', b'/api/x', [(b'Authorization', b'Bearer ' + TOK)])), A(OK), A(OK), RUN],
+    # watermarks: 1 MiB each way with the reader stopped, then started again
+    'bulk_answer_client_slow': [OPEN, C(GET), CPAUSE, A(b'HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n'),
+                                UFILL(16384), RUN, CPAUSE, RUN],
+    'bulk_answer_chunked': [OPEN, C(GET), A(b'HTTP/1.1 200 OK\r\n\r\n'), UFILL(8192), RUN, UCLOSE, RUN],
+    # (6 MiB: loopback TCP absorbs 4 MiB before visor's own buffer fills)
+    'bulk_body_upstream_slow': [OPEN, UPAUSE, C(req(b'POST', b'/up', [(b'Transfer-Encoding', b'chunked')]) + b'600000\r\n'),
+                                CFILL(65535), CFILL(65535), C(b'\r\n0\r\n\r\n'), RUN, UPAUSE, RUN, A(OK), RUN],
     'plain_redirect_healthz': [OPEN | PLAIN, C(req(b'GET', b'/x?y=1') + req(b'GET', b'/healthz')), RUN],
 }
 
