@@ -1685,6 +1685,7 @@ plan(const uint8_t *d, size_t n)
 
 	S.nsteps = 0;
 	S.crel = 0;
+	cin_reserve(1);            /* never a NULL stream, even an empty one */
 	while (i < n) {
 		if (S.nsteps == MAX_STEPS)
 			return -1;
