@@ -32,7 +32,8 @@
  * Then records, each a tag byte then its operands (a length runs at most to the end):
  *   tag & 7 = 0  client bytes: 1 length byte, then the bytes, written to the client socket
  *             1  client bytes: 2 length bytes (little-endian), then the bytes; with tag bit
- *                3, no bytes follow: that many 64-byte units of filler ('a', a bulk body)
+ *                3, no bytes follow: that many bytes of filler ('a', a bulk body), or that
+ *                many 4 KiB units when the tag's bits 4-7 are all set (0xf9)
  *             2  upstream answer: 1 length byte, then the bytes; sent to the oldest upstream
  *                connection that has unanswered request bytes, as soon as one has
  *             3  upstream more: 1 length byte, then the bytes; sent at once to the connection
@@ -46,8 +47,8 @@
  *             6  client half-close (shutdown SHUT_WR); tag bit 3: close instead, leaving
  *                unread what visor sent since the last pass, so that visor sees a reset.
  *                Tag bit 4 instead: the client stops (or starts again) reading
- *             7  upstream answer with 2 length bytes; with tag bit 3, filler as for 1 ('b'),
- *                sent like "more"
+ *             7  upstream answer with 2 length bytes; with tag bit 3, filler as for 1 ('b',
+ *                0xff for 4 KiB units), sent like "more"
  * Filler is bounded to BULK_MAX bytes per input; it and the two read switches are there for
  * the watermarks (a body or an answer backing up and resuming).
  * Upstream actions run in input order (an action waits until it can run; those still
@@ -1707,8 +1708,9 @@ plan(const uint8_t *d, size_t n)
 			break;
 		}
 		if (bulk) {
-			/* 64 filler bytes per unit, within the per-input bound */
-			fill = MIN(len * 64, BULK_MAX - S.nbulk);
+			/* a byte per unit, or 4 KiB with the tag's high bits all set: megabytes only
+			 * when asked for by name, as they cost a hundred ordinary inputs */
+			fill = MIN(len * ((t & 0xf0) == 0xf0 ? 4096 : 1), BULK_MAX - S.nbulk);
 			S.nbulk += fill;
 			len = 0;
 		} else if (len > n - i) {

@@ -39,12 +39,12 @@ UCLOSE, URESET, RUN, SHUT, RESET = b'\x04', b'\x0c', b'\x05', b'\x06', b'\x0e'
 UPAUSE, CPAUSE = b'\x14', b'\x16'     # the upstream / the client stops (or starts again) reading
 
 
-def CFILL(units):    # client filler: units x 64 bytes of 'a'
-    return bytes([9, units & 255, units >> 8])
+def CFILL(kib):      # client filler: kib KiB of 'a' (tag 0xf9: in 4 KiB units)
+    return bytes([0xf9, kib // 4 & 255, kib // 4 >> 8])
 
 
-def UFILL(units):    # upstream filler, sent like M(): units x 64 bytes of 'b'
-    return bytes([15, units & 255, units >> 8])
+def UFILL(kib):      # upstream filler, sent like M(): kib KiB of 'b' (tag 0xff: in 4 KiB units)
+    return bytes([0xff, kib // 4 & 255, kib // 4 >> 8])
 
 
 def req(method, path, headers=(), body=b'', version=b'1.1', host=b'api.example.com'):
@@ -141,11 +141,11 @@ seeds = {
                                + req(b'GET', b'/api/x', [(b'Authorization', b'Bearer ' + TOK)])), A(OK), A(OK), RUN],
     # watermarks: 1 MiB each way with the reader stopped, then started again
     'bulk_answer_client_slow': [OPEN, C(GET), CPAUSE, A(b'HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n'),
-                                UFILL(16384), RUN, CPAUSE, RUN],
-    'bulk_answer_chunked': [OPEN, C(GET), A(b'HTTP/1.1 200 OK\r\n\r\n'), UFILL(8192), RUN, UCLOSE, RUN],
+                                UFILL(1024), RUN, CPAUSE, RUN],
+    'bulk_answer_chunked': [OPEN, C(GET), A(b'HTTP/1.1 200 OK\r\n\r\n'), UFILL(512), RUN, UCLOSE, RUN],
     # (6 MiB: loopback TCP absorbs 4 MiB before visor's own buffer fills)
     'bulk_body_upstream_slow': [OPEN, UPAUSE, C(req(b'POST', b'/up', [(b'Transfer-Encoding', b'chunked')]) + b'600000\r\n'),
-                                CFILL(65535), CFILL(65535), C(b'\r\n0\r\n\r\n'), RUN, UPAUSE, RUN, A(OK), RUN],
+                                CFILL(6144), C(b'\r\n0\r\n\r\n'), RUN, UPAUSE, RUN, A(OK), RUN],
     'plain_redirect_healthz': [OPEN | PLAIN, C(req(b'GET', b'/x?y=1') + req(b'GET', b'/healthz')), RUN],
 }
 
