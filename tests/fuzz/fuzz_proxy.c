@@ -149,8 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_REQS    512         /* requests whose method is remembered (HEAD answers) */
 #define OUT_MAX     (8 << 20)   /* client output kept for the checks */
 #define BODY_MAX    (SCRUB_INSPECT_MAX + 1)
-#define BULK_MAX    (6 << 20)   /* filler bytes per input, both sides together: more than
-                                 * loopback TCP buffers (4 MiB), so a body can back up */
+#define BULK_MAX    (1 << 20)   /* filler bytes per input, both sides together: enough for
+                                 * a body or an answer to back up past the watermarks */
 
 /* The HS256 key of the jwt configurations; proxy.dict and the seeds carry tokens signed
  * with it ({"sub":"alice","exp":4102444800,"role":"admin"} and others). */
@@ -1057,6 +1057,21 @@ fu_on_read(evutil_socket_t fd, short what, void *arg)
 	fu_pump();
 }
 
+/* Visor's side of each upstream connection gets a small send buffer (loopback TCP would
+ * otherwise take 4 MiB from visor before its own buffer fills and the request body has to
+ * wait): a slow upstream is then a few hundred KiB away, not megabytes. A buffer size only;
+ * nothing visor does changes. */
+NOCOV static void
+small_sndbuf(void)
+{
+	struct conn *c;
+	int sz = 16384;
+
+	TAILQ_FOREACH(c, &S.cf->w->conns, link)
+		if (c->req && c->req->up && c->req->up->s.fd >= 0)
+			setsockopt(c->req->up->s.fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+}
+
 NOCOV static void
 fu_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
@@ -1083,6 +1098,7 @@ fu_on_accept(evutil_socket_t lfd, short what, void *arg)
 		    (!S.up_paused && event_add(u->ev, NULL) < 0))
 			abort();
 		S.nups++;
+		small_sndbuf();
 	}
 }
 
@@ -1708,8 +1724,8 @@ plan(const uint8_t *d, size_t n)
 			break;
 		}
 		if (bulk) {
-			/* a byte per unit, or 4 KiB with the tag's high bits all set: megabytes only
-			 * when asked for by name, as they cost a hundred ordinary inputs */
+			/* a byte per unit, or 4 KiB with the tag's high bits all set: a megabyte only
+			 * when asked for by name, as it costs dozens of ordinary inputs */
 			fill = MIN(len * ((t & 0xf0) == 0xf0 ? 4096 : 1), BULK_MAX - S.nbulk);
 			S.nbulk += fill;
 			len = 0;

@@ -140,12 +140,11 @@ seeds = {
     'all_user_limits': [ALL, C(req(b'POST', b'/api/users', [(b'Authorization', b'Bearer ' + TOK_BOB)] + JSON, b'{"name":"bob"}')
                                + req(b'GET', b'/api/x', [(b'Authorization', b'Bearer ' + TOK)])), A(OK), A(OK), RUN],
     # watermarks: 1 MiB each way with the reader stopped, then started again
-    'bulk_answer_client_slow': [OPEN, C(GET), CPAUSE, A(b'HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n'),
-                                UFILL(1024), RUN, CPAUSE, RUN],
+    'bulk_answer_client_slow': [OPEN, C(GET), CPAUSE, A(b'HTTP/1.1 200 OK\r\nContent-Length: 786432\r\n\r\n'),
+                                UFILL(768), RUN, CPAUSE, RUN],
     'bulk_answer_chunked': [OPEN, C(GET), A(b'HTTP/1.1 200 OK\r\n\r\n'), UFILL(512), RUN, UCLOSE, RUN],
-    # (6 MiB: loopback TCP absorbs 4 MiB before visor's own buffer fills)
-    'bulk_body_upstream_slow': [OPEN, UPAUSE, C(req(b'POST', b'/up', [(b'Transfer-Encoding', b'chunked')]) + b'600000\r\n'),
-                                CFILL(6144), C(b'\r\n0\r\n\r\n'), RUN, UPAUSE, RUN, A(OK), RUN],
+    'bulk_body_upstream_slow': [OPEN, UPAUSE, C(req(b'POST', b'/up', [(b'Transfer-Encoding', b'chunked')]) + b'c0000\r\n'),
+                                CFILL(768), C(b'\r\n0\r\n\r\n'), RUN, UPAUSE, RUN, A(OK), RUN],
     'plain_redirect_healthz': [OPEN | PLAIN, C(req(b'GET', b'/x?y=1') + req(b'GET', b'/healthz')), RUN],
 }
 
