@@ -61,10 +61,11 @@
  * Invariants, abort() when broken:
  *   - the worker is back to zero: no connection (n_conns == 0, the dead list empty), no
  *     upstream connection busy or idle in the pool;
- *   - everything visor wrote to the client parses (llhttp, response mode, HEAD requests
- *     known from parsing what the client sent) as HTTP/1.1 responses, a stream cut only
- *     inside a body (the upstream died mid-answer) or after a whole response, tunnel bytes
- *     only after a 101;
+ *   - everything visor wrote to the client parses (llhttp, response mode; which answers are
+ *     to HEAD is known by running visor's own request parser over what the client sent) as
+ *     HTTP/1.1 responses, a stream cut only inside a body (the upstream died mid-answer) or
+ *     after a whole response, tunnel bytes only after a 101, nothing after a
+ *     Connection: close; the only interim answer is visor's own bare 100 Continue;
  *   - every final answer has one X-Request-Id; on HTTPS one Strict-Transport-Security and
  *     one X-Content-Type-Options, on the plain listener none; never X-Powered-By or Server;
  *     no Access-Control-* where the configuration has no cors section;
@@ -94,11 +95,24 @@
  *     chunked makes up_feed loop forever (the worker spins at 100 % CPU): inputs whose
  *     upstream bytes hold such a head are not run at all.
  *
+ * Where this goes beyond the plain design, and why:
+ *   - upstream.c and store.c keep struct up_pool / up_server / store_w private, and the
+ *     plain flag is the only change to src/ this work may make: the pool's busy and idle
+ *     counts and the store's pointer are read through mirrors of their leading members,
+ *     checked against known values at start (a layout change aborts with a message);
+ *   - the in-memory store is swapped for a fresh one (through that mirror) when the last
+ *     input left entries in it: rate limits, lockouts and probe bans would otherwise carry
+ *     over from input to input, and an input would not mean the same thing twice;
+ *   - visor's side of each upstream connection gets a 16 KiB SO_SNDBUF when the fake
+ *     upstream accepts it: loopback TCP would otherwise take 4 MiB before a stalled upstream
+ *     made a request body wait (conn_body_pause); the fake upstream's listening socket has a
+ *     16 KiB SO_RCVBUF for the same reason;
+ *   - the fake upstream's pool connections are all closed at the end of each input, so no
+ *     input starts with a pooled connection left by the one before.
+ *
  * Speed: no file I/O and no worker creation per input; one TCP connection to the fake
- * upstream per input that reaches it (visor's pool is emptied at the end of each input so
- * that no input depends on the one before), and the in-memory store is swapped for a fresh
- * one when the previous input left entries in it (rate limits, probes and lockouts would
- * otherwise carry over).
+ * upstream per input that reaches it; the harness's own functions are not instrumented for
+ * coverage (NOCOV).
  */
 #include <dirent.h>
 #include <errno.h>
