@@ -130,7 +130,7 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 	c->conf = conf_ref(cf);
 	memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
 	addr_text(c, sa);
-	if (l->kind == LK_HTTPS) {
+	if (l->kind == LK_HTTPS && !l->plain) {
 		ssl = tls_new_ssl(cf->tls_rt, fd);
 		if (ssl == NULL)
 			goto fail;

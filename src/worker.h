@@ -29,6 +29,9 @@ struct listener {
 	struct evconnlistener  *l;
 	enum listen_kind        kind;
 	int                     port;
+	int                     plain;   /* in-process tests and fuzzing only: an LK_HTTPS
+	                                  * listener whose connections skip TLS but are otherwise
+	                                  * HTTPS (routes, filters); never set by visor itself */
 };
 
 struct conn;
