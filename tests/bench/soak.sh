@@ -4,8 +4,9 @@
 #
 # Starts, on free loopback ports: the soak Node upstream (soak-upstream.js), a redis-server, and
 # visor with TLS, an admin listener, CORS, HS256 JWT on /api/, Redis-backed rate limits (large
-# ones that never refuse, and one of 20 per second on /lim/), body checks, error scrubbing and
-# scanner probes, the access log on (counted by awk, not stored). Then:
+# ones that never refuse, and one of 20 per second on /lim/), error scrubbing and scanner
+# probes, the access log on (counted by awk, not stored); body checks only with
+# SOAK_BODY_CHECKS=1 (see BODY_RULE below). Then:
 #   - SOAK_REQUESTS (1,000,000) requests with wrk over keep-alive (-cSOAK_CONNS), the mix of
 #     soak.lua: proxied 200s, POSTs with a JSON body, a preflight, 401s, 404s, a probe path,
 #     429s, and app errors visor scrubs (a 500: the only 5xx expected; a 400 with a stack);
@@ -14,25 +15,30 @@
 #   - the requests go in SOAK_SEGMENTS (10) equal segments; after each one the clients are gone
 #     and visor is left to settle (no client connection, fd count unchanged for 5 s, so the idle
 #     upstream connections have timed out), and its VmRSS and open fds are read there. The
-#     first segment is the warm-up: its idle point is the baseline. Under load, RSS, fds and
-#     connections are sampled every second (the peaks are shown), with /healthz and /readyz.
+#     first SOAK_WARMUP_PCT (30) % of the requests are the warm-up: the idle point after them is
+#     the baseline (glibc's per-worker malloc arenas grow over the first few hundred thousand
+#     requests, then level off; a baseline after 10 % measures that, not a leak). Under load,
+#     RSS, fds and connections are sampled every second (the peaks are shown), with /healthz
+#     and /readyz.
 # At the end (visor still running, no client): /metrics, then SIGTERM (drain) and the access
 # log's counts. PASS needs: every segment's requests answered; visor alive at the end; RSS at
 # the end < baseline + SOAK_RSS_MAX_PCT (5) %; fds at the end = baseline;
 # visor_connections_active 0; no 5xx in the access log but the app's 500 on /api/boom (and no
 # more of them than the app sent); a clean exit (0) on SIGTERM. Prints a table and a last line
 # "soak: PASS" or "soak: FAIL: <why>", exit 1 on FAIL. Stops everything it started (by PID).
-# Files: tests/bench/run/soak/ (visor.err, samples.tsv, points.tsv, seg-N.txt, churn.log ...).
+# Files: tests/bench/run/soak/ (visor.err, samples.tsv, points.tsv, seg-N.txt, smaps-N.txt,
+# churn.log, access-summary.txt, unexpected.log). About 5 minutes on 2 vCPUs.
 # Knobs: SOAK_REQUESTS=1000000 SOAK_SEGMENTS=10 SOAK_CONNS=50 SOAK_WORKERS=2
 #        SOAK_CHURN_CONNS=4 SOAK_CHURN_ON=3 SOAK_CHURN_OFF=3 (SOAK_CHURN_CONNS=0: no churn)
-#        SOAK_RSS_MAX_PCT=5 SOAK_SEGMENT_TIMEOUT=900 VISOR_BIN=./visor
+#        SOAK_WARMUP_PCT=30 SOAK_RSS_MAX_PCT=5 SOAK_SEGMENT_TIMEOUT=600 SOAK_BODY_CHECKS=0
+#        VISOR_BIN=./visor (VISOR_BIN=./visor-asan after make asan: LeakSanitizer runs at the exit)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); TOP=$(cd "$HERE/../.." && pwd)
 RUN=$HERE/run/soak; mkdir -p "$RUN"
 N=${SOAK_REQUESTS:-1000000}; SEGS=${SOAK_SEGMENTS:-10}; CONNS=${SOAK_CONNS:-50}
 WORKERS=${SOAK_WORKERS:-2}
 CHURN_CONNS=${SOAK_CHURN_CONNS:-4}; CHURN_ON=${SOAK_CHURN_ON:-3}; CHURN_OFF=${SOAK_CHURN_OFF:-3}
-RSS_MAX_PCT=${SOAK_RSS_MAX_PCT:-5}; SEG_TIMEOUT=${SOAK_SEGMENT_TIMEOUT:-900}
+RSS_MAX_PCT=${SOAK_RSS_MAX_PCT:-5}; WARMUP_PCT=${SOAK_WARMUP_PCT:-30}; SEG_TIMEOUT=${SOAK_SEGMENT_TIMEOUT:-600}
 VISOR_BIN=${VISOR_BIN:-$TOP/visor}
 . "$HERE/lib.sh"
 
@@ -40,8 +46,11 @@ for t in wrk node openssl redis-server redis-cli curl awk; do
   command -v $t >/dev/null || { echo "soak.sh: $t is required" >&2; exit 2; }
 done
 [ -x "$VISOR_BIN" ] || { echo "soak.sh: no visor binary at $VISOR_BIN (make visor)" >&2; exit 2; }
-[ "$SEGS" -ge 2 ] && [ "$N" -ge "$SEGS" ] || { echo "soak.sh: SOAK_SEGMENTS >= 2 and SOAK_REQUESTS >= SOAK_SEGMENTS" >&2; exit 2; }
-rm -f "$RUN"/seg-*.txt "$RUN"/churn.log "$RUN"/churn.stop "$RUN"/access.fifo "$RUN"/*.tsv \
+# the warm-up: the first WSEG segments (SOAK_WARMUP_PCT of the requests, rounded, at least one)
+WSEG=$(( (SEGS * WARMUP_PCT + 50) / 100 )); [ "$WSEG" -ge 1 ] || WSEG=1
+[ "$SEGS" -ge 2 ] && [ "$N" -ge "$SEGS" ] && [ "$WSEG" -lt "$SEGS" ] || {
+  echo "soak.sh: SOAK_SEGMENTS >= 2, SOAK_REQUESTS >= SOAK_SEGMENTS, SOAK_WARMUP_PCT leaving a segment after it" >&2; exit 2; }
+rm -f "$RUN"/seg-*.txt "$RUN"/smaps-*.txt "$RUN"/churn.log "$RUN"/churn.stop "$RUN"/access.fifo "$RUN"/*.tsv \
   "$RUN"/access-summary.txt "$RUN"/unexpected.log
 
 # ---- ports, certificate, secret, tokens, config ---------------------------------------------
@@ -128,6 +137,9 @@ for _ in $(seq 1 50); do grep -q 'connected' "$RUN/visor.err" && break; sleep 0.
 # ---- helpers ------------------------------------------------------------------------------------
 B="https://127.0.0.1:$VIS"
 rss() { awk '$1=="VmRSS:" {print $2}' "/proc/$VPID/status" 2>/dev/null || echo 0; }
+# VmRSS of each mapping (smaps): its path, [heap], [stack], or anon@<start> for an anonymous one
+smaps_rss() { awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); k = (NF >= 6 ? $6 : "anon@" a[1]) }
+  $1 == "Rss:" { r[k] += $2 } END { for (x in r) print x "\t" r[x] }' "$1"; }
 fds() { ls "/proc/$VPID/fd" 2>/dev/null | wc -l; }
 # open fds by kind: socket, pipe, anon_inode:[eventfd], file ...
 fd_kinds() { for f in /proc/"$VPID"/fd/*; do readlink "$f" 2>/dev/null || true; done |
@@ -161,7 +173,7 @@ curl -sk -H "$AUTH" "$B/api/boom" | grep -q TypeError && fails="$fails [/api/boo
 curl -sk -D - -o /dev/null -H "$AUTH" "$B/api/items" | grep -qi '^x-powered-by' && fails="$fails [X-Powered-By not removed]"
 lim=$(curl -sk -w '%{http_code}\n' $(for _ in $(seq 1 30); do echo "-o /dev/null $B/lim/items"; done) | sort | uniq -c | tr -s ' \n' ' ')
 grep -q ' 429' <<<"$lim" || fails="$fails [/lim/items x30 gave no 429: $lim]"
-[ -z "$fails" ] || { echo "soak.sh: sanity checks failed:$fails" >&2; exit 1; }
+[ -z "$fails" ] || { echo "soak.sh: sanity checks failed (000: no answer within 5 s):$fails" >&2; exit 1; }
 echo "  ok (30 x /lim/items:$lim)"
 
 # ---- the soak ---------------------------------------------------------------------------------------
@@ -191,7 +203,7 @@ printf 't\tsegment\trss_kb\tfds\tconns_active\tconns_total\n' > "$RUN/samples.ts
 printf 'segment\trequests\treq_s\tnew_conns\trss_kb\tfds\tpeak_rss_kb\tpeak_fds\tpeak_conns\tfd_kinds\n' > "$RUN/points.tsv"
 FAILS=""; DONE=0; T0=$(secs); LOAD_S=0; TICK0=$(ticks "$VPID")
 PER=$((N / SEGS))
-echo "[soak: $N requests in $SEGS segments (the first is the warm-up), wrk -t1 -c$CONNS keep-alive;" \
+echo "[soak: $N requests in $SEGS segments (the first $WSEG: warm-up), wrk -t1 -c$CONNS keep-alive;" \
   "churn: wrk -c$CHURN_CONNS Connection: close, ${CHURN_ON}s on / ${CHURN_OFF}s off]"
 scrape; CT_PREV=$(metric visor_connections_total)
 for s in $(seq 1 "$SEGS"); do
@@ -220,20 +232,26 @@ for s in $(seq 1 "$SEGS"); do
   alive || { FAILS="$FAILS visor died in segment $s;"; break; }
   got=$(awk '/requests in/ {print $1}' "$RUN/seg-$s.txt"); got=${got:-0}
   rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' "$RUN/seg-$s.txt")
-  [ "$got" -ge "$q" ] || FAILS="$FAILS segment $s: $got of $q requests answered;"
   DONE=$((DONE + got))
+  if [ "$got" -lt "$q" ]; then   # wrk's -d ran out: something hangs; no point going on
+    FAILS="$FAILS segment $s: $got of $q requests answered in ${SEG_TIMEOUT}s;"
+    echo "  segment $s/$SEGS: only $got of $q requests answered in ${SEG_TIMEOUT}s; stopping"; break
+  fi
   settle
   scrape; ct=$(metric visor_connections_total); newc=$((ct - CT_PREV)); CT_PREV=$ct
   r=$(rss); f=$(fds); k=$(fd_kinds)
+  cp "/proc/$VPID/smaps" "$RUN/smaps-$s.txt" 2>/dev/null || true
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$DONE" "$rps" "$newc" "$r" "$f" "$prss" "$pfds" "$pconn" "$k" >> "$RUN/points.tsv"
-  [ "$s" = 1 ] && { BASE_RSS=$r; BASE_FDS=$f; BASE_KINDS=$k; }
+  [ "$s" = 1 ] && FIRST_RSS=$r
+  [ "$s" = "$WSEG" ] && { BASE_RSS=$r; BASE_FDS=$f; BASE_KINDS=$k; }
   echo "  segment $s/$SEGS: $got requests, ${rps} req/s, $newc new connections; idle: RSS $r kB, $f fds" \
-    "($(awk -v a="$r" -v b="${BASE_RSS:-$r}" 'BEGIN {printf "%+.2f%%", (a - b) * 100 / b}') vs baseline); under load: peak RSS $prss kB, $pfds fds, $pconn connections"
+    "($([ -n "${BASE_RSS:-}" ] && awk -v a="$r" -v b="$BASE_RSS" 'BEGIN {printf "%+.2f%% vs baseline", (a - b) * 100 / b}' || echo warm-up)); under load: peak RSS $prss kB, $pfds fds, $pconn connections"
 done
 T1=$(secs)
 
 # ---- the end: visor idle and still running ---------------------------------------------------------
 END_RSS=$(rss); END_FDS=$(fds); END_KINDS=$(fd_kinds)
+cp "/proc/$VPID/smaps" "$RUN/smaps-end.txt" 2>/dev/null || true
 scrape; END_METRICS=$METRICS
 ACTIVE=$(metric visor_connections_active)
 HEALTH=$(code "http://127.0.0.1:$ADM/healthz")
@@ -260,7 +278,7 @@ DUR=$(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.0f", b - a}')
 echo
 echo "| point | keep-alive requests | req/s | new connections | idle RSS kB | vs baseline | idle fds | peak RSS kB (load) | peak fds (load) | peak connections |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-awk -F'\t' -v b="${BASE_RSS:-0}" 'NR > 1 { name = ($1 == 1 ? "1 (warm-up: baseline)" : $1)
+awk -F'\t' -v b="${BASE_RSS:-0}" -v w="$WSEG" 'NR > 1 { name = ($1 < w ? $1 " (warm-up)" : $1 == w ? $1 " (warm-up end: baseline)" : $1)
   printf "| %s | %d | %s | %d | %d | %+.2f%% | %d | %d | %d | %d |\n", name, $2, $3, $4, $5, b ? ($5 - b) * 100 / b : 0, $6, $7, $8, $9 }' "$RUN/points.tsv"
 echo
 echo "duration: ${DUR} s (load ${LOAD_S%.*} s, the rest is settling); keep-alive requests: $DONE" \
@@ -274,22 +292,33 @@ echo "metrics at the end: $(for m in visor_connections_active visor_connections_
   visor_rate_limited_total visor_scrubbed_total visor_probes_total visor_redis_errors_total \
   visor_upstream_connect_failures_total; do printf '%s=%s ' "${m#visor_}" "$(awk -v m=$m '$1==m {print $2}' <<<"$END_METRICS")"; done)"
 echo "redis at the end: $REDIS_INFO"
-echo "fds: baseline $BASE_FDS ($BASE_KINDS), end $END_FDS ($END_KINDS)"
-echo "RSS: baseline $BASE_RSS kB, end $END_RSS kB"
+echo "fds: baseline ${BASE_FDS:-?} (${BASE_KINDS:-}), end $END_FDS ($END_KINDS)"
+echo "RSS: first idle point (segment 1) ${FIRST_RSS:-?} kB, baseline (segment $WSEG) ${BASE_RSS:-?} kB, end $END_RSS kB" \
+  "($(awk -v a="$END_RSS" -v b="${FIRST_RSS:-0}" 'BEGIN {if (b) printf "%+.2f%%", (a - b) * 100 / b; else printf "?"}') vs the first idle point)"
+[ -f "$RUN/smaps-$WSEG.txt" ] && echo "RSS change baseline -> end by mapping (smaps, the largest; anon@ are malloc arenas and thread stacks): $(
+  awk -F'\t' 'FNR == NR { b[$1] = $2; next } { d[$1] = $2 - b[$1]; delete b[$1] } END { for (k in b) d[k] = -b[k]
+    for (k in d) if (d[k] != 0) print (d[k] < 0 ? -d[k] : d[k]) "\t" k "\t" d[k] }' \
+    <(smaps_rss "$RUN/smaps-$WSEG.txt") <(smaps_rss "$RUN/smaps-end.txt") | sort -rn | head -5 |
+  awk -F'\t' '{ printf "%s%s %+d kB", s, $2, $3; s = ", " }')"
 echo "visor stderr: $(wc -l < "$RUN/visor.err") lines; not info:"
 grep -v '"level":"info"' "$RUN/visor.err" | sed -E 's/"time":"[^"]*",//; s/[0-9a-f]{32}/<id>/g' | sort | uniq -c | sort -rn | head -10 | sed 's/^/    /' || true
 echo "SIGTERM: exit $EXIT ($(grep -c '"msg":"stopped"' "$RUN/visor.err" || true) \"stopped\" line)"
 
 [ "$DONE" -ge "$N" ] || FAILS="$FAILS $DONE of $N requests answered;"
 [ "$ALIVE" = yes ] || FAILS="$FAILS visor not alive at the end (healthz $HEALTH);"
-growth=$(awk -v a="$END_RSS" -v b="${BASE_RSS:-0}" 'BEGIN {printf "%.2f", b ? (a - b) * 100 / b : 999}')
-awk -v g="$growth" -v m="$RSS_MAX_PCT" 'BEGIN {exit !(g < m)}' || FAILS="$FAILS RSS grew $growth% (limit $RSS_MAX_PCT%);"
-[ "$END_FDS" = "${BASE_FDS:-}" ] || FAILS="$FAILS fds $END_FDS at the end, baseline ${BASE_FDS:-?} ($((END_FDS - ${BASE_FDS:-0})));"
+growth=?
+if [ -n "${BASE_RSS:-}" ]; then
+  growth=$(awk -v a="$END_RSS" -v b="$BASE_RSS" 'BEGIN {printf "%.2f", (a - b) * 100 / b}')
+  awk -v g="$growth" -v m="$RSS_MAX_PCT" 'BEGIN {exit !(g < m)}' || FAILS="$FAILS RSS grew $growth% (limit $RSS_MAX_PCT%);"
+  [ "$END_FDS" = "$BASE_FDS" ] || FAILS="$FAILS fds $END_FDS at the end, baseline $BASE_FDS ($((END_FDS - BASE_FDS)));"
+else
+  FAILS="$FAILS no baseline (the warm-up did not complete);"
+fi
 [ "$ACTIVE" = 0 ] || FAILS="$FAILS visor_connections_active $ACTIVE at the end;"
 [ "$UNEXP5" = 0 ] || FAILS="$FAILS $UNEXP5 unexpected 5xx (see $RUN/unexpected.log);"
 [ "$BOOM" -le "$UP500" ] || FAILS="$FAILS $BOOM 500s on /api/boom but the app sent $UP500;"
 [ "$EXIT" = 0 ] || FAILS="$FAILS exit $EXIT on SIGTERM;"
 echo
-echo "checks: RSS growth $growth% (< $RSS_MAX_PCT%), fds $END_FDS vs $BASE_FDS, connections_active $ACTIVE," \
+echo "checks: RSS growth $growth% (< $RSS_MAX_PCT%), fds $END_FDS vs ${BASE_FDS:-?}, connections_active $ACTIVE," \
   "alive $ALIVE, unexpected 5xx $UNEXP5, SIGTERM exit $EXIT"
 if [ -z "$FAILS" ]; then echo "soak: PASS"; else echo "soak: FAIL:$FAILS"; exit 1; fi
