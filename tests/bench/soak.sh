@@ -15,9 +15,11 @@
 #   - the requests go in SOAK_SEGMENTS (10) equal segments; after each one the clients are gone
 #     and visor is left to settle (no client connection, fd count unchanged for 5 s, so the idle
 #     upstream connections have timed out), and its VmRSS and open fds are read there. The
-#     first SOAK_WARMUP_PCT (30) % of the requests are the warm-up: the idle point after them is
-#     the baseline (glibc's per-worker malloc arenas grow over the first few hundred thousand
-#     requests, then level off; a baseline after 10 % measures that, not a leak). Under load,
+#     first SOAK_WARMUP_PCT (50) % of the requests are the warm-up: the idle point after them is
+#     the baseline. Why half: visor's live heap hardly moves (heaptrack over 300k requests after
+#     a 300k warm-up: 20 KB allocated and still held, a one-off), but the two workers' glibc
+#     arenas keep freed memory and touch more of it for a while: idle RSS +13-16 % from 100k to
+#     500k requests, then +1-2 % from 500k to 1 M (docs/operations.md). Under load,
 #     RSS, fds and connections are sampled every second (the peaks are shown), with /healthz
 #     and /readyz.
 # At the end (visor still running, no client): /metrics, then SIGTERM (drain) and the access
@@ -30,15 +32,18 @@
 # churn.log, access-summary.txt, unexpected.log). About 5 minutes on 2 vCPUs.
 # Knobs: SOAK_REQUESTS=1000000 SOAK_SEGMENTS=10 SOAK_CONNS=50 SOAK_WORKERS=2
 #        SOAK_CHURN_CONNS=4 SOAK_CHURN_ON=3 SOAK_CHURN_OFF=3 (SOAK_CHURN_CONNS=0: no churn)
-#        SOAK_WARMUP_PCT=30 SOAK_RSS_MAX_PCT=5 SOAK_SEGMENT_TIMEOUT=600 SOAK_BODY_CHECKS=0
+#        SOAK_WARMUP_PCT=50 SOAK_RSS_MAX_PCT=5 SOAK_SEGMENT_TIMEOUT=600 SOAK_BODY_CHECKS=0
 #        VISOR_BIN=./visor (VISOR_BIN=./visor-asan after make asan: LeakSanitizer runs at the exit)
+#        SOAK_MALLOC_INFO=1: at each idle point gdb makes visor write glibc's malloc_info() to
+#        malloc-N.xml, and the bytes malloc has handed out and not got back ("in use") are shown
+#        next to RSS: live data that grows, or only free memory kept inside the arenas
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); TOP=$(cd "$HERE/../.." && pwd)
 RUN=$HERE/run/soak; mkdir -p "$RUN"
 N=${SOAK_REQUESTS:-1000000}; SEGS=${SOAK_SEGMENTS:-10}; CONNS=${SOAK_CONNS:-50}
 WORKERS=${SOAK_WORKERS:-2}
 CHURN_CONNS=${SOAK_CHURN_CONNS:-4}; CHURN_ON=${SOAK_CHURN_ON:-3}; CHURN_OFF=${SOAK_CHURN_OFF:-3}
-RSS_MAX_PCT=${SOAK_RSS_MAX_PCT:-5}; WARMUP_PCT=${SOAK_WARMUP_PCT:-30}; SEG_TIMEOUT=${SOAK_SEGMENT_TIMEOUT:-600}
+MALLOC_INFO=${SOAK_MALLOC_INFO:-0}; RSS_MAX_PCT=${SOAK_RSS_MAX_PCT:-5}; WARMUP_PCT=${SOAK_WARMUP_PCT:-50}; SEG_TIMEOUT=${SOAK_SEGMENT_TIMEOUT:-600}
 VISOR_BIN=${VISOR_BIN:-$TOP/visor}
 . "$HERE/lib.sh"
 
@@ -50,7 +55,7 @@ done
 WSEG=$(( (SEGS * WARMUP_PCT + 50) / 100 )); [ "$WSEG" -ge 1 ] || WSEG=1
 [ "$SEGS" -ge 2 ] && [ "$N" -ge "$SEGS" ] && [ "$WSEG" -lt "$SEGS" ] || {
   echo "soak.sh: SOAK_SEGMENTS >= 2, SOAK_REQUESTS >= SOAK_SEGMENTS, SOAK_WARMUP_PCT leaving a segment after it" >&2; exit 2; }
-rm -f "$RUN"/seg-*.txt "$RUN"/smaps-*.txt "$RUN"/churn.log "$RUN"/churn.stop "$RUN"/access.fifo "$RUN"/*.tsv \
+rm -f "$RUN"/seg-*.txt "$RUN"/smaps-*.txt "$RUN"/malloc-*.xml "$RUN"/churn.log "$RUN"/churn.stop "$RUN"/access.fifo "$RUN"/*.tsv \
   "$RUN"/access-summary.txt "$RUN"/unexpected.log
 
 # ---- ports, certificate, secret, tokens, config ---------------------------------------------
@@ -145,6 +150,18 @@ fds() { ls "/proc/$VPID/fd" 2>/dev/null | wc -l; }
 fd_kinds() { for f in /proc/"$VPID"/fd/*; do readlink "$f" 2>/dev/null || true; done |
   sed -E 's/:\[[0-9]+\]$//; s#^/.*#file#' | sort | uniq -c | awk '{printf "%s%s=%s", s, $2, $1; s=" "}'; }
 alive() { kill -0 "$VPID" 2>/dev/null && ! grep -q '^State:.*[ZX]' "/proc/$VPID/status" 2>/dev/null; }
+# SOAK_MALLOC_INFO=1: glibc's malloc_info() of the live process, written by visor itself (gdb
+# calls it; a fraction of a second, at an idle point); prints "in-use-kB free-in-arenas-kB"
+malloc_info() {
+  [ "$MALLOC_INFO" = 1 ] || { echo "- -"; return; }
+  timeout 60 gdb -p "$VPID" -batch -nx -ex "set \$f = (void *) fopen(\"$1\", \"w\")" \
+    -ex 'call (int) malloc_info(0, $f)' -ex 'call (int) fclose($f)' > "$RUN/gdb.log" 2>&1 || true
+  # the totals after the last </heap>: in use = arenas' system bytes - free chunks + mmapped
+  awk -F'"' '/<\/heap>/ { fast = rest = mm = sys = 0; next }
+    /<total type="fast"/ { fast = $6 } /<total type="rest"/ { rest = $6 } /<total type="mmap"/ { mm = $6 }
+    /<system type="current"/ { sys = $4 }
+    END { if (sys) printf "%d %d\n", (sys - fast - rest + mm) / 1024, (fast + rest) / 1024; else print "? ?" }' "$1" 2>/dev/null || echo "? ?"
+}
 METRICS=""
 scrape() { METRICS=$(curl -s -m 5 "http://127.0.0.1:$ADM/metrics" || true); }
 metric() { awk -v m="$1" '$1==m {v=$2} END {print (v == "" ? "?" : v)}' <<<"$METRICS"; }
@@ -200,7 +217,7 @@ settle() {
 }
 
 printf 't\tsegment\trss_kb\tfds\tconns_active\tconns_total\n' > "$RUN/samples.tsv"
-printf 'segment\trequests\treq_s\tnew_conns\trss_kb\tfds\tpeak_rss_kb\tpeak_fds\tpeak_conns\tfd_kinds\n' > "$RUN/points.tsv"
+printf 'segment\trequests\treq_s\tnew_conns\trss_kb\tfds\tpeak_rss_kb\tpeak_fds\tpeak_conns\tfd_kinds\tmalloc_in_use_kb\tmalloc_free_kb\n' > "$RUN/points.tsv"
 FAILS=""; DONE=0; T0=$(secs); LOAD_S=0; TICK0=$(ticks "$VPID")
 PER=$((N / SEGS))
 echo "[soak: $N requests in $SEGS segments (the first $WSEG: warm-up), wrk -t1 -c$CONNS keep-alive;" \
@@ -241,11 +258,12 @@ for s in $(seq 1 "$SEGS"); do
   scrape; ct=$(metric visor_connections_total); newc=$((ct - CT_PREV)); CT_PREV=$ct
   r=$(rss); f=$(fds); k=$(fd_kinds)
   cp "/proc/$VPID/smaps" "$RUN/smaps-$s.txt" 2>/dev/null || true
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$DONE" "$rps" "$newc" "$r" "$f" "$prss" "$pfds" "$pconn" "$k" >> "$RUN/points.tsv"
+  read -r mu mf < <(malloc_info "$RUN/malloc-$s.xml")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$DONE" "$rps" "$newc" "$r" "$f" "$prss" "$pfds" "$pconn" "$k" "$mu" "$mf" >> "$RUN/points.tsv"
   [ "$s" = 1 ] && FIRST_RSS=$r
   [ "$s" = "$WSEG" ] && { BASE_RSS=$r; BASE_FDS=$f; BASE_KINDS=$k; }
   echo "  segment $s/$SEGS: $got requests, ${rps} req/s, $newc new connections; idle: RSS $r kB, $f fds" \
-    "($([ -n "${BASE_RSS:-}" ] && awk -v a="$r" -v b="$BASE_RSS" 'BEGIN {printf "%+.2f%% vs baseline", (a - b) * 100 / b}' || echo warm-up)); under load: peak RSS $prss kB, $pfds fds, $pconn connections"
+    "($([ -n "${BASE_RSS:-}" ] && awk -v a="$r" -v b="$BASE_RSS" 'BEGIN {printf "%+.2f%% vs baseline", (a - b) * 100 / b}' || echo warm-up)); under load: peak RSS $prss kB, $pfds fds, $pconn connections$([ "$MALLOC_INFO" = 1 ] && echo "; malloc: $mu kB in use, $mf kB free in the arenas")"
 done
 T1=$(secs)
 
@@ -280,6 +298,7 @@ echo "| point | keep-alive requests | req/s | new connections | idle RSS kB | vs
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' -v b="${BASE_RSS:-0}" -v w="$WSEG" 'NR > 1 { name = ($1 < w ? $1 " (warm-up)" : $1 == w ? $1 " (warm-up end: baseline)" : $1)
   printf "| %s | %d | %s | %d | %d | %+.2f%% | %d | %d | %d | %d |\n", name, $2, $3, $4, $5, b ? ($5 - b) * 100 / b : 0, $6, $7, $8, $9 }' "$RUN/points.tsv"
+[ "$MALLOC_INFO" = 1 ] && echo && echo "malloc in use / free inside the arenas, kB, by point: $(awk -F'\t' 'NR > 1 {printf "%s%s: %s / %s", s, $1, $11, $12; s = ", "}' "$RUN/points.tsv")"
 echo
 echo "duration: ${DUR} s (load ${LOAD_S%.*} s, the rest is settling); keep-alive requests: $DONE" \
   "($(awk -v n="$DONE" -v t="$LOAD_S" 'BEGIN {printf "%.0f", n / t}') req/s over the load time);" \
