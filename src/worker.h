@@ -67,6 +67,8 @@ struct worker {
 	struct sbuf         scratch;        /* head serialisation, reused by every request */
 	unsigned            trimmed;        /* TLS buffers given back since the last heap trim */
 	int64_t             n_conns_peak;   /* connections since the last heap trim */
+	uint64_t            trim_reqs;      /* requests answered at the last trim check */
+	int                 trim_busy;      /* requests came since the last heap trim */
 	struct event       *trim_ev;
 	struct log_q       *logq;           /* this worker's lines, handed to the log writer */
 	struct event       *log_ev;
