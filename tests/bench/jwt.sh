@@ -142,13 +142,13 @@ echo "protected/unprotected throughput (cached, median of per-round ratios): RS2
 echo "protected/unprotected visor CPU per request (cached, median): RS256 $(ratio rs256 6), ES256 $(ratio es256 6)"
 
 # ---- the filter alone: CPU per request, in-process (robust on a busy machine) ----------------
-# Links the filter (src/jwt.c, included to reach verify/accept_token) against the build's
+# Links the filter (src/filters/jwt.c, included to reach verify/accept_token) against the build's
 # libvisor.a; skipped when it is not built (make visor builds it).
 LIB=$TOP/${B:-build}
 if [ "${MICRO:-1}" = 1 ] && [ -f "$LIB/libvisor.a" ] && [ -f "$LIB/libllhttp.a" ]; then
   cat > "$RUN/micro.c" <<'C'
 #include <time.h>
-#include "jwt.c"
+#include "filters/jwt.c"
 static double ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
 static char **load(const char *f, size_t *n) {
 	FILE *fp = fopen(f, "r"); char line[4096], **v = NULL; *n = 0;

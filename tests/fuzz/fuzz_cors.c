@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * libFuzzer target for the pure half of src/cors.c. The input is split at newlines into an
+ * libFuzzer target for the pure half of src/filters/cors.c. The input is split at newlines into an
  * Origin value, an Access-Control-Request-Method value, an Access-Control-Request-Headers
  * value and a Host value, and each function's promises are checked:
  *   - cors_origin_normalize: the result fits, is NUL-terminated, has no upper-case letter in
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
-#include "cors.h"
+#include "conf/conf.h"
+#include "filters/cors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "util.h"
+#include "http/http.h"
+#include "core/util.h"
 
 struct fz {
 	struct arena      a;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * libFuzzer target for src/jschema.c. The input is split at the first NUL byte: the part
+ * libFuzzer target for src/lib/jschema.c. The input is split at the first NUL byte: the part
  * before is a schema, the part after a request body. Each run
  *   - compiles the schema (any text: most are refused, which must be clean too), and checks the
  *     body against it; a refusal's message must start with "Invalid", hold at most the
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jschema.h"
+#include "lib/jschema.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
  *
  * Build (until tests/fuzz/run.sh exists):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(pkg-config --cflags jansson openssl) \
- *     tests/fuzz/fuzz_jwt.c src/jwt_core.c $(pkg-config --libs jansson openssl) -o /tmp/fuzz_jwt
+ *     tests/fuzz/fuzz_jwt.c src/lib/jwt_core.c $(pkg-config --libs jansson openssl) -o /tmp/fuzz_jwt
  *   /tmp/fuzz_jwt tests/fuzz/corpus/jwt/
  */
 #include <stddef.h>
@@ -24,7 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "jwt_core.h"
+#include "lib/jwt_core.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

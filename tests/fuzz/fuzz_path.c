@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * libFuzzer target for route_normalize and route_match (src/route.c). The output buffer is
+ * libFuzzer target for route_normalize and route_match (src/http/route.c). The output buffer is
  * exactly len + 1 bytes on the heap, as req.c allocates it, so ASan catches any overrun.
  * A normalised path must: start with '/', be no longer than the input, hold no "//", no "."
  * or ".." segment, only upper-case %XX escapes of characters that are not unreserved, and
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "route.h"
-#include "util.h"
+#include "http/route.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

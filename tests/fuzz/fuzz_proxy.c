@@ -15,7 +15,7 @@
  *
  * Per input: a socketpair, one end handed to conn_accept() as if accepted on the worker's
  * HTTPS listener. TLS in a fuzz loop would be wasted work, so that listener has `plain` set
- * (src/worker.h: the one seam this harness needs in src/) — the connection skips TLS and is
+ * (src/core/worker.h: the one seam this harness needs in src/) — the connection skips TLS and is
  * HTTPS in every other respect (routes, filters, HSTS). The worker's event_base is driven
  * here with event_base_loop(EVLOOP_NONBLOCK), pass after pass, until nothing can move: no
  * active event and libevent's epoll descriptor not readable (found in /proc/self/fd when the
@@ -139,15 +139,15 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "conf.h"
-#include "conn.h"
-#include "log.h"
-#include "mstore.h"
-#include "req.h"
-#include "scrub.h"
-#include "store.h"
-#include "upstream.h"
-#include "worker.h"
+#include "conf/conf.h"
+#include "http/conn.h"
+#include "core/log.h"
+#include "store/mstore.h"
+#include "http/req.h"
+#include "filters/scrub.h"
+#include "store/store.h"
+#include "http/upstream.h"
+#include "core/worker.h"
 
 /* The harness's own code is left out of the coverage libFuzzer steers by: only visor's
  * (and the llhttp it shares with the checks) should count as progress. */
@@ -657,7 +657,7 @@ conf_init(struct fz_conf *cf, int idx)
 		fprintf(stderr, "fuzz_proxy: cannot find the worker's epoll descriptor\n");
 		goto fail;
 	}
-	/* The worker's HTTPS listener takes our socketpairs without TLS (src/worker.h). Both
+	/* The worker's HTTPS listener takes our socketpairs without TLS (src/core/worker.h). Both
 	 * of its listeners stay bound but unused: nobody connects to them. */
 	if (cf->w->n_listeners != 2 || cf->w->listeners[0].kind != LK_HTTPS ||
 	    cf->w->listeners[1].kind != LK_HTTP)

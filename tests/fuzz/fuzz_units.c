@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * libFuzzer target for src/units.c. The input (up to its first NUL) is offered to every
+ * libFuzzer target for src/conf/values.c. The input (up to its first NUL) is offered to every
  * parser, and each result is checked against what the parser promises: numbers within
  * their bounds, addresses that format and parse back to the same socket address, a CIDR
  * that contains its own network address, status ranges in order. For the edit distance the
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "units.h"
+#include "conf/values.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

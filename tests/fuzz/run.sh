@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Builds every tests/fuzz/fuzz_<target>.c as a libFuzzer binary (clang, ASan + UBSan) against
-# libvisor's sources (src/*.c but main.c) and Debian's llhttp sources, into tests/fuzz/bin/,
+# libvisor's sources (src/*/*.c but core/main.c) and Debian's llhttp sources, into tests/fuzz/bin/,
 # then fuzzes each for FUZZ_SECONDS on its seed corpus tests/fuzz/corpus/<target>/, with
 # tests/fuzz/<target>.dict when there is one. A new fuzz_*.c is picked up with no change here.
 #
@@ -33,7 +33,7 @@ libs="$(pkg-config --libs $pkgs) -lpthread -lm"
 mkdir -p "$obj/llhttp"
 
 # Objects: rebuilt when their source, or any header, is newer (headers are few and shared).
-newest_h=$(ls -t src/*.h 2>/dev/null | head -n 1)
+newest_h=$(ls -t src/*/*.h 2>/dev/null | head -n 1)
 build_obj() {   # src out extra-flags...
 	src=$1; out=$2; shift 2
 	if [ ! -f "$out" ] || [ "$src" -nt "$out" ] || { [ -n "$newest_h" ] && [ "$newest_h" -nt "$out" ]; }; then
@@ -42,9 +42,10 @@ build_obj() {   # src out extra-flags...
 	fi
 }
 objs=""
-for src in src/*.c; do
-	[ "$src" = src/main.c ] && continue
-	o=$obj/$(basename "$src" .c).o
+for src in src/*/*.c; do
+	[ "$src" = src/core/main.c ] && continue
+	d=${src#src/}
+	o=$obj/$(dirname "$d")_$(basename "$d" .c).o
 	build_obj "$src" "$o" -fsanitize=fuzzer-no-link -DVISOR_VERSION='"fuzz"'
 	objs="$objs $o"
 done

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for src/conf.c: every default, every custom key, and the exact text and
+ * Unit tests for src/conf/conf.c: every default, every custom key, and the exact text and
  * position of the errors `visor -t` prints. Run from the repository root (fixtures under
  * tests/unit/data/conf/). DNS is never used except for "localhost". */
 #include <netinet/in.h>
@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "t.h"
-#include "conf.h"
-#include "jwt_core.h"
+#include "conf/conf.h"
+#include "lib/jwt_core.h"
 
 #define TLS "tls: {certificates: [{cert: a.crt, key: a.key}]}\n"
 

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for the pure half of src/cors.c: origin normalisation (CONTRACT §4 "CORS
+ * Unit tests for the pure half of src/filters/cors.c: origin normalisation (CONTRACT §4 "CORS
  * origins"), the allowlist built from a config, same-origin detection and the preflight
  * method / header checks. */
 #include <stdlib.h>
 
 #include "t.h"
-#include "conf.h"
-#include "cors.h"
+#include "conf/conf.h"
+#include "filters/cors.h"
 
 struct ncase { const char *in; const char *want; };   /* want NULL: refused */
 

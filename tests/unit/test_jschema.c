@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for src/jschema.c: strict JSON loading (depth, duplicates, UTF-8, forbidden keys),
+ * Unit tests for src/lib/jschema.c: strict JSON loading (depth, duplicates, UTF-8, forbidden keys),
  * every supported keyword with the exact client message (pointer + rule, never a value),
  * document order of the reported failure, the pattern engine, the formats, the compile errors
  * (keyword, position in the schema text) and the work bounds. Run from the repository root
@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "t.h"
-#include "jschema.h"
+#include "lib/jschema.h"
 
 static char out[1024];
 

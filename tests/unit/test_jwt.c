@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for the JWT filter glue (src/jwt.c, included to reach its statics) and the
- * pure parts of the JWKS fetcher (src/jwks.c): token extraction (Bearer, cookies, both),
+ * Unit tests for the JWT filter glue (src/filters/jwt.c, included to reach its statics) and the
+ * pure parts of the JWKS fetcher (src/lib/jwks.c): token extraction (Bearer, cookies, both),
  * claims → header text, the verified-token cache (hits, exp on every hit, key epochs,
  * generations, the negative cache, LRU eviction), identities, the configuration half
  * (keys, warnings, errors with positions), URL parsing and Cache-Control. */
@@ -12,7 +12,7 @@
 #include <openssl/pem.h>
 
 #include "t.h"
-#include "jwt.c"
+#include "filters/jwt.c"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 

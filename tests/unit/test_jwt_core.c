@@ -4,7 +4,7 @@
  * attack corpus, the claims checks, RFC 7515 / 7520 / 8037 examples and every case of the
  * Wycheproof files in tests/unit/data/wycheproof/. Includes the .c to reach its statics.
  */
-#include "../../src/jwt_core.c"
+#include "../../src/lib/jwt_core.c"
 #include "t.h"
 
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for src/lint.c: for each rule, the exact line `visor -t` prints (position and
+ * Unit tests for src/conf/lint.c: for each rule, the exact line `visor -t` prints (position and
  * text) when it fires, and silence on the safe variant; the reference configurations
  * (conf/visor.yaml and the CONTRACT §2 block) produce no warning. The config is parsed with
  * conf_parse (no DNS, no certificate or key files) and linted directly. Run from the
@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "t.h"
-#include "conf.h"
-#include "lint.h"
+#include "conf/conf.h"
+#include "conf/lint.h"
 
 /* Lines 1 and 2 of most sources: valid, with the http listener, so nothing fires. */
 #define BASE "listen: {https: 127.0.0.1:8443, http: 127.0.0.1:8080}\n" \

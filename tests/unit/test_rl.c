@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for the pure parts of the rate-limit filter (src/rl.c, included to reach its
+ * Unit tests for the pure parts of the rate-limit filter (src/filters/ratelimit.c, included to reach its
  * statics) and of the client keys (store_ip_key). Every expected string below was captured
  * from express-rate-limit 8.7.5 (ipKeyGenerator, getPartitionKey, the default draft-8
  * identifier and the header setters) running in Node 20 — see docs/rate-limits.md. */
-#include "../../src/rl.c"
+#include "../../src/filters/ratelimit.c"
 
 #include "t.h"
 

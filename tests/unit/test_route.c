@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for src/route.c: path normalisation (issue 3 item 1: unreserved %XX decoded,
+ * Unit tests for src/http/route.c: path normalisation (issue 3 item 1: unreserved %XX decoded,
  * "//", "/./" and "/../" resolved, never above "/", %2F kept encoded) and first-match
  * prefix routing with methods, on a route table built by hand. */
 #include <stdlib.h>
 
 #include "t.h"
-#include "route.h"
+#include "http/route.h"
 
 struct ncase { const char *in; const char *want; };   /* want NULL: refused (400) */
 

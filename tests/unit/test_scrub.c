@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for scrub_has_stack_trace (src/scrub.c): real error bodies Node.js apps send
+ * Unit tests for scrub_has_stack_trace (src/filters/scrub.c): real error bodies Node.js apps send
  * (Error.stack from Node 18/20 as text and as JSON, Express 4/5 finalhandler development
  * pages, pg / mysql2 / sqlite3 / mongodb / mongoose errors serialised with res.json(err),
  * Node system errors) must be caught; ordinary error bodies with "at" in them must not. */
 #include <stdlib.h>
 
 #include "t.h"
-#include "scrub.h"
+#include "filters/scrub.h"
 
 /* ---- caught ---------------------------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for the store's algorithm (src/store.h) in its two spellings: the memory store
- * (src/mstore.c), driven with explicit clocks, and the Lua script (store_lua), run in a real
+ * Unit tests for the store's algorithm (src/store/store.h) in its two spellings: the memory store
+ * (src/store/mstore.c), driven with explicit clocks, and the Lua script (store_lua), run in a real
  * redis-server on a random port when one is installed — the same random sequences go through
  * both and every answer must match. Also: the sliding-window bound checked by brute force,
  * all-or-nothing admission, lockout doubling, probe bans, eviction under a byte budget, and
@@ -20,8 +20,8 @@
 #include <hiredis/hiredis.h>
 
 #include "t.h"
-#include "mstore.h"
-#include "store.h"
+#include "store/mstore.h"
+#include "store/store.h"
 
 extern char **environ;
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for src/units.c: each parser against tables of accepted and refused inputs,
+ * Unit tests for src/conf/values.c: each parser against tables of accepted and refused inputs,
  * with the exact values and messages the configuration layer relies on. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include "t.h"
-#include "units.h"
+#include "conf/values.h"
 
 struct icase { const char *s; int64_t min, max; int ok; int64_t want; };
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for src/yaml.c: node positions, variable expansion, and the exact message and
+ * Unit tests for src/conf/yaml.c: node positions, variable expansion, and the exact message and
  * position of every refusal (aliases, anchors, tags, documents, duplicate keys, syntax). */
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "t.h"
-#include "yaml.h"
+#include "conf/yaml.h"
 
 /* Collects "file:line:col: msg" lines. */
 struct errs {

@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: MIT
+ * cors — the CORS allowlist (CONTRACT §2 `cors`, §3, §4), as the Fetch standard expects a
+ * server to behave. Off when the section is absent (conf_init leaves fconf NULL): then no
+ * CORS header is ever sent, and the core still strips the upstream's Access-Control-*.
+ *
+ * Request phase (on_request), for a request with exactly one Origin header:
+ *   - allowed origin, OPTIONS with Access-Control-Request-Method: a preflight, answered here
+ *     with 204 (method and headers checked, 403 without Access-Control-* when either is not
+ *     listed); it never reaches jwt or the upstream (r->cors_preflight);
+ *   - allowed origin, anything else: forwarded; the answer gets the CORS headers;
+ *   - same origin (Origin is https://<Host>): not cross-origin, forwarded untouched;
+ *   - any other origin (or a malformed one, or two Origin headers): 403 (reject) or
+ *     forwarded without CORS headers (omit).
+ * Response phase (on_response, also on edge answers made after this filter: 401, 429, 502)
+ * adds the headers the request-phase decision calls for, and `Vary: Origin` on every answer:
+ * with an allowlist, every answer's headers depend on Origin (Fetch, "CORS protocol and HTTP
+ * caches"), including the answers to requests without one.
+ *
+ * Never sends "*" (so never "*" with credentials); Access-Control-Allow-Origin is the Origin
+ * exactly as the browser sent it. Per request: no allocation but the Vary merge (arena).
+ */
+#include "filters/cors.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/filter.h"
+#include "http/http.h"
+#include "http/req.h"
+
+/* ---- origins ----------------------------------------------------------------------------- */
+
+static int
+is_alpha(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int
+is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int
+is_hex(int c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+long
+cors_origin_normalize(const char *in, size_t len, char *out, size_t outsz)
+{
+	size_t i = 0, o = 0, s, sl, ps, pe;
+	unsigned long port = 0;
+	int has_port = 0;
+
+	if (outsz == 0)
+		return -1;
+	if (len == 4 && memcmp(in, "null", 4) == 0) {
+		if (outsz < 5)
+			return -1;
+		memcpy(out, "null", 5);
+		return 4;
+	}
+	/* scheme */
+	if (len == 0 || !is_alpha((unsigned char)in[0]))
+		return -1;
+	while (i < len && (is_alpha((unsigned char)in[i]) || is_digit((unsigned char)in[i]) ||
+	    in[i] == '+' || in[i] == '-' || in[i] == '.'))
+		i++;
+	if (len - i < 3 || memcmp(in + i, "://", 3) != 0)
+		return -1;
+	if (i + 3 >= outsz)
+		return -1;
+	for (s = 0; s < i; s++)
+		out[o++] = ascii_lower(in[s]);
+	sl = i;
+	memcpy(out + o, "://", 3);
+	o += 3;
+	i += 3;
+	/* host */
+	s = i;
+	if (i < len && in[i] == '[') {
+		i++;
+		while (i < len && (is_hex((unsigned char)in[i]) || in[i] == ':' || in[i] == '.'))
+			i++;
+		if (i >= len || in[i] != ']' || i == s + 1)
+			return -1;
+		i++;
+	} else {
+		while (i < len && (is_alpha((unsigned char)in[i]) || is_digit((unsigned char)in[i]) ||
+		    in[i] == '-' || in[i] == '.' || in[i] == '_' || in[i] == '~'))
+			i++;
+		if (i == s)
+			return -1;
+	}
+	if (o + (i - s) >= outsz)
+		return -1;
+	for (; s < i; s++)
+		out[o++] = ascii_lower(in[s]);
+	/* port */
+	if (i < len) {
+		if (in[i] != ':')
+			return -1;
+		i++;
+		ps = i;
+		while (i < len && in[i] == '0')
+			i++;
+		pe = i;
+		while (i < len && is_digit((unsigned char)in[i])) {
+			if (i - pe >= 5)
+				return -1;
+			port = port * 10 + (unsigned long)(in[i] - '0');
+			i++;
+		}
+		if (i != len || port > 65535)
+			return -1;
+		has_port = i > ps;         /* ":" alone means the default port (URL standard) */
+	}
+	if (has_port) {
+		long dflt = -1;
+		if ((sl == 4 && memcmp(out, "http", 4) == 0) || (sl == 2 && memcmp(out, "ws", 2) == 0))
+			dflt = 80;
+		else if ((sl == 5 && memcmp(out, "https", 5) == 0) ||
+		    (sl == 3 && memcmp(out, "wss", 3) == 0))
+			dflt = 443;
+		if ((long)port != dflt) {
+			char pb[8];
+			int n = snprintf(pb, sizeof(pb), ":%lu", port);
+			if (n < 0 || o + (size_t)n >= outsz)
+				return -1;
+			memcpy(out + o, pb, (size_t)n);
+			o += (size_t)n;
+		}
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+int
+cors_origin_allowed(const struct cors_conf *cc, const char *o, size_t olen)
+{
+	char buf[CORS_ORIGIN_MAX];
+	long n;
+	size_t i;
+
+	if (cc == NULL || olen >= CORS_ORIGIN_MAX)
+		return 0;
+	n = cors_origin_normalize(o, olen, buf, sizeof(buf));
+	if (n < 0)
+		return 0;
+	for (i = 0; i < cc->n_origins; i++)
+		if (cc->origin_lens[i] == (size_t)n && memcmp(cc->origins[i], buf, (size_t)n) == 0)
+			return 1;
+	return 0;
+}
+
+int
+cors_same_origin(const char *o, size_t olen, const char *host, size_t hlen)
+{
+	char self[CORS_ORIGIN_MAX], a[CORS_ORIGIN_MAX], b[CORS_ORIGIN_MAX];
+	long na, nb;
+
+	if (hlen == 0 || olen >= CORS_ORIGIN_MAX || hlen + 8 >= CORS_ORIGIN_MAX)
+		return 0;
+	memcpy(self, "https://", 8);
+	memcpy(self + 8, host, hlen);
+	na = cors_origin_normalize(self, hlen + 8, a, sizeof(a));
+	nb = cors_origin_normalize(o, olen, b, sizeof(b));
+	return na > 0 && na == nb && memcmp(a, b, (size_t)na) == 0;
+}
+
+/* ---- preflight checks --------------------------------------------------------------------- */
+
+static int
+is_tchar(int c)
+{
+	return is_alpha(c) || is_digit(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int
+cors_method_allowed(const struct cors_conf *cc, const char *m, size_t mlen)
+{
+	static const char *const safelisted[] = { "GET", "HEAD", "POST" };
+	size_t i;
+
+	if (mlen == 0)
+		return 0;
+	for (i = 0; i < mlen; i++)
+		if (!is_tchar((unsigned char)m[i]))
+			return 0;
+	for (i = 0; i < sizeof(safelisted) / sizeof(safelisted[0]); i++)
+		if (strlen(safelisted[i]) == mlen && memcmp(safelisted[i], m, mlen) == 0)
+			return 1;
+	for (i = 0; i < cc->n_methods; i++)
+		if (strlen(cc->methods[i]) == mlen && memcmp(cc->methods[i], m, mlen) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+header_allowed(const struct cors_conf *cc, const char *h, size_t n)
+{
+	static const char *const safelisted[] = { "accept", "accept-language", "content-language",
+	    "content-type", "range" };
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)h[i]))
+			return 0;
+	for (i = 0; i < sizeof(safelisted) / sizeof(safelisted[0]); i++)
+		if (ascii_casecmp_n(h, n, safelisted[i], strlen(safelisted[i])) == 0)
+			return 1;
+	for (i = 0; i < cc->n_headers; i++)
+		if (ascii_casecmp_n(h, n, cc->headers[i], strlen(cc->headers[i])) == 0)
+			return 1;
+	return 0;
+}
+
+int
+cors_headers_allowed(const struct cors_conf *cc, const char *list, size_t len)
+{
+	size_t i = 0, s, e;
+
+	while (i < len) {
+		while (i < len && (list[i] == ' ' || list[i] == '\t'))
+			i++;
+		s = i;
+		while (i < len && list[i] != ',')
+			i++;
+		e = i;
+		while (e > s && (list[e - 1] == ' ' || list[e - 1] == '\t'))
+			e--;
+		if (e > s && !header_allowed(cc, list + s, e - s))
+			return 0;
+		if (i < len)
+			i++;       /* the comma */
+	}
+	return 1;
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+/* "a, b, c" from a list, malloc'd; NULL with *len 0 when the list is empty. -1 on oom. */
+static int
+join(const struct conf_strs *s, char **out, size_t *len)
+{
+	size_t i, n = 0;
+	char *p;
+
+	*out = NULL;
+	*len = 0;
+	if (s->n == 0)
+		return 0;
+	for (i = 0; i < s->n; i++)
+		n += strlen(s->v[i]) + 2;
+	if ((p = malloc(n + 1)) == NULL)
+		return -1;
+	n = 0;
+	for (i = 0; i < s->n; i++) {
+		size_t l = strlen(s->v[i]);
+		if (i) {
+			memcpy(p + n, ", ", 2);
+			n += 2;
+		}
+		memcpy(p + n, s->v[i], l);
+		n += l;
+	}
+	p[n] = '\0';
+	*out = p;
+	*len = n;
+	return 0;
+}
+
+static int
+dup_list(const struct conf_strs *s, char ***out, size_t *n)
+{
+	size_t i;
+
+	*n = 0;
+	*out = calloc(s->n ? s->n : 1, sizeof(char *));
+	if (*out == NULL)
+		return -1;
+	for (i = 0; i < s->n; i++) {
+		if (((*out)[i] = strdup(s->v[i])) == NULL)
+			return -1;
+		*n = i + 1;
+	}
+	return 0;
+}
+
+struct cors_conf *
+cors_conf_new(const struct conf *c)
+{
+	struct cors_conf *cc;
+	char buf[CORS_ORIGIN_MAX];
+	size_t i;
+	long n;
+
+	if ((cc = calloc(1, sizeof(*cc))) == NULL)
+		return NULL;
+	cc->origins = calloc(c->cors.origins.n ? c->cors.origins.n : 1, sizeof(char *));
+	cc->origin_lens = calloc(c->cors.origins.n ? c->cors.origins.n : 1, sizeof(size_t));
+	if (cc->origins == NULL || cc->origin_lens == NULL)
+		goto fail;
+	for (i = 0; i < c->cors.origins.n; i++) {
+		const char *o = c->cors.origins.v[i];
+		n = cors_origin_normalize(o, strlen(o), buf, sizeof(buf));
+		if (n < 0)
+			continue;      /* "*", "*.x": never matches (the lint warns) */
+		if ((cc->origins[cc->n_origins] = strdup(buf)) == NULL)
+			goto fail;
+		cc->origin_lens[cc->n_origins++] = (size_t)n;
+	}
+	if (dup_list(&c->cors.methods, &cc->methods, &cc->n_methods) < 0 ||
+	    dup_list(&c->cors.headers, &cc->headers, &cc->n_headers) < 0 ||
+	    join(&c->cors.methods, &cc->allow_methods, &cc->allow_methods_len) < 0 ||
+	    join(&c->cors.headers, &cc->allow_headers, &cc->allow_headers_len) < 0 ||
+	    join(&c->cors.expose, &cc->expose, &cc->expose_len) < 0)
+		goto fail;
+	cc->credentials = c->cors.credentials;
+	cc->omit = c->cors.on_disallowed == CORS_OMIT;
+	n = snprintf(cc->max_age, sizeof(cc->max_age), "%lld", (long long)c->cors.max_age);
+	cc->max_age_len = n > 0 ? (size_t)n : 0;
+	return cc;
+fail:
+	cors_conf_free(cc);
+	return NULL;
+}
+
+void
+cors_conf_free(struct cors_conf *cc)
+{
+	size_t i;
+
+	if (cc == NULL)
+		return;
+	for (i = 0; cc->origins && i < cc->n_origins; i++)
+		free(cc->origins[i]);
+	for (i = 0; cc->methods && i < cc->n_methods; i++)
+		free(cc->methods[i]);
+	for (i = 0; cc->headers && i < cc->n_headers; i++)
+		free(cc->headers[i]);
+	free(cc->origins);
+	free(cc->origin_lens);
+	free(cc->methods);
+	free(cc->headers);
+	free(cc->allow_methods);
+	free(cc->allow_headers);
+	free(cc->expose);
+	free(cc);
+}
+
+/* ---- the filter --------------------------------------------------------------------------- */
+
+enum cors_kind {
+	CK_UNSET = 0,          /* on_request did not run: add nothing */
+	CK_NO_ORIGIN,          /* not a CORS request */
+	CK_SAME_ORIGIN,        /* Origin is the request's own https origin */
+	CK_ALLOWED,            /* actual request from a listed origin */
+	CK_PREFLIGHT,          /* answered 204 here */
+	CK_PREFLIGHT_DENIED,   /* answered 403 here: method or header not listed */
+	CK_REJECTED,           /* answered 403 here: origin not listed */
+	CK_OMITTED,            /* forwarded without CORS headers */
+};
+
+struct cors_state {
+	enum cors_kind kind;
+	const char    *origin;     /* the Origin value as received (request head memory) */
+	size_t         olen;
+};
+
+static const char VARY_ORIGIN[] = "Origin";
+static const char VARY_PREFLIGHT[] =
+    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+
+static int
+cors_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+{
+	*fconf = NULL;
+	if (!c->cors.enabled)
+		return 0;
+	if ((*fconf = cors_conf_new(c)) == NULL) {
+		conf_err(ctx, NULL, "cors: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cors_conf_free_cb(void *fconf)
+{
+	cors_conf_free(fconf);
+}
+
+/* Adds `toks` (joined: the same names ", "-separated) to the answer's Vary, keeping what the
+ * upstream sent, with no duplicate and nothing added to "Vary: *". Several Vary lines are
+ * merged into one when something has to be appended (the merged value lives in the arena). */
+static void
+vary_add(struct req *r, const char *const *toks, size_t ntoks, const char *joined,
+    size_t joinedlen)
+{
+	struct hdrs *o = &r->out;
+	uint32_t i;
+	size_t t, total = 0, n = 0;
+	unsigned missing = 0;
+	int any = 0;
+	char *v;
+
+	for (i = 0; i < o->n; i++)
+		if (ascii_casecmp_n(o->v[i].name, o->v[i].nlen, "vary", 4) == 0) {
+			any = 1;
+			if (http_list_has(o->v[i].val, o->v[i].vlen, "*"))
+				return;
+			total += o->v[i].vlen + 2;
+		}
+	if (!any) {
+		hdrs_put(&r->a, o, "Vary", joined, joinedlen);
+		return;
+	}
+	for (t = 0; t < ntoks; t++) {
+		int found = 0;
+		for (i = 0; i < o->n && !found; i++)
+			if (ascii_casecmp_n(o->v[i].name, o->v[i].nlen, "vary", 4) == 0)
+				found = http_list_has(o->v[i].val, o->v[i].vlen, toks[t]);
+		if (!found)
+			missing |= 1u << t;
+	}
+	if (missing == 0)
+		return;
+	if ((v = arena_alloc(&r->a, total + joinedlen + 2)) == NULL)
+		return;
+	for (i = 0; i < o->n; i++)
+		if (ascii_casecmp_n(o->v[i].name, o->v[i].nlen, "vary", 4) == 0 &&
+		    o->v[i].vlen > 0) {
+			memcpy(v + n, o->v[i].val, o->v[i].vlen);
+			n += o->v[i].vlen;
+			memcpy(v + n, ", ", 2);
+			n += 2;
+		}
+	for (t = 0; t < ntoks; t++)
+		if (missing & (1u << t)) {
+			size_t l = strlen(toks[t]);
+			memcpy(v + n, toks[t], l);
+			n += l;
+			memcpy(v + n, ", ", 2);
+			n += 2;
+		}
+	n -= 2;                    /* the last ", " */
+	v[n] = '\0';
+	hdrs_put(&r->a, o, "Vary", v, n);
+}
+
+static const char *const VARY_ORIGIN_T[] = { "Origin" };
+static const char *const VARY_PREFLIGHT_T[] = { "Origin", "Access-Control-Request-Method",
+    "Access-Control-Request-Headers" };
+#define VARY_ORIGIN_ADD(r) vary_add(r, VARY_ORIGIN_T, 1, VARY_ORIGIN, sizeof(VARY_ORIGIN) - 1)
+#define VARY_PREFLIGHT_ADD(r) vary_add(r, VARY_PREFLIGHT_T, 3, VARY_PREFLIGHT, \
+    sizeof(VARY_PREFLIGHT) - 1)
+
+static enum verdict
+cors_on_request(struct req *r, const void *fconf, void *state)
+{
+	const struct cors_conf *cc = fconf;
+	struct cors_state *st = state;
+	const struct hdr *origin = NULL, *acrm = NULL;
+	const struct hdrs *h = &r->h.hdrs;
+	int n_origin = 0;
+	uint32_t i;
+
+	for (i = 0; i < h->n; i++) {
+		const struct hdr *e = &h->v[i];
+		if (ascii_casecmp_n(e->name, e->nlen, "origin", 6) == 0) {
+			origin = e;
+			n_origin++;
+		} else if (e->nlen == 29 &&
+		    ascii_casecmp_n(e->name, e->nlen, "access-control-request-method", 29) == 0) {
+			if (acrm == NULL)
+				acrm = e;
+		}
+	}
+	if (n_origin == 0) {
+		st->kind = CK_NO_ORIGIN;
+		return V_CONTINUE;
+	}
+	if (n_origin > 1 || !cors_origin_allowed(cc, origin->val, origin->vlen)) {
+		size_t hl = 0;
+		const char *host = req_header(r, "host", &hl);
+		if (n_origin == 1 && host && cors_same_origin(origin->val, origin->vlen, host, hl)) {
+			st->kind = CK_SAME_ORIGIN;
+			return V_CONTINUE;
+		}
+		if (cc->omit) {
+			st->kind = CK_OMITTED;
+			return V_CONTINUE;
+		}
+		st->kind = CK_REJECTED;
+		r->log_reason = "cors: origin not allowed";
+		req_respond(r, 403, NULL);
+		return V_RESPOND;
+	}
+	st->origin = origin->val;
+	st->olen = origin->vlen;
+	if (r->h.method != HTTP_OPTIONS || acrm == NULL) {
+		st->kind = CK_ALLOWED;
+		return V_CONTINUE;
+	}
+	/* A preflight: answered here, before any filter that wants a token. */
+	r->cors_preflight = 1;
+	if (!cors_method_allowed(cc, acrm->val, acrm->vlen))
+		goto denied;
+	for (i = 0; i < h->n; i++) {
+		const struct hdr *e = &h->v[i];
+		if (e->nlen == 30 &&
+		    ascii_casecmp_n(e->name, e->nlen, "access-control-request-headers", 30) == 0 &&
+		    !cors_headers_allowed(cc, e->val, e->vlen))
+			goto denied;
+	}
+	st->kind = CK_PREFLIGHT;
+	r->log_reason = "cors preflight";
+	req_respond_body(r, 204, "application/json", "", 0);
+	hdrs_del(&r->out, "content-type");   /* a 204 has no content */
+	return V_RESPOND;
+denied:
+	st->kind = CK_PREFLIGHT_DENIED;
+	r->log_reason = "cors: preflight method or header not allowed";
+	req_respond(r, 403, NULL);
+	return V_RESPOND;
+}
+
+static enum verdict
+cors_on_response(struct req *r, const void *fconf, void *state)
+{
+	const struct cors_conf *cc = fconf;
+	struct cors_state *st = state;
+	struct arena *a = &r->a;
+	struct hdrs *o = &r->out;
+
+	switch (st->kind) {
+	case CK_UNSET:
+		return V_CONTINUE;
+	case CK_PREFLIGHT:
+		hdrs_put(a, o, "Access-Control-Allow-Origin", st->origin, st->olen);
+		if (cc->credentials)
+			hdrs_put(a, o, "Access-Control-Allow-Credentials", "true", 4);
+		if (cc->allow_methods)
+			hdrs_put(a, o, "Access-Control-Allow-Methods", cc->allow_methods,
+			    cc->allow_methods_len);
+		if (cc->allow_headers)
+			hdrs_put(a, o, "Access-Control-Allow-Headers", cc->allow_headers,
+			    cc->allow_headers_len);
+		hdrs_put(a, o, "Access-Control-Max-Age", cc->max_age, cc->max_age_len);
+		VARY_PREFLIGHT_ADD(r);
+		break;
+	case CK_PREFLIGHT_DENIED:
+		VARY_PREFLIGHT_ADD(r);
+		break;
+	case CK_ALLOWED:
+		hdrs_put(a, o, "Access-Control-Allow-Origin", st->origin, st->olen);
+		if (cc->credentials)
+			hdrs_put(a, o, "Access-Control-Allow-Credentials", "true", 4);
+		if (cc->expose)
+			hdrs_put(a, o, "Access-Control-Expose-Headers", cc->expose, cc->expose_len);
+		VARY_ORIGIN_ADD(r);
+		break;
+	case CK_NO_ORIGIN:
+	case CK_SAME_ORIGIN:
+	case CK_REJECTED:
+	case CK_OMITTED:
+	default:
+		VARY_ORIGIN_ADD(r);
+		break;
+	}
+	return V_CONTINUE;
+}
+
+const struct filter cors_filter = {
+	.name = "cors",
+	.state_size = sizeof(struct cors_state),
+	.conf_init = cors_conf_init,
+	.conf_free = cors_conf_free_cb,
+	.on_request = cors_on_request,
+	.on_response = cors_on_response,
+};

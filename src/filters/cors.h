@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT
+ * cors — the pure half of the CORS policy (CONTRACT §2 `cors`, §4 "CORS origins"): origin
+ * normalisation, the allowlist built once per configuration generation, and the preflight
+ * checks. No request, no socket, no allocation after cors_conf_new: the filter glue in
+ * cors.c calls these on every request, the unit tests and the fuzzer call them directly.
+ *
+ * Origins compare as the Fetch standard serialises them: scheme and host lower-cased, the
+ * scheme's default port dropped (http/ws 80, https/wss 443), leading zeros of a port
+ * dropped. "null" is its own origin and only matches a listed "null". A configured "*" or
+ * "*.x" (or anything else that is not scheme://host[:port]) is kept out of the list: it
+ * never matches anything.
+ */
+#ifndef VISOR_CORS_H
+#define VISOR_CORS_H
+
+#include <stddef.h>
+
+#include "conf/conf.h"
+
+/* Longest normalised origin visor compares; a longer Origin header is never allowed. */
+#define CORS_ORIGIN_MAX 512
+
+/* Immutable, built by cors_conf_new from one generation's typed `cors` section, freed by
+ * cors_conf_free. Every string is NUL-terminated and lives in the struct's own blocks, so
+ * the filter can hand them to hdrs_put without copying. */
+struct cors_conf {
+	char      **origins;       /* normalised allowlist (unusable entries left out) */
+	size_t     *origin_lens;
+	size_t      n_origins;
+	char      **methods;       /* as configured (upper-case) */
+	size_t      n_methods;
+	char      **headers;       /* as configured; compared case-insensitively */
+	size_t      n_headers;
+	int         credentials;
+	int         omit;          /* on_disallowed: omit */
+	char       *allow_methods; /* "GET, POST, ..." or NULL when the list is empty */
+	size_t      allow_methods_len;
+	char       *allow_headers; /* "Content-Type, Authorization" or NULL */
+	size_t      allow_headers_len;
+	char       *expose;        /* "X-Request-Id" or NULL */
+	size_t      expose_len;
+	char        max_age[24];   /* decimal seconds */
+	size_t      max_age_len;
+};
+
+/* Normalises the origin `in` (len bytes, not NUL-terminated) into `out` (outsz bytes, the
+ * result NUL-terminated). Accepts "null" and scheme "://" host [":" port] with nothing after:
+ * scheme = ALPHA *(ALPHA / DIGIT / "+" / "-" / "."), host = a name of ALPHA / DIGIT / "-" /
+ * "." / "_" / "~" or an IP literal "[" HEXDIG / ":" / "." "]", port = decimal up to 65535
+ * (empty = default). Returns the normalised length, or -1 when `in` is not such an origin
+ * or the result does not fit. Pure; thread-safe. */
+long cors_origin_normalize(const char *in, size_t len, char *out, size_t outsz);
+
+/* Builds the allowlist and the header values from c->cors. Returns NULL on out of memory.
+ * Main thread (conf_init). */
+struct cors_conf *cors_conf_new(const struct conf *c);
+void cors_conf_free(struct cors_conf *cc);        /* NULL is a no-op */
+
+/* Whether the Origin header value `o` (olen bytes, as received) is in the allowlist. */
+int cors_origin_allowed(const struct cors_conf *cc, const char *o, size_t olen);
+
+/* Whether the origin `o` is the request's own https origin, https://<host> (host as in the
+ * Host header, port optional). */
+int cors_same_origin(const char *o, size_t olen, const char *host, size_t hlen);
+
+/* Preflight checks. Access-Control-Request-Method `m` must be a method token that is listed
+ * (case-sensitively: methods are case-sensitive, and a browser compares them that way) or
+ * CORS-safelisted (GET, HEAD, POST). `list` is one Access-Control-Request-Headers value: each
+ * comma-separated name must be a token that is listed (case-insensitively) or a CORS-safelisted
+ * name (Accept, Accept-Language, Content-Language, Content-Type, Range); empty elements are
+ * ignored. Return 1 when allowed, 0 when not. */
+int cors_method_allowed(const struct cors_conf *cc, const char *m, size_t mlen);
+int cors_headers_allowed(const struct cors_conf *cc, const char *list, size_t len);
+
+#endif

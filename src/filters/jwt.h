@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT
+ * jwt — the JWT filter (CONTRACT §2 `jwt`, §3 the 401 rows, §4 JWT): finds the token
+ * (Authorization: Bearer, else the configured cookie), verifies it with jwt_core against the
+ * keys of the request's generation (PEM files, secrets, jwks_file) and the JWKS sources
+ * (jwks.c), sets the identity later filters use (r->user, r->jti, r->iat, r->token_exp,
+ * r->check_revocation) and the claims_to_headers headers for the upstream, and drops the
+ * client's own copies of those headers on every route.
+ *
+ * Answers: no token on an `auth: required` route → 401 with exactly
+ * `WWW-Authenticate: Bearer realm="api"`; any bad token (also on `optional`) → 401 with
+ * exactly `WWW-Authenticate: Bearer error="invalid_token"`; two Authorization headers → 400.
+ * The reason (jwt_err_name) goes to the access log as "jwt:<reason>" and to
+ * visor_jwt_refused_total{reason}; the client never sees it.
+ *
+ * A per-worker cache of verified tokens (keyed by SHA-256 of the whole token) makes a reused
+ * token cost one hash; exp/nbf/iat are still checked on every hit. See docs/jwt.md.
+ */
+#ifndef VISOR_JWT_H
+#define VISOR_JWT_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "lib/jwt_core.h"
+
+struct req;
+
+/* Makes the 401 answer for a refused token: the JSON body, `WWW-Authenticate: Bearer
+ * error="invalid_token"`, r->log_reason = "jwt:<reason>" (static), and counts
+ * m.jwt_refused[reason]. `reason` is an enum jwt_err (JWT_E_REVOKED from the revocation
+ * check in rl.c). The caller returns V_RESPOND (or resumes with it). Worker thread. */
+void jwt_refuse(struct req *r, int reason);
+
+/* "jwt:<reason>" for an enum jwt_err: a static string for logs. */
+const char *jwt_log_reason(int reason);
+
+/* ---- pure helpers (unit-tested) ------------------------------------------------------ */
+
+/* An Authorization value: 1 when its scheme is Bearer (case-insensitive), with the token in
+ * *tok and *tlen (tlen 0 when the value is "Bearer" alone); 0 for any other scheme. */
+int jwt_bearer(const char *v, size_t n, const char **tok, size_t *tlen);
+
+/* Looks for cookie `name` (exact, case-sensitive) in one Cookie header value. Returns 0 when
+ * absent, 1 with the value (surrounding DQUOTEs removed) in *val and *vlen, -1 when the name
+ * appears twice with different values. A value already found (*val != NULL on entry) counts
+ * as a previous occurrence, so several Cookie headers can be scanned in turn. */
+int jwt_cookie(const char *v, size_t n, const char *name, size_t nlen, const char **val,
+    size_t *vlen);
+
+/* Whether `s` may be sent as a header value: HTAB, SP, visible ASCII and obs-text only (no
+ * CR, LF, NUL or other control characters, no DEL). */
+int jwt_header_value_ok(const char *s, size_t n);
+
+/* The header text of a claim: strings as they are, numbers as JSON numbers (integers exact,
+ * reals in the shortest form that reads back equal), anything else JSON-encoded compactly.
+ * 0 with a malloc'd NUL-terminated *out, 1 when the text is not a valid header value (the
+ * claim must not be forwarded), -1 on out of memory. */
+int jwt_claim_text(const json_t *v, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT
+ * probe — scanner probes and bans (CONTRACT §2 `probes`, §4 Probes).
+ *
+ * Runs on every HTTPS request, routed or not, before CORS and JWT: a banned client gets 403
+ * (security event "banned") whatever the path; a request whose normalised path starts with
+ * one of `probes.paths` (ASCII case-insensitively, like routes) gets 404 (security event
+ * "probe") and is counted against its client — the same client key as rate limits (IPv6 by
+ * /56). `ban_after` probes within 10 minutes ban the client for `ban_for`.
+ *
+ * Cost for normal requests: the ban lookup in the process-wide memory store (an atomic read
+ * when nothing is banned, else one shard lookup) — never a Redis round trip. Bans decided by
+ * any instance reach this one through store.c's once-a-second poll of visor:bans; a probe
+ * waits for its own count to be recorded, so the request after the banning probe is already
+ * refused. Probes are counted in memory while Redis is away, whatever on_error says.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/filter.h"
+#include "core/log.h"
+#include "http/req.h"
+#include "store/store.h"
+#include "core/worker.h"
+
+struct pr_conf {
+	char   **paths;
+	size_t  *lens;
+	size_t   n;
+	int64_t  ban_after;
+	int64_t  ban_for_ms;
+};
+
+struct pr_state {
+	struct req      *r;
+	struct store_op *op;
+	char             ipk[INET6_ADDRSTRLEN + 8];
+	size_t           ipl;
+};
+
+static void
+pr_conf_free(void *p)
+{
+	struct pr_conf *pc = p;
+	size_t i;
+
+	if (pc == NULL)
+		return;
+	for (i = 0; i < pc->n; i++)
+		free(pc->paths[i]);
+	free(pc->paths);
+	free(pc->lens);
+	free(pc);
+}
+
+static int
+pr_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+{
+	struct pr_conf *pc;
+	size_t i;
+
+	*fconf = NULL;
+	if (!c->probes.enabled || c->probes.paths.n == 0)
+		return 0;
+	pc = calloc(1, sizeof(*pc));
+	if (pc == NULL)
+		goto oom;
+	pc->paths = calloc(c->probes.paths.n, sizeof(*pc->paths));
+	pc->lens = calloc(c->probes.paths.n, sizeof(*pc->lens));
+	if (pc->paths == NULL || pc->lens == NULL)
+		goto oom;
+	for (i = 0; i < c->probes.paths.n; i++) {
+		if ((pc->paths[i] = strdup(c->probes.paths.v[i])) == NULL)
+			goto oom;
+		pc->lens[i] = strlen(pc->paths[i]);
+		pc->n++;
+	}
+	pc->ban_after = c->probes.ban_after > 0 ? c->probes.ban_after : 10;
+	pc->ban_for_ms = c->probes.ban_for_ms > 0 ? c->probes.ban_for_ms : 3600000;
+	*fconf = pc;
+	return 0;
+oom:
+	pr_conf_free(pc);
+	conf_err(ctx, NULL, "out of memory building probes");
+	return -1;
+}
+
+static int
+pr_is_probe(const struct pr_conf *pc, const char *path, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < pc->n; i++)
+		if (pc->lens[i] <= len && ascii_casecmp_n(path, pc->lens[i], pc->paths[i],
+		    pc->lens[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static enum verdict
+pr_answer(struct pr_state *st)
+{
+	struct req *r = st->r;
+
+	req_security_event(r, "probe", store_banned(r->w, st->ipk, st->ipl) ?
+	    ",\"banned\":true" : NULL);
+	req_respond(r, 404, NULL);
+	r->log_reason = "probe";
+	return V_RESPOND;
+}
+
+static void
+pr_on_store(void *arg, enum store_res res)
+{
+	struct pr_state *st = arg;
+
+	(void)res;
+	st->op = NULL;
+	req_resume(st->r, pr_answer(st));
+}
+
+static enum verdict
+pr_on_request(struct req *r, const void *fconf, void *state)
+{
+	const struct pr_conf *pc = fconf;
+	struct pr_state *st = state;
+
+	st->r = r;
+	st->ipl = store_ip_key(r->ip_family, r->ip_bin, r->ip, st->ipk, sizeof(st->ipk));
+	if (st->ipl == 0)
+		return V_CONTINUE;
+	if (store_banned(r->w, st->ipk, st->ipl)) {
+		req_security_event(r, "banned", NULL);
+		req_respond(r, 403, NULL);
+		r->log_reason = "banned";
+		return V_RESPOND;
+	}
+	if (!pr_is_probe(pc, r->path, r->path_len))
+		return V_CONTINUE;
+	METRIC_INC(&r->w->m, probes);
+	if (store_probe(r->w, st->ipk, st->ipl, pc->ban_after, pc->ban_for_ms, pr_on_store, st,
+	    &st->op) == STORE_PENDING)
+		return V_SUSPEND;
+	return pr_answer(st);
+}
+
+static void
+pr_on_abort(struct req *r, void *state)
+{
+	struct pr_state *st = state;
+
+	(void)r;
+	store_cancel(st->op);
+	st->op = NULL;
+}
+
+const struct filter probe_filter = {
+	.name = "probe",
+	.state_size = sizeof(struct pr_state),
+	.conf_init = pr_conf_init,
+	.conf_free = pr_conf_free,
+	.on_request = pr_on_request,
+	.on_abort = pr_on_abort,
+};

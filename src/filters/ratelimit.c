@@ -1,0 +1,651 @@
+/* SPDX-License-Identifier: MIT
+ * rl — rate limits (CONTRACT §2 `rate_limits`, `rate_limit_headers`; §4 Rate limits) and the
+ * JWT revocation check, in ONE store operation per request: every policy of the route and
+ * `visor:revoked:<jti>` / `visor:revoked-before:<sub>` are evaluated by one atomic script (one
+ * Redis round trip), or by the memory store (store.c decides which).
+ *
+ * Keys: `visor:rl:<policy>:<client>` where <client> is the ip key (store_ip_key: IPv4 as is,
+ * IPv6 by /56, as express-rate-limit 8), `user:<sub>` (the verified JWT sub; the ip key when
+ * anonymous), `<ip key>|user:<sub>`, or `hdr:<first 32 hex of sha256(value)>` for
+ * header:<Name> (the ip key when the header is missing) — header values are often API keys, so
+ * they are never stored in clear.
+ *
+ * Answers: a refused request gets 429 (req_respond) with Retry-After (seconds until a request
+ * would be admitted); a revoked token gets the jwt filter's 401 (jwt_refuse). Every answer of a
+ * limited route — proxied or made by visor, 429 and 401 included — carries the RateLimit
+ * headers of the most restrictive policy (a refusing one, else the lowest remaining), in the
+ * configured format, byte for byte as express-rate-limit 8 writes them; visor's values replace
+ * any the upstream sent. With Redis unavailable and on_error: open the request passes without
+ * headers; with closed it gets 503.
+ *
+ * `count: failures` policies only check when the request arrives; on_done records a hit
+ * (fire and forget) when the answer is >= 400 and was not this filter's own refusal.
+ *
+ * Must never: touch the request from a store reply after on_abort; count a request twice.
+ */
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "http/filter.h"
+#include "filters/jwt.h"
+#include "core/log.h"
+#include "http/req.h"
+#include "http/route.h"
+#include "store/store.h"
+#include "core/worker.h"
+
+#define RL_MAX_PER_ROUTE 16
+#define RL_KEY_MAX       256          /* longer user/header values are hashed */
+
+struct rl_pol {
+	const struct conf_rate_limit *p;
+	char    *prefix;                 /* "visor:rl:<name>:" */
+	size_t   plen;
+	int      mode;
+	char    *d8name;                 /* "100-in-1min" */
+};
+
+struct rl_conf {
+	struct rl_pol   *pol;            /* indexed like conf.rate_limits.v */
+	size_t           n;
+	enum rl_hdrfmt   fmt;
+	int              revocation;
+	enum redis_onerr on_error;
+};
+
+struct rl_state {
+	struct req         *r;
+	struct store_op    *op;
+	struct store_rlq    q;
+	struct store_limit *lim;
+	const struct rl_pol **pol;
+	const char        **comp;        /* the client part of each key (draft-8 pk) */
+	size_t             *clen;
+	int                 best;        /* policy the headers report */
+	unsigned            checked : 1; /* the policies were evaluated: headers go out */
+	unsigned            refused : 1;
+	unsigned            revoked : 1;
+	int64_t             wall_ms;     /* when evaluated (legacy X-RateLimit-Reset) */
+};
+
+/* ---- pure helpers (tests/unit/test_rl.c) --------------------------------------------------- */
+
+/* JavaScript's Number#toString for finite v >= 1e-6: the shortest digits that read back as v,
+ * in fixed notation. */
+static void
+js_number(double v, char *out, size_t n)
+{
+	char buf[40], digits[24], *e;
+	int p, exp10, nd = 0, i;
+	size_t o = 0;
+
+	if (v == floor(v) && fabs(v) < 1e21) {
+		snprintf(out, n, "%.0f", v);
+		return;
+	}
+	for (p = 1; p <= 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	/* buf = "d.ddddde+XX" */
+	for (i = 0; buf[i] && buf[i] != 'e'; i++)
+		if (buf[i] >= '0' && buf[i] <= '9' && nd < (int)sizeof(digits) - 1)
+			digits[nd++] = buf[i];
+	digits[nd] = '\0';
+	e = strchr(buf, 'e');
+	exp10 = e ? (int)strtol(e + 1, NULL, 10) : 0;
+	while (nd > 1 && digits[nd - 1] == '0')
+		digits[--nd] = '\0';
+	if (v < 0 && o + 1 < n)
+		out[o++] = '-';
+	if (exp10 < 0) {
+		if (o + 2 < n) {
+			out[o++] = '0';
+			out[o++] = '.';
+		}
+		for (i = -1; i > exp10 && o + 1 < n; i--)
+			out[o++] = '0';
+		for (i = 0; i < nd && o + 1 < n; i++)
+			out[o++] = digits[i];
+	} else {
+		for (i = 0; i <= exp10 || i < nd; i++) {
+			if (i == exp10 + 1 && o + 1 < n)
+				out[o++] = '.';
+			if (o + 1 < n)
+				out[o++] = i < nd ? digits[i] : '0';
+			if (i >= exp10 && i + 1 >= nd)
+				break;
+		}
+	}
+	out[o < n ? o : n - 1] = '\0';
+}
+
+/* express-rate-limit's default draft-8 policy name: "<limit>-in-<duration>". */
+static void
+rl_d8name(int64_t limit, int64_t window_ms, char *out, size_t n)
+{
+	double w = (double)window_ms, s = w / 1e3, m = w / (1e3 * 60), h = w / (1e3 * 60 * 60),
+	    d = w / (1e3 * 60 * 60 * 24);
+	char num[40];
+
+	if (s < 60) {
+		js_number(s, num, sizeof(num));
+		snprintf(out, n, "%lld-in-%ssec", (long long)limit, num);
+	} else if (m < 60) {
+		js_number(m, num, sizeof(num));
+		snprintf(out, n, "%lld-in-%smin", (long long)limit, num);
+	} else if (h < 24) {
+		js_number(h, num, sizeof(num));
+		snprintf(out, n, "%lld-in-%shr%s", (long long)limit, num, h > 1 ? "s" : "");
+	} else {
+		js_number(d, num, sizeof(num));
+		snprintf(out, n, "%lld-in-%sday%s", (long long)limit, num, d > 1 ? "s" : "");
+	}
+}
+
+/* draft-8 partition key: base64 of the first 12 hex characters of sha256(key), as
+ * express-rate-limit's getPartitionKey computes it. out: >= 17 bytes. */
+static void
+rl_pk(const char *key, size_t klen, char *out)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char hex[13];
+
+	if (EVP_Digest(key, klen, md, &mdlen, EVP_sha256(), NULL) != 1)
+		memset(md, 0, 6);
+	for (i = 0; i < 6; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	/* 12 bytes → 16 base64 characters, no padding */
+	for (i = 0; i < 4; i++) {
+		uint32_t v = ((uint32_t)(unsigned char)hex[3 * i] << 16) |
+		    ((uint32_t)(unsigned char)hex[3 * i + 1] << 8) | (unsigned char)hex[3 * i + 2];
+		out[4 * i] = b64[(v >> 18) & 63];
+		out[4 * i + 1] = b64[(v >> 12) & 63];
+		out[4 * i + 2] = b64[(v >> 6) & 63];
+		out[4 * i + 3] = b64[v & 63];
+	}
+	out[16] = '\0';
+}
+
+/* Seconds as express-rate-limit rounds them: ceil, never below 0. */
+static int64_t
+rl_secs(int64_t ms)
+{
+	if (ms <= 0)
+		return 0;
+	return (ms + 999) / 1000;
+}
+
+/* Every header name a format may use (an upstream's copies are replaced as a set). */
+static const char *const rl_names[] = {
+	"RateLimit", "RateLimit-Policy", "RateLimit-Limit", "RateLimit-Remaining",
+	"RateLimit-Reset", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+};
+
+struct rl_hv {
+	const char *name;
+	char        val[192];
+};
+
+/* What the headers say about one policy. */
+struct rl_info {
+	int64_t     limit;
+	int64_t     window_ms;
+	int64_t     remaining;
+	int64_t     reset_ms;
+	int64_t     wall_ms;             /* now, for legacy's epoch reset */
+	const char *d8name;
+	const char *key;                 /* the client key (draft-8 pk) */
+	size_t      klen;
+};
+
+/* The RateLimit headers of `fmt`, in express-rate-limit 8's order and bytes (Retry-After is
+ * the caller's). Returns how many entries of out[4] were filled. */
+static int
+rl_format(enum rl_hdrfmt fmt, const struct rl_info *in, struct rl_hv *out)
+{
+	int64_t wsec = rl_secs(in->window_ms), reset = rl_secs(in->reset_ms);
+	long long lim = (long long)in->limit, rem = (long long)MAX(in->remaining, 0);
+	char pk[17];
+
+	switch (fmt) {
+	case RLH_DRAFT6:
+		out[0].name = "RateLimit-Policy";
+		snprintf(out[0].val, sizeof(out[0].val), "%lld;w=%lld", lim, (long long)wsec);
+		out[1].name = "RateLimit-Limit";
+		snprintf(out[1].val, sizeof(out[1].val), "%lld", lim);
+		out[2].name = "RateLimit-Remaining";
+		snprintf(out[2].val, sizeof(out[2].val), "%lld", rem);
+		out[3].name = "RateLimit-Reset";
+		snprintf(out[3].val, sizeof(out[3].val), "%lld", (long long)reset);
+		return 4;
+	case RLH_DRAFT7:
+		out[0].name = "RateLimit-Policy";
+		snprintf(out[0].val, sizeof(out[0].val), "%lld;w=%lld", lim, (long long)wsec);
+		out[1].name = "RateLimit";
+		snprintf(out[1].val, sizeof(out[1].val), "limit=%lld, remaining=%lld, reset=%lld",
+		    lim, rem, (long long)reset);
+		return 2;
+	case RLH_DRAFT8:
+		rl_pk(in->key, in->klen, pk);
+		out[0].name = "RateLimit";
+		snprintf(out[0].val, sizeof(out[0].val), "\"%s\"; r=%lld; t=%lld", in->d8name, rem,
+		    (long long)reset);
+		out[1].name = "RateLimit-Policy";
+		snprintf(out[1].val, sizeof(out[1].val), "\"%s\"; q=%lld; w=%lld; pk=:%s:",
+		    in->d8name, lim, (long long)wsec, pk);
+		return 2;
+	case RLH_LEGACY:
+		out[0].name = "X-RateLimit-Limit";
+		snprintf(out[0].val, sizeof(out[0].val), "%lld", lim);
+		out[1].name = "X-RateLimit-Remaining";
+		snprintf(out[1].val, sizeof(out[1].val), "%lld", rem);
+		out[2].name = "X-RateLimit-Reset";
+		snprintf(out[2].val, sizeof(out[2].val), "%lld",
+		    (long long)((in->wall_ms + MAX(in->reset_ms, 0) + 999) / 1000));
+		return 3;
+	case RLH_OFF:
+	default:
+		return 0;
+	}
+}
+
+/* Which policy the headers report: a refusing one (the longest wait), else the lowest
+ * remaining (then the smallest limit, then the longest reset). */
+static int
+rl_pick(const struct store_limit *lim, size_t n)
+{
+	size_t i;
+	int best = 0;
+
+	for (i = 1; i < n; i++) {
+		const struct store_limit *a = &lim[i], *b = &lim[best];
+		if (a->admitted != b->admitted) {
+			if (!a->admitted)
+				best = (int)i;
+			continue;
+		}
+		if (!a->admitted) {
+			if (a->reset_ms > b->reset_ms)
+				best = (int)i;
+			continue;
+		}
+		if (a->remaining < b->remaining ||
+		    (a->remaining == b->remaining && (a->limit < b->limit ||
+		    (a->limit == b->limit && a->reset_ms > b->reset_ms))))
+			best = (int)i;
+	}
+	return best;
+}
+
+static void
+hex32(const char *s, size_t n, char *out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	if (EVP_Digest(s, n, md, &mdlen, EVP_sha256(), NULL) != 1)
+		memset(md, 0, 16);
+	for (i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The client part of a policy's key for this request, in the arena. */
+static const char *
+rl_client(struct req *r, const struct conf_rate_limit *p, const char *ipk, size_t ipl,
+    size_t *len)
+{
+	const char *v = NULL;
+	size_t vl = 0;
+	char h[33];
+	char *out;
+
+	switch (p->key) {
+	case RLK_USER:
+	case RLK_IP_USER:
+		if (r->user == NULL || r->user[0] == '\0')
+			break;
+		vl = strlen(r->user);
+		if (vl > RL_KEY_MAX) {
+			hex32(r->user, vl, h);
+			out = p->key == RLK_USER ? arena_printf(&r->a, "user#%s", h) :
+			    arena_printf(&r->a, "%.*s|user#%s", (int)ipl, ipk, h);
+		} else {
+			out = p->key == RLK_USER ? arena_printf(&r->a, "user:%s", r->user) :
+			    arena_printf(&r->a, "%.*s|user:%s", (int)ipl, ipk, r->user);
+		}
+		if (out)
+			*len = strlen(out);
+		return out;
+	case RLK_HEADER:
+		v = p->header ? req_header(r, p->header, &vl) : NULL;
+		if (v == NULL || vl == 0)
+			break;
+		hex32(v, vl, h);
+		out = arena_printf(&r->a, "hdr:%s", h);
+		if (out)
+			*len = strlen(out);
+		return out;
+	case RLK_IP:
+	default:
+		break;
+	}
+	*len = ipl;
+	return ipk;
+}
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+static void
+rl_conf_free(void *p)
+{
+	struct rl_conf *rc = p;
+	size_t i;
+
+	if (rc == NULL)
+		return;
+	for (i = 0; i < rc->n; i++) {
+		free(rc->pol[i].prefix);
+		free(rc->pol[i].d8name);
+	}
+	free(rc->pol);
+	free(rc);
+}
+
+static int
+rl_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+{
+	struct rl_conf *rc;
+	size_t i, used = 0;
+	char name[96];
+
+	*fconf = NULL;
+	for (i = 0; i < c->routes.n; i++) {
+		used += c->routes.v[i].n_rate_limits;
+		if (c->routes.v[i].n_rate_limits > RL_MAX_PER_ROUTE) {
+			conf_err(ctx, NULL, "routes[%zu]: at most %d rate limits per route", i,
+			    RL_MAX_PER_ROUTE);
+			return -1;
+		}
+	}
+	if (used == 0 && !(c->jwt.enabled && c->jwt.revocation))
+		return 0;                    /* off: no route is limited, nothing to revoke */
+	rc = calloc(1, sizeof(*rc));
+	if (rc == NULL)
+		goto oom;
+	rc->fmt = c->rate_limit_headers;
+	rc->revocation = c->jwt.enabled && c->jwt.revocation;
+	rc->on_error = c->redis.on_error;
+	rc->n = c->rate_limits.n;
+	rc->pol = calloc(rc->n ? rc->n : 1, sizeof(*rc->pol));
+	if (rc->pol == NULL)
+		goto oom;
+	for (i = 0; i < rc->n; i++) {
+		const struct conf_rate_limit *p = &c->rate_limits.v[i];
+		struct rl_pol *q = &rc->pol[i];
+		size_t nl = strlen(p->name);
+		q->p = p;
+		q->mode = rl_mode_for(p->limit);
+		q->plen = 9 + nl + 1;
+		q->prefix = malloc(q->plen + 1);
+		rl_d8name(p->limit, p->window_ms, name, sizeof(name));
+		q->d8name = strdup(name);
+		if (q->prefix == NULL || q->d8name == NULL)
+			goto oom;
+		memcpy(q->prefix, "visor:rl:", 9);
+		memcpy(q->prefix + 9, p->name, nl);
+		q->prefix[9 + nl] = ':';
+		q->prefix[q->plen] = '\0';
+	}
+	*fconf = rc;
+	return 0;
+oom:
+	rl_conf_free(rc);
+	conf_err(ctx, NULL, "out of memory building rate limits");
+	return -1;
+}
+
+static int
+rl_route_wants(const struct conf *c, const struct conf_route *cr, const void *fconf)
+{
+	const struct rl_conf *rc = fconf;
+
+	(void)c;
+	if (cr == NULL || rc == NULL)
+		return 0;
+	return cr->n_rate_limits > 0 || (rc->revocation && cr->auth != AUTH_OFF);
+}
+
+/* ---- the request ------------------------------------------------------------------------------ */
+
+static enum verdict
+rl_decide(struct rl_state *st)
+{
+	struct req *r = st->r;
+	struct timespec ts;
+
+	if (st->q.revoked) {
+		st->revoked = 1;
+		jwt_refuse(r, JWT_E_REVOKED);
+		return V_RESPOND;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	st->wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (st->q.n > 0) {
+		st->checked = 1;
+		st->best = rl_pick(st->lim, st->q.n);
+	}
+	if (!st->q.admitted) {
+		st->refused = 1;
+		METRIC_INC(&r->w->m, rate_limited);
+		req_respond(r, 429, NULL);
+		r->log_reason = "rate limit";
+		return V_RESPOND;
+	}
+	return V_CONTINUE;
+}
+
+static enum verdict
+rl_unavailable(struct rl_state *st)
+{
+	if (st->r->conf->redis.on_error == REDIS_CLOSED) {
+		req_respond(st->r, 503, NULL);
+		st->r->log_reason = "redis unavailable";
+		return V_RESPOND;
+	}
+	return V_CONTINUE;                   /* open: no limits, no headers */
+}
+
+static void
+rl_on_store(void *arg, enum store_res res)
+{
+	struct rl_state *st = arg;
+	enum verdict v;
+
+	st->op = NULL;
+	v = res == STORE_OK ? rl_decide(st) : rl_unavailable(st);
+	req_resume(st->r, v);
+}
+
+static enum verdict
+rl_on_request(struct req *r, const void *fconf, void *state)
+{
+	const struct rl_conf *rc = fconf;
+	struct rl_state *st = state;
+	const struct conf_route *cr = r->route ? r->route->cr : NULL;
+	char ipk[INET6_ADDRSTRLEN + 8];
+	size_t ipl, i, j, n = 0, nr;
+	int revo;
+
+	st->r = r;
+	if (cr == NULL)
+		return V_CONTINUE;
+	nr = MIN(cr->n_rate_limits, RL_MAX_PER_ROUTE);
+	revo = rc->revocation && r->check_revocation;
+	if (nr == 0 && !revo)
+		return V_CONTINUE;
+	ipl = store_ip_key(r->ip_family, r->ip_bin, r->ip, ipk, sizeof(ipk));
+	if (ipl == 0)
+		return V_ERROR;
+	if (nr > 0) {
+		st->lim = arena_zalloc(&r->a, nr * sizeof(*st->lim));
+		st->pol = arena_zalloc(&r->a, nr * sizeof(*st->pol));
+		st->comp = arena_zalloc(&r->a, nr * sizeof(*st->comp));
+		st->clen = arena_zalloc(&r->a, nr * sizeof(*st->clen));
+		if (!st->lim || !st->pol || !st->comp || !st->clen)
+			return V_ERROR;
+	}
+	for (i = 0; i < nr; i++) {
+		size_t idx = cr->rate_limits[i], cl = 0;
+		const struct rl_pol *p;
+		const char *comp;
+		char *key;
+		if (idx >= rc->n)
+			continue;
+		p = &rc->pol[idx];
+		for (j = 0; j < n && st->pol[j] != p; j++)
+			;
+		if (j < n)
+			continue;                /* the same policy twice counts once */
+		comp = rl_client(r, p->p, ipk, ipl, &cl);
+		if (comp == NULL)
+			return V_ERROR;
+		if (comp == ipk && (comp = arena_strndup(&r->a, ipk, ipl)) == NULL)
+			return V_ERROR;
+		key = arena_alloc(&r->a, p->plen + cl + 1);
+		if (key == NULL)
+			return V_ERROR;
+		memcpy(key, p->prefix, p->plen);
+		memcpy(key + p->plen, comp, cl);
+		key[p->plen + cl] = '\0';
+		st->pol[n] = p;
+		st->comp[n] = comp;
+		st->clen[n] = cl;
+		st->lim[n].key = key;
+		st->lim[n].klen = p->plen + cl;
+		st->lim[n].limit = p->p->limit;
+		st->lim[n].window_ms = p->p->window_ms;
+		st->lim[n].mode = p->mode;
+		st->lim[n].check_only = p->p->count == RLC_FAILURES;
+		n++;
+	}
+	st->q.lim = st->lim;
+	st->q.n = n;
+	if (revo) {
+		st->q.revocation = 1;
+		if (r->jti && r->jti[0]) {
+			st->q.jti = arena_printf(&r->a, "visor:revoked:%s", r->jti);
+			if (st->q.jti == NULL)
+				return V_ERROR;
+			st->q.jti_len = strlen(st->q.jti);
+		}
+		if (r->user && r->user[0]) {
+			st->q.sub = arena_printf(&r->a, "visor:revoked-before:%s", r->user);
+			if (st->q.sub == NULL)
+				return V_ERROR;
+			st->q.sub_len = strlen(st->q.sub);
+		}
+		st->q.iat = r->iat;
+		if (st->q.jti == NULL && st->q.sub == NULL)
+			st->q.revocation = 0;
+	}
+	if (n == 0 && !st->q.revocation)
+		return V_CONTINUE;
+	switch (store_rl(r->w, &st->q, rl_on_store, st, &st->op)) {
+	case STORE_PENDING:
+		return V_SUSPEND;
+	case STORE_OK:
+		return rl_decide(st);
+	case STORE_UNAVAILABLE:
+	default:
+		return rl_unavailable(st);
+	}
+}
+
+static enum verdict
+rl_on_response(struct req *r, const void *fconf, void *state)
+{
+	const struct rl_conf *rc = fconf;
+	struct rl_state *st = state;
+	struct rl_hv hv[4];
+	struct rl_info in;
+	const struct store_limit *l;
+	int i, k;
+	char ra[24];
+
+	if (!st->checked || st->q.n == 0)
+		return V_CONTINUE;
+	l = &st->lim[st->best];
+	in.limit = l->limit;
+	in.window_ms = l->window_ms;
+	in.remaining = l->remaining;
+	in.reset_ms = l->reset_ms;
+	in.wall_ms = st->wall_ms;
+	in.d8name = st->pol[st->best]->d8name;
+	in.key = st->comp[st->best];
+	in.klen = st->clen[st->best];
+	k = rl_format(rc->fmt, &in, hv);
+	if (k > 0) {
+		/* one report per answer: the upstream's own copies (its express-rate-limit, say)
+		 * go, whatever their format, and visor's follow in express-rate-limit's order */
+		for (i = 0; i < (int)ARRAY_LEN(rl_names); i++)
+			hdrs_del(&r->out, rl_names[i]);
+	}
+	for (i = 0; i < k; i++) {
+		char *v = arena_strndup(&r->a, hv[i].val, strlen(hv[i].val));
+		if (v == NULL || hdrs_add(&r->a, &r->out, hv[i].name, strlen(hv[i].name), v,
+		    strlen(v)) < 0)
+			return V_ERROR;
+	}
+	if (st->refused && r->edge && r->status == 429) {
+		snprintf(ra, sizeof(ra), "%lld", (long long)rl_secs(l->reset_ms));
+		hdrs_sets(&r->a, &r->out, "Retry-After", ra);
+	}
+	return V_CONTINUE;
+}
+
+static void
+rl_on_done(struct req *r, const void *fconf, void *state)
+{
+	struct rl_state *st = state;
+	size_t i;
+
+	(void)fconf;
+	if (!st->checked || st->refused || st->revoked || r->status < 400)
+		return;
+	for (i = 0; i < st->q.n; i++)
+		if (st->lim[i].check_only)
+			store_rl_hit(r->w, &st->lim[i]);
+}
+
+static void
+rl_on_abort(struct req *r, void *state)
+{
+	struct rl_state *st = state;
+
+	(void)r;
+	store_cancel(st->op);
+	st->op = NULL;
+}
+
+const struct filter rl_filter = {
+	.name = "rl",
+	.state_size = sizeof(struct rl_state),
+	.conf_init = rl_conf_init,
+	.conf_free = rl_conf_free,
+	.route_wants = rl_route_wants,
+	.on_request = rl_on_request,
+	.on_response = rl_on_response,
+	.on_done = rl_on_done,
+	.on_abort = rl_on_abort,
+};

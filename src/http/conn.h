@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT
+ * conn — one client connection: TLS (or plain for the redirect listener), the keep-alive
+ * loop, head parsing with header_timeout / idle_timeout, pipelined requests answered in
+ * order (one request at a time; the next head is parsed only when the current request is
+ * finished), and a lingering close after answers that leave unread input.
+ *
+ * Ownership: created on accept by its worker, freed by conn_close (deferred to the loop when
+ * called from inside a callback of its own). Owns its sock, its parser and its current req.
+ */
+#ifndef VISOR_CONN_H
+#define VISOR_CONN_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "http/http.h"
+#include "net/sock.h"
+#include "core/worker.h"
+
+enum conn_state {
+	CS_IDLE = 0,      /* between requests (keep-alive) */
+	CS_HEAD,          /* reading a head */
+	CS_REQ,           /* a request is in progress */
+	CS_CLOSING,       /* flushing the last answer, then close */
+	CS_LINGER,        /* our side shut; reading and dropping what the client still sends */
+	CS_TUNNEL,        /* upgraded (WebSocket): bytes spliced to the upstream (tunnel.c) */
+};
+
+struct conn {
+	struct worker      *w;
+	struct conf        *conf;            /* generation it was accepted with (one ref): its
+	                                      * SSL_CTX and SNI table must outlive the handshake
+	                                      * and the SSL; requests use the current one */
+	struct sock         s;
+	struct http_parser  hp;
+	struct req         *req;
+	enum conn_state     st;
+	enum listen_kind    kind;
+	int                 https_port;      /* for the redirect Location */
+	struct sockaddr_storage peer;
+	char                ip[INET6_ADDRSTRLEN];
+	int                 family;
+	uint8_t             ip_bin[16];
+	struct event       *timer;
+	TAILQ_ENTRY(conn)   link;
+	unsigned            nreq;
+	int64_t             head_start_ms;
+	unsigned            got_bytes : 1;   /* anything arrived since the last request */
+	unsigned            dead : 1;
+	unsigned            feeding : 1;    /* an input pass or a request entry (req_resume) runs:
+	                                      * conn_feed returns at once, that frame feeds last */
+	unsigned            body_paused : 1; /* reading stopped for upstream backpressure */
+	unsigned            idle_trimmed : 1;/* TLS buffers freed in this idle period */
+};
+
+/* Accept path: takes ownership of fd. */
+void conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa, int salen);
+/* Marks it dead; the worker's reaper frees it (and its request) on the next loop turn. */
+void conn_close(struct conn *c);
+void conn_free(struct conn *c);        /* reaper only */
+/* The connection's own sock callback (tunnel.c hands the sock back with it). */
+void conn_sock_cb(struct sock *s, int ev, void *arg);
+/* The current request is finished: log it, free it, go on with the next or close. */
+void conn_req_done(struct conn *c);
+/* Bytes for the client: append to c->s.out then call this. */
+void conn_flush(struct conn *c);
+/* Request body streaming: pause/resume feeding the client's bytes (backpressure). */
+void conn_body_pause(struct conn *c);
+void conn_body_resume(struct conn *c);
+/* Feed pending input to the parser (after a pause). */
+void conn_feed(struct conn *c);
+/* Worker is draining: close idle connections, mark others to close after their request. */
+void conn_drain(struct conn *c);
+
+#endif

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT
+ * filter — the table of policies, in chain order. The order is the design (see
+ * docs/architecture.md): redirect/HSTS and headers first so every answer gets them, then
+ * scrubbing, probes, CORS (a preflight is answered before any token is asked for), JWT, rate
+ * limits (after JWT: per-user keys and the revocation check share one Redis round trip),
+ * lockout and body checks last, as they need the body.
+ */
+#include "http/filter.h"
+
+extern const struct filter hsts_filter, hdrs_filter, scrub_filter, probe_filter, cors_filter,
+    jwt_filter, rl_filter, lockout_filter, body_filter;
+
+const struct filter *const filter_table[] = {
+	&hsts_filter,
+	&hdrs_filter,
+	&scrub_filter,
+	&probe_filter,
+	&cors_filter,
+	&jwt_filter,
+	&rl_filter,
+	&lockout_filter,
+	&body_filter,
+	NULL,
+};
+
+size_t
+filter_count(void)
+{
+	return sizeof(filter_table) / sizeof(filter_table[0]) - 1;
+}

@@ -1,0 +1,3442 @@
+/* SPDX-License-Identifier: MIT
+ * jschema — strict JSON loading and a JSON Schema (2020-12 subset) validator for request
+ * bodies. See jschema.h for the contract and docs/body-checks.md for the supported subset.
+ *
+ * Layout of this file:
+ *   1. small helpers (UTF-8, numbers, JSON pointers)
+ *   2. the pattern engine: an ECMA-262 subset compiled to a Pike VM program; a search costs
+ *      O(subject length x program size), never backtracks, and shares nothing but the
+ *      immutable program between threads
+ *   3. formats (email, uuid, date-time, date, uri)
+ *   4. the schema compiler: every keyword is known or refused; positions of compile errors
+ *      are found again in the schema text
+ *   5. loading a body: nesting pre-scan, jansson, forbidden keys
+ *   6. validation: the first failure in document order, within a work budget
+ *
+ * Never put a body value into a message; never trust a compiled schema from anywhere but
+ * jschema_compile.
+ */
+#include "lib/jschema.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ==== 1. helpers ======================================================================== */
+
+#define CP_NONE 0xffffffffu     /* "no character": before the start, after the end */
+#define CP_BAD  0xfffffffeu     /* an invalid UTF-8 sequence */
+
+/* Decodes the code point at s[*i] (*i < n) and advances *i. An invalid sequence (overlong,
+ * surrogate, > U+10FFFF, truncated) yields CP_BAD and consumes one byte. */
+static uint32_t
+utf8_next(const unsigned char *s, size_t n, size_t *i)
+{
+	uint32_t c = s[*i], cp;
+	size_t need, k;
+
+	if (c < 0x80) {
+		(*i)++;
+		return c;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 1;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 2;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3;
+		cp = c & 0x07;
+	} else {
+		(*i)++;
+		return CP_BAD;
+	}
+	if (n - *i <= need) {
+		(*i)++;
+		return CP_BAD;
+	}
+	for (k = 1; k <= need; k++) {
+		uint32_t b = s[*i + k];
+		if ((b & 0xc0) != 0x80) {
+			(*i)++;
+			return CP_BAD;
+		}
+		cp = (cp << 6) | (b & 0x3f);
+	}
+	if ((need == 2 && cp < 0x800) || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    (need == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+		(*i)++;
+		return CP_BAD;
+	}
+	*i += need + 1;
+	return cp;
+}
+
+/* Code points in a valid UTF-8 string: every byte that is not a continuation byte. */
+static uint64_t
+utf8_count(const char *s, size_t n)
+{
+	uint64_t c = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		c += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return c;
+}
+
+static size_t
+utf8_put(char *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | (cp >> 18));
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+static int
+is_integral(double d)
+{
+	return isfinite(d) && floor(d) == d;
+}
+
+/* A schema number as short as it round-trips ("13", "0.1", "1e+300"). */
+static void
+fmt_num(double d, char *buf, size_t len)
+{
+	int prec;
+
+	if (is_integral(d) && fabs(d) < 1e17) {
+		snprintf(buf, len, "%.0f", d);
+		return;
+	}
+	for (prec = 1; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			return;
+	}
+}
+
+/* A JSON number as a double; 0 when `x` is not a number. */
+static int
+jnum(const json_t *x, double *d)
+{
+	if (json_is_real(x)) {
+		*d = json_real_value(x);
+		return 1;
+	}
+	if (json_is_integer(x)) {
+		*d = (double)json_integer_value(x);
+		return 1;
+	}
+	return 0;
+}
+
+/* A JSON pointer builder with a hard size bound; past it the pointer ends in "...". */
+struct ptrbuf {
+	char   *p;
+	size_t  cap, len;
+	int     cut;
+};
+
+static void
+ptr_raw(struct ptrbuf *b, const char *s, size_t n)
+{
+	size_t room;
+
+	if (b->cut)
+		return;
+	room = b->cap - 1 - b->len;
+	if (n > room) {
+		/* Cut at a UTF-8 boundary, leaving room for "...". */
+		size_t k = room > 3 ? room - 3 : 0;
+		while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
+			k--;
+		if (k > n)
+			k = n;
+		memcpy(b->p + b->len, s, k);
+		b->len += k;
+		memcpy(b->p + b->len, "...", b->cap - 1 - b->len >= 3 ? 3 : b->cap - 1 - b->len);
+		b->len += b->cap - 1 - b->len >= 3 ? 3 : b->cap - 1 - b->len;
+		b->cut = 1;
+	} else {
+		memcpy(b->p + b->len, s, n);
+		b->len += n;
+	}
+	b->p[b->len] = '\0';
+}
+
+/* Appends "/" and the RFC 6901 escaped reference token (~ as ~0, / as ~1). */
+static void
+ptr_key(struct ptrbuf *b, const char *k, size_t n)
+{
+	size_t i, s = 0;
+
+	ptr_raw(b, "/", 1);
+	for (i = 0; i < n; i++) {
+		if (k[i] != '~' && k[i] != '/')
+			continue;
+		ptr_raw(b, k + s, i - s);
+		ptr_raw(b, k[i] == '~' ? "~0" : "~1", 2);
+		s = i + 1;
+	}
+	ptr_raw(b, k + s, n - s);
+}
+
+static void
+ptr_idx(struct ptrbuf *b, size_t idx)
+{
+	char t[32];
+	int n = snprintf(t, sizeof(t), "/%zu", idx);
+
+	ptr_raw(b, t, (size_t)n);
+}
+
+/* ==== 2. patterns ========================================================================= */
+
+/* Syntax (ECMA-262 with the `u` flag, minus what cannot run without backtracking):
+ * alternation, groups ( ) (?: ) (?<name> ), quantifiers * + ? {n} {n,} {n,m} and their lazy
+ * forms (the same for a yes/no search), . [...] [^...], \d \D \w \W \s \S, ^ $ \b \B,
+ * escapes \t \n \v \f \r \0 \cX \xHH \uHHHH \u{H...} and escaped syntax characters.
+ * Refused: backreferences, lookaround, \p{...}, and anything u-mode calls a syntax error. */
+
+enum rx_kind { RX_EMPTY = 0, RX_CHAR, RX_ANY, RX_CLASS, RX_BOL, RX_EOL, RX_WORDB, RX_NWORDB,
+	RX_CAT, RX_ALT, RX_REP };
+
+#define RX_INF 0xffffffffu
+
+struct rx_node {
+	enum rx_kind    k;
+	uint32_t        c;          /* CHAR: code point; CLASS: class index */
+	uint32_t        min, max;   /* REP */
+	struct rx_node *a, *b;
+};
+
+enum rx_op { OP_CHAR = 0, OP_ANY, OP_CLASS, OP_SPLIT, OP_JMP, OP_MATCH, OP_BOL, OP_EOL,
+	OP_WORDB, OP_NWORDB };
+
+struct rx_inst {
+	uint32_t op;
+	uint32_t x, y;
+};
+
+struct rx_cls {
+	uint32_t off, n;            /* into rng */
+};
+
+struct jre {
+	struct rx_inst *prog;
+	uint32_t        n;
+	uint32_t      (*rng)[2];
+	struct rx_cls  *cls;
+	int             anchored;   /* starts with ^: only position 0 can match */
+};
+
+struct rx_parse {
+	const unsigned char *s;
+	size_t               n, i;
+	struct arena        *a;      /* AST; temporary */
+	int                  depth;
+	const char          *err;
+	uint32_t           (*rng)[2];
+	size_t               nrng, caprng;
+	struct rx_cls       *cls;
+	size_t               ncls, capcls;
+	/* the class being built */
+	uint32_t           (*tmp)[2];
+	size_t               ntmp, captmp;
+};
+
+static const uint32_t set_digit[][2] = { { '0', '9' } };
+static const uint32_t set_word[][2] = { { '0', '9' }, { 'A', 'Z' }, { '_', '_' }, { 'a', 'z' } };
+static const uint32_t set_space[][2] = { { 0x09, 0x0d }, { 0x20, 0x20 }, { 0xa0, 0xa0 },
+	{ 0x1680, 0x1680 }, { 0x2000, 0x200a }, { 0x2028, 0x2029 }, { 0x202f, 0x202f },
+	{ 0x205f, 0x205f }, { 0x3000, 0x3000 }, { 0xfeff, 0xfeff } };
+
+static struct rx_node *
+rx_new(struct rx_parse *p, enum rx_kind k)
+{
+	struct rx_node *n = arena_zalloc(p->a, sizeof(*n));
+
+	if (n == NULL) {
+		p->err = "out of memory";
+		return NULL;
+	}
+	n->k = k;
+	return n;
+}
+
+static int
+rx_tmp_add(struct rx_parse *p, uint32_t lo, uint32_t hi)
+{
+	if (p->ntmp == p->captmp) {
+		size_t nc = p->captmp ? p->captmp * 2 : 16;
+		void *t;
+		if (nc > 65536) {
+			p->err = "character class too large";
+			return -1;
+		}
+		t = realloc(p->tmp, nc * sizeof(*p->tmp));
+		if (t == NULL) {
+			p->err = "out of memory";
+			return -1;
+		}
+		p->tmp = t;
+		p->captmp = nc;
+	}
+	p->tmp[p->ntmp][0] = lo;
+	p->tmp[p->ntmp][1] = hi;
+	p->ntmp++;
+	return 0;
+}
+
+static int
+rx_tmp_set(struct rx_parse *p, const uint32_t (*set)[2], size_t n, int neg)
+{
+	size_t i;
+	uint32_t lo = 0;
+
+	if (!neg) {
+		for (i = 0; i < n; i++)
+			if (rx_tmp_add(p, set[i][0], set[i][1]) < 0)
+				return -1;
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (set[i][0] > lo && rx_tmp_add(p, lo, set[i][0] - 1) < 0)
+			return -1;
+		lo = set[i][1] + 1;
+	}
+	return lo <= 0x10ffff ? rx_tmp_add(p, lo, 0x10ffff) : 0;
+}
+
+static int
+cmp_range(const void *a, const void *b)
+{
+	const uint32_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* Sorts and merges the temporary ranges, complements them when `neg`, and stores them as a
+ * class; returns its index, or -1. */
+static long
+rx_tmp_commit(struct rx_parse *p, int neg)
+{
+	size_t i, m = 0, base;
+	uint32_t lo;
+
+	if (p->ntmp > 1)
+		qsort(p->tmp, p->ntmp, sizeof(*p->tmp), cmp_range);
+	for (i = 0; i < p->ntmp; i++) {
+		if (m > 0 && p->tmp[i][0] <= p->tmp[m - 1][1] + 1) {
+			if (p->tmp[i][1] > p->tmp[m - 1][1])
+				p->tmp[m - 1][1] = p->tmp[i][1];
+		} else {
+			p->tmp[m][0] = p->tmp[i][0];
+			p->tmp[m][1] = p->tmp[i][1];
+			m++;
+		}
+	}
+	p->ntmp = m;
+	if (p->ncls == p->capcls) {
+		size_t nc = p->capcls ? p->capcls * 2 : 8;
+		void *t = realloc(p->cls, nc * sizeof(*p->cls));
+		if (t == NULL)
+			goto oom;
+		p->cls = t;
+		p->capcls = nc;
+	}
+	base = p->nrng;
+	if (p->nrng + m + 1 > p->caprng) {
+		size_t nc = (p->nrng + m + 1) * 2;
+		void *t = realloc(p->rng, nc * sizeof(*p->rng));
+		if (t == NULL)
+			goto oom;
+		p->rng = t;
+		p->caprng = nc;
+	}
+	if (!neg) {
+		for (i = 0; i < m; i++) {
+			p->rng[p->nrng][0] = p->tmp[i][0];
+			p->rng[p->nrng][1] = p->tmp[i][1];
+			p->nrng++;
+		}
+	} else {
+		lo = 0;
+		for (i = 0; i < m; i++) {
+			if (p->tmp[i][0] > lo) {
+				p->rng[p->nrng][0] = lo;
+				p->rng[p->nrng][1] = p->tmp[i][0] - 1;
+				p->nrng++;
+			}
+			lo = p->tmp[i][1] + 1;
+		}
+		if (lo <= 0x10ffff) {
+			p->rng[p->nrng][0] = lo;
+			p->rng[p->nrng][1] = 0x10ffff;
+			p->nrng++;
+		}
+	}
+	p->cls[p->ncls].off = (uint32_t)base;
+	p->cls[p->ncls].n = (uint32_t)(p->nrng - base);
+	p->ntmp = 0;
+	return (long)p->ncls++;
+oom:
+	p->err = "out of memory";
+	return -1;
+}
+
+static int
+rx_eof(const struct rx_parse *p)
+{
+	return p->i >= p->n;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Reads exactly `k` hex digits; -1 when they are not there. */
+static long
+rx_hex(struct rx_parse *p, int k)
+{
+	long v = 0;
+	int i, h;
+
+	if (p->n - p->i < (size_t)k)
+		return -1;
+	for (i = 0; i < k; i++) {
+		h = hexval(p->s[p->i + (size_t)i]);
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	p->i += (size_t)k;
+	return v;
+}
+
+static int
+is_syntax_char(uint32_t c)
+{
+	return c < 0x80 && strchr("^$\\.*+?()[]{}|/", (int)c) != NULL && c != 0;
+}
+
+/* What an escape after '\' stands for. Sets *set (d D w W s S as 1..6) for class escapes,
+ * *assert (b B as 1, 2) outside classes, else *cp. Returns 0, or -1 with p->err. */
+static int
+rx_escape(struct rx_parse *p, int in_class, uint32_t *cp, int *set, int *assert)
+{
+	uint32_t c;
+	long v, lo;
+
+	*set = 0;
+	*assert = 0;
+	if (rx_eof(p)) {
+		p->err = "pattern ends with a backslash";
+		return -1;
+	}
+	c = utf8_next(p->s, p->n, &p->i);
+	switch (c) {
+	case 'd': *set = 1; return 0;
+	case 'D': *set = 2; return 0;
+	case 'w': *set = 3; return 0;
+	case 'W': *set = 4; return 0;
+	case 's': *set = 5; return 0;
+	case 'S': *set = 6; return 0;
+	case 'b':
+		if (in_class) {
+			*cp = 0x08;
+			return 0;
+		}
+		*assert = 1;
+		return 0;
+	case 'B':
+		if (in_class) {
+			p->err = "\\B inside a character class";
+			return -1;
+		}
+		*assert = 2;
+		return 0;
+	case 't': *cp = '\t'; return 0;
+	case 'n': *cp = '\n'; return 0;
+	case 'v': *cp = '\v'; return 0;
+	case 'f': *cp = '\f'; return 0;
+	case 'r': *cp = '\r'; return 0;
+	case '0':
+		if (!rx_eof(p) && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+			p->err = "octal escapes are not supported";
+			return -1;
+		}
+		*cp = 0;
+		return 0;
+	case 'c':
+		if (!rx_eof(p) && ((p->s[p->i] >= 'a' && p->s[p->i] <= 'z') ||
+		    (p->s[p->i] >= 'A' && p->s[p->i] <= 'Z'))) {
+			*cp = (uint32_t)(p->s[p->i] % 32);
+			p->i++;
+			return 0;
+		}
+		p->err = "invalid \\c escape";
+		return -1;
+	case 'x':
+		v = rx_hex(p, 2);
+		if (v < 0) {
+			p->err = "invalid \\x escape";
+			return -1;
+		}
+		*cp = (uint32_t)v;
+		return 0;
+	case 'u':
+		if (!rx_eof(p) && p->s[p->i] == '{') {
+			p->i++;
+			v = 0;
+			lo = 0;
+			while (!rx_eof(p) && hexval(p->s[p->i]) >= 0) {
+				v = v * 16 + hexval(p->s[p->i]);
+				p->i++;
+				if (v > 0x10ffff || ++lo > 8)
+					break;
+			}
+			if (lo == 0 || v > 0x10ffff || rx_eof(p) || p->s[p->i] != '}') {
+				p->err = "invalid \\u{...} escape";
+				return -1;
+			}
+			p->i++;
+			*cp = (uint32_t)v;
+			return 0;
+		}
+		v = rx_hex(p, 4);
+		if (v < 0) {
+			p->err = "invalid \\u escape";
+			return -1;
+		}
+		/* A surrogate pair written as two escapes is one code point (u mode). */
+		if (v >= 0xd800 && v <= 0xdbff && p->n - p->i >= 6 && p->s[p->i] == '\\' &&
+		    p->s[p->i + 1] == 'u') {
+			size_t save = p->i;
+			p->i += 2;
+			lo = rx_hex(p, 4);
+			if (lo >= 0xdc00 && lo <= 0xdfff)
+				v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+			else
+				p->i = save;
+		}
+		*cp = (uint32_t)v;
+		return 0;
+	case '-':
+		if (in_class) {
+			*cp = '-';
+			return 0;
+		}
+		p->err = "invalid escape \\-";
+		return -1;
+	default:
+		break;
+	}
+	if (c >= '1' && c <= '9') {
+		p->err = "backreferences are not supported";
+		return -1;
+	}
+	if (c == 'k') {
+		p->err = "named backreferences are not supported";
+		return -1;
+	}
+	if (c == 'p' || c == 'P') {
+		p->err = "Unicode property escapes are not supported";
+		return -1;
+	}
+	if (is_syntax_char(c)) {
+		*cp = c;
+		return 0;
+	}
+	p->err = "invalid escape";
+	return -1;
+}
+
+static const uint32_t (*set_ranges(int set, size_t *n, int *neg))[2]
+{
+	*neg = (set % 2) == 0;
+	switch ((set + 1) / 2) {
+	case 1:
+		*n = ARRAY_LEN(set_digit);
+		return set_digit;
+	case 2:
+		*n = ARRAY_LEN(set_word);
+		return set_word;
+	default:
+		*n = ARRAY_LEN(set_space);
+		return set_space;
+	}
+}
+
+/* One class atom: a code point (*cp) or a class escape (*set). 0, or -1. */
+static int
+rx_class_atom(struct rx_parse *p, uint32_t *cp, int *set)
+{
+	int assert;
+
+	*set = 0;
+	if (rx_eof(p)) {
+		p->err = "unterminated character class";
+		return -1;
+	}
+	if (p->s[p->i] == '\\') {
+		p->i++;
+		return rx_escape(p, 1, cp, set, &assert);
+	}
+	*cp = utf8_next(p->s, p->n, &p->i);
+	if (*cp == CP_BAD) {
+		p->err = "invalid UTF-8 in the pattern";
+		return -1;
+	}
+	return 0;
+}
+
+static struct rx_node *
+rx_class(struct rx_parse *p)
+{
+	struct rx_node *n;
+	uint32_t lo, hi;
+	int neg = 0, set, set2;
+	const uint32_t (*sr)[2];
+	size_t sn;
+	int sneg;
+	long idx;
+
+	/* the '[' is consumed */
+	if (!rx_eof(p) && p->s[p->i] == '^') {
+		neg = 1;
+		p->i++;
+	}
+	p->ntmp = 0;
+	for (;;) {
+		if (rx_eof(p)) {
+			p->err = "unterminated character class";
+			return NULL;
+		}
+		if (p->s[p->i] == ']') {
+			p->i++;
+			break;
+		}
+		if (rx_class_atom(p, &lo, &set) < 0)
+			return NULL;
+		if (!rx_eof(p) && p->s[p->i] == '-' && p->i + 1 < p->n && p->s[p->i + 1] != ']') {
+			p->i++;
+			if (rx_class_atom(p, &hi, &set2) < 0)
+				return NULL;
+			if (set || set2) {
+				p->err = "a class escape cannot bound a range";
+				return NULL;
+			}
+			if (lo > hi) {
+				p->err = "range out of order in character class";
+				return NULL;
+			}
+			if (rx_tmp_add(p, lo, hi) < 0)
+				return NULL;
+			continue;
+		}
+		if (set) {
+			sr = set_ranges(set, &sn, &sneg);
+			if (rx_tmp_set(p, sr, sn, sneg) < 0)
+				return NULL;
+		} else if (rx_tmp_add(p, lo, lo) < 0) {
+			return NULL;
+		}
+	}
+	idx = rx_tmp_commit(p, neg);
+	if (idx < 0)
+		return NULL;
+	if ((n = rx_new(p, RX_CLASS)) == NULL)
+		return NULL;
+	n->c = (uint32_t)idx;
+	return n;
+}
+
+static struct rx_node *rx_disj(struct rx_parse *p);
+
+/* Reads a decimal count for {n,m}; -1 when none. Values past the bound saturate. */
+static long
+rx_count(struct rx_parse *p)
+{
+	long v = 0;
+	size_t start = p->i;
+
+	while (!rx_eof(p) && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+		if (v <= 100000000)
+			v = v * 10 + (p->s[p->i] - '0');
+		p->i++;
+	}
+	return p->i == start ? -1 : v;
+}
+
+static struct rx_node *
+rx_atom(struct rx_parse *p, int *quantifiable)
+{
+	struct rx_node *n;
+	uint32_t c, cp;
+	int set, assert;
+	const uint32_t (*sr)[2];
+	size_t sn;
+	int sneg;
+	long idx;
+
+	*quantifiable = 1;
+	c = p->s[p->i];
+	switch (c) {
+	case '.':
+		p->i++;
+		return rx_new(p, RX_ANY);
+	case '^':
+		p->i++;
+		*quantifiable = 0;
+		return rx_new(p, RX_BOL);
+	case '$':
+		p->i++;
+		*quantifiable = 0;
+		return rx_new(p, RX_EOL);
+	case '[':
+		p->i++;
+		return rx_class(p);
+	case '(':
+		p->i++;
+		if (++p->depth > 32) {
+			p->err = "groups nested too deeply";
+			return NULL;
+		}
+		if (!rx_eof(p) && p->s[p->i] == '?') {
+			p->i++;
+			if (!rx_eof(p) && p->s[p->i] == ':') {
+				p->i++;
+			} else if (!rx_eof(p) && p->s[p->i] == '<' && p->i + 1 < p->n &&
+			    p->s[p->i + 1] != '=' && p->s[p->i + 1] != '!') {
+				/* (?<name>...): a plain group here, as nothing can refer to it */
+				size_t st = ++p->i;
+				while (!rx_eof(p) && (p->s[p->i] == '_' || p->s[p->i] == '$' ||
+				    (p->s[p->i] >= 'a' && p->s[p->i] <= 'z') ||
+				    (p->s[p->i] >= 'A' && p->s[p->i] <= 'Z') ||
+				    (p->i > st && p->s[p->i] >= '0' && p->s[p->i] <= '9')))
+					p->i++;
+				if (p->i == st || rx_eof(p) || p->s[p->i] != '>') {
+					p->err = "invalid group name";
+					return NULL;
+				}
+				p->i++;
+			} else {
+				p->err = "lookaround assertions are not supported";
+				return NULL;
+			}
+		}
+		n = rx_disj(p);
+		if (n == NULL)
+			return NULL;
+		if (rx_eof(p) || p->s[p->i] != ')') {
+			p->err = "missing )";
+			return NULL;
+		}
+		p->i++;
+		p->depth--;
+		return n;
+	case ')':
+		p->err = "unmatched )";
+		return NULL;
+	case '*':
+	case '+':
+	case '?':
+	case '{':
+		p->err = "nothing to repeat";
+		return NULL;
+	case ']':
+	case '}':
+		p->err = "lone ] or } (escape it)";
+		return NULL;
+	case '\\':
+		p->i++;
+		if (rx_escape(p, 0, &cp, &set, &assert) < 0)
+			return NULL;
+		if (assert) {
+			*quantifiable = 0;
+			return rx_new(p, assert == 1 ? RX_WORDB : RX_NWORDB);
+		}
+		if (set) {
+			p->ntmp = 0;
+			sr = set_ranges(set, &sn, &sneg);
+			if (rx_tmp_set(p, sr, sn, sneg) < 0)
+				return NULL;
+			if ((idx = rx_tmp_commit(p, 0)) < 0)
+				return NULL;
+			if ((n = rx_new(p, RX_CLASS)) == NULL)
+				return NULL;
+			n->c = (uint32_t)idx;
+			return n;
+		}
+		if ((n = rx_new(p, RX_CHAR)) == NULL)
+			return NULL;
+		n->c = cp;
+		return n;
+	default:
+		cp = utf8_next(p->s, p->n, &p->i);
+		if (cp == CP_BAD) {
+			p->err = "invalid UTF-8 in the pattern";
+			return NULL;
+		}
+		if ((n = rx_new(p, RX_CHAR)) == NULL)
+			return NULL;
+		n->c = cp;
+		return n;
+	}
+}
+
+static struct rx_node *
+rx_term(struct rx_parse *p)
+{
+	struct rx_node *a, *r;
+	long lo, hi;
+	int q;
+
+	a = rx_atom(p, &q);
+	if (a == NULL || rx_eof(p))
+		return a;
+	switch (p->s[p->i]) {
+	case '*': lo = 0; hi = -1; p->i++; break;
+	case '+': lo = 1; hi = -1; p->i++; break;
+	case '?': lo = 0; hi = 1; p->i++; break;
+	case '{':
+		p->i++;
+		lo = rx_count(p);
+		if (lo < 0) {
+			p->err = "lone { (escape it)";
+			return NULL;
+		}
+		hi = lo;
+		if (!rx_eof(p) && p->s[p->i] == ',') {
+			p->i++;
+			hi = rx_count(p);      /* -1: unbounded */
+		}
+		if (rx_eof(p) || p->s[p->i] != '}') {
+			p->err = "invalid {n,m} quantifier";
+			return NULL;
+		}
+		p->i++;
+		if (hi >= 0 && hi < lo) {
+			p->err = "numbers out of order in {n,m}";
+			return NULL;
+		}
+		if (lo > JSCHEMA_MAX_REPEAT || hi > JSCHEMA_MAX_REPEAT) {
+			p->err = "repetition count over 1000";
+			return NULL;
+		}
+		break;
+	default:
+		return a;
+	}
+	if (!q) {
+		p->err = "an assertion cannot be repeated";
+		return NULL;
+	}
+	if (!rx_eof(p) && p->s[p->i] == '?')
+		p->i++;                 /* lazy: same answer for a search */
+	r = rx_new(p, RX_REP);
+	if (r == NULL)
+		return NULL;
+	r->a = a;
+	r->min = (uint32_t)lo;
+	r->max = hi < 0 ? RX_INF : (uint32_t)hi;
+	return r;
+}
+
+static struct rx_node *
+rx_alt(struct rx_parse *p)
+{
+	struct rx_node *acc = NULL, *t, *c;
+
+	while (!rx_eof(p) && p->s[p->i] != '|' && p->s[p->i] != ')') {
+		t = rx_term(p);
+		if (t == NULL)
+			return NULL;
+		if (acc == NULL) {
+			acc = t;
+			continue;
+		}
+		if ((c = rx_new(p, RX_CAT)) == NULL)
+			return NULL;
+		c->a = acc;
+		c->b = t;
+		acc = c;
+	}
+	return acc ? acc : rx_new(p, RX_EMPTY);
+}
+
+static struct rx_node *
+rx_disj(struct rx_parse *p)
+{
+	struct rx_node *acc, *t, *c;
+
+	acc = rx_alt(p);
+	while (acc != NULL && !rx_eof(p) && p->s[p->i] == '|') {
+		p->i++;
+		t = rx_alt(p);
+		if (t == NULL)
+			return NULL;
+		if ((c = rx_new(p, RX_ALT)) == NULL)
+			return NULL;
+		c->a = acc;
+		c->b = t;
+		acc = c;
+	}
+	return acc;
+}
+
+#define RX_SAT ((uint64_t)1 << 40)
+
+static uint64_t
+sat_add(uint64_t a, uint64_t b)
+{
+	return a + b > RX_SAT ? RX_SAT : a + b;
+}
+
+static uint64_t
+sat_mul(uint64_t a, uint64_t b)
+{
+	if (a == 0 || b == 0)
+		return 0;
+	return a > RX_SAT / b ? RX_SAT : a * b;
+}
+
+/* Instructions `n` compiles to (saturating). */
+static uint64_t
+rx_size(const struct rx_node *n)
+{
+	uint64_t e;
+
+	switch (n->k) {
+	case RX_EMPTY:
+		return 0;
+	case RX_CAT:
+		return sat_add(rx_size(n->a), rx_size(n->b));
+	case RX_ALT:
+		return sat_add(sat_add(rx_size(n->a), rx_size(n->b)), 2);
+	case RX_REP:
+		e = rx_size(n->a);
+		if (n->max == RX_INF)
+			return sat_add(sat_mul(n->min, e), e + 2);
+		return sat_add(sat_mul(n->min, e), sat_mul(n->max - n->min, e + 1));
+	default:
+		return 1;
+	}
+}
+
+static void
+rx_emit(struct jre *re, const struct rx_node *n)
+{
+	uint32_t i, l1, first;
+	struct rx_inst *in;
+
+	switch (n->k) {
+	case RX_EMPTY:
+		return;
+	case RX_CHAR:
+		re->prog[re->n++] = (struct rx_inst){ OP_CHAR, n->c, 0 };
+		return;
+	case RX_ANY:
+		re->prog[re->n++] = (struct rx_inst){ OP_ANY, 0, 0 };
+		return;
+	case RX_CLASS:
+		re->prog[re->n++] = (struct rx_inst){ OP_CLASS, n->c, 0 };
+		return;
+	case RX_BOL:
+		re->prog[re->n++] = (struct rx_inst){ OP_BOL, 0, 0 };
+		return;
+	case RX_EOL:
+		re->prog[re->n++] = (struct rx_inst){ OP_EOL, 0, 0 };
+		return;
+	case RX_WORDB:
+		re->prog[re->n++] = (struct rx_inst){ OP_WORDB, 0, 0 };
+		return;
+	case RX_NWORDB:
+		re->prog[re->n++] = (struct rx_inst){ OP_NWORDB, 0, 0 };
+		return;
+	case RX_CAT:
+		rx_emit(re, n->a);
+		rx_emit(re, n->b);
+		return;
+	case RX_ALT:
+		l1 = re->n++;
+		rx_emit(re, n->a);
+		i = re->n++;
+		re->prog[l1] = (struct rx_inst){ OP_SPLIT, l1 + 1, re->n };
+		rx_emit(re, n->b);
+		re->prog[i] = (struct rx_inst){ OP_JMP, re->n, 0 };
+		return;
+	case RX_REP:
+		for (i = 0; i < n->min; i++)
+			rx_emit(re, n->a);
+		if (n->max == RX_INF) {
+			l1 = re->n++;
+			rx_emit(re, n->a);
+			re->prog[re->n] = (struct rx_inst){ OP_JMP, l1, 0 };
+			re->n++;
+			re->prog[l1] = (struct rx_inst){ OP_SPLIT, l1 + 1, re->n };
+			return;
+		}
+		/* x{n,m}: each optional copy may skip to the common end */
+		first = re->n;
+		for (i = n->min; i < n->max; i++) {
+			l1 = re->n++;
+			re->prog[l1] = (struct rx_inst){ OP_SPLIT, l1 + 1, 0 };
+			rx_emit(re, n->a);
+		}
+		for (i = first; i < re->n; i++) {
+			in = &re->prog[i];
+			if (in->op == OP_SPLIT && in->y == 0 && in->x == i + 1)
+				in->y = re->n;
+		}
+		return;
+	}
+}
+
+/* Compiles `pat` into `re`, with memory from `a`. 0, or -1 with *err. */
+static int
+rx_compile(const char *pat, size_t plen, struct arena *a, struct jre *re, const char **err)
+{
+	struct rx_parse p;
+	struct arena tmp;
+	struct rx_node *ast;
+	uint64_t size;
+	int rc = -1;
+
+	memset(&p, 0, sizeof(p));
+	memset(re, 0, sizeof(*re));
+	if (plen > JSCHEMA_MAX_PATTERN) {
+		*err = "pattern longer than 1024 bytes";
+		return -1;
+	}
+	arena_init(&tmp, 4096);
+	p.s = (const unsigned char *)pat;
+	p.n = plen;
+	p.a = &tmp;
+	ast = rx_disj(&p);
+	if (ast != NULL && !rx_eof(&p)) {
+		p.err = "unmatched )";
+		ast = NULL;
+	}
+	if (ast == NULL)
+		goto out;
+	size = sat_add(rx_size(ast), 1);
+	if (size > JSCHEMA_MAX_PROG) {
+		p.err = "pattern too complex (over 2048 instructions once repetitions are expanded)";
+		goto out;
+	}
+	re->prog = arena_alloc(a, (size_t)size * sizeof(*re->prog));
+	re->cls = arena_alloc(a, (p.ncls ? p.ncls : 1) * sizeof(*re->cls));
+	re->rng = arena_alloc(a, (p.nrng ? p.nrng : 1) * sizeof(*re->rng));
+	if (re->prog == NULL || re->cls == NULL || re->rng == NULL) {
+		p.err = "out of memory";
+		goto out;
+	}
+	if (p.ncls)
+		memcpy(re->cls, p.cls, p.ncls * sizeof(*re->cls));
+	if (p.nrng)
+		memcpy(re->rng, p.rng, p.nrng * sizeof(*re->rng));
+	rx_emit(re, ast);
+	re->prog[re->n++] = (struct rx_inst){ OP_MATCH, 0, 0 };
+	re->anchored = re->prog[0].op == OP_BOL;
+	rc = 0;
+out:
+	if (rc < 0)
+		*err = p.err ? p.err : "invalid pattern";
+	free(p.rng);
+	free(p.cls);
+	free(p.tmp);
+	arena_free(&tmp);
+	return rc;
+}
+
+/* Per-search scratch: two thread lists, a visit mark per instruction, a stack. */
+struct rx_scratch {
+	uint32_t *cur, *nxt, *mark, *stack;
+	uint32_t  cap;
+	uint32_t  gen;
+};
+
+static int
+rx_scratch_init(struct rx_scratch *sc, uint32_t cap, struct arena *a)
+{
+	uint32_t *m = arena_zalloc(a, (size_t)cap * 4 * sizeof(uint32_t));
+
+	if (m == NULL)
+		return -1;
+	sc->cur = m;
+	sc->nxt = m + cap;
+	sc->mark = m + 2 * (size_t)cap;
+	sc->stack = m + 3 * (size_t)cap;
+	sc->cap = cap;
+	sc->gen = 0;
+	return 0;
+}
+
+static void
+rx_newgen(struct rx_scratch *sc)
+{
+	if (++sc->gen == 0) {
+		memset(sc->mark, 0, sc->cap * sizeof(uint32_t));
+		sc->gen = 1;
+	}
+}
+
+static int
+cp_word(uint32_t c)
+{
+	return c < 0x80 && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	    (c >= 'A' && c <= 'Z') || c == '_');
+}
+
+static int
+cls_has(const struct jre *re, uint32_t idx, uint32_t c)
+{
+	const struct rx_cls *k = &re->cls[idx];
+	uint32_t lo = 0, hi = k->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (c < re->rng[k->off + mid][0])
+			hi = mid;
+		else if (c > re->rng[k->off + mid][1])
+			lo = mid + 1;
+		else
+			return 1;
+	}
+	return 0;
+}
+
+/* Adds `pc` and its epsilon closure at a position between `prev` and `here` to list.
+ * Returns 1 when MATCH is reached. */
+static int
+rx_add(const struct jre *re, struct rx_scratch *sc, uint32_t *list, uint32_t *cnt, uint32_t pc,
+    uint32_t prev, uint32_t here, uint64_t *budget)
+{
+	uint32_t sp = 0;
+	const struct rx_inst *in;
+
+	if (sc->mark[pc] == sc->gen)
+		return 0;
+	sc->mark[pc] = sc->gen;
+	sc->stack[sp++] = pc;
+	while (sp > 0) {
+		pc = sc->stack[--sp];
+		in = &re->prog[pc];
+		if (*budget > 0)
+			(*budget)--;
+		switch (in->op) {
+		case OP_MATCH:
+			return 1;
+		case OP_JMP:
+			goto push_x;
+		case OP_SPLIT:
+			if (sc->mark[in->y] != sc->gen) {
+				sc->mark[in->y] = sc->gen;
+				sc->stack[sp++] = in->y;
+			}
+			goto push_x;
+		case OP_BOL:
+			if (prev == CP_NONE)
+				goto push_next;
+			continue;
+		case OP_EOL:
+			if (here == CP_NONE)
+				goto push_next;
+			continue;
+		case OP_WORDB:
+			if (cp_word(prev) != cp_word(here))
+				goto push_next;
+			continue;
+		case OP_NWORDB:
+			if (cp_word(prev) == cp_word(here))
+				goto push_next;
+			continue;
+		default:
+			list[(*cnt)++] = pc;
+			continue;
+		}
+push_next:
+		if (sc->mark[pc + 1] != sc->gen) {
+			sc->mark[pc + 1] = sc->gen;
+			sc->stack[sp++] = pc + 1;
+		}
+		continue;
+push_x:
+		if (sc->mark[in->x] != sc->gen) {
+			sc->mark[in->x] = sc->gen;
+			sc->stack[sp++] = in->x;
+		}
+	}
+	return 0;
+}
+
+/* Searches `s` for a match anywhere. 1, 0, or -1 when the budget ran out. */
+static int
+rx_search(const struct jre *re, struct rx_scratch *sc, const char *str, size_t n,
+    uint64_t *budget)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	uint32_t *cur = sc->cur, *nxt = sc->nxt, *t, ncur = 0, nnxt, k, prev = CP_NONE, here, after;
+	size_t i = 0, j;
+	const struct rx_inst *in;
+	int ok;
+
+	here = n ? utf8_next(s, n, &i) : CP_NONE;
+	if (here == CP_BAD)
+		here = 0xfffd;
+	rx_newgen(sc);
+	if (rx_add(re, sc, cur, &ncur, 0, prev, here, budget))
+		return 1;
+	while (here != CP_NONE) {
+		if (*budget == 0)
+			return -1;
+		if (ncur == 0 && re->anchored)
+			return 0;
+		j = i;
+		after = j < n ? utf8_next(s, n, &j) : CP_NONE;
+		if (after == CP_BAD)
+			after = 0xfffd;
+		rx_newgen(sc);
+		nnxt = 0;
+		for (k = 0; k < ncur; k++) {
+			in = &re->prog[cur[k]];
+			switch (in->op) {
+			case OP_CHAR:
+				ok = here == in->x;
+				break;
+			case OP_ANY:
+				ok = here != '\n' && here != '\r' && here != 0x2028 && here != 0x2029;
+				break;
+			case OP_CLASS:
+				ok = cls_has(re, in->x, here);
+				break;
+			default:
+				ok = 0;
+				break;
+			}
+			if (ok && rx_add(re, sc, nxt, &nnxt, cur[k] + 1, here, after, budget))
+				return 1;
+		}
+		if (*budget >= ncur)
+			*budget -= ncur;
+		else
+			*budget = 0;
+		if (!re->anchored && rx_add(re, sc, nxt, &nnxt, 0, here, after, budget))
+			return 1;
+		t = cur;
+		cur = nxt;
+		nxt = t;
+		ncur = nnxt;
+		prev = here;
+		here = after;
+		i = j;
+	}
+	return 0;
+}
+
+int
+jschema_regex_search(const char *pat, size_t plen, const char *subject, size_t slen, char *err,
+    size_t errlen)
+{
+	struct arena a;
+	struct jre re;
+	struct rx_scratch sc;
+	const char *why = NULL;
+	uint64_t budget = JSCHEMA_WORK_BUDGET + (uint64_t)JSCHEMA_WORK_PER_BYTE * slen;
+	int rc;
+
+	arena_init(&a, 8192);
+	if (rx_compile(pat, plen, &a, &re, &why) < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s", why);
+		arena_free(&a);
+		return -1;
+	}
+	if (rx_scratch_init(&sc, re.n, &a) < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "out of memory");
+		arena_free(&a);
+		return -1;
+	}
+	rc = rx_search(&re, &sc, subject, slen, &budget);
+	arena_free(&a);
+	return rc < 0 ? -2 : rc;
+}
+
+/* ==== 3. formats ============================================================================ */
+
+enum fmt { FMT_NONE = 0, FMT_EMAIL, FMT_UUID, FMT_DATETIME, FMT_DATE, FMT_URI };
+
+static const char *const fmt_names[] = { "", "email", "uuid", "date-time", "date", "uri" };
+
+static int
+is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int
+is_alpha(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int
+digits(const char *s, size_t n, int *v)
+{
+	size_t i;
+
+	*v = 0;
+	for (i = 0; i < n; i++) {
+		if (!is_digit((unsigned char)s[i]))
+			return 0;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return 1;
+}
+
+/* RFC 3339 full-date: YYYY-MM-DD with a day that exists. */
+static int
+fmt_date(const char *s, size_t n)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y, m, d, dim;
+
+	if (n != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) || !digits(s + 5, 2, &m) ||
+	    !digits(s + 8, 2, &d))
+		return 0;
+	if (m < 1 || m > 12 || d < 1)
+		return 0;
+	dim = mdays[m - 1];
+	if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		dim = 29;
+	return d <= dim;
+}
+
+/* RFC 3339 date-time: full-date "T" HH:MM:SS[.frac] (Z | +HH:MM | -HH:MM); "t" and "z" as
+ * the RFC allows; a leap second (:60) only at 23:59 UTC. */
+static int
+fmt_datetime(const char *s, size_t n)
+{
+	int hh, mm, ss, oh = 0, om = 0, sign = 0, t;
+	size_t i;
+
+	if (n < 20 || !fmt_date(s, 10) || (s[10] != 'T' && s[10] != 't'))
+		return 0;
+	s += 11;
+	n -= 11;
+	if (n < 9 || s[2] != ':' || s[5] != ':' || !digits(s, 2, &hh) || !digits(s + 3, 2, &mm) ||
+	    !digits(s + 6, 2, &ss))
+		return 0;
+	if (hh > 23 || mm > 59 || ss > 60)
+		return 0;
+	i = 8;
+	if (s[i] == '.') {
+		i++;
+		if (i >= n || !is_digit((unsigned char)s[i]))
+			return 0;
+		while (i < n && is_digit((unsigned char)s[i]))
+			i++;
+	}
+	if (i >= n)
+		return 0;
+	if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == n) {
+		sign = 0;
+	} else if ((s[i] == '+' || s[i] == '-') && n - i == 6 && s[i + 3] == ':' &&
+	    digits(s + i + 1, 2, &oh) && digits(s + i + 4, 2, &om)) {
+		if (oh > 23 || om > 59)
+			return 0;
+		sign = s[i] == '+' ? 1 : -1;
+	} else {
+		return 0;
+	}
+	if (ss == 60) {
+		t = hh * 60 + mm - sign * (oh * 60 + om);
+		t = ((t % 1440) + 1440) % 1440;
+		if (t != 23 * 60 + 59)
+			return 0;
+	}
+	return 1;
+}
+
+static int
+fmt_uuid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n != 36)
+		return 0;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (hexval((unsigned char)s[i]) < 0) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* A DNS host name: dot-separated labels of letters, digits and hyphens (1-63 each, no
+ * leading or trailing hyphen), at most 253 bytes, at least `min_labels` labels. */
+static int
+hostname_ok(const char *s, size_t n, int min_labels)
+{
+	size_t i, st = 0;
+	int labels = 0;
+
+	if (n == 0 || n > 253)
+		return 0;
+	for (i = 0; i <= n; i++) {
+		if (i == n || s[i] == '.') {
+			size_t l = i - st;
+			if (l == 0 || l > 63 || s[st] == '-' || s[i - 1] == '-')
+				return 0;
+			labels++;
+			st = i + 1;
+			continue;
+		}
+		if (!is_alpha((unsigned char)s[i]) && !is_digit((unsigned char)s[i]) && s[i] != '-')
+			return 0;
+	}
+	return labels >= min_labels;
+}
+
+/* addr-spec with a dot-atom local part and a host-name domain of two labels or more: no
+ * quoted local parts, no comments, no address literals, ASCII only (no SMTPUTF8). */
+static int
+fmt_email(const char *s, size_t n)
+{
+	static const char atext[] = "!#$%&'*+-/=?^_`{|}~";
+	const char *at;
+	size_t i, ln;
+
+	if (n > 254 || (at = memchr(s, '@', n)) == NULL)
+		return 0;
+	ln = (size_t)(at - s);
+	if (ln == 0 || ln > 64 || s[0] == '.' || s[ln - 1] == '.')
+		return 0;
+	for (i = 0; i < ln; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (s[i + 1] == '.')
+				return 0;
+			continue;
+		}
+		if (!is_alpha(c) && !is_digit(c) && (c == 0 || strchr(atext, c) == NULL))
+			return 0;
+	}
+	return hostname_ok(at + 1, n - ln - 1, 2);
+}
+
+static int
+uri_unreserved(int c)
+{
+	return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static int
+uri_subdelim(int c)
+{
+	return c != 0 && strchr("!$&'()*+,;=", c) != NULL;
+}
+
+/* Accepts a run of characters of the given class (and %HH); returns the index after it, or
+ * (size_t)-1 on a bad %-escape. extra: characters allowed on top of unreserved/sub-delims. */
+static size_t
+uri_run(const char *s, size_t n, size_t i, const char *extra)
+{
+	while (i < n) {
+		int c = (unsigned char)s[i];
+		if (c == '%') {
+			if (i + 2 >= n || hexval((unsigned char)s[i + 1]) < 0 ||
+			    hexval((unsigned char)s[i + 2]) < 0)
+				return (size_t)-1;
+			i += 3;
+			continue;
+		}
+		if (uri_unreserved(c) || uri_subdelim(c) || (c != 0 && strchr(extra, c) != NULL)) {
+			i++;
+			continue;
+		}
+		break;
+	}
+	return i;
+}
+
+/* RFC 3986 URI (absolute: scheme required), ASCII only. */
+static int
+fmt_uri(const char *s, size_t n)
+{
+	size_t i = 0, j, e;
+
+	if (n == 0 || !is_alpha((unsigned char)s[0]))
+		return 0;
+	while (i < n && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i]) ||
+	    s[i] == '+' || s[i] == '-' || s[i] == '.'))
+		i++;
+	if (i >= n || s[i] != ':')
+		return 0;
+	i++;
+	if (n - i >= 2 && s[i] == '/' && s[i + 1] == '/') {
+		i += 2;
+		/* authority: [userinfo@]host[:port] */
+		e = i;
+		while (e < n && s[e] != '/' && s[e] != '?' && s[e] != '#')
+			e++;
+		j = i;
+		{
+			const char *atp = memchr(s + i, '@', e - i);
+			if (atp != NULL) {
+				size_t ue = (size_t)(atp - s);
+				if (uri_run(s, ue, i, ":") != ue)
+					return 0;
+				j = ue + 1;
+			}
+		}
+		if (j < e && s[j] == '[') {
+			size_t k = j + 1;
+			int colon = 0;
+			while (k < e && s[k] != ']') {
+				if (s[k] == ':')
+					colon = 1;
+				if (!uri_unreserved((unsigned char)s[k]) && !uri_subdelim((unsigned char)s[k]) &&
+				    s[k] != ':')
+					return 0;
+				k++;
+			}
+			if (k >= e || !colon)
+				return 0;
+			j = k + 1;
+		} else {
+			size_t k = uri_run(s, e, j, "");
+			if (k == (size_t)-1)
+				return 0;
+			j = k;
+		}
+		if (j < e && s[j] == ':') {
+			j++;
+			while (j < e && is_digit((unsigned char)s[j]))
+				j++;
+		}
+		if (j != e)
+			return 0;
+		i = e;
+	}
+	/* path */
+	j = uri_run(s, n, i, ":@/");
+	if (j == (size_t)-1)
+		return 0;
+	i = j;
+	if (i < n && s[i] == '?') {
+		j = uri_run(s, n, i + 1, ":@/?");
+		if (j == (size_t)-1)
+			return 0;
+		i = j;
+	}
+	if (i < n && s[i] == '#') {
+		j = uri_run(s, n, i + 1, ":@/?");
+		if (j == (size_t)-1)
+			return 0;
+		i = j;
+	}
+	return i == n;
+}
+
+static int
+fmt_check(int f, const char *s, size_t n)
+{
+	switch (f) {
+	case FMT_EMAIL: return fmt_email(s, n);
+	case FMT_UUID: return fmt_uuid(s, n);
+	case FMT_DATETIME: return fmt_datetime(s, n);
+	case FMT_DATE: return fmt_date(s, n);
+	case FMT_URI: return fmt_uri(s, n);
+	default: return 1;
+	}
+}
+
+static int
+fmt_lookup(const char *name)
+{
+	size_t i;
+
+	for (i = 1; i < ARRAY_LEN(fmt_names); i++)
+		if (strcmp(name, fmt_names[i]) == 0)
+			return (int)i;
+	return FMT_NONE;
+}
+
+int
+jschema_format_check(const char *name, const char *s, size_t len)
+{
+	int f = fmt_lookup(name);
+
+	return f == FMT_NONE ? -1 : fmt_check(f, s, len);
+}
+
+/* ==== 4. the schema compiler ================================================================= */
+
+enum { T_NULL = 1, T_BOOL = 2, T_OBJ = 4, T_ARR = 8, T_NUM = 16, T_STR = 32, T_INT = 64 };
+
+/* Presence bits for keywords with a scalar value. */
+enum {
+	H_TYPE = 1u << 0, H_CONST = 1u << 1, H_ENUM = 1u << 2, H_MINIMUM = 1u << 3,
+	H_MAXIMUM = 1u << 4, H_XMIN = 1u << 5, H_XMAX = 1u << 6, H_MULT = 1u << 7,
+	H_MINLEN = 1u << 8, H_MAXLEN = 1u << 9, H_MINITEMS = 1u << 10, H_MAXITEMS = 1u << 11,
+	H_UNIQUE = 1u << 12, H_MINPROPS = 1u << 13, H_MAXPROPS = 1u << 14,
+};
+
+struct js_node;
+
+struct js_prop {
+	const char     *key;
+	size_t          klen;
+	struct js_node *s;
+};
+
+struct js_patprop {
+	struct jre      re;
+	struct js_node *s;
+};
+
+struct js_node {
+	int                 boolean;     /* -1: an object schema; 0: false; 1: true */
+	uint32_t            has;
+	unsigned            types;
+	const char         *type_text;   /* "a string or null" */
+	const json_t       *cnst;
+	const json_t       *enm;
+	double              minimum, maximum, xmin, xmax, mult;
+	uint64_t            min_len, max_len, min_items, max_items, min_props, max_props;
+	struct jre         *pattern;
+	int                 format;
+	struct js_prop     *props;       /* sorted by key */
+	size_t              nprops;
+	struct js_patprop  *pprops;
+	size_t              npprops;
+	struct js_node     *addl;
+	struct js_node     *pnames;
+	const char        **req;
+	size_t             *reqlen;
+	size_t              nreq;
+	struct js_node    **prefix;
+	size_t              nprefix;
+	struct js_node     *items;
+	struct js_node    **all, **any, **one;
+	size_t              nall, nany, none;
+	struct js_node     *not;
+	struct js_node     *ref;
+	const char         *ref_text;    /* until resolved */
+	const json_t       *src;
+	const char         *where;       /* pointer into the schema document */
+	int                 color, ipdepth;
+	struct js_node     *next;        /* every node, for resolution and checks */
+};
+
+struct jschema {
+	struct arena     a;
+	json_t          *doc;
+	struct js_node  *root;
+	struct js_node  *nodes;
+	uint32_t         max_prog;
+};
+
+struct cseg {
+	const char *key;      /* NULL: an array index */
+	size_t      idx;
+};
+
+struct cctx {
+	struct jschema      *s;
+	struct jschema_cerr *err;
+	const char          *text;
+	size_t               len;
+	int                  failed;
+	struct cseg          path[JSCHEMA_MAX_SCHEMA_DEPTH * 2 + 8];
+	int                  plen;
+};
+
+static void locate(const char *text, size_t len, const struct cseg *path, int plen, int *line,
+    int *col);
+
+static void
+cpath_render(const struct cseg *path, int plen, char *out, size_t cap)
+{
+	struct ptrbuf b = { out, cap, 0, 0 };
+	int i;
+
+	out[0] = '\0';
+	for (i = 0; i < plen; i++) {
+		if (path[i].key)
+			ptr_key(&b, path[i].key, strlen(path[i].key));
+		else
+			ptr_idx(&b, path[i].idx);
+	}
+}
+
+/* Records the first compile error, at the current path (plus `key` when not NULL). */
+static void cerr(struct cctx *cc, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void
+cerr(struct cctx *cc, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	int plen = cc->plen;
+
+	if (cc->failed)
+		return;
+	cc->failed = 1;
+	if (key && plen < (int)ARRAY_LEN(cc->path)) {
+		cc->path[plen].key = key;
+		cc->path[plen].idx = 0;
+		plen++;
+	}
+	cpath_render(cc->path, plen, cc->err->pointer, sizeof(cc->err->pointer));
+	locate(cc->text, cc->len, cc->path, plen, &cc->err->line, &cc->err->col);
+	va_start(ap, fmt);
+	vsnprintf(cc->err->msg, sizeof(cc->err->msg), fmt, ap);
+	va_end(ap);
+}
+
+static int
+cpush_key(struct cctx *cc, const char *k)
+{
+	if (cc->plen >= (int)ARRAY_LEN(cc->path)) {
+		cerr(cc, NULL, "schema nested too deeply");
+		return -1;
+	}
+	cc->path[cc->plen].key = k;
+	cc->path[cc->plen].idx = 0;
+	cc->plen++;
+	return 0;
+}
+
+static int
+cpush_idx(struct cctx *cc, size_t i)
+{
+	if (cc->plen >= (int)ARRAY_LEN(cc->path)) {
+		cerr(cc, NULL, "schema nested too deeply");
+		return -1;
+	}
+	cc->path[cc->plen].key = NULL;
+	cc->path[cc->plen].idx = i;
+	cc->plen++;
+	return 0;
+}
+
+static struct js_node *compile_node(struct cctx *cc, const json_t *j);
+
+/* A keyword's value that must be a non-negative integer. */
+static int
+c_count(struct cctx *cc, const char *kw, const json_t *v, uint64_t *out)
+{
+	double d;
+
+	if (!jnum(v, &d) || !is_integral(d) || d < 0 || d > 9007199254740992.0) {
+		cerr(cc, kw, "\"%s\" must be a non-negative integer", kw);
+		return -1;
+	}
+	*out = (uint64_t)d;
+	return 0;
+}
+
+static int
+c_number(struct cctx *cc, const char *kw, const json_t *v, double *out)
+{
+	if (!jnum(v, out) || !isfinite(*out)) {
+		cerr(cc, kw, "\"%s\" must be a number", kw);
+		return -1;
+	}
+	return 0;
+}
+
+/* A keyword whose value is one schema. */
+static struct js_node *
+c_sub(struct cctx *cc, const char *kw, const json_t *v)
+{
+	struct js_node *n;
+
+	if (cpush_key(cc, kw) < 0)
+		return NULL;
+	n = compile_node(cc, v);
+	cc->plen--;
+	return n;
+}
+
+/* A keyword whose value is a non-empty array of schemas. */
+static struct js_node **
+c_subs(struct cctx *cc, const char *kw, const json_t *v, size_t *np)
+{
+	struct js_node **out;
+	size_t i, n;
+
+	if (!json_is_array(v) || json_array_size(v) == 0) {
+		cerr(cc, kw, "\"%s\" must be a non-empty array of schemas", kw);
+		return NULL;
+	}
+	n = json_array_size(v);
+	out = arena_zalloc(&cc->s->a, n * sizeof(*out));
+	if (out == NULL) {
+		cerr(cc, kw, "out of memory");
+		return NULL;
+	}
+	if (cpush_key(cc, kw) < 0)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (cpush_idx(cc, i) < 0)
+			return NULL;
+		out[i] = compile_node(cc, json_array_get(v, i));
+		cc->plen--;
+		if (out[i] == NULL)
+			return NULL;
+	}
+	cc->plen--;
+	*np = n;
+	return out;
+}
+
+static struct jre *
+c_pattern(struct cctx *cc, const char *kw, const char *src, size_t len)
+{
+	struct jre *re = arena_zalloc(&cc->s->a, sizeof(*re));
+	const char *why = NULL;
+
+	if (re == NULL) {
+		cerr(cc, kw, "out of memory");
+		return NULL;
+	}
+	if (rx_compile(src, len, &cc->s->a, re, &why) < 0) {
+		cerr(cc, kw, "unsupported or invalid pattern: %s", why);
+		return NULL;
+	}
+	if (re->n > cc->s->max_prog)
+		cc->s->max_prog = re->n;
+	return re;
+}
+
+static int
+cmp_prop(const void *a, const void *b)
+{
+	const struct js_prop *x = a, *y = b;
+	size_t m = x->klen < y->klen ? x->klen : y->klen;
+	int c = memcmp(x->key, y->key, m);
+
+	if (c != 0)
+		return c;
+	return x->klen < y->klen ? -1 : x->klen > y->klen;
+}
+
+static const char *const type_names[] = { "null", "boolean", "object", "array", "number",
+	"string", "integer" };
+static const char *const type_text[] = { "null", "a boolean", "an object", "an array",
+	"a number", "a string", "an integer" };
+
+static int
+c_type(struct cctx *cc, struct js_node *n, const json_t *v)
+{
+	const json_t *t;
+	size_t i, k, cnt = 0, nv;
+	char buf[160];
+	size_t bl = 0;
+	unsigned bits = 0;
+
+	nv = json_is_array(v) ? json_array_size(v) : 1;
+	if ((!json_is_string(v) && !json_is_array(v)) || nv == 0)
+		goto bad;
+	for (i = 0; i < nv; i++) {
+		t = json_is_array(v) ? json_array_get(v, i) : v;
+		if (!json_is_string(t))
+			goto bad;
+		for (k = 0; k < ARRAY_LEN(type_names); k++)
+			if (strcmp(json_string_value(t), type_names[k]) == 0)
+				break;
+		if (k == ARRAY_LEN(type_names))
+			goto bad;
+		if (bits & (1u << k)) {
+			cerr(cc, "type", "\"type\" lists \"%s\" twice", type_names[k]);
+			return -1;
+		}
+		bits |= 1u << k;
+	}
+	n->types = bits;
+	buf[0] = '\0';
+	for (k = 0; k < ARRAY_LEN(type_names); k++) {
+		if (!(bits & (1u << k)))
+			continue;
+		cnt++;
+		bl += (size_t)snprintf(buf + bl, sizeof(buf) - bl, "%s%s",
+		    cnt == 1 ? "" : (cnt == (size_t)__builtin_popcount(bits) ? " or " : ", "),
+		    type_text[k]);
+		if (bl >= sizeof(buf))
+			bl = sizeof(buf) - 1;
+	}
+	n->type_text = arena_strndup(&cc->s->a, buf, strlen(buf));
+	if (n->type_text == NULL) {
+		cerr(cc, "type", "out of memory");
+		return -1;
+	}
+	n->has |= H_TYPE;
+	return 0;
+bad:
+	cerr(cc, "type", "\"type\" must be one of null, boolean, object, array, number, string, "
+	    "integer, or a non-empty array of them");
+	return -1;
+}
+
+static int
+c_properties(struct cctx *cc, struct js_node *n, const json_t *v)
+{
+	const char *k;
+	const json_t *sv;
+	size_t i = 0;
+
+	if (!json_is_object(v)) {
+		cerr(cc, "properties", "\"properties\" must be an object of schemas");
+		return -1;
+	}
+	n->nprops = json_object_size(v);
+	n->props = arena_zalloc(&cc->s->a, (n->nprops ? n->nprops : 1) * sizeof(*n->props));
+	if (n->props == NULL) {
+		cerr(cc, "properties", "out of memory");
+		return -1;
+	}
+	if (cpush_key(cc, "properties") < 0)
+		return -1;
+	json_object_foreach((json_t *)(uintptr_t)v, k, sv) {
+		n->props[i].key = k;
+		n->props[i].klen = strlen(k);
+		n->props[i].s = c_sub(cc, k, sv);
+		if (n->props[i].s == NULL)
+			return -1;
+		i++;
+	}
+	cc->plen--;
+	qsort(n->props, n->nprops, sizeof(*n->props), cmp_prop);
+	return 0;
+}
+
+static int
+c_pattern_properties(struct cctx *cc, struct js_node *n, const json_t *v)
+{
+	const char *k;
+	const json_t *sv;
+	struct jre *re;
+	size_t i = 0;
+
+	if (!json_is_object(v)) {
+		cerr(cc, "patternProperties", "\"patternProperties\" must be an object of schemas");
+		return -1;
+	}
+	n->npprops = json_object_size(v);
+	n->pprops = arena_zalloc(&cc->s->a, (n->npprops ? n->npprops : 1) * sizeof(*n->pprops));
+	if (n->pprops == NULL) {
+		cerr(cc, "patternProperties", "out of memory");
+		return -1;
+	}
+	if (cpush_key(cc, "patternProperties") < 0)
+		return -1;
+	json_object_foreach((json_t *)(uintptr_t)v, k, sv) {
+		re = c_pattern(cc, k, k, strlen(k));
+		if (re == NULL)
+			return -1;
+		n->pprops[i].re = *re;
+		n->pprops[i].s = c_sub(cc, k, sv);
+		if (n->pprops[i].s == NULL)
+			return -1;
+		i++;
+	}
+	cc->plen--;
+	return 0;
+}
+
+static int
+c_required(struct cctx *cc, struct js_node *n, const json_t *v)
+{
+	size_t i, j;
+
+	if (!json_is_array(v))
+		goto bad;
+	n->nreq = json_array_size(v);
+	n->req = arena_zalloc(&cc->s->a, (n->nreq ? n->nreq : 1) * sizeof(*n->req));
+	n->reqlen = arena_zalloc(&cc->s->a, (n->nreq ? n->nreq : 1) * sizeof(*n->reqlen));
+	if (n->req == NULL || n->reqlen == NULL) {
+		cerr(cc, "required", "out of memory");
+		return -1;
+	}
+	for (i = 0; i < n->nreq; i++) {
+		const json_t *e = json_array_get(v, i);
+		if (!json_is_string(e))
+			goto bad;
+		n->req[i] = json_string_value(e);
+		n->reqlen[i] = json_string_length(e);
+		for (j = 0; j < i; j++)
+			if (n->reqlen[j] == n->reqlen[i] && memcmp(n->req[j], n->req[i], n->reqlen[i]) == 0) {
+				cerr(cc, "required", "\"required\" lists a name twice");
+				return -1;
+			}
+	}
+	return 0;
+bad:
+	cerr(cc, "required", "\"required\" must be an array of strings");
+	return -1;
+}
+
+static int
+c_ref(struct cctx *cc, struct js_node *n, const json_t *v)
+{
+	const char *r;
+
+	if (!json_is_string(v)) {
+		cerr(cc, "$ref", "\"$ref\" must be a string");
+		return -1;
+	}
+	r = json_string_value(v);
+	if (strcmp(r, "#") != 0 && (strncmp(r, "#/$defs/", 8) != 0 || r[8] == '\0' ||
+	    strchr(r + 8, '/') != NULL || strchr(r, '%') != NULL ||
+	    json_string_length(v) != strlen(r))) {
+		cerr(cc, "$ref", "\"$ref\" must be \"#\" or \"#/$defs/<name>\" (local references only)");
+		return -1;
+	}
+	n->ref_text = r;
+	return 0;
+}
+
+/* Annotations: accepted and ignored. */
+static const char *const kw_ignored[] = { "title", "description", "$schema", "$id", "$comment",
+	"default", "examples" };
+
+static int
+c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
+{
+	size_t i;
+	double d;
+
+	for (i = 0; i < ARRAY_LEN(kw_ignored); i++)
+		if (strcmp(k, kw_ignored[i]) == 0)
+			return 0;
+	if (strcmp(k, "type") == 0)
+		return c_type(cc, n, v);
+	if (strcmp(k, "const") == 0) {
+		n->cnst = v;
+		n->has |= H_CONST;
+		return 0;
+	}
+	if (strcmp(k, "enum") == 0) {
+		if (!json_is_array(v)) {
+			cerr(cc, k, "\"enum\" must be an array");
+			return -1;
+		}
+		n->enm = v;
+		n->has |= H_ENUM;
+		return 0;
+	}
+	if (strcmp(k, "minimum") == 0) {
+		n->has |= H_MINIMUM;
+		return c_number(cc, k, v, &n->minimum);
+	}
+	if (strcmp(k, "maximum") == 0) {
+		n->has |= H_MAXIMUM;
+		return c_number(cc, k, v, &n->maximum);
+	}
+	if (strcmp(k, "exclusiveMinimum") == 0) {
+		n->has |= H_XMIN;
+		return c_number(cc, k, v, &n->xmin);
+	}
+	if (strcmp(k, "exclusiveMaximum") == 0) {
+		n->has |= H_XMAX;
+		return c_number(cc, k, v, &n->xmax);
+	}
+	if (strcmp(k, "multipleOf") == 0) {
+		n->has |= H_MULT;
+		if (!jnum(v, &d) || !isfinite(d) || d <= 0) {
+			cerr(cc, k, "\"multipleOf\" must be a number greater than 0");
+			return -1;
+		}
+		n->mult = d;
+		return 0;
+	}
+	if (strcmp(k, "minLength") == 0) {
+		n->has |= H_MINLEN;
+		return c_count(cc, k, v, &n->min_len);
+	}
+	if (strcmp(k, "maxLength") == 0) {
+		n->has |= H_MAXLEN;
+		return c_count(cc, k, v, &n->max_len);
+	}
+	if (strcmp(k, "minItems") == 0) {
+		n->has |= H_MINITEMS;
+		return c_count(cc, k, v, &n->min_items);
+	}
+	if (strcmp(k, "maxItems") == 0) {
+		n->has |= H_MAXITEMS;
+		return c_count(cc, k, v, &n->max_items);
+	}
+	if (strcmp(k, "minProperties") == 0) {
+		n->has |= H_MINPROPS;
+		return c_count(cc, k, v, &n->min_props);
+	}
+	if (strcmp(k, "maxProperties") == 0) {
+		n->has |= H_MAXPROPS;
+		return c_count(cc, k, v, &n->max_props);
+	}
+	if (strcmp(k, "uniqueItems") == 0) {
+		if (!json_is_boolean(v)) {
+			cerr(cc, k, "\"uniqueItems\" must be a boolean");
+			return -1;
+		}
+		if (json_is_true(v))
+			n->has |= H_UNIQUE;
+		return 0;
+	}
+	if (strcmp(k, "pattern") == 0) {
+		if (!json_is_string(v)) {
+			cerr(cc, k, "\"pattern\" must be a string");
+			return -1;
+		}
+		n->pattern = c_pattern(cc, k, json_string_value(v), json_string_length(v));
+		return n->pattern ? 0 : -1;
+	}
+	if (strcmp(k, "format") == 0) {
+		if (!json_is_string(v)) {
+			cerr(cc, k, "\"format\" must be a string");
+			return -1;
+		}
+		n->format = fmt_lookup(json_string_value(v));
+		if (n->format == FMT_NONE) {
+			cerr(cc, k, "unsupported format \"%.64s\" (supported: email, uuid, date-time, "
+			    "date, uri)", json_string_value(v));
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(k, "properties") == 0)
+		return c_properties(cc, n, v);
+	if (strcmp(k, "patternProperties") == 0)
+		return c_pattern_properties(cc, n, v);
+	if (strcmp(k, "additionalProperties") == 0)
+		return (n->addl = c_sub(cc, k, v)) ? 0 : -1;
+	if (strcmp(k, "propertyNames") == 0)
+		return (n->pnames = c_sub(cc, k, v)) ? 0 : -1;
+	if (strcmp(k, "required") == 0)
+		return c_required(cc, n, v);
+	if (strcmp(k, "items") == 0) {
+		if (json_is_array(v)) {
+			cerr(cc, k, "\"items\" must be a schema (2020-12); use \"prefixItems\" for a "
+			    "tuple");
+			return -1;
+		}
+		return (n->items = c_sub(cc, k, v)) ? 0 : -1;
+	}
+	if (strcmp(k, "prefixItems") == 0)
+		return (n->prefix = c_subs(cc, k, v, &n->nprefix)) ? 0 : -1;
+	if (strcmp(k, "allOf") == 0)
+		return (n->all = c_subs(cc, k, v, &n->nall)) ? 0 : -1;
+	if (strcmp(k, "anyOf") == 0)
+		return (n->any = c_subs(cc, k, v, &n->nany)) ? 0 : -1;
+	if (strcmp(k, "oneOf") == 0)
+		return (n->one = c_subs(cc, k, v, &n->none)) ? 0 : -1;
+	if (strcmp(k, "not") == 0)
+		return (n->not = c_sub(cc, k, v)) ? 0 : -1;
+	if (strcmp(k, "$ref") == 0)
+		return c_ref(cc, n, v);
+	if (strcmp(k, "$defs") == 0) {
+		const char *dk;
+		const json_t *dv;
+		if (!json_is_object(v)) {
+			cerr(cc, k, "\"$defs\" must be an object of schemas");
+			return -1;
+		}
+		if (cpush_key(cc, k) < 0)
+			return -1;
+		json_object_foreach((json_t *)(uintptr_t)v, dk, dv)
+			if (c_sub(cc, dk, dv) == NULL)
+				return -1;
+		cc->plen--;
+		return 0;
+	}
+	cerr(cc, k, "unsupported keyword \"%.64s\"", k);
+	return -1;
+}
+
+static struct js_node *
+compile_node(struct cctx *cc, const json_t *j)
+{
+	struct js_node *n;
+	const char *k;
+	const json_t *v;
+	char where[256];
+
+	if (cc->failed)
+		return NULL;
+	n = arena_zalloc(&cc->s->a, sizeof(*n));
+	if (n == NULL) {
+		cerr(cc, NULL, "out of memory");
+		return NULL;
+	}
+	n->src = j;
+	n->boolean = -1;
+	cpath_render(cc->path, cc->plen, where, sizeof(where));
+	n->where = arena_strndup(&cc->s->a, where, strlen(where));
+	n->next = cc->s->nodes;
+	cc->s->nodes = n;
+	if (json_is_boolean(j)) {
+		n->boolean = json_is_true(j);
+		return n;
+	}
+	if (!json_is_object(j)) {
+		cerr(cc, NULL, "a schema must be an object or a boolean");
+		return NULL;
+	}
+	json_object_foreach((json_t *)(uintptr_t)j, k, v)
+		if (c_keyword(cc, n, k, v) < 0)
+			return NULL;
+	return n;
+}
+
+/* Resolves every $ref to its node. */
+static int
+resolve_refs(struct cctx *cc)
+{
+	struct js_node *n, *m;
+	const json_t *target, *defs;
+	char name[512];
+
+	for (n = cc->s->nodes; n; n = n->next) {
+		if (n->ref_text == NULL)
+			continue;
+		if (strcmp(n->ref_text, "#") == 0) {
+			n->ref = cc->s->root;
+			continue;
+		}
+		/* the name is a JSON pointer token: ~1 is '/', ~0 is '~' */
+		{
+			const char *r = n->ref_text + 8;
+			size_t o = 0;
+			for (; *r && o < sizeof(name) - 1; r++) {
+				if (r[0] == '~' && (r[1] == '0' || r[1] == '1')) {
+					name[o++] = r[1] == '0' ? '~' : '/';
+					r++;
+				} else {
+					name[o++] = *r;
+				}
+			}
+			name[o] = '\0';
+		}
+		defs = json_object_get(cc->s->doc, "$defs");
+		target = defs ? json_object_get(defs, name) : NULL;
+		for (m = cc->s->nodes; target && m; m = m->next)
+			if (m->src == target && m->where && strncmp(m->where, "/$defs/", 7) == 0)
+				break;
+		if (target == NULL || m == NULL) {
+			snprintf(cc->err->pointer, sizeof(cc->err->pointer), "%s/$ref", n->where);
+			cc->err->line = cc->err->col = 0;
+			snprintf(cc->err->msg, sizeof(cc->err->msg), "\"$ref\": no schema at %.128s",
+			    n->ref_text);
+			cc->failed = 1;
+			return -1;
+		}
+		n->ref = m;
+	}
+	return 0;
+}
+
+/* Longest chain of in-place applicators ($ref, allOf, anyOf, oneOf, not) from `n`; -1 on a
+ * cycle (a schema that applies itself to the same value forever), -2 when over the bound. */
+static int
+ip_depth(struct js_node *n, int level)
+{
+	struct js_node **lists[3];
+	size_t counts[3], i, l;
+	int d, best = 0;
+
+	if (n->color == 2)
+		return n->ipdepth;
+	if (n->color == 1)
+		return -1;
+	if (level > JSCHEMA_MAX_INPLACE)
+		return -2;
+	n->color = 1;
+	lists[0] = n->all;
+	counts[0] = n->nall;
+	lists[1] = n->any;
+	counts[1] = n->nany;
+	lists[2] = n->one;
+	counts[2] = n->none;
+	for (l = 0; l < 3; l++)
+		for (i = 0; i < counts[l]; i++) {
+			d = ip_depth(lists[l][i], level + 1);
+			if (d < 0)
+				return d;
+			best = MAX(best, d);
+		}
+	if (n->not) {
+		d = ip_depth(n->not, level + 1);
+		if (d < 0)
+			return d;
+		best = MAX(best, d);
+	}
+	if (n->ref) {
+		d = ip_depth(n->ref, level + 1);
+		if (d < 0)
+			return d;
+		best = MAX(best, d);
+	}
+	n->color = 2;
+	n->ipdepth = best + 1;
+	if (n->ipdepth > JSCHEMA_MAX_INPLACE)
+		return -2;
+	return n->ipdepth;
+}
+
+static int
+check_inplace(struct cctx *cc)
+{
+	struct js_node *n;
+	int d;
+
+	for (n = cc->s->nodes; n; n = n->next) {
+		d = ip_depth(n, 0);
+		if (d >= 0)
+			continue;
+		snprintf(cc->err->pointer, sizeof(cc->err->pointer), "%s", n->where);
+		cc->err->line = cc->err->col = 0;
+		snprintf(cc->err->msg, sizeof(cc->err->msg), "%s", d == -1 ?
+		    "$ref cycle: the schema applies itself to the same value without descending "
+		    "into a property or item" :
+		    "more than 32 levels of $ref/allOf/anyOf/oneOf/not applied to one value");
+		cc->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Nesting of a JSON text, counted on its bytes (strings skipped). 0 when within `max`. */
+static int
+nesting_over(const char *buf, size_t len, int max)
+{
+	size_t i;
+	int depth = 0, in_str = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = buf[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"')
+			in_str = 1;
+		else if (c == '[' || c == '{') {
+			if (++depth > max)
+				return 1;
+		} else if (c == ']' || c == '}')
+			depth--;
+	}
+	return 0;
+}
+
+struct jschema *
+jschema_compile(const char *text, size_t len, struct jschema_cerr *err)
+{
+	struct jschema *s;
+	struct cctx cc;
+	json_error_t je;
+	struct js_node *n;
+
+	memset(err, 0, sizeof(*err));
+	if (len > JSCHEMA_MAX_SCHEMA_SIZE) {
+		snprintf(err->msg, sizeof(err->msg), "schema larger than 1 MiB");
+		return NULL;
+	}
+	if (nesting_over(text, len, JSCHEMA_MAX_SCHEMA_DEPTH)) {
+		snprintf(err->msg, sizeof(err->msg), "schema nested deeper than %d levels",
+		    JSCHEMA_MAX_SCHEMA_DEPTH);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return NULL;
+	}
+	arena_init(&s->a, 16384);
+	s->doc = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
+	    JSON_DECODE_INT_AS_REAL, &je);
+	if (s->doc == NULL) {
+		err->line = je.line > 0 ? je.line : 0;
+		err->col = je.column > 0 ? je.column : 0;
+		/* jansson's text names the token, which is the schema author's own */
+		snprintf(err->msg, sizeof(err->msg), "invalid JSON: %s", je.text);
+		goto fail;
+	}
+	memset(&cc, 0, sizeof(cc));
+	cc.s = s;
+	cc.err = err;
+	cc.text = text;
+	cc.len = len;
+	s->root = compile_node(&cc, s->doc);
+	if (s->root == NULL || cc.failed)
+		goto fail;
+	if (resolve_refs(&cc) < 0 || check_inplace(&cc) < 0)
+		goto fail;
+	for (n = s->nodes; n; n = n->next)
+		n->color = 0;
+	return s;
+fail:
+	if (err->msg[0] == '\0')
+		snprintf(err->msg, sizeof(err->msg), "invalid schema");
+	jschema_free(s);
+	return NULL;
+}
+
+void
+jschema_free(struct jschema *s)
+{
+	if (s == NULL)
+		return;
+	json_decref(s->doc);
+	arena_free(&s->a);
+	free(s);
+}
+
+/* Whether `n`, or what it applies in place as a conjunction ($ref, allOf), lists required
+ * members or is the false schema. */
+static int
+node_requires(const struct js_node *n, int depth)
+{
+	size_t i;
+
+	if (n == NULL || depth > JSCHEMA_MAX_INPLACE + 1)
+		return 0;
+	if (n->boolean >= 0)
+		return n->boolean == 0;
+	if (n->nreq > 0 || node_requires(n->ref, depth + 1))
+		return 1;
+	for (i = 0; i < n->nall; i++)
+		if (node_requires(n->all[i], depth + 1))
+			return 1;
+	return 0;
+}
+
+int
+jschema_root_requires(const struct jschema *s)
+{
+	return s != NULL && node_requires(s->root, 0);
+}
+
+/* ---- positions of compile errors in the schema text ---- */
+
+struct scan {
+	const unsigned char *s;
+	size_t               n, i;
+};
+
+static void
+sc_ws(struct scan *t)
+{
+	while (t->i < t->n && (t->s[t->i] == ' ' || t->s[t->i] == '\t' || t->s[t->i] == '\n' ||
+	    t->s[t->i] == '\r'))
+		t->i++;
+}
+
+static void
+sc_string(struct scan *t)
+{
+	t->i++;                                   /* the quote */
+	while (t->i < t->n && t->s[t->i] != '"')
+		t->i += t->s[t->i] == '\\' ? 2 : 1;
+	t->i++;
+}
+
+/* Skips one value (the text is valid JSON: jansson read it first). */
+static void
+sc_value(struct scan *t)
+{
+	int depth = 0;
+	unsigned char c;
+
+	sc_ws(t);
+	if (t->i >= t->n)
+		return;
+	c = t->s[t->i];
+	if (c == '"') {
+		sc_string(t);
+		return;
+	}
+	if (c != '{' && c != '[') {
+		while (t->i < t->n && (c = t->s[t->i]) != 0 && strchr(",]} \t\r\n", c) == NULL)
+			t->i++;
+		return;
+	}
+	do {
+		if (t->i >= t->n)
+			return;
+		c = t->s[t->i];
+		if (c == '"') {
+			sc_string(t);
+			continue;
+		}
+		if (c == '{' || c == '[')
+			depth++;
+		else if (c == '}' || c == ']')
+			depth--;
+		t->i++;
+	} while (depth > 0);
+}
+
+/* Whether the JSON string at t->i (with its quotes) decodes to `key`. Advances past it. */
+static int
+sc_key_eq(struct scan *t, const char *key)
+{
+	size_t kl = strlen(key), o = 0;
+	char u[4];
+	int eq = 1;
+
+	t->i++;
+	while (t->i < t->n && t->s[t->i] != '"') {
+		uint32_t cp;
+		size_t w;
+		if (t->s[t->i] == '\\' && t->i + 1 < t->n) {
+			unsigned char e = t->s[t->i + 1];
+			t->i += 2;
+			switch (e) {
+			case 'b': cp = 8; break;
+			case 'f': cp = 12; break;
+			case 'n': cp = 10; break;
+			case 'r': cp = 13; break;
+			case 't': cp = 9; break;
+			case 'u': {
+				long v = 0;
+				int k;
+				for (k = 0; k < 4 && t->i < t->n; k++, t->i++)
+					v = v * 16 + MAX(hexval(t->s[t->i]), 0);
+				if (v >= 0xd800 && v <= 0xdbff && t->i + 6 <= t->n && t->s[t->i] == '\\' &&
+				    t->s[t->i + 1] == 'u') {
+					long lo = 0;
+					t->i += 2;
+					for (k = 0; k < 4 && t->i < t->n; k++, t->i++)
+						lo = lo * 16 + MAX(hexval(t->s[t->i]), 0);
+					v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+				}
+				cp = (uint32_t)v;
+				break;
+			}
+			default: cp = e; break;
+			}
+			w = utf8_put(u, cp);
+			if (o + w > kl || memcmp(key + o, u, w) != 0)
+				eq = 0;
+			o += w;
+			continue;
+		}
+		if (o >= kl || key[o] != (char)t->s[t->i])
+			eq = 0;
+		o++;
+		t->i++;
+	}
+	t->i++;
+	return eq && o == kl;
+}
+
+static void
+locate(const char *text, size_t len, const struct cseg *path, int plen, int *line, int *col)
+{
+	struct scan t = { (const unsigned char *)text, len, 0 };
+	size_t at = 0, i, k;
+	int seg;
+
+	*line = *col = 0;
+	if (text == NULL)
+		return;
+	sc_ws(&t);
+	at = t.i;
+	for (seg = 0; seg < plen; seg++) {
+		sc_ws(&t);
+		if (t.i >= t.n)
+			return;
+		if (path[seg].key) {
+			int found = 0;
+			if (t.s[t.i] != '{')
+				return;
+			t.i++;
+			for (;;) {
+				sc_ws(&t);
+				if (t.i >= t.n || t.s[t.i] != '"')
+					return;
+				at = t.i;
+				found = sc_key_eq(&t, path[seg].key);
+				sc_ws(&t);
+				t.i++;                     /* ':' */
+				if (found)
+					break;
+				sc_value(&t);
+				sc_ws(&t);
+				if (t.i >= t.n || t.s[t.i] != ',')
+					return;
+				t.i++;
+			}
+		} else {
+			if (t.s[t.i] != '[')
+				return;
+			t.i++;
+			for (k = 0; k < path[seg].idx; k++) {
+				sc_value(&t);
+				sc_ws(&t);
+				if (t.i >= t.n || t.s[t.i] != ',')
+					return;
+				t.i++;
+			}
+			sc_ws(&t);
+			at = t.i;
+		}
+	}
+	*line = 1;
+	*col = 1;
+	for (i = 0; i < at && i < len; i++) {
+		if (text[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+			(*col)++;
+		}
+	}
+}
+
+/* ==== 5. loading a body ===================================================================== */
+
+struct vseg {
+	const char *key;      /* NULL: array index */
+	size_t      klen;
+	size_t      idx;
+	uint32_t    ord;      /* position among its siblings, for document order */
+};
+
+static void
+result_clear(struct jschema_result *res)
+{
+	res->msg[0] = '\0';
+	res->pointer[0] = '\0';
+	res->rule = NULL;
+}
+
+/* Renders path[0..n) (+ member) as a pointer, "/" for the root. */
+static void
+render_ptr(const struct vseg *path, int n, const char *member, size_t mlen, char *out, size_t cap)
+{
+	struct ptrbuf b = { out, MIN(cap, JSCHEMA_MAX_POINTER + 1), 0, 0 };
+	int i;
+
+	out[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (path[i].key)
+			ptr_key(&b, path[i].key, path[i].klen);
+		else
+			ptr_idx(&b, path[i].idx);
+	}
+	if (member)
+		ptr_key(&b, member, mlen);
+	if (b.len == 0)
+		ptr_raw(&b, "/", 1);
+}
+
+static void
+result_set(struct jschema_result *res, const char *rule, const char *text)
+{
+	res->rule = rule;
+	if (res->pointer[0])
+		snprintf(res->msg, sizeof(res->msg), "Invalid body: %s %s", res->pointer, text);
+	else
+		snprintf(res->msg, sizeof(res->msg), "%s", text);
+}
+
+static int
+key_forbidden(const char *k)
+{
+	return strcmp(k, "__proto__") == 0 || strcmp(k, "constructor") == 0 ||
+	    strcmp(k, "prototype") == 0;
+}
+
+/* The first forbidden key in document order (pre-order). 1 when found (res set). */
+static int
+forbidden_walk(const json_t *x, struct vseg *path, int depth, struct jschema_result *res)
+{
+	const char *k;
+	json_t *val;
+	size_t i;
+
+	if (depth > JSCHEMA_MAX_DEPTH)
+		return 0;           /* cannot happen: nesting was checked before parsing */
+	if (json_is_object(x)) {
+		json_object_foreach((json_t *)(uintptr_t)x, k, val) {
+			path[depth].key = k;
+			path[depth].klen = strlen(k);
+			if (key_forbidden(k)) {
+				render_ptr(path, depth + 1, NULL, 0, res->pointer, sizeof(res->pointer));
+				result_set(res, "forbidden-key", "is a forbidden key");
+				return 1;
+			}
+			if (forbidden_walk(val, path, depth + 1, res))
+				return 1;
+		}
+	} else if (json_is_array(x)) {
+		for (i = 0; i < json_array_size(x); i++) {
+			path[depth].key = NULL;
+			path[depth].idx = i;
+			if (forbidden_walk(json_array_get(x, i), path, depth + 1, res))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+enum jschema_status
+jschema_load(const char *buf, size_t len, json_t **out, struct jschema_result *res)
+{
+	struct vseg path[JSCHEMA_MAX_DEPTH + 2];
+	json_error_t je;
+	json_t *doc;
+
+	*out = NULL;
+	result_clear(res);
+	if (nesting_over(buf, len, JSCHEMA_MAX_DEPTH)) {
+		result_set(res, "depth", "Invalid body: nested deeper than 64 levels");
+		return JSCHEMA_INVALID;
+	}
+	doc = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
+	    JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &je);
+	if (doc == NULL) {
+		if (json_error_code(&je) == json_error_out_of_memory)
+			return JSCHEMA_NOMEM;
+		/* never jansson's text: it quotes the body */
+		result_set(res, "json", "Invalid JSON");
+		return JSCHEMA_INVALID;
+	}
+	if (forbidden_walk(doc, path, 0, res)) {
+		json_decref(doc);
+		return JSCHEMA_INVALID;
+	}
+	*out = doc;
+	return JSCHEMA_OK;
+}
+
+/* ==== 6. validation ========================================================================= */
+
+#define MAX_CALLS 4096      /* nested validate() calls; the compile-time bounds stay far below */
+
+struct vctx {
+	const struct jschema  *s;
+	struct arena          *a;
+	struct jschema_result *res;
+	uint64_t               budget;
+	int                    over, oom;
+	int                    collect;   /* 1: record the first failure; 0: a yes/no probe */
+	int                    calls;
+	struct vseg            path[JSCHEMA_MAX_DEPTH + 2];
+	int                    plen;
+	int                    has_err;
+	uint32_t               err_ord[JSCHEMA_MAX_DEPTH + 2];
+	int                    err_len;
+	struct rx_scratch      rx;
+	int                    rx_ready;
+};
+
+static int
+charge(struct vctx *v, uint64_t units)
+{
+	if (v->budget < units) {
+		v->budget = 0;
+		v->over = 1;
+		return 0;
+	}
+	v->budget -= units;
+	return 1;
+}
+
+/* Whether the current location comes before the recorded failure in document order (a
+ * value precedes its members; siblings go by position). True when nothing is recorded. */
+static int
+cur_before_err(const struct vctx *v)
+{
+	int i, n = MIN(v->plen, v->err_len);
+
+	if (!v->has_err)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (v->path[i].ord != v->err_ord[i])
+			return v->path[i].ord < v->err_ord[i];
+	return v->plen < v->err_len;
+}
+
+/* Collecting, and nothing found from here on could precede what is recorded. */
+static int
+blocked(const struct vctx *v)
+{
+	return v->collect && !cur_before_err(v);
+}
+
+static void vfail(struct vctx *v, const char *member, size_t mlen, const char *rule,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A failure at the current location (its pointer extended by `member` for `required`). */
+static void
+vfail(struct vctx *v, const char *member, size_t mlen, const char *rule, const char *fmt, ...)
+{
+	char text[160];
+	va_list ap;
+	int i;
+
+	if (!v->collect || v->over || !cur_before_err(v))
+		return;
+	v->has_err = 1;
+	v->err_len = v->plen;
+	for (i = 0; i < v->plen; i++)
+		v->err_ord[i] = v->path[i].ord;
+	render_ptr(v->path, v->plen, member, mlen, v->res->pointer, sizeof(v->res->pointer));
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	result_set(v->res, rule, text);
+}
+
+static int
+push_key(struct vctx *v, const char *k, size_t kl, uint32_t ord)
+{
+	if (v->plen >= (int)ARRAY_LEN(v->path)) {
+		v->over = 1;
+		return -1;
+	}
+	v->path[v->plen].key = k;
+	v->path[v->plen].klen = kl;
+	v->path[v->plen].ord = ord;
+	v->plen++;
+	return 0;
+}
+
+static int
+push_idx(struct vctx *v, size_t i)
+{
+	if (v->plen >= (int)ARRAY_LEN(v->path)) {
+		v->over = 1;
+		return -1;
+	}
+	v->path[v->plen].key = NULL;
+	v->path[v->plen].idx = i;
+	v->path[v->plen].ord = (uint32_t)i;
+	v->plen++;
+	return 0;
+}
+
+static int
+rx_run(struct vctx *v, const struct jre *re, const char *s, size_t n)
+{
+	int r;
+
+	if (!v->rx_ready) {
+		if (rx_scratch_init(&v->rx, v->s->max_prog ? v->s->max_prog : 1, v->a) < 0) {
+			v->oom = v->over = 1;
+			return -1;
+		}
+		v->rx_ready = 1;
+	}
+	r = rx_search(re, &v->rx, s, n, &v->budget);
+	if (r < 0 || v->budget == 0) {
+		v->over = 1;
+		return -1;
+	}
+	return r;
+}
+
+/* JSON equality as JSON Schema defines it: numbers by value (1 equals 1.0), objects
+ * regardless of member order. */
+static int
+jeq(struct vctx *v, const json_t *a, const json_t *b)
+{
+	double x, y;
+	const char *k;
+	json_t *av;
+	size_t i;
+
+	if (!charge(v, 2))
+		return 0;
+	if (jnum(a, &x) && jnum(b, &y))
+		return x == y;
+	if (json_typeof(a) != json_typeof(b))
+		return 0;
+	switch (json_typeof(a)) {
+	case JSON_STRING:
+		return json_string_length(a) == json_string_length(b) &&
+		    memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
+	case JSON_ARRAY:
+		if (json_array_size(a) != json_array_size(b))
+			return 0;
+		for (i = 0; i < json_array_size(a); i++)
+			if (!jeq(v, json_array_get(a, i), json_array_get(b, i)))
+				return 0;
+		return 1;
+	case JSON_OBJECT:
+		if (json_object_size(a) != json_object_size(b))
+			return 0;
+		json_object_foreach((json_t *)(uintptr_t)a, k, av) {
+			const json_t *bv = json_object_get(b, k);
+			if (bv == NULL || !jeq(v, av, bv))
+				return 0;
+		}
+		return 1;
+	default:
+		return 1;           /* true, false, null: the type is the value */
+	}
+}
+
+static uint64_t
+mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static uint64_t
+bytes_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return mix64(h ^ n);
+}
+
+/* A hash consistent with jeq (equal values hash equal). */
+static uint64_t
+jhash(struct vctx *v, const json_t *x)
+{
+	const char *k;
+	json_t *xv;
+	uint64_t h, bits;
+	double d;
+	size_t i;
+
+	if (!charge(v, 2))
+		return 0;
+	if (jnum(x, &d)) {
+		if (d == 0)
+			d = 0;          /* -0 equals 0 */
+		memcpy(&bits, &d, sizeof(bits));
+		return mix64(bits ^ 0x6e756dULL);
+	}
+	switch (json_typeof(x)) {
+	case JSON_STRING:
+		charge(v, json_string_length(x) / 64);
+		return bytes_hash(json_string_value(x), json_string_length(x));
+	case JSON_ARRAY:
+		h = 0x617272ULL;
+		for (i = 0; i < json_array_size(x); i++)
+			h = mix64(h * 31 + jhash(v, json_array_get(x, i)));
+		return h;
+	case JSON_OBJECT:
+		h = 0;
+		json_object_foreach((json_t *)(uintptr_t)x, k, xv)
+			h += mix64(bytes_hash(k, strlen(k)) ^ (jhash(v, xv) * 0x9e3779b97f4a7c15ULL));
+		return mix64(h ^ 0x6f626aULL ^ json_object_size(x));
+	case JSON_TRUE:
+		return 1;
+	case JSON_FALSE:
+		return 2;
+	default:
+		return 3;
+	}
+}
+
+struct hidx {
+	uint64_t h;
+	size_t   i;
+};
+
+static int
+hidx_less(const struct hidx *x, const struct hidx *y)
+{
+	return x->h != y->h ? x->h < y->h : x->i < y->i;
+}
+
+static void
+hidx_sift(struct hidx *a, size_t root, size_t n)
+{
+	struct hidx t;
+	size_t c;
+
+	while ((c = 2 * root + 1) < n) {
+		if (c + 1 < n && hidx_less(&a[c], &a[c + 1]))
+			c++;
+		if (!hidx_less(&a[root], &a[c]))
+			return;
+		t = a[root];
+		a[root] = a[c];
+		a[c] = t;
+		root = c;
+	}
+}
+
+/* Heapsort: n log n in place (glibc's qsort may malloc; a check allocates only from jansson
+ * and the request arena). */
+static void
+hidx_sort(struct hidx *a, size_t n)
+{
+	struct hidx t;
+	size_t i;
+
+	for (i = n / 2; i-- > 0;)
+		hidx_sift(a, i, n);
+	for (i = n; i-- > 1;) {
+		t = a[0];
+		a[0] = a[i];
+		a[i] = t;
+		hidx_sift(a, 0, i);
+	}
+}
+
+/* 1 when two items are equal; hashes sort the candidates, jeq decides. */
+static int
+has_dup(struct vctx *v, const json_t *arr)
+{
+	size_t n = json_array_size(arr), i, j, k;
+	struct hidx *hs;
+
+	if (n < 2)
+		return 0;
+	if (n > SIZE_MAX / sizeof(*hs) || (hs = arena_alloc(v->a, n * sizeof(*hs))) == NULL) {
+		v->oom = v->over = 1;
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		hs[i].h = jhash(v, json_array_get(arr, i));
+		hs[i].i = i;
+	}
+	if (v->over)
+		return 0;
+	charge(v, n);
+	hidx_sort(hs, n);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && hs[j].h == hs[i].h; j++)
+			;
+		for (k = i; k < j; k++) {
+			size_t m;
+			for (m = k + 1; m < j; m++) {
+				if (jeq(v, json_array_get(arr, hs[k].i), json_array_get(arr, hs[m].i)))
+					return 1;
+				if (v->over)
+					return 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static int
+multiple_of(double x, double m)
+{
+	double q, r;
+
+	if (is_integral(x) && is_integral(m) && fabs(x) < 9007199254740992.0 &&
+	    m < 9007199254740992.0)
+		return fmod(x, m) == 0;
+	q = x / m;
+	if (!isfinite(q))
+		return 0;
+	r = nearbyint(q);
+	/* a few ulps of slack, so that 0.3 is a multiple of 0.1 as in decimal */
+	return fabs(q - r) <= 4 * DBL_EPSILON * fabs(q);
+}
+
+static int validate(struct vctx *v, const struct js_node *n, const json_t *x);
+
+static int
+probe(struct vctx *v, const struct js_node *n, const json_t *x)
+{
+	int save = v->collect, r;
+
+	v->collect = 0;
+	r = validate(v, n, x);
+	v->collect = save;
+	return r && !v->over;
+}
+
+static const struct js_prop *
+prop_find(const struct js_node *n, const char *k, size_t kl)
+{
+	struct js_prop key = { k, kl, NULL };
+
+	if (n->nprops == 0)
+		return NULL;
+	return bsearch(&key, n->props, n->nprops, sizeof(*n->props), cmp_prop);
+}
+
+/* One object member against properties / patternProperties / additionalProperties and
+ * propertyNames; the member is the current location. */
+static int
+member(struct vctx *v, const struct js_node *n, const char *k, size_t kl, const json_t *val)
+{
+	const struct js_prop *p;
+	size_t i;
+	int matched = 0, ok = 1, r;
+
+	if (n->pnames) {
+		json_t *ks = json_stringn_nocheck(k, kl);
+		if (ks == NULL) {
+			v->oom = v->over = 1;
+			return 0;
+		}
+		r = probe(v, n->pnames, ks);
+		json_decref(ks);
+		if (v->over)
+			return 0;
+		if (!r) {
+			vfail(v, NULL, 0, "propertyNames", "is not an allowed property name");
+			return 0;
+		}
+	}
+	if ((p = prop_find(n, k, kl)) != NULL) {
+		matched = 1;
+		if (!validate(v, p->s, val)) {
+			ok = 0;
+			if (!v->collect || blocked(v) || v->over)
+				return 0;
+		}
+	}
+	for (i = 0; i < n->npprops; i++) {
+		r = rx_run(v, &n->pprops[i].re, k, kl);
+		if (r < 0)
+			return 0;
+		if (!r)
+			continue;
+		matched = 1;
+		if (!validate(v, n->pprops[i].s, val)) {
+			ok = 0;
+			if (!v->collect || blocked(v) || v->over)
+				return 0;
+		}
+	}
+	if (!matched && n->addl && !validate(v, n->addl, val))
+		ok = 0;
+	return ok;
+}
+
+static unsigned
+inst_type(const json_t *x, double *d)
+{
+	switch (json_typeof(x)) {
+	case JSON_OBJECT: return T_OBJ;
+	case JSON_ARRAY: return T_ARR;
+	case JSON_STRING: return T_STR;
+	case JSON_TRUE:
+	case JSON_FALSE: return T_BOOL;
+	case JSON_NULL: return T_NULL;
+	default:
+		jnum(x, d);
+		return is_integral(*d) ? T_NUM | T_INT : T_NUM;
+	}
+}
+
+#define FAIL(rule, ...) do { vfail(v, NULL, 0, rule, __VA_ARGS__); ok = 0; goto out; } while (0)
+/* after an in-place or member check failed: stop unless an earlier failure may still come */
+#define STOP_IF_DONE() do { if (!v->collect || v->over || blocked(v)) goto out; } while (0)
+
+static int
+validate(struct vctx *v, const struct js_node *n, const json_t *x)
+{
+	char nb[40];
+	double d = 0;
+	unsigned t;
+	size_t i, sz;
+	int ok = 1, r;
+
+	if (v->over || !charge(v, 4))
+		return 0;
+	if (n->boolean == 1)
+		return 1;
+	if (n->boolean == 0) {
+		vfail(v, NULL, 0, "false", "is not allowed");
+		return 0;
+	}
+	if (blocked(v))
+		return 0;
+	if (++v->calls > MAX_CALLS) {
+		v->over = 1;
+		v->calls--;
+		return 0;
+	}
+	t = inst_type(x, &d);
+	if ((n->has & H_TYPE) && !(n->types & t))
+		FAIL("type", "must be %s", n->type_text);
+	if ((n->has & H_CONST) && !jeq(v, x, n->cnst))
+		FAIL("const", "is not the allowed value");
+	if (n->has & H_ENUM) {
+		for (i = 0; i < json_array_size(n->enm); i++)
+			if (jeq(v, x, json_array_get(n->enm, i)))
+				break;
+		if (i == json_array_size(n->enm))
+			FAIL("enum", "is not one of the allowed values");
+	}
+	if (t & T_NUM) {
+		if ((n->has & H_MINIMUM) && d < n->minimum) {
+			fmt_num(n->minimum, nb, sizeof(nb));
+			FAIL("minimum", "must be >= %s", nb);
+		}
+		if ((n->has & H_XMIN) && d <= n->xmin) {
+			fmt_num(n->xmin, nb, sizeof(nb));
+			FAIL("exclusiveMinimum", "must be > %s", nb);
+		}
+		if ((n->has & H_MAXIMUM) && d > n->maximum) {
+			fmt_num(n->maximum, nb, sizeof(nb));
+			FAIL("maximum", "must be <= %s", nb);
+		}
+		if ((n->has & H_XMAX) && d >= n->xmax) {
+			fmt_num(n->xmax, nb, sizeof(nb));
+			FAIL("exclusiveMaximum", "must be < %s", nb);
+		}
+		if ((n->has & H_MULT) && !multiple_of(d, n->mult)) {
+			fmt_num(n->mult, nb, sizeof(nb));
+			FAIL("multipleOf", "must be a multiple of %s", nb);
+		}
+	} else if (t == T_STR) {
+		const char *s = json_string_value(x);
+		size_t sl = json_string_length(x);
+		if (n->has & (H_MINLEN | H_MAXLEN)) {
+			uint64_t cps;
+			if (!charge(v, sl / 64))
+				goto out;
+			cps = utf8_count(s, sl);
+			if ((n->has & H_MINLEN) && cps < n->min_len)
+				FAIL("minLength", "must be at least %llu character%s long",
+				    (unsigned long long)n->min_len, n->min_len == 1 ? "" : "s");
+			if ((n->has & H_MAXLEN) && cps > n->max_len)
+				FAIL("maxLength", "must be at most %llu character%s long",
+				    (unsigned long long)n->max_len, n->max_len == 1 ? "" : "s");
+		}
+		if (n->pattern) {
+			r = rx_run(v, n->pattern, s, sl);
+			if (r < 0)
+				goto fail_quiet;
+			if (r == 0)
+				FAIL("pattern", "does not match the pattern");
+		}
+		if (n->format) {
+			if (!charge(v, sl / 16))
+				goto fail_quiet;
+			if (!fmt_check(n->format, s, sl))
+				FAIL("format", "is not a valid %s", fmt_names[n->format]);
+		}
+	} else if (t == T_ARR) {
+		sz = json_array_size(x);
+		if ((n->has & H_MINITEMS) && sz < n->min_items)
+			FAIL("minItems", "must have at least %llu item%s",
+			    (unsigned long long)n->min_items, n->min_items == 1 ? "" : "s");
+		if ((n->has & H_MAXITEMS) && sz > n->max_items)
+			FAIL("maxItems", "must have at most %llu item%s",
+			    (unsigned long long)n->max_items, n->max_items == 1 ? "" : "s");
+		if (n->has & H_UNIQUE) {
+			r = has_dup(v, x);
+			if (v->over)
+				goto fail_quiet;
+			if (r)
+				FAIL("uniqueItems", "must not contain duplicate items");
+		}
+	} else if (t == T_OBJ) {
+		sz = json_object_size(x);
+		if ((n->has & H_MINPROPS) && sz < n->min_props)
+			FAIL("minProperties", "must have at least %llu propert%s",
+			    (unsigned long long)n->min_props, n->min_props == 1 ? "y" : "ies");
+		if ((n->has & H_MAXPROPS) && sz > n->max_props)
+			FAIL("maxProperties", "must have at most %llu propert%s",
+			    (unsigned long long)n->max_props, n->max_props == 1 ? "y" : "ies");
+		for (i = 0; i < n->nreq; i++) {
+			if (!charge(v, 1))
+				goto fail_quiet;
+			if (json_object_getn(x, n->req[i], n->reqlen[i]) == NULL) {
+				vfail(v, n->req[i], n->reqlen[i], "required", "is required");
+				ok = 0;
+				goto out;
+			}
+		}
+	}
+	/* in place: $ref and allOf report their own failures; the others answer yes/no */
+	if (n->ref && !validate(v, n->ref, x)) {
+		ok = 0;
+		STOP_IF_DONE();
+	}
+	for (i = 0; i < n->nall; i++) {
+		if (!validate(v, n->all[i], x)) {
+			ok = 0;
+			STOP_IF_DONE();
+		}
+	}
+	if (n->nany) {
+		for (i = 0; i < n->nany; i++)
+			if (probe(v, n->any[i], x))
+				break;
+		if (v->over)
+			goto fail_quiet;
+		if (i == n->nany)
+			FAIL("anyOf", "does not match any of the allowed schemas");
+	}
+	if (n->none) {
+		size_t hits = 0;
+		for (i = 0; i < n->none && hits < 2; i++)
+			hits += (size_t)probe(v, n->one[i], x);
+		if (v->over)
+			goto fail_quiet;
+		if (hits == 0)
+			FAIL("oneOf", "does not match any of the schemas (oneOf)");
+		if (hits > 1)
+			FAIL("oneOf", "matches more than one of the schemas (oneOf)");
+	}
+	if (n->not) {
+		r = probe(v, n->not, x);
+		if (v->over)
+			goto fail_quiet;
+		if (r)
+			FAIL("not", "matches a schema it must not match");
+	}
+	/* members and items, in document order */
+	if (t == T_OBJ && (n->nprops || n->npprops || n->addl || n->pnames)) {
+		const char *k;
+		json_t *mv;
+		uint32_t ord = 0;
+		json_object_foreach((json_t *)(uintptr_t)x, k, mv) {
+			if (push_key(v, k, strlen(k), ord++) < 0)
+				goto fail_quiet;
+			if (blocked(v)) {
+				v->plen--;
+				break;
+			}
+			r = member(v, n, k, v->path[v->plen - 1].klen, mv);
+			v->plen--;
+			if (!r) {
+				ok = 0;
+				if (!v->collect || v->over)
+					break;
+			}
+		}
+	} else if (t == T_ARR && (n->nprefix || n->items)) {
+		sz = json_array_size(x);
+		for (i = 0; i < sz; i++) {
+			const struct js_node *sch = i < n->nprefix ? n->prefix[i] : n->items;
+			if (sch == NULL)
+				break;
+			if (push_idx(v, i) < 0)
+				goto fail_quiet;
+			if (blocked(v)) {
+				v->plen--;
+				break;
+			}
+			r = validate(v, sch, json_array_get(x, i));
+			v->plen--;
+			if (!r) {
+				ok = 0;
+				if (!v->collect || v->over)
+					break;
+			}
+		}
+	}
+out:
+	v->calls--;
+	return ok && !v->over;
+fail_quiet:
+	v->calls--;
+	return 0;
+}
+
+static enum jschema_status
+validate_with(const struct jschema *s, const json_t *inst, struct arena *a, uint64_t budget,
+    struct jschema_result *res)
+{
+	struct vctx *v;
+	int ok;
+
+	result_clear(res);
+	v = arena_zalloc(a, sizeof(*v));
+	if (v == NULL)
+		return JSCHEMA_NOMEM;
+	v->s = s;
+	v->a = a;
+	v->res = res;
+	v->budget = budget;
+	v->collect = 1;
+	ok = validate(v, s->root, inst);
+	if (v->oom)
+		return JSCHEMA_NOMEM;
+	if (v->over) {
+		snprintf(res->pointer, sizeof(res->pointer), "/");
+		res->rule = "complexity";
+		snprintf(res->msg, sizeof(res->msg), "Invalid body: too complex to check");
+		return JSCHEMA_INVALID;
+	}
+	if (!ok && !v->has_err) {
+		/* every failure records itself; this is a safety net */
+		snprintf(res->pointer, sizeof(res->pointer), "/");
+		result_set(res, "schema", "does not match the schema");
+	}
+	return ok ? JSCHEMA_OK : JSCHEMA_INVALID;
+}
+
+enum jschema_status
+jschema_validate(const struct jschema *s, const json_t *inst, struct arena *a,
+    struct jschema_result *res)
+{
+	return validate_with(s, inst, a, JSCHEMA_WORK_BUDGET, res);
+}
+
+enum jschema_status
+jschema_check(const struct jschema *s, const char *buf, size_t len, struct arena *a,
+    struct jschema_result *res)
+{
+	enum jschema_status st;
+	json_t *doc;
+
+	st = jschema_load(buf, len, &doc, res);
+	if (st != JSCHEMA_OK || s == NULL) {
+		json_decref(doc);
+		return st;
+	}
+	st = validate_with(s, doc, a, JSCHEMA_WORK_BUDGET + (uint64_t)JSCHEMA_WORK_PER_BYTE * len, res);
+	json_decref(doc);
+	return st;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT
+ * redis — one worker's connection to Redis: hiredis's async API on the worker's event_base
+ * (its libevent adapter), never a blocking call.
+ *
+ *  - connects (host names resolved with evdns, asynchronously), authenticates (AUTH, with the
+ *    ACL user when the URL has one), selects the db, loads the store script (SCRIPT LOAD) and
+ *    only then reports itself up; reconnects with a backoff of 25 ms doubling to 500 ms, and
+ *    gives a connect plus handshake max(1 s, 4 x timeout) before trying again;
+ *  - every command has a deadline (redis.timeout): a command past it is answered "failed" to
+ *    its caller at once, and its late reply, when it comes, finds nobody waiting; the other
+ *    commands keep waiting for theirs. The deadlines are kept in send order (a FIFO connection
+ *    answers in that order), so one timer per connection serves them all. Only a connection
+ *    that stays silent much longer — max(1 s, 4 x timeout) with replies owed — or fails is
+ *    declared dead and replaced: a slow reply under a CPU burst costs the commands it delays,
+ *    not every command in flight;
+ *  - events through hiredis's libevent adapter, on the worker's own event_base;
+ *  - script calls go out as EVALSHA; a NOSCRIPT answer (SCRIPT FLUSH, a failover to a replica
+ *    that never saw the script) resends that command once as EVAL with the script text, which
+ *    also puts the script back in Redis's cache;
+ *  - never frees a redisAsyncContext from inside one of its callbacks: a connection we give up
+ *    on is unhooked at once and freed from a deferred event on the next loop turn.
+ *
+ * Ownership: a struct redis belongs to one worker (store.c); everything runs on the worker's
+ * thread except redis_is_up(), which any thread may read. A callback runs at most once, with the
+ * reply or NULL (timeout, connection lost), never after redis_cmd_detach() and never from inside
+ * the call that sent the command.
+ */
+#ifndef VISOR_REDIS_H
+#define VISOR_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "core/metrics.h"
+#include "core/util.h"
+
+struct redis;
+struct redis_cmd;
+struct redisReply;
+
+/* reply: the parsed reply (possibly an error reply), or NULL when the command failed. */
+typedef void (*redis_fn)(void *arg, const struct redisReply *reply);
+
+/* A disconnected client for `base`; counts failures in m->redis_errors. NULL on OOM. */
+struct redis *redis_new(struct event_base *base, struct metrics *m, int worker_id,
+    const char *script, size_t script_len);
+/* Applies a generation's redis section: connects, or reconnects when the address, the
+ * credentials or the db changed; a new timeout applies to the next commands. */
+void redis_configure(struct redis *rd, const struct conf *c);
+/* Fails every command in flight (callbacks run with NULL) and frees everything. NULL: no-op. */
+void redis_free(struct redis *rd);
+/* 1 when connected, authenticated and the script is loaded. Any thread (racy read). */
+int  redis_is_up(const struct redis *rd);
+
+/* Arguments built in place, already in RESP ("$<len>\r\n<bytes>\r\n" each), so a caller with
+ * many of them (a batch) needs no argv array. Zero-initialised is empty; reset keeps memory.
+ * Out of memory sets b.oom (later appends are no-ops), as for any sbuf. */
+struct redis_args {
+	struct sbuf b;
+	int         n;                   /* arguments */
+};
+void redis_args_str(struct redis_args *a, const char *s, size_t n);
+void redis_args_int(struct redis_args *a, int64_t v);
+void redis_args_reset(struct redis_args *a);
+void redis_args_fini(struct redis_args *a);
+
+/* EVALSHA <script> nkeys argv[0..argc) (the keys first). NULL when not sent (not up, or out of
+ * memory): fn will not be called. Arguments are copied. */
+struct redis_cmd *redis_script(struct redis *rd, int nkeys, int argc, const char **argv,
+    const size_t *lens, redis_fn fn, void *arg);
+/* The same with the keys and the other arguments built in place (copied). */
+struct redis_cmd *redis_script_args(struct redis *rd, const struct redis_args *keys,
+    const struct redis_args *args, redis_fn fn, void *arg);
+/* Any other command, same contract. */
+struct redis_cmd *redis_command(struct redis *rd, int argc, const char **argv,
+    const size_t *lens, redis_fn fn, void *arg);
+/* The caller is no longer interested: fn will not run and arg is forgotten. */
+void redis_cmd_detach(struct redis_cmd *c);
+
+#endif
