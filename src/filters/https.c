@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/conn.h"
 #include "http/filter.h"
 #include "http/req.h"
 
@@ -85,11 +84,11 @@ hsts_on_request(struct req *r, const void *fconf, void *state)
 	}
 	host = req_header(r, "host", &hl);
 	hl = host_only(host, hl);
-	if (r->c->https_port == 443)
+	if (req_https_port(r) == 443)
 		loc = arena_printf(&r->a, "https://%.*s%.*s", (int)hl, host, (int)r->h.target_len,
 		    r->h.target);
 	else
-		loc = arena_printf(&r->a, "https://%.*s:%d%.*s", (int)hl, host, r->c->https_port,
+		loc = arena_printf(&r->a, "https://%.*s:%d%.*s", (int)hl, host, req_https_port(r),
 		    (int)r->h.target_len, r->h.target);
 	if (loc == NULL)
 		return V_ERROR;

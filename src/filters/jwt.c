@@ -36,7 +36,7 @@
 #include "core/log.h"
 #include "http/req.h"
 #include "http/route.h"
-#include "core/worker.h"
+#include "core/metrics.h"
 
 #define JWT_CACHE_SETS    2048           /* x WAYS = 8192 verified tokens per worker */
 #define JWT_CACHE_WAYS    4
@@ -167,20 +167,6 @@ static const char *const reason_text[JWT_E_COUNT] = {
 };
 
 extern const struct filter jwt_filter;
-
-/* This filter's index in filter_table (the worker's fstate slot and the conf's fconf slot). */
-static size_t
-my_id(void)
-{
-	static size_t id = (size_t)-1;
-	size_t i;
-
-	if (id == (size_t)-1)
-		for (i = 0; filter_table[i]; i++)
-			if (filter_table[i] == &jwt_filter)
-				id = i;
-	return id;
-}
 
 /* ---- pure helpers -------------------------------------------------------------------- */
 
@@ -324,7 +310,7 @@ jwt_refuse(struct req *r, int reason)
 	req_respond(r, 401, NULL);
 	hdrs_adds(&r->a, &r->out, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 	r->log_reason = jwt_log_reason(reason);
-	METRIC_INC(&r->w->m, jwt_refused[reason]);
+	METRIC_INC(filter_metrics(r), jwt_refused[reason]);
 }
 
 static void
@@ -333,7 +319,7 @@ refuse_missing(struct req *r)
 	req_respond(r, 401, NULL);
 	hdrs_adds(&r->a, &r->out, "WWW-Authenticate", "Bearer realm=\"api\"");
 	r->log_reason = jwt_log_reason(JWT_E_NO_TOKEN);
-	METRIC_INC(&r->w->m, jwt_refused[JWT_E_NO_TOKEN]);
+	METRIC_INC(filter_metrics(r), jwt_refused[JWT_E_NO_TOKEN]);
 }
 
 /* ---- configuration ------------------------------------------------------------------- */
@@ -517,7 +503,6 @@ jwt_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
 	size_t i;
 
 	*fconf = NULL;
-	(void)my_id();             /* computed once, here on the main thread */
 	if (!c->jwt.enabled)
 		return 0;
 	if (c->jwt.claims_to_headers.n > 64) {
@@ -679,7 +664,7 @@ jwt_worker_init(struct worker *w, void **wstate)
 	TAILQ_INIT(&ws->ready);
 	ws->cache = calloc((size_t)JWT_CACHE_SETS * JWT_CACHE_WAYS, sizeof(*ws->cache));
 	ws->neg = calloc(JWT_NEG_SLOTS, sizeof(*ws->neg));
-	ws->tick = evtimer_new(w->base, on_tick, ws);
+	ws->tick = evtimer_new(filter_event_base(w), on_tick, ws);
 	ws->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	ws->mdctx = EVP_MD_CTX_new();
 	if (ws->cache == NULL || ws->neg == NULL || ws->tick == NULL || ws->sha256 == NULL ||
@@ -724,7 +709,7 @@ jwt_worker_conf(struct worker *w, void *wstate, const struct conf *c)
 {
 	struct jwt_wstate *ws = wstate;
 	const struct jwt_conf *jc;
-	size_t i, id = my_id();
+	size_t i, id = filter_id(&jwt_filter);
 
 	(void)w;
 	if (ws == NULL || id >= CONF_MAX_FILTERS)
@@ -1021,6 +1006,7 @@ accept_token(struct req *r, const struct jwt_conf *jc, const struct jwt_ident *i
 	r->iat = id->iat;
 	r->token_exp = id->exp;
 	r->check_revocation = jc->revocation;
+	r->refuse_token = jwt_refuse;
 	for (i = 0; i < id->nh; i++) {
 		const struct jwt_claimhdr *ch = &jc->ch[id->h[i].idx];
 		/* copied: the cache entry may be evicted while the request is in flight */
@@ -1091,7 +1077,7 @@ check(struct jwt_wstate *ws, struct jwt_rstate *st, int may_wait)
 		return V_CONTINUE;
 	}
 	if (rc == JWT_E_INTERNAL) {
-		METRIC_INC(&r->w->m, jwt_refused[JWT_E_INTERNAL]);
+		METRIC_INC(filter_metrics(r), jwt_refused[JWT_E_INTERNAL]);
 		log_warn("jwt: internal error verifying a token for request %s", r->id);
 		return V_ERROR;
 	}
@@ -1205,7 +1191,7 @@ jwt_on_request(struct req *r, const void *fconf, void *state)
 	struct jwt_rstate *st = state;
 	struct jwt_wstate *ws;
 	enum auth_mode mode = r->route ? r->route->cr->auth : AUTH_OFF;
-	size_t i, id = my_id();
+	size_t i;
 	int k;
 
 	/* Only visor speaks for the token: never the client, on any route. */
@@ -1229,7 +1215,7 @@ jwt_on_request(struct req *r, const void *fconf, void *state)
 		refuse_missing(r);
 		return V_RESPOND;
 	}
-	if (id >= CONF_MAX_FILTERS || (ws = r->w->fstate[id]) == NULL)
+	if ((ws = filter_wstate(r, &jwt_filter)) == NULL)
 		return V_ERROR;
 	st->r = r;
 	st->jc = jc;

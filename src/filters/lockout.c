@@ -25,7 +25,7 @@
 #include "core/log.h"
 #include "http/req.h"
 #include "store/store.h"
-#include "core/worker.h"
+#include "core/metrics.h"
 
 #define LOCKOUT_BODY_MAX (16 * 1024)
 
@@ -307,7 +307,7 @@ lk_decide(struct lk_state *st)
 	if (!st->q.locked)
 		return V_CONTINUE;
 	st->refused = 1;
-	METRIC_INC(&r->w->m, lockouts);
+	METRIC_INC(filter_metrics(r), lockouts);
 	req_respond(r, 429, NULL);
 	r->log_reason = "lockout";
 	return V_RESPOND;
@@ -347,7 +347,7 @@ lk_on_request_body(struct req *r, const void *fconf, void *state)
 		return V_CONTINUE;
 	st->q.key = st->key;
 	st->q.klen = st->klen;
-	switch (store_lockout_check(r->w, &st->q, lk_on_store, st, &st->op)) {
+	switch (store_lockout_check(req_worker(r), &st->q, lk_on_store, st, &st->op)) {
 	case STORE_PENDING:
 		return V_SUSPEND;
 	case STORE_OK:
@@ -382,7 +382,7 @@ lk_on_done(struct req *r, const void *fconf, void *state)
 
 	if (!st->active || st->key == NULL || st->refused || r->edge)
 		return;
-	store_lockout_result(r->w, st->key, st->klen, r->status >= 400, lc->after, lc->base_ms,
+	store_lockout_result(req_worker(r), st->key, st->klen, r->status >= 400, lc->after, lc->base_ms,
 	    lc->max_ms);
 }
 

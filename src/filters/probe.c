@@ -21,7 +21,7 @@
 #include "core/log.h"
 #include "http/req.h"
 #include "store/store.h"
-#include "core/worker.h"
+#include "core/metrics.h"
 
 struct pr_conf {
 	char   **paths;
@@ -102,7 +102,7 @@ pr_answer(struct pr_state *st)
 {
 	struct req *r = st->r;
 
-	req_security_event(r, "probe", store_banned(r->w, st->ipk, st->ipl) ?
+	req_security_event(r, "probe", store_banned(req_worker(r), st->ipk, st->ipl) ?
 	    ",\"banned\":true" : NULL);
 	req_respond(r, 404, NULL);
 	r->log_reason = "probe";
@@ -129,7 +129,7 @@ pr_on_request(struct req *r, const void *fconf, void *state)
 	st->ipl = store_ip_key(r->ip_family, r->ip_bin, r->ip, st->ipk, sizeof(st->ipk));
 	if (st->ipl == 0)
 		return V_CONTINUE;
-	if (store_banned(r->w, st->ipk, st->ipl)) {
+	if (store_banned(req_worker(r), st->ipk, st->ipl)) {
 		req_security_event(r, "banned", NULL);
 		req_respond(r, 403, NULL);
 		r->log_reason = "banned";
@@ -137,8 +137,8 @@ pr_on_request(struct req *r, const void *fconf, void *state)
 	}
 	if (!pr_is_probe(pc, r->path, r->path_len))
 		return V_CONTINUE;
-	METRIC_INC(&r->w->m, probes);
-	if (store_probe(r->w, st->ipk, st->ipl, pc->ban_after, pc->ban_for_ms, pr_on_store, st,
+	METRIC_INC(filter_metrics(r), probes);
+	if (store_probe(req_worker(r), st->ipk, st->ipl, pc->ban_after, pc->ban_for_ms, pr_on_store, st,
 	    &st->op) == STORE_PENDING)
 		return V_SUSPEND;
 	return pr_answer(st);

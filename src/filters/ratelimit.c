@@ -33,12 +33,12 @@
 #include <openssl/evp.h>
 
 #include "http/filter.h"
-#include "filters/jwt.h"
+#include "lib/jwt_core.h"
 #include "core/log.h"
 #include "http/req.h"
 #include "http/route.h"
 #include "store/store.h"
-#include "core/worker.h"
+#include "core/metrics.h"
 
 #define RL_MAX_PER_ROUTE 16
 #define RL_KEY_MAX       256          /* longer user/header values are hashed */
@@ -436,7 +436,10 @@ rl_decide(struct rl_state *st)
 
 	if (st->q.revoked) {
 		st->revoked = 1;
-		jwt_refuse(r, JWT_E_REVOKED);
+		if (r->refuse_token)       /* set by whoever accepted the token */
+			r->refuse_token(r, JWT_E_REVOKED);
+		else
+			req_respond(r, 401, NULL);
 		return V_RESPOND;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -447,7 +450,7 @@ rl_decide(struct rl_state *st)
 	}
 	if (!st->q.admitted) {
 		st->refused = 1;
-		METRIC_INC(&r->w->m, rate_limited);
+		METRIC_INC(filter_metrics(r), rate_limited);
 		req_respond(r, 429, NULL);
 		r->log_reason = "rate limit";
 		return V_RESPOND;
@@ -561,7 +564,7 @@ rl_on_request(struct req *r, const void *fconf, void *state)
 	}
 	if (n == 0 && !st->q.revocation)
 		return V_CONTINUE;
-	switch (store_rl(r->w, &st->q, rl_on_store, st, &st->op)) {
+	switch (store_rl(req_worker(r), &st->q, rl_on_store, st, &st->op)) {
 	case STORE_PENDING:
 		return V_SUSPEND;
 	case STORE_OK:
@@ -625,7 +628,7 @@ rl_on_done(struct req *r, const void *fconf, void *state)
 		return;
 	for (i = 0; i < st->q.n; i++)
 		if (st->lim[i].check_only)
-			store_rl_hit(r->w, &st->lim[i]);
+			store_rl_hit(req_worker(r), &st->lim[i]);
 }
 
 static void

@@ -30,7 +30,6 @@
 #include "http/http.h"
 #include "core/metrics.h"
 #include "http/req.h"
-#include "core/worker.h"
 
 /* ---- the detector ------------------------------------------------------------------------ */
 
@@ -432,7 +431,7 @@ log_event(struct req *r, const char *reason, const char *p, size_t n, int trunca
 	sbuf_printf(&b, "\",\"truncated\":%s", truncated ? "true" : "false");
 	req_security_event(r, "scrubbed_error", b.oom ? NULL : b.p);
 	sbuf_fini(&b);
-	METRIC_INC(&r->w->m, scrubbed);
+	METRIC_INC(filter_metrics(r), scrubbed);
 }
 
 /* Whether the upstream body is in a coding the detector cannot read (gzip, br...). */

@@ -28,6 +28,7 @@
 #define LINGER_BYTES   (256 * 1024)
 
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_sock_cb(struct sock *s, int ev, void *arg);
 static int  conn_p_head(struct http_parser *p);
 static int  conn_p_body(struct http_parser *p, const char *at, size_t n);
 static int  conn_p_done(struct http_parser *p);
@@ -84,7 +85,6 @@ conn_close(struct conn *c)
 		/* stop the upstream from calling into a request that is going away */
 		struct upconn *u = r->up;
 		r->up = NULL;
-		u->req = NULL;
 		up_release(u, 0);
 	}
 	TAILQ_REMOVE(&w->conns, c, link);
@@ -295,7 +295,7 @@ body_flowing(const struct conn *c)
 	if (r->phase == RP_BODY_READ)
 		return 1;
 	return (r->phase == RP_UPSTREAM || r->phase == RP_RESPONSE || r->phase == RP_DONE) &&
-	    r->up != NULL && r->up->st == UP_BUSY;
+	    r->up != NULL && up_connected(r->up);
 }
 
 void
@@ -380,7 +380,7 @@ conn_feed(struct conn *c)
 	}
 	c->feeding = 0;
 	/* request-body bytes fed in this pass leave in one write */
-	if (!c->dead && c->req && c->req->up && c->req->up->st == UP_BUSY)
+	if (!c->dead && c->req && c->req->up && up_connected(c->req->up))
 		up_flush(c->req->up);
 	conn_eof(c);
 	/* With a full input window and nobody consuming, the sock stops reading by itself
@@ -480,9 +480,42 @@ conn_drain(struct conn *c)
 		conn_close(c);
 }
 
-/* ---- events ----------------------------------------------------------------------- */
+int
+conn_is_dead(const struct conn *c)
+{
+	return c->dead;
+}
+
+/* ---- tunnel takeover -------------------------------------------------------------- */
+
+struct sock *
+conn_tunnel_begin(struct conn *c, sock_cb cb, void *arg)
+{
+	c->st = CS_TUNNEL;
+	c->s.cb = cb;
+	c->s.arg = arg;
+	return &c->s;
+}
 
 void
+conn_tunnel_idle(struct conn *c, int64_t ms)
+{
+	timer_set(c, ms);
+}
+
+void
+conn_tunnel_end(struct conn *c)
+{
+	c->st = CS_CLOSING;
+	c->s.cb = conn_sock_cb;
+	c->s.arg = c;
+	sock_read_stop(&c->s);
+	sock_notify_drained(&c->s, 0);
+}
+
+/* ---- events ----------------------------------------------------------------------- */
+
+static void
 conn_sock_cb(struct sock *s, int ev, void *arg)
 {
 	struct conn *c = arg;

@@ -61,8 +61,6 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const struct sock
 /* Marks it dead; the worker's reaper frees it (and its request) on the next loop turn. */
 void conn_close(struct conn *c);
 void conn_free(struct conn *c);        /* reaper only */
-/* The connection's own sock callback (tunnel.c hands the sock back with it). */
-void conn_sock_cb(struct sock *s, int ev, void *arg);
 /* The current request is finished: log it, free it, go on with the next or close. */
 void conn_req_done(struct conn *c);
 /* Bytes for the client: append to c->s.out then call this. */
@@ -74,5 +72,16 @@ void conn_body_resume(struct conn *c);
 void conn_feed(struct conn *c);
 /* Worker is draining: close idle connections, mark others to close after their request. */
 void conn_drain(struct conn *c);
+int  conn_is_dead(const struct conn *c);
+
+/* ---- a WebSocket tunnel takes the connection over (tunnel.c) ---- */
+/* From now on the client sock's events go to cb(arg) and the connection only closes; returns
+ * the sock, still owned by the connection. */
+struct sock *conn_tunnel_begin(struct conn *c, sock_cb cb, void *arg);
+/* (Re)arms the tunnel's idle timer: the connection closes after ms without traffic. */
+void conn_tunnel_idle(struct conn *c, int64_t ms);
+/* The upstream side ended: the connection takes its sock back, lets what is queued leave,
+ * then closes. */
+void conn_tunnel_end(struct conn *c);
 
 #endif

@@ -7,6 +7,9 @@
  */
 #include "http/filter.h"
 
+#include "core/worker.h"
+#include "http/req.h"
+
 extern const struct filter hsts_filter, hdrs_filter, scrub_filter, probe_filter, cors_filter,
     jwt_filter, rl_filter, lockout_filter, body_filter;
 
@@ -27,4 +30,35 @@ size_t
 filter_count(void)
 {
 	return sizeof(filter_table) / sizeof(filter_table[0]) - 1;
+}
+
+size_t
+filter_id(const struct filter *f)
+{
+	size_t i;
+
+	for (i = 0; filter_table[i]; i++)
+		if (filter_table[i] == f)
+			return i;
+	return CONF_MAX_FILTERS;
+}
+
+struct metrics *
+filter_metrics(struct req *r)
+{
+	return &req_worker(r)->m;
+}
+
+void *
+filter_wstate(struct req *r, const struct filter *f)
+{
+	size_t id = filter_id(f);
+
+	return id < CONF_MAX_FILTERS ? req_worker(r)->fstate[id] : NULL;
+}
+
+struct event_base *
+filter_event_base(struct worker *w)
+{
+	return w->base;
 }

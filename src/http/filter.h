@@ -65,4 +65,18 @@ struct chain {
 	size_t        n;
 };
 
+/* A filter's id: its index in filter_table (CONF_MAX_FILTERS when it is not there). */
+size_t filter_id(const struct filter *f);
+
+/* ---- what a filter may reach of the worker running a request ---------------------------
+ * Filters never include core/worker.h or http/conn.h: the worker's counters, the filter's
+ * own per-worker state (made by its worker_init) and, through req_worker(), the opaque
+ * handle the store API takes. Worker thread. */
+struct metrics;
+struct event_base;
+struct metrics *filter_metrics(struct req *r);
+void *filter_wstate(struct req *r, const struct filter *f);
+/* The worker's event loop, for a filter's own timers (worker_init gets the worker). */
+struct event_base *filter_event_base(struct worker *w);
+
 #endif

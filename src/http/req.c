@@ -113,7 +113,6 @@ req_free(struct req *r)
 	if (r == NULL)
 		return;
 	if (r->up) {
-		r->up->req = NULL;
 		up_release(r->up, 0);
 		r->up = NULL;
 	}
@@ -182,6 +181,12 @@ struct worker *
 req_worker(const struct req *r)
 {
 	return r->w;
+}
+
+int
+req_https_port(const struct req *r)
+{
+	return r->c->https_port;
 }
 
 const char *
@@ -436,7 +441,6 @@ req_fail_head(struct req *r, int status, const char *why)
 	r->fidx = r->entered = r->chain->n;
 	r->body_done = 1;
 	if (r->up) {
-		r->up->req = NULL;
 		up_release(r->up, 0);
 		r->up = NULL;
 	}
@@ -716,6 +720,7 @@ int
 req_on_body(struct req *r, const char *p, size_t n)
 {
 	struct upconn *u = r->up;
+	struct evbuffer *out;
 
 	r->body_seen += n;
 	if (r->body_seen > r->body_max) {
@@ -735,20 +740,21 @@ req_on_body(struct req *r, const char *p, size_t n)
 	}
 	if (u == NULL)
 		return -1;
+	out = up_output(u);
 	if (r->h.chunked) {
 		char hx[24];
 		int hl = snprintf(hx, sizeof(hx), "%zx\r\n", n);
-		evbuffer_add(u->s.out, hx, (size_t)hl);
-		evbuffer_add(u->s.out, p, n);
-		evbuffer_add(u->s.out, "\r\n", 2);
+		evbuffer_add(out, hx, (size_t)hl);
+		evbuffer_add(out, p, n);
+		evbuffer_add(out, "\r\n", 2);
 	} else {
-		evbuffer_add(u->s.out, p, n);
+		evbuffer_add(out, p, n);
 	}
 	r->up_body_sent += n;
-	if (evbuffer_get_length(u->s.out) > STREAM_HWM && !r->c->body_paused) {
+	if (evbuffer_get_length(out) > STREAM_HWM && !r->c->body_paused) {
 		up_flush(u);
 		conn_body_pause(r->c);
-		sock_notify_drained(&u->s, STREAM_LWM);
+		up_notify_drained(u, STREAM_LWM);
 	}
 	return 0;
 }
@@ -765,10 +771,9 @@ req_on_body_done(struct req *r)
 		body_filters_run(r);
 		return;
 	}
-	if (r->up && r->up->st == UP_BUSY) {
+	if (r->up && up_connected(r->up)) {
 		if (r->h.chunked)
-			evbuffer_add(r->up->s.out, "0\r\n\r\n", 5);
-		r->up->sent_all = 1;
+			evbuffer_add(up_output(r->up), "0\r\n\r\n", 5);
 		up_flush(r->up);
 		up_request_sent(r->up);
 	}
@@ -808,10 +813,9 @@ req_up_ready(struct req *r, struct upconn *u)
 	struct sbuf *bp = &r->w->scratch, b;
 	struct hdr *h, *host;
 	uint32_t i;
-	int trusted;
+	int trusted, whole;
 
 	r->up = u;
-	u->req = r;
 	/* the worker's scratch buffer: no allocation per request once it has grown */
 	sbuf_reset(bp);
 	bp->oom = 0;
@@ -884,23 +888,20 @@ req_up_ready(struct req *r, struct upconn *u)
 	*bp = b;
 	if (b.oom) {
 		r->up = NULL;
-		u->req = NULL;
 		up_release(u, 0);
 		core_answer(r, 500, "out of memory");
 		return;
 	}
-	evbuffer_add(u->s.out, b.p, b.len);
+	evbuffer_add(up_output(u), b.p, b.len);
 	if (r->body) {
 		/* by reference: the buffered body stays for a retry on another connection */
-		evbuffer_add_buffer_reference(u->s.out, r->body);
-		u->sent_all = 1;
-	} else if (!r->has_body) {
-		u->sent_all = 1;
-	} else if (r->body_done) {
-		/* the body was consumed by a refusal path; cannot happen here */
-		u->sent_all = 1;
+		evbuffer_add_buffer_reference(up_output(u), r->body);
+		whole = 1;
+	} else {
+		/* no body; or (cannot happen here) a body consumed by a refusal path */
+		whole = !r->has_body || r->body_done;
 	}
-	if (u->sent_all) {
+	if (whole) {
 		up_flush(u);
 		up_request_sent(u);
 	} else {
@@ -928,7 +929,6 @@ req_up_failed(struct req *r, int status, const char *why)
 	struct upconn *u = r->up;
 
 	if (u) {
-		u->req = NULL;
 		up_release(u, 0);
 		r->up = NULL;
 	}
@@ -980,7 +980,7 @@ req_up_head(struct req *r, struct upconn *u)
 	struct hdr *h;
 	uint32_t i;
 
-	if (http_head_take(&u->hp, &r->a, &r->rh) < 0)
+	if (up_take_head(u, &r->a, &r->rh) < 0)
 		return -1;
 	r->t_up_head_us = now_us();
 	metrics_up_observe(&r->w->m, r->t_up_head_us - r->t_up_us);
@@ -1220,7 +1220,7 @@ req_up_body(struct req *r, const char *p, size_t n)
 		evbuffer_add(c->s.out, p, n);
 	}
 	r->bytes_out += n;
-	if (evbuffer_get_length(c->s.out) > STREAM_HWM && r->up && !r->up->paused) {
+	if (evbuffer_get_length(c->s.out) > STREAM_HWM && r->up && !up_paused(r->up)) {
 		conn_flush(c);
 		up_pause(r->up);
 		sock_notify_drained(&c->s, STREAM_LWM);
@@ -1240,7 +1240,7 @@ req_tunnel_go(struct req *r)
 void
 req_client_drained(struct req *r)
 {
-	if (r->up && r->up->paused)
+	if (r->up && up_paused(r->up))
 		up_resume(r->up);
 }
 
@@ -1250,12 +1250,11 @@ req_up_done(struct req *r)
 	struct upconn *u = r->up;
 	int reusable;
 
-	reusable = u && u->sent_all && r->body_done && !http_parser_needs_eof(&u->hp);
+	reusable = u && up_sent_all(u) && r->body_done && up_framed(u);
 	if (r->resp_peek && !r->head_sent) {
 		/* the whole body fit in the inspection window */
 		r->up_done_early = 1;
 		if (u) {
-			u->req = NULL;
 			up_release(u, reusable);
 			r->up = NULL;
 		}
@@ -1264,7 +1263,6 @@ req_up_done(struct req *r)
 		return;
 	}
 	if (u) {
-		u->req = NULL;
 		up_release(u, reusable);
 		r->up = NULL;
 	}

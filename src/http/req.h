@@ -81,6 +81,10 @@ struct req {
 	int64_t           iat;           /* verified `iat`, 0 when absent */
 	int64_t           token_exp;     /* verified `exp`, 0 when absent */
 	int               check_revocation;  /* jwt.revocation on and a token was accepted */
+	/* Set with the identity by the filter that accepted the token: how a later filter (the
+	 * revocation check, which shares the rate limits' store round trip) refuses it with
+	 * that filter's answer, log reason and count. `reason` is an enum jwt_err (lib). */
+	void            (*refuse_token)(struct req *r, int reason);
 	int               cors_preflight;    /* the cors filter answered a preflight */
 
 	/* request body */
@@ -142,6 +146,16 @@ void req_free(struct req *r);
 int  req_finished(const struct req *r);
 /* The client's output buffer drained below the low mark (resume the upstream). */
 void req_client_drained(struct req *r);
+
+/* ---- for upstream.c: the request's connection reports (worker thread) ---- */
+/* u is connected (or taken from the pool) and is r's: write the request. */
+void req_up_ready(struct req *r, struct upconn *u);
+/* No connection could carry r (502/504 with `why` for the log); u, if any, is released. */
+void req_up_failed(struct req *r, int status, const char *why);
+int  req_up_head(struct req *r, struct upconn *u);              /* response head parsed */
+int  req_up_body(struct req *r, const char *p, size_t n);
+void req_up_done(struct req *r);                                /* response complete */
+void req_up_drained(struct req *r);                             /* request output drained */
 /* The 101 went out and the parser returned: log it and switch to tunnelling. */
 void req_tunnel_go(struct req *r);
 
@@ -166,5 +180,8 @@ void req_security_event(struct req *r, const char *event, const char *extra);
 /* Request header value, NULL when absent; first occurrence. */
 const char *req_header(const struct req *r, const char *name, size_t *len);
 struct worker *req_worker(const struct req *r);
+/* The public HTTPS port the client should be sent to (listen.redirect_port, else the first
+ * HTTPS listener's), for the plain listener's 301. */
+int req_https_port(const struct req *r);
 
 #endif

@@ -35,15 +35,18 @@ tunnel_wanted(const struct req *r)
 	    http_list_has(cn->val, cn->vlen, "upgrade");
 }
 
-static void
-tunnel_idle(struct req *r)
-{
-	struct timeval tv;
-	int64_t ms = r->conf->client.idle_timeout_ms;
+/* Both ends of one tunnel, in the request's arena (it lives as long as the connection). */
+struct tunnel {
+	struct req  *r;
+	struct conn *c;
+	struct sock *cs;       /* the client's, lent by conn_tunnel_begin */
+	struct sock *us;       /* the upstream's, lent by up_tunnel */
+};
 
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-	evtimer_add(r->c->timer, &tv);
+static void
+tunnel_idle(struct tunnel *t)
+{
+	conn_tunnel_idle(t->c, t->r->conf->client.idle_timeout_ms);
 }
 
 /* Moves what `from` has read into `to`'s output; pauses `from` when `to` is full. */
@@ -65,84 +68,72 @@ pump(struct sock *from, struct sock *to)
 static void
 on_client(struct sock *s, int ev, void *arg)
 {
-	struct req *r = arg;
-	struct conn *c = r->c;
-	struct upconn *u = r->up;
+	struct tunnel *t = arg;
 
 	(void)s;
-	if (c->dead)
+	if (conn_is_dead(t->c))
 		return;
-	if (u == NULL || (ev & SOCK_EV_ERROR)) {
-		conn_close(c);
+	if (t->r->up == NULL || (ev & SOCK_EV_ERROR)) {
+		conn_close(t->c);
 		return;
 	}
 	if (ev & (SOCK_EV_READ | SOCK_EV_DRAINED)) {
-		tunnel_idle(r);
-		pump(&c->s, &u->s);
+		tunnel_idle(t);
+		pump(t->cs, t->us);
 		if (ev & SOCK_EV_DRAINED)
-			pump(&u->s, &c->s);       /* the client drained: the upstream may read again */
+			pump(t->us, t->cs);   /* the client drained: the upstream may read again */
 	}
 	if (ev & SOCK_EV_EOF) {
 		/* flush what the client sent last, then close both */
-		pump(&c->s, &u->s);
-		conn_close(c);
+		pump(t->cs, t->us);
+		conn_close(t->c);
 	}
 }
 
 static void
 on_upstream(struct sock *s, int ev, void *arg)
 {
-	struct req *r = arg;
-	struct conn *c = r->c;
-	struct upconn *u = r->up;
+	struct tunnel *t = arg;
 
 	(void)s;
-	if (c->dead || u == NULL)
+	if (conn_is_dead(t->c) || t->r->up == NULL)
 		return;
 	if (ev & SOCK_EV_ERROR) {
-		conn_close(c);
+		conn_close(t->c);
 		return;
 	}
 	if (ev & (SOCK_EV_READ | SOCK_EV_DRAINED)) {
-		tunnel_idle(r);
-		pump(&u->s, &c->s);
+		tunnel_idle(t);
+		pump(t->us, t->cs);
 		if (ev & SOCK_EV_DRAINED)
-			pump(&c->s, &u->s);
+			pump(t->cs, t->us);
 	}
 	if (ev & SOCK_EV_EOF) {
-		pump(&u->s, &c->s);
-		/* let the last bytes leave, then close (conn's closing path) */
-		c->st = CS_CLOSING;
-		sock_read_stop(&c->s);
-		sock_notify_drained(&c->s, 0);
-		c->s.cb = conn_sock_cb;
-		c->s.arg = c;
-		r->resp_close = 1;
+		pump(t->us, t->cs);
+		/* the last bytes leave, then the connection closes (its own closing path) */
+		t->r->resp_close = 1;
+		conn_tunnel_end(t->c);
 	}
 }
 
 void
 tunnel_start(struct req *r)
 {
-	struct conn *c = r->c;
-	struct upconn *u = r->up;
+	struct tunnel *t;
 
-	if (u == NULL) {
-		conn_close(c);
+	if (r->up == NULL || (t = arena_zalloc(&r->a, sizeof(*t))) == NULL) {
+		conn_close(r->c);
 		return;
 	}
+	t->r = r;
+	t->c = r->c;
 	r->tunnel = 1;
-	c->st = CS_TUNNEL;
-	u->tunnel = 1;
-	evtimer_del(u->timer);
-	c->s.cb = on_client;
-	c->s.arg = r;
-	u->s.cb = on_upstream;
-	u->s.arg = r;
-	c->s.rmax = TUNNEL_LWM;
-	u->s.rmax = TUNNEL_LWM;
+	t->us = up_tunnel(r->up, on_upstream, t);
+	t->cs = conn_tunnel_begin(r->c, on_client, t);
+	t->cs->rmax = TUNNEL_LWM;
+	t->us->rmax = TUNNEL_LWM;
 	/* bytes that came behind the heads are already tunnel data */
-	pump(&u->s, &c->s);
-	pump(&c->s, &u->s);
-	tunnel_idle(r);
+	pump(t->us, t->cs);
+	pump(t->cs, t->us);
+	tunnel_idle(t);
 }

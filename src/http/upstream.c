@@ -28,6 +28,27 @@
 #define BACKOFF_MIN_MS  1000
 #define BACKOFF_MAX_MS  30000
 
+enum up_state { UP_CONNECTING = 0, UP_IDLE, UP_BUSY };
+
+struct upconn {
+	struct sock          s;
+	struct http_parser   hp;
+	struct up_pool      *pool;
+	struct up_server    *srv;
+	struct req          *req;
+	struct event        *timer;
+	TAILQ_ENTRY(upconn)  link;
+	enum up_state        st;
+	unsigned             nreq;
+	int                  got_bytes;      /* any response byte for the current request */
+	int                  dead;
+	int                  in_cb;
+	int                  paused;         /* reading stopped: client output is full */
+	int                  head_done;
+	int                  sent_all;       /* the whole request has been written */
+	int                  tunnel;         /* spliced to a client (never pooled again) */
+};
+
 struct up_server {
 	struct up_pool      *pool;
 	struct units_addr    addr;
@@ -336,6 +357,26 @@ tried_add(struct up_tried *t, struct arena *a, size_t i)
 	return 0;
 }
 
+void
+up_pool_stats(const struct up_pool *p, size_t *busy, size_t *idle)
+{
+	struct up_server *s;
+	size_t i, b = 0;
+
+	for (i = 0; i < p->nsrv; i++)
+		b += (size_t)p->srv[i]->busy;
+	TAILQ_FOREACH(s, &p->retired, rlink)
+		b += (size_t)s->busy;
+	*busy = b;
+	*idle = p->nidle;
+}
+
+int
+up_sock_fd(const struct upconn *u)
+{
+	return u->s.fd;
+}
+
 /* Round robin over servers that are up and not yet tried by this request; if none, the
  * untried one that is due soonest. NULL when every server has been tried. */
 static struct up_server *
@@ -535,6 +576,58 @@ up_flush(struct upconn *u)
 	sock_flush(&u->s);
 }
 
+struct evbuffer *
+up_output(struct upconn *u)
+{
+	return u->s.out;
+}
+
+int
+up_connected(const struct upconn *u)
+{
+	return u->st == UP_BUSY;
+}
+
+int
+up_sent_all(const struct upconn *u)
+{
+	return u->sent_all;
+}
+
+void
+up_notify_drained(struct upconn *u, size_t low)
+{
+	sock_notify_drained(&u->s, low);
+}
+
+int
+up_paused(const struct upconn *u)
+{
+	return u->paused;
+}
+
+int
+up_take_head(struct upconn *u, struct arena *a, struct http_head *h)
+{
+	return http_head_take(&u->hp, a, h);
+}
+
+int
+up_framed(const struct upconn *u)
+{
+	return !http_parser_needs_eof(&u->hp);
+}
+
+struct sock *
+up_tunnel(struct upconn *u, sock_cb cb, void *arg)
+{
+	u->tunnel = 1;
+	evtimer_del(u->timer);
+	u->s.cb = cb;
+	u->s.arg = arg;
+	return &u->s;
+}
+
 void
 up_request_sent(struct upconn *u)
 {
@@ -667,9 +760,6 @@ up_feed(struct upconn *u)
 		    u->hp.ll.content_length == 0 && !(u->hp.ll.flags & F_CHUNKED)));
 		if (avail == 0 && !finish_empty)
 			break;
-		/* A filter waiting asynchronously on the head: hold the body back. */
-		if (u->head_done && r->suspended && r->resp_peek == NULL)
-			break;
 		if (avail) {
 			evbuffer_peek(u->s.in, -1, NULL, &v, 1);
 		} else {
@@ -701,8 +791,6 @@ up_feed(struct upconn *u)
 			req_up_done(r);    /* releases u: pooled, or marked dead and closed below */
 			goto out;
 		}
-		if (u->head_done && r->up == u && !r->head_sent && !r->resp_peek && r->suspended)
-			break;
 		/* between reads of a slow body, upstream.timeout still applies */
 		if (u->head_done)
 			timer_ms(u->pool->w, u->timer, u->pool->conf->upstream.timeout_ms);

@@ -12,7 +12,6 @@
 #define VISOR_UPSTREAM_H
 
 #include <stdint.h>
-#include <sys/queue.h>
 
 #include "http/http.h"
 #include "net/sock.h"
@@ -20,8 +19,6 @@
 struct worker;
 struct req;
 struct conf;
-
-enum up_state { UP_CONNECTING = 0, UP_IDLE, UP_BUSY };
 
 /* The servers one request has tried, so failover never tries one twice and ends when every
  * server has been: a bit per index of the pool's list, the first 64 inline, more words from
@@ -32,26 +29,10 @@ struct up_tried {
 	size_t     nmore;          /* words in more */
 };
 
+/* One connection to an upstream server. Private to upstream.c: the request drives it through
+ * the functions below. Owned by the pool while idle, by exactly one request while busy. */
+struct upconn;
 struct up_server;
-
-struct upconn {
-	struct sock          s;
-	struct http_parser   hp;
-	struct up_pool      *pool;
-	struct up_server    *srv;
-	struct req          *req;
-	struct event        *timer;
-	TAILQ_ENTRY(upconn)  link;
-	enum up_state        st;
-	unsigned             nreq;
-	int                  got_bytes;      /* any response byte for the current request */
-	int                  dead;
-	int                  in_cb;
-	int                  paused;         /* reading stopped: client output is full */
-	int                  head_done;
-	int                  sent_all;       /* the whole request has been written */
-	int                  tunnel;         /* spliced to a client (never pooled again) */
-};
 
 struct up_pool *up_pool_new(struct worker *w);
 void up_pool_free(struct up_pool *p);
@@ -59,6 +40,10 @@ void up_pool_free(struct up_pool *p);
 void up_pool_conf(struct up_pool *p, const struct conf *c);
 /* Number of servers considered up (for /readyz-like checks inside the worker). */
 int  up_pool_servers_up(const struct up_pool *p);
+/* Connections held now: carrying a request (or connecting) and idle in the pool. */
+void up_pool_stats(const struct up_pool *p, size_t *busy, size_t *idle);
+/* The socket of a connection (in-process tests set buffer sizes on it). */
+int  up_sock_fd(const struct upconn *u);
 
 /* Gets a connection for r: an idle one (unless `fresh`) or a new connect, from a server r
  * has not tried yet. The request is told through req_up_ready / req_up_failed. 0, or -1 when
@@ -77,12 +62,24 @@ void up_request_sent(struct upconn *u);
 void up_pause(struct upconn *u);
 void up_resume(struct upconn *u);
 
-/* Callbacks into req.c */
-void req_up_ready(struct req *r, struct upconn *u);
-void req_up_failed(struct req *r, int status, const char *why);
-int  req_up_head(struct req *r, struct upconn *u);              /* response head parsed */
-int  req_up_body(struct req *r, const char *p, size_t n);
-void req_up_done(struct req *r);                                /* response complete */
-void req_up_drained(struct req *r);                             /* upstream out drained */
+/* ---- what the request does with its connection (worker thread) ------------------------ */
+
+/* Where the request's bytes go (head, then body); up_flush writes them. */
+struct evbuffer *up_output(struct upconn *u);
+/* The connection is established and carries the request (not connecting, not idle). */
+int  up_connected(const struct upconn *u);
+/* Whether everything of the request has been handed over (up_request_sent was called). */
+int  up_sent_all(const struct upconn *u);
+/* SOCK_EV_DRAINED-style: req_up_drained is called once the output holds <= low bytes. */
+void up_notify_drained(struct upconn *u, size_t low);
+int  up_paused(const struct upconn *u);
+/* The parsed response head, moved into the request's arena (req_up_head calls it). 0/-1. */
+int  up_take_head(struct upconn *u, struct arena *a, struct http_head *h);
+/* The response was complete without waiting for the server to close (the connection can be
+ * pooled again if the request was sent whole). */
+int  up_framed(const struct upconn *u);
+/* A 101: the connection becomes a byte tunnel (never pooled again). Its sock's events go to
+ * cb(arg) from now on; returns the sock. Released with the client connection (up_release). */
+struct sock *up_tunnel(struct upconn *u, sock_cb cb, void *arg);
 
 #endif

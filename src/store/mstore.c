@@ -744,6 +744,28 @@ mstore_banned(struct mstore *m, int64_t now, const char *key, size_t klen, int64
 	return r;
 }
 
+void
+mstore_clear(struct mstore *m)
+{
+	struct ment *e, *n;
+	size_t i;
+
+	for (i = 0; i < MSTORE_SHARDS; i++) {
+		struct mshard *sh = &m->shard[i];
+		pthread_mutex_lock(&sh->mu);
+		for (e = sh->head; e; e = n) {
+			n = e->next;
+			free(e);
+		}
+		memset(sh->tab, 0, (sh->mask + 1) * sizeof(*sh->tab));
+		sh->head = sh->tail = NULL;
+		sh->n = 0;
+		sh->bytes = 0;
+		pthread_mutex_unlock(&sh->mu);
+	}
+	__atomic_store_n(&m->n_bans, 0, __ATOMIC_RELAXED);
+}
+
 size_t
 mstore_entries(struct mstore *m)
 {

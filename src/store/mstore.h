@@ -53,6 +53,8 @@ int  mstore_banned(struct mstore *m, int64_t now, const char *key, size_t klen, 
 
 /* Introspection for tests: live entries and accounted bytes. */
 size_t mstore_entries(struct mstore *m);
+/* Forgets every entry (tests and fuzzing start each case from an empty store). */
+void   mstore_clear(struct mstore *m);
 size_t mstore_bytes(struct mstore *m);
 
 /* The lock after `fails` failures: 0 below `after`, then base doubled per failure past

@@ -149,6 +149,7 @@ if [ "${MICRO:-1}" = 1 ] && [ -f "$LIB/libvisor.a" ] && [ -f "$LIB/libllhttp.a" 
   cat > "$RUN/micro.c" <<'C'
 #include <time.h>
 #include "filters/jwt.c"
+#include "core/worker.h"
 static double ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
 static char **load(const char *f, size_t *n) {
 	FILE *fp = fopen(f, "r"); char line[4096], **v = NULL; *n = 0;

@@ -96,13 +96,11 @@
  *     upstream bytes hold such a head are not run at all.
  *
  * Where this goes beyond the plain design, and why:
- *   - upstream.c and store.c keep struct up_pool / up_server / store_w private, and the
- *     plain flag is the only change to src/ this work may make: the pool's busy and idle
- *     counts and the store's pointer are read through mirrors of their leading members,
- *     checked against known values at start (a layout change aborts with a message);
- *   - the in-memory store is swapped for a fresh one (through that mirror) when the last
- *     input left entries in it: rate limits, lockouts and probe bans would otherwise carry
- *     over from input to input, and an input would not mean the same thing twice;
+ *   - the pool's busy and idle counts come from up_pool_stats (upstream.c keeps its
+ *     structs private);
+ *   - the in-memory store is emptied (mstore_clear) when the last input left entries in it:
+ *     rate limits, lockouts and probe bans would otherwise carry over from input to input,
+ *     and an input would not mean the same thing twice;
  *   - visor's side of each upstream connection gets a 16 KiB SO_SNDBUF when the fake
  *     upstream accepts it: loopback TCP would otherwise take 4 MiB before a stalled upstream
  *     made a request body wait (conn_body_pause); the fake upstream's listening socket has a
@@ -312,42 +310,6 @@ static struct fz_conf confs[NCONF] = {
 		"probes: { paths: [/.env], ban_after: 1, ban_for: 1h }\n"
 		"log: { level: error, access: off }\n",
 	},
-};
-
-/* upstream.c and store.c keep their structs private; the end-of-input invariants need the
- * pool's counters and the store's memory pointer. These mirror the leading members of
- * struct up_pool, struct up_server and struct store_w exactly, and are checked against known
- * values when each worker is made, so a layout change stops the harness at start with a
- * message instead of reading garbage. */
-struct mirror_server {
-	struct up_pool      *pool;
-	struct units_addr    addr;
-	char                *name;
-	unsigned             idx;
-	int                  down;
-	int64_t              retry_at_ms;
-	int64_t              backoff_ms;
-	struct event        *probe_timer;
-	struct event        *probe_ev;
-	int                  probe_fd;
-	int                  busy;
-	int                  retired;
-	TAILQ_HEAD(, upconn) idle;
-	size_t               nidle;
-};
-
-struct mirror_pool {
-	struct worker         *w;
-	struct mirror_server **srv;
-	size_t                 nsrv;
-	size_t                 rr;
-	const struct conf     *conf;
-	size_t                 nidle;
-};
-
-struct mirror_store {
-	struct worker *w;
-	struct mstore *mem;
 };
 
 /* ---- per-input state ---------------------------------------------------------------- */
@@ -587,26 +549,6 @@ upstream_listen(struct fz_conf *cf)
 	return 0;
 }
 
-NOCOV static void
-check_mirrors(struct fz_conf *cf)
-{
-	struct worker *w = cf->w;
-	struct mirror_pool *mp = (struct mirror_pool *)(void *)w->pool;
-	struct mirror_store *ms = w->store;
-	struct mirror_server *s;
-	char name[32];
-
-	snprintf(name, sizeof(name), "127.0.0.1:%d", cf->port);
-	if (mp->w != w || mp->nsrv != 1 || mp->conf != w->conf || mp->nidle != 0 ||
-	    (s = mp->srv[0]) == NULL || s->pool != w->pool || s->idx != 0 || s->probe_fd != -1 ||
-	    s->busy != 0 || s->nidle != 0 || s->name == NULL || strcmp(s->name, name) != 0 ||
-	    ms == NULL || ms->w != w || ms->mem != cf->mem) {
-		fprintf(stderr, "fuzz_proxy: the private layout of struct up_pool / up_server / "
-		    "store_w changed: update the mirrors in tests/fuzz/fuzz_proxy.c\n");
-		abort();
-	}
-}
-
 NOCOV static int
 conf_init(struct fz_conf *cf, int idx)
 {
@@ -666,7 +608,6 @@ conf_init(struct fz_conf *cf, int idx)
 	cf->lev = event_new(cf->w->base, cf->lfd, EV_READ | EV_PERSIST, fu_on_accept, cf);
 	if (cf->lev == NULL || event_add(cf->lev, NULL) < 0)
 		goto fail;
-	check_mirrors(cf);
 	conf_unref(c);
 	conf_ctx_fini(&ctx);
 	free(fmt);
@@ -1082,8 +1023,8 @@ small_sndbuf(void)
 	int sz = 16384;
 
 	TAILQ_FOREACH(c, &S.cf->w->conns, link)
-		if (c->req && c->req->up && c->req->up->s.fd >= 0)
-			setsockopt(c->req->up->s.fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		if (c->req && c->req->up && up_sock_fd(c->req->up) >= 0)
+			setsockopt(up_sock_fd(c->req->up), SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 }
 
 NOCOV static void
@@ -1616,9 +1557,8 @@ NOCOV static void
 check_worker(void)
 {
 	struct worker *w = S.cf->w;
-	struct mirror_pool *mp = (struct mirror_pool *)(void *)w->pool;
-	struct mirror_server *s = mp->srv[0];
 	struct conn *c;
+	size_t busy, idle;
 
 	if (w->n_conns != 0 || !TAILQ_EMPTY(&w->conns)) {
 		c = TAILQ_FIRST(&w->conns);
@@ -1636,9 +1576,9 @@ check_worker(void)
 	}
 	if (!TAILQ_EMPTY(&w->dead))
 		fail("a dead connection was never reaped");
-	if (s->busy != 0 || s->nidle != 0 || mp->nidle != 0)
-		fail("the upstream pool still holds %d busy and %zu idle connection(s)",
-		    s->busy, s->nidle);
+	up_pool_stats(w->pool, &busy, &idle);
+	if (busy != 0 || idle != 0)
+		fail("the upstream pool still holds %zu busy and %zu idle connection(s)", busy, idle);
 }
 
 NOCOV static void
@@ -1801,21 +1741,12 @@ plan(const uint8_t *d, size_t n)
 	return 0;
 }
 
-/* A fresh in-memory store when the last input left anything in it. */
+/* An empty in-memory store when the last input left anything in it. */
 NOCOV static void
 fresh_store(struct fz_conf *cf)
 {
-	struct mirror_store *ms = cf->w->store;
-	struct mstore *m;
-
-	if (mstore_entries(cf->mem) == 0)
-		return;
-	if ((m = mstore_new()) == NULL)
-		abort();
-	ms->mem = m;
-	cf->w->mem = m;
-	mstore_free(cf->mem);
-	cf->mem = m;
+	if (mstore_entries(cf->mem) != 0)
+		mstore_clear(cf->mem);
 }
 
 NOCOV static void

@@ -13,6 +13,7 @@
 
 #include "t.h"
 #include "filters/jwt.c"
+#include "core/worker.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
