@@ -588,31 +588,52 @@ verdict_apply(struct req *r, enum verdict v, const char *fname)
 	}
 }
 
-static void
-chain_run(struct req *r)
+/* Makes filter `id`'s per-request state (zeroed, from the arena) the first time it is
+ * needed. 0, or -1 when out of memory. */
+static int
+fstate_make(struct req *r, unsigned id)
+{
+	size_t n = filter_table[id]->state_size;
+
+	if (r->fstate[id] != NULL || n == 0)
+		return 0;
+	r->fstate[id] = arena_zalloc(&r->a, n);
+	return r->fstate[id] != NULL ? 0 : -1;
+}
+
+/* Calls the request-phase hook (on_request, or on_request_body when `body`) of each filter
+ * from fidx on. 1 when every filter let the request through; 0 when one answered, failed or
+ * waits (its verdict applied). */
+static int
+chain_walk(struct req *r, int body)
 {
 	const struct filter *f;
+	enum verdict (*hook)(struct req *, const void *, void *);
 	unsigned id;
-	enum verdict v;
 
 	while (r->fidx < r->chain->n) {
 		id = r->chain->ids[r->fidx];
 		f = filter_table[id];
-		if (r->fstate[id] == NULL && f->state_size) {
-			r->fstate[id] = arena_zalloc(&r->a, f->state_size);
-			if (r->fstate[id] == NULL) {
-				core_answer(r, 500, "out of memory");
-				return;
-			}
+		if (fstate_make(r, id) < 0) {
+			core_answer(r, 500, "out of memory");
+			return 0;
 		}
 		r->fidx++;
-		r->entered = r->fidx;
-		if (f->on_request == NULL)
-			continue;
-		v = f->on_request(r, r->conf->fconf[id], r->fstate[id]);
-		if (!verdict_apply(r, v, f->name))
-			return;
+		if (!body)
+			r->entered = r->fidx;
+		hook = body ? f->on_request_body : f->on_request;
+		if (hook != NULL && !verdict_apply(r, hook(r, r->conf->fconf[id], r->fstate[id]),
+		    f->name))
+			return 0;
 	}
+	return 1;
+}
+
+static void
+chain_run(struct req *r)
+{
+	if (!chain_walk(r, 0))
+		return;
 	/* Every filter let it through. */
 	if (!r->tls || r->route == NULL) {
 		core_answer(r, 404, r->tls ? "no route" : "plain listener");
@@ -650,20 +671,8 @@ chain_run(struct req *r)
 static void
 body_filters_run(struct req *r)
 {
-	const struct filter *f;
-	unsigned id;
-	enum verdict v;
-
-	while (r->fidx < r->chain->n) {
-		id = r->chain->ids[r->fidx];
-		f = filter_table[id];
-		r->fidx++;
-		if (f->on_request_body == NULL)
-			continue;
-		v = f->on_request_body(r, r->conf->fconf[id], r->fstate[id]);
-		if (!verdict_apply(r, v, f->name))
-			return;
-	}
+	if (!chain_walk(r, 1))
+		return;
 	r->fidx = r->entered;
 	go_upstream(r, 0);
 }
@@ -1030,16 +1039,9 @@ resp_filters_run(struct req *r)
 	while (r->fidx > 0) {
 		id = r->chain->ids[r->fidx - 1];
 		f = filter_table[id];
-		if (f->on_response == NULL) {
+		if (f->on_response == NULL || fstate_make(r, id) < 0) {
 			r->fidx--;
 			continue;
-		}
-		if (r->fstate[id] == NULL && f->state_size) {
-			r->fstate[id] = arena_zalloc(&r->a, f->state_size);
-			if (r->fstate[id] == NULL) {
-				r->fidx--;
-				continue;
-			}
 		}
 		r->want_resp_body = 0;
 		v = f->on_response(r, r->conf->fconf[id], r->fstate[id]);
