@@ -121,8 +121,7 @@ readyz(struct admin_conn *ac)
 		reply_json(ac, 503, "{\"status\":\"draining\"}");
 		return;
 	}
-	tv.tv_sec = (time_t)(c->upstream.connect_timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)((c->upstream.connect_timeout_ms % 1000) * 1000);
+	tv = tv_ms(c->upstream.connect_timeout_ms);
 	ac->probes = calloc(n ? n : 1, sizeof(*ac->probes));
 	if (ac->probes == NULL || n == 0) {
 		reply_json(ac, 503, "{\"status\":\"not ready\"}");

@@ -225,8 +225,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		stop_workers(v);
 		return;
 	}
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	tv = tv_ms(ms);
 	v->delay_ev = evtimer_new(v->base, on_delay_over, v);
 	if (v->delay_ev == NULL || evtimer_add(v->delay_ev, &tv) < 0)
 		stop_workers(v);

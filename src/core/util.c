@@ -426,23 +426,6 @@ http_date(int64_t t, char *buf, size_t len)
 	    mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-int
-request_id_new(char out[33])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char r[16];
-	int i;
-
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		return -1;
-	for (i = 0; i < 16; i++) {
-		out[2 * i] = hex[r[i] >> 4];
-		out[2 * i + 1] = hex[r[i] & 15];
-	}
-	out[32] = '\0';
-	return 0;
-}
-
 /* quota/period from a cgroup file pair, as a CPU count rounded up; 0 when unlimited/absent. */
 static int
 cgroup_quota_cpus(void)

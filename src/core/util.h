@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/time.h>
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -100,6 +101,19 @@ int  ascii_casecmp(const char *a, const char *b);
 int  ascii_prefix_case(const char *s, size_t n, const char *prefix);  /* 1 when s starts with */
 static inline char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
 
+/* Milliseconds (negative: 0) as a struct timeval, for libevent's timers. */
+static inline struct timeval
+tv_ms(int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	return tv;
+}
+
 /* Monotonic milliseconds / microseconds, and wall-clock seconds. */
 int64_t now_ms(void);
 int64_t now_us(void);
@@ -109,8 +123,6 @@ void iso8601_now(char *buf, size_t len);
 /* RFC 9110 IMF-fixdate "Sat, 28 Nov 2026 07:32:54 GMT" (29 chars + NUL) for t. */
 void http_date(int64_t t, char *buf, size_t len);
 
-/* 128 random bits as 32 lowercase hex chars + NUL (OpenSSL RAND_bytes). -1 on failure. */
-int request_id_new(char out[33]);
 
 /* CPUs this process may actually use: online CPUs, narrowed by its affinity mask and by a
  * cgroup CPU quota (v2 cpu.max, v1 cfs_quota_us/period_us), rounded up; at least 1. */

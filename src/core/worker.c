@@ -187,8 +187,7 @@ worker_timeout(struct worker *w, int64_t ms, struct timeval *tmp)
 {
 	size_t i;
 
-	tmp->tv_sec = (time_t)(ms / 1000);
-	tmp->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	*tmp = tv_ms(ms);
 	for (i = 0; i < ARRAY_LEN(w->tmo) && w->tmo[i].tv; i++)
 		if (w->tmo[i].ms == ms)
 			return w->tmo[i].tv;
@@ -297,8 +296,7 @@ on_mbox(evutil_socket_t fd, short what, void *arg)
 			w->listeners[i].l = NULL;
 		}
 		w->n_listeners = 0;
-		tv.tv_sec = (time_t)(w->conf->shutdown_timeout_ms / 1000);
-		tv.tv_usec = (suseconds_t)((w->conf->shutdown_timeout_ms % 1000) * 1000);
+		tv = tv_ms(w->conf->shutdown_timeout_ms);
 		w->drain_timer = evtimer_new(w->base, on_drain_timer, w);
 		if (w->drain_timer)
 			evtimer_add(w->drain_timer, &tv);

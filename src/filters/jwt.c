@@ -1049,7 +1049,7 @@ wait_for_keys(struct jwt_wstate *ws, struct jwt_rstate *st)
 
 /* Verifies the request's token and applies the outcome. `may_wait`: allowed to suspend. */
 static enum verdict
-check(struct jwt_wstate *ws, struct jwt_rstate *st, int may_wait)
+token_check(struct jwt_wstate *ws, struct jwt_rstate *st, int may_wait)
 {
 	struct req *r = st->r;
 	const struct jwt_conf *jc = st->jc;
@@ -1139,7 +1139,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	while ((st = TAILQ_FIRST(&ws->ready)) != NULL) {
 		TAILQ_REMOVE(&ws->ready, st, link);
 		st->queued = 0;
-		v = check(ws, st, 0);
+		v = token_check(ws, st, 0);
 		req_resume(st->r, v);
 	}
 }
@@ -1219,7 +1219,7 @@ jwt_on_request(struct req *r, const void *fconf, void *state)
 		return V_ERROR;
 	st->r = r;
 	st->jc = jc;
-	return check(ws, st, 1);
+	return token_check(ws, st, 1);
 }
 
 static void

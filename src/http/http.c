@@ -306,10 +306,11 @@ http_status_no_body(int st)
 
 /* ---- parser -------------------------------------------------------------------- */
 
-#define P(ll) ((struct http_parser *)(ll)->data)
+/* The http_parser an llhttp callback belongs to. */
+#define parser_of(ll) ((struct http_parser *)(ll)->data)
 
 static int
-fail(struct http_parser *p, enum http_perr e, const char *why)
+parse_fail(struct http_parser *p, enum http_perr e, const char *why)
 {
 	p->err = e;
 	p->why = why;
@@ -319,7 +320,7 @@ fail(struct http_parser *p, enum http_perr e, const char *why)
 static int
 cb_message_begin(llhttp_t *ll)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 
 	sbuf_reset(&p->raw);             /* kept across messages: no allocation per head */
 	p->raw.oom = 0;
@@ -338,7 +339,7 @@ cb_message_begin(llhttp_t *ll)
 static int
 cb_url(llhttp_t *ll, const char *at, size_t n)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 
 	sbuf_add(&p->raw, at, n);
 	p->url_l += (uint32_t)n;
@@ -348,7 +349,7 @@ cb_url(llhttp_t *ll, const char *at, size_t n)
 static int
 cb_url_complete(llhttp_t *ll)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 
 	sbuf_addc(&p->raw, '\0');
 	return p->raw.oom ? -1 : 0;
@@ -378,7 +379,7 @@ cur_field(struct http_parser *p, int create)
 static int
 cb_header_field(llhttp_t *ll, const char *at, size_t n)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 	struct http_field *f;
 
 	if (p->head_done) {
@@ -387,7 +388,7 @@ cb_header_field(llhttp_t *ll, const char *at, size_t n)
 	}
 	f = cur_field(p, !p->name_open);
 	if (f == NULL)
-		return fail(p, HTTP_E_TOO_LARGE, "too many header fields");
+		return parse_fail(p, HTTP_E_TOO_LARGE, "too many header fields");
 	p->name_open = 1;
 	sbuf_add(&p->raw, at, n);
 	f->nl += (uint32_t)n;
@@ -397,12 +398,12 @@ cb_header_field(llhttp_t *ll, const char *at, size_t n)
 static int
 cb_header_field_complete(llhttp_t *ll)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 
 	if (p->head_done)
 		return 0;
 	if (!p->name_open || p->fields[p->nfields].nl == 0)
-		return fail(p, HTTP_E_BAD, "empty header name");
+		return parse_fail(p, HTTP_E_BAD, "empty header name");
 	p->name_open = 0;
 	p->field_ready = 1;
 	sbuf_addc(&p->raw, '\0');
@@ -412,13 +413,13 @@ cb_header_field_complete(llhttp_t *ll)
 static int
 cb_header_value(llhttp_t *ll, const char *at, size_t n)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 	struct http_field *f;
 
 	if (p->head_done)
 		return 0;
 	if (!p->field_ready)           /* llhttp skips the name callbacks for ": value" */
-		return fail(p, HTTP_E_BAD, "empty header name");
+		return parse_fail(p, HTTP_E_BAD, "empty header name");
 	f = &p->fields[p->nfields];
 	if (f->vo == UINT32_MAX)
 		f->vo = (uint32_t)p->raw.len;
@@ -430,13 +431,13 @@ cb_header_value(llhttp_t *ll, const char *at, size_t n)
 static int
 cb_header_value_complete(llhttp_t *ll)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 	struct http_field *f;
 
 	if (p->head_done)
 		return 0;
 	if (!p->field_ready)
-		return fail(p, HTTP_E_BAD, "empty header name");
+		return parse_fail(p, HTTP_E_BAD, "empty header name");
 	p->field_ready = 0;
 	f = &p->fields[p->nfields];
 	if (f->vo == UINT32_MAX)
@@ -452,14 +453,14 @@ cb_header_value_complete(llhttp_t *ll)
 static int
 cb_headers_complete(llhttp_t *ll)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 
 	p->in_head = 0;
 	p->head_done = 1;
 	p->chunked = (ll->flags & F_CHUNKED) != 0;
 	if (p->ops->on_head(p) < 0) {
 		if (p->err == HTTP_OK)
-			fail(p, HTTP_E_BAD, "rejected by owner");
+			parse_fail(p, HTTP_E_BAD, "rejected by owner");
 		return -1;
 	}
 	if (p->skip_body)
@@ -470,7 +471,7 @@ cb_headers_complete(llhttp_t *ll)
 static int
 cb_body(llhttp_t *ll, const char *at, size_t n)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 
 	/* llhttp closes an open body span at the end of every execute, with no bytes when the
 	 * pass had none: a zero-length chunk towards the client would end its body early. */
@@ -478,7 +479,7 @@ cb_body(llhttp_t *ll, const char *at, size_t n)
 		return 0;
 	if (p->ops->on_body(p, at, n) < 0) {
 		if (p->err == HTTP_OK)
-			fail(p, HTTP_E_BAD, "body refused");
+			parse_fail(p, HTTP_E_BAD, "body refused");
 		return HPE_USER;
 	}
 	return 0;
@@ -487,12 +488,12 @@ cb_body(llhttp_t *ll, const char *at, size_t n)
 static int
 cb_message_complete(llhttp_t *ll)
 {
-	struct http_parser *p = P(ll);
+	struct http_parser *p = parser_of(ll);
 
 	p->msg_done = 1;
 	if (p->ops->on_done(p) < 0) {
 		if (p->err == HTTP_OK)
-			fail(p, HTTP_E_BAD, "rejected by owner");
+			parse_fail(p, HTTP_E_BAD, "rejected by owner");
 		return -1;
 	}
 	return HPE_PAUSED;

@@ -153,7 +153,7 @@ server_down(struct up_server *s, const char *why)
 }
 
 static void
-probe_done(struct up_server *s, int ok)
+server_probe_done(struct up_server *s, int ok)
 {
 	if (s->probe_ev) {
 		event_free(s->probe_ev);
@@ -170,23 +170,23 @@ probe_done(struct up_server *s, int ok)
 }
 
 static void
-probe_on_ev(evutil_socket_t fd, short what, void *arg)
+server_probe_on_ev(evutil_socket_t fd, short what, void *arg)
 {
 	struct up_server *s = arg;
 	int err = 0;
 	socklen_t el = sizeof(err);
 
 	if (what & EV_TIMEOUT) {
-		probe_done(s, 0);
+		server_probe_done(s, 0);
 		return;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 		err = errno;
-	probe_done(s, err == 0);
+	server_probe_done(s, err == 0);
 }
 
 static void
-probe_on_timer(evutil_socket_t fd, short what, void *arg)
+server_probe_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct up_server *s = arg;
 	struct timeval tv;
@@ -203,16 +203,15 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (connect(s->probe_fd, (struct sockaddr *)&s->addr.ss, s->addr.len) < 0 &&
 	    errno != EINPROGRESS) {
-		probe_done(s, 0);
+		server_probe_done(s, 0);
 		return;
 	}
-	s->probe_ev = event_new(s->pool->w->base, s->probe_fd, EV_WRITE, probe_on_ev, s);
+	s->probe_ev = event_new(s->pool->w->base, s->probe_fd, EV_WRITE, server_probe_on_ev, s);
 	if (s->probe_ev == NULL) {
-		probe_done(s, 0);
+		server_probe_done(s, 0);
 		return;
 	}
-	tv.tv_sec = (time_t)(ct / 1000);
-	tv.tv_usec = (suseconds_t)((ct % 1000) * 1000);
+	tv = tv_ms(ct);
 	event_add(s->probe_ev, &tv);
 }
 
@@ -220,7 +219,7 @@ static void
 server_probe_schedule(struct up_server *s)
 {
 	if (s->probe_timer == NULL)
-		s->probe_timer = evtimer_new(s->pool->w->base, probe_on_timer, s);
+		s->probe_timer = evtimer_new(s->pool->w->base, server_probe_on_timer, s);
 	if (s->probe_timer)
 		timer_ms(s->pool->w, s->probe_timer, s->backoff_ms ? s->backoff_ms : BACKOFF_MIN_MS);
 }

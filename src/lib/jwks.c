@@ -39,18 +39,19 @@
 #include "http/http.h"
 #include "core/log.h"
 #include "net/sock.h"
+#include "net/tls.h"
 #include "core/util.h"
 
 struct dns_ticket;
 
 struct jwks_src {
-	struct jwks_src    *next;        /* registry link (F.mu) */
+	struct jwks_src    *next;        /* registry link (fetcher.mu) */
 	char               *url;         /* as configured */
 	char               *url_log;     /* without the query: what logs show */
 	char               *host, *port, *path;
 	int                 host_is_ip;
-	int                 refs;        /* F.mu */
-	int                 dead;        /* F.mu: no generation holds it any more */
+	int                 refs;        /* fetcher.mu */
+	int                 dead;        /* fetcher.mu: no generation holds it any more */
 	int                 active;      /* atomic: fetching was asked for */
 	int                 want;        /* atomic: a worker asked for a refetch now */
 	int                 busy;        /* atomic: a fetch is running */
@@ -97,7 +98,7 @@ static struct {
 	SSL_CTX            *ctx;
 	int                 efd;
 	struct event       *wake;
-} F = { .mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1 };
+} fetcher = { .mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1 };
 
 static uint64_t g_ver;                   /* atomic: source versions, process-wide unique */
 
@@ -316,14 +317,14 @@ jwks_src_get(const char *url, const char **err)
 	struct in6_addr a6;
 	struct in_addr a4;
 
-	pthread_mutex_lock(&F.mu);
-	for (s = F.list; s != NULL; s = s->next)
+	pthread_mutex_lock(&fetcher.mu);
+	for (s = fetcher.list; s != NULL; s = s->next)
 		if (!s->dead && strcmp(s->url, url) == 0) {
 			s->refs++;
-			pthread_mutex_unlock(&F.mu);
+			pthread_mutex_unlock(&fetcher.mu);
 			return s;
 		}
-	pthread_mutex_unlock(&F.mu);
+	pthread_mutex_unlock(&fetcher.mu);
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		*err = "out of memory";
@@ -345,10 +346,10 @@ jwks_src_get(const char *url, const char **err)
 	}
 	s->host_is_ip = inet_pton(AF_INET, s->host, &a4) == 1 ||
 	    inet_pton(AF_INET6, s->host, &a6) == 1;
-	pthread_mutex_lock(&F.mu);
-	s->next = F.list;
-	F.list = s;
-	pthread_mutex_unlock(&F.mu);
+	pthread_mutex_lock(&fetcher.mu);
+	s->next = fetcher.list;
+	fetcher.list = s;
+	pthread_mutex_unlock(&fetcher.mu);
 	return s;
 }
 
@@ -357,7 +358,7 @@ wake_helper(void)
 {
 	uint64_t one = 1;
 
-	if (F.efd >= 0 && write(F.efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (fetcher.efd >= 0 && write(fetcher.efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_errno(LOG_WARN, "jwks: cannot wake the fetcher");
 }
 
@@ -369,17 +370,17 @@ jwks_src_unref(struct jwks_src *s)
 
 	if (s == NULL)
 		return;
-	pthread_mutex_lock(&F.mu);
+	pthread_mutex_lock(&fetcher.mu);
 	if (--s->refs > 0) {
-		pthread_mutex_unlock(&F.mu);
+		pthread_mutex_unlock(&fetcher.mu);
 		return;
 	}
-	if (F.started && !F.stopping) {
+	if (fetcher.started && !fetcher.stopping) {
 		/* The helper thread may be mid-fetch: it unlinks and frees. */
 		s->dead = 1;
 		handoff = 1;
-	} else if (!F.started) {
-		for (pp = &F.list; *pp; pp = &(*pp)->next)
+	} else if (!fetcher.started) {
+		for (pp = &fetcher.list; *pp; pp = &(*pp)->next)
 			if (*pp == s) {
 				*pp = s->next;
 				break;
@@ -388,7 +389,7 @@ jwks_src_unref(struct jwks_src *s)
 		s->dead = 1;        /* stopping: the atexit handler frees it after the join */
 		handoff = 2;
 	}
-	pthread_mutex_unlock(&F.mu);
+	pthread_mutex_unlock(&fetcher.mu);
 	if (handoff == 1)
 		wake_helper();
 	else if (handoff == 0)
@@ -463,12 +464,8 @@ publish(struct jwks_src *s, struct jwt_keyset *ks)
 static void
 timer_ms(struct event *ev, int64_t ms)
 {
-	struct timeval tv;
+	struct timeval tv = tv_ms(ms);
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
 	evtimer_add(ev, &tv);
 }
 
@@ -486,8 +483,8 @@ scan(void)
 {
 	struct jwks_src *s, **pp, *dead = NULL;
 
-	pthread_mutex_lock(&F.mu);
-	for (pp = &F.list; (s = *pp) != NULL;) {
+	pthread_mutex_lock(&fetcher.mu);
+	for (pp = &fetcher.list; (s = *pp) != NULL;) {
 		if (s->dead) {
 			*pp = s->next;
 			s->next = dead;
@@ -498,7 +495,7 @@ scan(void)
 		if (!__atomic_load_n(&s->active, __ATOMIC_ACQUIRE))
 			continue;
 		if (!s->armed) {
-			s->timer = evtimer_new(F.base, on_timer, s);
+			s->timer = evtimer_new(fetcher.base, on_timer, s);
 			if (s->timer == NULL)
 				continue;
 			s->armed = 1;
@@ -507,7 +504,7 @@ scan(void)
 		if (__atomic_exchange_n(&s->want, 0, __ATOMIC_ACQ_REL) && !s->busy)
 			timer_ms(s->timer, 0);
 	}
-	pthread_mutex_unlock(&F.mu);
+	pthread_mutex_unlock(&fetcher.mu);
 	while ((s = dead) != NULL) {
 		dead = s->next;
 		if (s->busy)
@@ -527,8 +524,8 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return;
-	if (__atomic_load_n(&F.stopping, __ATOMIC_ACQUIRE)) {
-		event_base_loopbreak(F.base);
+	if (__atomic_load_n(&fetcher.stopping, __ATOMIC_ACQUIRE)) {
+		event_base_loopbreak(fetcher.base);
 		return;
 	}
 	scan();
@@ -542,10 +539,10 @@ helper_main(void *arg)
 
 	(void)arg;
 	scan();
-	event_base_dispatch(F.base);
+	event_base_dispatch(fetcher.base);
 	/* Stopping: end every fetch here, on the thread that owns them. */
-	pthread_mutex_lock(&F.mu);
-	for (s = F.list; s != NULL; s = s->next) {
+	pthread_mutex_lock(&fetcher.mu);
+	for (s = fetcher.list; s != NULL; s = s->next) {
 		if (s->busy)
 			fetch_end(s, -1);
 		if (s->timer) {
@@ -554,10 +551,10 @@ helper_main(void *arg)
 		}
 		s->armed = 0;
 	}
-	pthread_mutex_unlock(&F.mu);
+	pthread_mutex_unlock(&fetcher.mu);
 	/* Let cancelled DNS lookups deliver their (cancel) callbacks and free their tickets. */
 	for (i = 0; i < 4; i++)
-		event_base_loop(F.base, EVLOOP_NONBLOCK);
+		event_base_loop(fetcher.base, EVLOOP_NONBLOCK);
 	return NULL;
 }
 
@@ -566,19 +563,19 @@ helper_stop(void)
 {
 	struct jwks_src *s, **pp;
 
-	pthread_mutex_lock(&F.mu);
-	if (!F.started) {
-		pthread_mutex_unlock(&F.mu);
+	pthread_mutex_lock(&fetcher.mu);
+	if (!fetcher.started) {
+		pthread_mutex_unlock(&fetcher.mu);
 		return;
 	}
-	F.stopping = 1;
-	pthread_mutex_unlock(&F.mu);
+	fetcher.stopping = 1;
+	pthread_mutex_unlock(&fetcher.mu);
 	wake_helper();
-	pthread_join(F.thr, NULL);
-	pthread_mutex_lock(&F.mu);
+	pthread_join(fetcher.thr, NULL);
+	pthread_mutex_lock(&fetcher.mu);
 	/* Retired sources are ours to free now; live ones (a generation still held somewhere,
 	 * which only happens on an abnormal exit) stay reachable from the list. */
-	for (pp = &F.list; (s = *pp) != NULL;) {
+	for (pp = &fetcher.list; (s = *pp) != NULL;) {
 		if (s->dead) {
 			*pp = s->next;
 			src_free(s);
@@ -586,94 +583,87 @@ helper_stop(void)
 			pp = &s->next;
 		}
 	}
-	F.started = 0;
-	pthread_mutex_unlock(&F.mu);
-	if (F.dns)
-		evdns_base_free(F.dns, 0);
-	F.dns = NULL;
-	if (F.wake)
-		event_free(F.wake);
-	F.wake = NULL;
-	if (F.base)
-		event_base_free(F.base);
-	F.base = NULL;
-	SSL_CTX_free(F.ctx);
-	F.ctx = NULL;
-	if (F.efd >= 0)
-		close(F.efd);
-	F.efd = -1;
+	fetcher.started = 0;
+	pthread_mutex_unlock(&fetcher.mu);
+	if (fetcher.dns)
+		evdns_base_free(fetcher.dns, 0);
+	fetcher.dns = NULL;
+	if (fetcher.wake)
+		event_free(fetcher.wake);
+	fetcher.wake = NULL;
+	if (fetcher.base)
+		event_base_free(fetcher.base);
+	fetcher.base = NULL;
+	SSL_CTX_free(fetcher.ctx);
+	fetcher.ctx = NULL;
+	if (fetcher.efd >= 0)
+		close(fetcher.efd);
+	fetcher.efd = -1;
 }
 
 static SSL_CTX *
 client_ctx(void)
 {
-	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	char eb[256];
+	SSL_CTX *c = tls_client_ctx_new(1, NULL, eb, sizeof(eb));
 
 	if (c == NULL)
-		return NULL;
-	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_IGNORE_UNEXPECTED_EOF);
-	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-	if (SSL_CTX_set_default_verify_paths(c) != 1)
-		log_warn("jwks: cannot load the system trust store; every fetch will fail");
-	ERR_clear_error();
+		log_warn("jwks: cannot make a TLS client context (%s); jwks_url keys will not load",
+		    eb);
 	return c;
 }
 
-/* Starts the helper thread once. F.mu held. 0 or -1. */
+/* Starts the helper thread once. fetcher.mu held. 0 or -1. */
 static int
 helper_start(void)
 {
 	sigset_t all, old;
 	int rc;
 
-	if (F.started)
+	if (fetcher.started)
 		return 0;
-	if (F.failed)
+	if (fetcher.failed)
 		return -1;
-	F.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	F.base = F.efd >= 0 ? event_base_new() : NULL;
-	if (F.base == NULL)
+	fetcher.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	fetcher.base = fetcher.efd >= 0 ? event_base_new() : NULL;
+	if (fetcher.base == NULL)
 		goto fail;
-	F.dns = evdns_base_new(F.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	fetcher.dns = evdns_base_new(fetcher.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (F.dns == NULL)
-		F.dns = evdns_base_new(F.base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	F.ctx = client_ctx();
-	F.wake = event_new(F.base, F.efd, EV_READ | EV_PERSIST, on_wake, NULL);
-	if (F.dns == NULL || F.ctx == NULL || F.wake == NULL || event_add(F.wake, NULL) < 0)
+	if (fetcher.dns == NULL)
+		fetcher.dns = evdns_base_new(fetcher.base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	fetcher.ctx = client_ctx();
+	fetcher.wake = event_new(fetcher.base, fetcher.efd, EV_READ | EV_PERSIST, on_wake, NULL);
+	if (fetcher.dns == NULL || fetcher.ctx == NULL || fetcher.wake == NULL || event_add(fetcher.wake, NULL) < 0)
 		goto fail;
 	/* Signals belong to the main thread's loop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&F.thr, NULL, helper_main, NULL);
+	rc = pthread_create(&fetcher.thr, NULL, helper_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0)
 		goto fail;
-	F.started = 1;
-	if (!F.atexit_set && atexit(helper_stop) == 0)
-		F.atexit_set = 1;
+	fetcher.started = 1;
+	if (!fetcher.atexit_set && atexit(helper_stop) == 0)
+		fetcher.atexit_set = 1;
 	return 0;
 fail:
 	log_error("jwks: cannot start the fetcher thread; jwks_url keys will not load");
-	F.failed = 1;
-	if (F.wake)
-		event_free(F.wake);
-	if (F.dns)
-		evdns_base_free(F.dns, 0);
-	if (F.base)
-		event_base_free(F.base);
-	SSL_CTX_free(F.ctx);
-	if (F.efd >= 0)
-		close(F.efd);
-	F.wake = NULL;
-	F.dns = NULL;
-	F.base = NULL;
-	F.ctx = NULL;
-	F.efd = -1;
+	fetcher.failed = 1;
+	if (fetcher.wake)
+		event_free(fetcher.wake);
+	if (fetcher.dns)
+		evdns_base_free(fetcher.dns, 0);
+	if (fetcher.base)
+		event_base_free(fetcher.base);
+	SSL_CTX_free(fetcher.ctx);
+	if (fetcher.efd >= 0)
+		close(fetcher.efd);
+	fetcher.wake = NULL;
+	fetcher.dns = NULL;
+	fetcher.base = NULL;
+	fetcher.ctx = NULL;
+	fetcher.efd = -1;
 	return -1;
 }
 
@@ -684,11 +674,11 @@ jwks_src_activate(struct jwks_src *s)
 
 	if (__atomic_load_n(&s->active, __ATOMIC_ACQUIRE))
 		return;
-	pthread_mutex_lock(&F.mu);
-	rc = F.stopping ? -1 : helper_start();
+	pthread_mutex_lock(&fetcher.mu);
+	rc = fetcher.stopping ? -1 : helper_start();
 	if (rc == 0)
 		__atomic_store_n(&s->active, 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&F.mu);
+	pthread_mutex_unlock(&fetcher.mu);
 	if (rc == 0)
 		wake_helper();
 }
@@ -856,7 +846,7 @@ connect_next(struct jwks_src *s)
 			continue;
 		if ((fd = sock_tcp_socket(s->cur->ai_family)) < 0)
 			continue;
-		ssl = SSL_new(F.ctx);
+		ssl = SSL_new(fetcher.ctx);
 		if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
 			SSL_free(ssl);
 			ERR_clear_error();
@@ -871,7 +861,7 @@ connect_next(struct jwks_src *s)
 		    SSL_set1_host(ssl, s->host) != 1) {
 			goto bad;
 		}
-		if (sock_init(&s->s, F.base, fd, ssl, on_sock, s) < 0)
+		if (sock_init(&s->s, fetcher.base, fd, ssl, on_sock, s) < 0)
 			goto bad;
 		s->s_on = 1;
 		if (sock_connect(&s->s, s->cur->ai_addr, s->cur->ai_addrlen) < 0) {
@@ -933,7 +923,7 @@ fetch_start(struct jwks_src *s)
 	http_parser_init(&s->hp, 0, &parser_ops, s, 64 * 1024);
 	s->hp_on = 1;
 	if (s->deadline == NULL)
-		s->deadline = evtimer_new(F.base, on_deadline, s);
+		s->deadline = evtimer_new(fetcher.base, on_deadline, s);
 	if (s->deadline == NULL) {
 		s->why = "out of memory";
 		fetch_end(s, 0);
@@ -953,7 +943,7 @@ fetch_start(struct jwks_src *s)
 	hints.ai_protocol = IPPROTO_TCP;
 	/* The callback may run before this returns (numeric hosts, /etc/hosts): then it has
 	 * already freed the ticket and cleared s->dns. */
-	req = evdns_getaddrinfo(F.dns, s->host, s->port, &hints, on_dns, t);
+	req = evdns_getaddrinfo(fetcher.dns, s->host, s->port, &hints, on_dns, t);
 	if (req != NULL && s->dns == t)
 		t->req = req;
 }

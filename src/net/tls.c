@@ -458,11 +458,10 @@ group_sites(struct conf_ctx *ctx, struct conf *c, struct certinfo *ci, size_t n)
 	return bad ? 0 : nsites;
 }
 
-static SSL_CTX *
-upstream_ctx(struct conf_ctx *ctx, struct conf *c)
+SSL_CTX *
+tls_client_ctx_new(int verify, const char *ca_file, char *err, size_t errlen)
 {
 	SSL_CTX *s;
-	char eb[256];
 
 	s = SSL_CTX_new(TLS_client_method());
 	if (s == NULL)
@@ -470,29 +469,41 @@ upstream_ctx(struct conf_ctx *ctx, struct conf *c)
 	SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
 	SSL_CTX_set_options(s, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* clients of visor's own (upstream, JWKS) are few and mostly idle between uses */
 	SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (c->upstream.tls_verify) {
-		SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
-		if (c->upstream.tls_ca) {
-			if (SSL_CTX_load_verify_locations(s, c->upstream.tls_ca, NULL) != 1) {
-				ssl_err_text(eb, sizeof(eb));
-				conf_err(ctx, ynode_path(c->tree, "upstream.tls.ca"),
-				    "cannot load CA %s: %s", c->upstream.tls_ca, eb);
-				SSL_CTX_free(s);
-				return NULL;
-			}
-		} else if (SSL_CTX_set_default_verify_paths(s) != 1) {
-			ERR_clear_error();
-		}
-	} else {
+	if (!verify) {
 		SSL_CTX_set_verify(s, SSL_VERIFY_NONE, NULL);
+		return s;
+	}
+	SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
+	if (ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(s, ca_file, NULL) != 1)
+			goto fail;
+	} else if (SSL_CTX_set_default_verify_paths(s) != 1) {
+		/* no system store: every verification fails, which the caller's logs show */
+		ERR_clear_error();
 	}
 	return s;
 fail:
-	ssl_err_text(eb, sizeof(eb));
-	conf_err(ctx, NULL, "upstream TLS context: %s", eb);
+	ssl_err_text(err, errlen);
+	SSL_CTX_free(s);
 	return NULL;
+}
+
+static SSL_CTX *
+upstream_ctx(struct conf_ctx *ctx, struct conf *c)
+{
+	SSL_CTX *s;
+	char eb[256];
+
+	s = tls_client_ctx_new(c->upstream.tls_verify, c->upstream.tls_ca, eb, sizeof(eb));
+	if (s == NULL && c->upstream.tls_ca)
+		conf_err(ctx, ynode_path(c->tree, "upstream.tls.ca"), "cannot load CA %s: %s",
+		    c->upstream.tls_ca, eb);
+	else if (s == NULL)
+		conf_err(ctx, NULL, "upstream TLS context: %s", eb);
+	return s;
 }
 
 int

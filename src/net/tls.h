@@ -27,6 +27,11 @@ int  tls_build(struct conf_ctx *ctx, struct conf *c);
 void tls_rt_free(struct tls_rt *t);
 /* A server-side SSL for an accepted fd (accept state, RELEASE_BUFFERS). NULL on error. */
 SSL *tls_new_ssl(struct tls_rt *t, int fd);
+/* A client context for visor's own TLS clients (upstream re-encryption, JWKS fetches):
+ * TLS >= 1.2, no compression or renegotiation, released buffers; with `verify`, the peer is
+ * verified against ca_file (PEM bundle) or, when NULL, the system store. NULL with the
+ * OpenSSL reason in err. Any thread. */
+SSL_CTX *tls_client_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
 /* A client-side SSL towards an upstream (SNI + hostname verification). NULL on error. */
 SSL *tls_new_upstream_ssl(struct tls_rt *t, int fd, const char *server_text);
 

@@ -110,12 +110,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 static void
 timer_in(struct event *ev, int64_t ms)
 {
-	struct timeval tv;
+	struct timeval tv = tv_ms(ms);
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
 	evtimer_add(ev, &tv);
 }
 
