@@ -222,22 +222,12 @@ header_allowed(const struct cors_conf *cc, const char *h, size_t n)
 int
 cors_headers_allowed(const struct cors_conf *cc, const char *list, size_t len)
 {
-	size_t i = 0, s, e;
+	size_t pos = 0, n;
+	const char *t;
 
-	while (i < len) {
-		while (i < len && (list[i] == ' ' || list[i] == '\t'))
-			i++;
-		s = i;
-		while (i < len && list[i] != ',')
-			i++;
-		e = i;
-		while (e > s && (list[e - 1] == ' ' || list[e - 1] == '\t'))
-			e--;
-		if (e > s && !header_allowed(cc, list + s, e - s))
+	while (http_list_next(list, len, ',', &pos, &t, &n))
+		if (!header_allowed(cc, t, n))
 			return 0;
-		if (i < len)
-			i++;       /* the comma */
-	}
 	return 1;
 }
 

@@ -198,43 +198,33 @@ int
 jwt_cookie(const char *v, size_t n, const char *name, size_t nlen, const char **val,
     size_t *vlen)
 {
-	size_t i = 0, s, e, eq;
+	size_t pos = 0, tl, eq, ne, vs, ve;
+	const char *t;
 	int found = *val != NULL;
 
-	while (i < n) {
-		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ';'))
-			i++;
-		s = i;
-		while (i < n && v[i] != ';')
-			i++;
-		e = i;
-		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-			e--;
-		for (eq = s; eq < e && v[eq] != '='; eq++)
+	while (http_list_next(v, n, ';', &pos, &t, &tl)) {
+		for (eq = 0; eq < tl && t[eq] != '='; eq++)
 			;
-		if (eq == e)
+		if (eq == tl)
 			continue;
-		{
-			size_t ne = eq, vs = eq + 1, ve = e;
-			while (ne > s && (v[ne - 1] == ' ' || v[ne - 1] == '\t'))
-				ne--;
-			while (vs < ve && (v[vs] == ' ' || v[vs] == '\t'))
-				vs++;
-			if (ne - s != nlen || memcmp(v + s, name, nlen) != 0)
-				continue;
-			if (ve - vs >= 2 && v[vs] == '"' && v[ve - 1] == '"') {
-				vs++;
-				ve--;
-			}
-			if (found) {
-				if (*vlen != ve - vs || memcmp(*val, v + vs, ve - vs) != 0)
-					return -1;
-				continue;
-			}
-			*val = v + vs;
-			*vlen = ve - vs;
-			found = 1;
+		for (ne = eq; ne > 0 && (t[ne - 1] == ' ' || t[ne - 1] == '\t'); ne--)
+			;
+		for (vs = eq + 1, ve = tl; vs < ve && (t[vs] == ' ' || t[vs] == '\t'); vs++)
+			;
+		if (ne != nlen || memcmp(t, name, nlen) != 0)
+			continue;
+		if (ve - vs >= 2 && t[vs] == '"' && t[ve - 1] == '"') {
+			vs++;
+			ve--;
 		}
+		if (found) {
+			if (*vlen != ve - vs || memcmp(*val, t + vs, ve - vs) != 0)
+				return -1;
+			continue;
+		}
+		*val = t + vs;
+		*vlen = ve - vs;
+		found = 1;
 	}
 	return found;
 }

@@ -151,22 +151,40 @@ hdrs_sets(struct arena *a, struct hdrs *h, const char *name, const char *val)
 }
 
 int
-http_list_has(const char *v, size_t vlen, const char *tok)
+http_list_next(const char *v, size_t vlen, char sep, size_t *pos, const char **tok,
+    size_t *tlen)
 {
-	size_t tl = strlen(tok), i = 0, s, e;
+	size_t i = *pos, s, e;
 
 	while (i < vlen) {
-		while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+		while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == sep))
 			i++;
 		s = i;
-		while (i < vlen && v[i] != ',')
+		while (i < vlen && v[i] != sep)
 			i++;
 		e = i;
 		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
 			e--;
-		if (e > s && ascii_casecmp_n(v + s, e - s, tok, tl) == 0)
+		if (e > s) {
+			*pos = i;
+			*tok = v + s;
+			*tlen = e - s;
 			return 1;
+		}
 	}
+	*pos = vlen;
+	return 0;
+}
+
+int
+http_list_has(const char *v, size_t vlen, const char *tok)
+{
+	size_t tl = strlen(tok), pos = 0, n;
+	const char *t;
+
+	while (http_list_next(v, vlen, ',', &pos, &t, &n))
+		if (ascii_casecmp_n(t, n, tok, tl) == 0)
+			return 1;
 	return 0;
 }
 
@@ -193,26 +211,14 @@ http_strip_hop_by_hop(struct hdrs *h)
 
 	/* Names listed in Connection go too (RFC 9110 §7.6.1). */
 	for (i = 0; i < h->n; i++) {
-		const char *v;
-		size_t vl, p = 0, s, e;
+		const char *t;
+		size_t pos = 0, tl;
 		if (ascii_casecmp_n(h->v[i].name, h->v[i].nlen, "connection", 10) != 0)
 			continue;
-		v = h->v[i].val;
-		vl = h->v[i].vlen;
-		while (p < vl) {
-			while (p < vl && (v[p] == ' ' || v[p] == '\t' || v[p] == ','))
-				p++;
-			s = p;
-			while (p < vl && v[p] != ',')
-				p++;
-			e = p;
-			while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-				e--;
-			if (e > s)
-				for (k = 0; k < h->n; k++)
-					if (k != i && ascii_casecmp_n(h->v[k].name, h->v[k].nlen, v + s, e - s) == 0)
-						h->v[k].nlen = 0;   /* mark */
-		}
+		while (http_list_next(h->v[i].val, h->v[i].vlen, ',', &pos, &t, &tl))
+			for (k = 0; k < h->n; k++)
+				if (k != i && ascii_casecmp_n(h->v[k].name, h->v[k].nlen, t, tl) == 0)
+					h->v[k].nlen = 0;   /* mark */
 	}
 	for (i = 0; i < h->n; i++) {
 		if (h->v[i].nlen == 0 || http_is_hop_by_hop(h->v[i].name, h->v[i].nlen))

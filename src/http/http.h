@@ -49,6 +49,11 @@ int  hdrs_sets(struct arena *a, struct hdrs *h, const char *name, const char *va
 /* hdrs_set without the copy: name and val must outlive the list (conf or arena strings). */
 int  hdrs_put(struct arena *a, struct hdrs *h, const char *name, const char *val, size_t vlen);
 
+/* Steps through a list (RFC 9110 §5.6.1: elements separated by `sep`, ',' or ';' for
+ * cookies, optional whitespace around them, empty elements skipped): from *pos, the next
+ * element in *tok / *tlen and 1; 0 at the end. Start with *pos = 0. */
+int  http_list_next(const char *v, size_t vlen, char sep, size_t *pos, const char **tok,
+    size_t *tlen);
 /* Whether the comma-separated token list `v` contains `tok` (case-insensitive). */
 int  http_list_has(const char *v, size_t vlen, const char *tok);
 /* Hop-by-hop per RFC 9110 §7.6.1 plus the legacy ones (Keep-Alive, Proxy-*, TE, Trailer,

@@ -237,25 +237,16 @@ jwks_url_parse(const char *url, char **host, char **port, char **path, const cha
 int64_t
 jwks_cache_max_age(const char *v, size_t n)
 {
-	size_t i = 0, s, e;
+	size_t pos = 0, tl;
+	const char *t;
 	int64_t found = -1;
 
-	while (i < n) {
-		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		s = i;
-		while (i < n && v[i] != ',')
-			i++;
-		e = i;
-		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-			e--;
-		if (e == s)
-			continue;
-		if (ascii_casecmp_n(v + s, e - s, "no-store", 8) == 0 ||
-		    ascii_casecmp_n(v + s, e - s, "no-cache", 8) == 0)
+	while (http_list_next(v, n, ',', &pos, &t, &tl)) {
+		if (ascii_casecmp_n(t, tl, "no-store", 8) == 0 ||
+		    ascii_casecmp_n(t, tl, "no-cache", 8) == 0)
 			return 0;
-		if (e - s > 8 && ascii_casecmp_n(v + s, 8, "max-age=", 8) == 0) {
-			const char *d = v + s + 8, *de = v + e;
+		if (tl > 8 && ascii_casecmp_n(t, 8, "max-age=", 8) == 0) {
+			const char *d = t + 8, *de = t + tl;
 			int64_t x = 0;
 			if (de > d && *d == '"' && de[-1] == '"' && de - d >= 2) {
 				d++;
