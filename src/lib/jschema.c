@@ -32,48 +32,24 @@
 #define CP_BAD  0xfffffffeu     /* an invalid UTF-8 sequence */
 
 /* Decodes the code point at s[*i] (*i < n) and advances *i. An invalid sequence (overlong,
- * surrogate, > U+10FFFF, truncated) yields CP_BAD and consumes one byte. */
+ * surrogate, > U+10FFFF, truncated: see utf8_decode) yields CP_BAD and consumes one byte.
+ * ASCII, the common case in patterns and subjects, stays inline. */
 static uint32_t
 utf8_next(const unsigned char *s, size_t n, size_t *i)
 {
-	uint32_t c = s[*i], cp;
-	size_t need, k;
+	uint32_t cp = s[*i];
+	size_t k;
 
-	if (c < 0x80) {
+	if (cp < 0x80) {
 		(*i)++;
-		return c;
+		return cp;
 	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 1;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 2;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 3;
-		cp = c & 0x07;
-	} else {
+	k = utf8_decode(s + *i, n - *i, &cp);
+	if (k == 0) {
 		(*i)++;
 		return CP_BAD;
 	}
-	if (n - *i <= need) {
-		(*i)++;
-		return CP_BAD;
-	}
-	for (k = 1; k <= need; k++) {
-		uint32_t b = s[*i + k];
-		if ((b & 0xc0) != 0x80) {
-			(*i)++;
-			return CP_BAD;
-		}
-		cp = (cp << 6) | (b & 0x3f);
-	}
-	if ((need == 2 && cp < 0x800) || (cp >= 0xd800 && cp <= 0xdfff) ||
-	    (need == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
-		(*i)++;
-		return CP_BAD;
-	}
-	*i += need + 1;
+	*i += k;
 	return cp;
 }
 
@@ -413,18 +389,6 @@ rx_eof(const struct rx_parse *p)
 	return p->i >= p->n;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Reads exactly `k` hex digits; -1 when they are not there. */
 static long
 rx_hex(struct rx_parse *p, int k)
@@ -435,7 +399,7 @@ rx_hex(struct rx_parse *p, int k)
 	if (p->n - p->i < (size_t)k)
 		return -1;
 	for (i = 0; i < k; i++) {
-		h = hexval(p->s[p->i + (size_t)i]);
+		h = hex_digit(p->s[p->i + (size_t)i]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + h;
@@ -520,8 +484,8 @@ rx_escape(struct rx_parse *p, int in_class, uint32_t *cp, int *set, int *assert)
 			p->i++;
 			v = 0;
 			lo = 0;
-			while (!rx_eof(p) && hexval(p->s[p->i]) >= 0) {
-				v = v * 16 + hexval(p->s[p->i]);
+			while (!rx_eof(p) && hex_digit(p->s[p->i]) >= 0) {
+				v = v * 16 + hex_digit(p->s[p->i]);
 				p->i++;
 				if (v > 0x10ffff || ++lo > 8)
 					break;
@@ -1402,7 +1366,7 @@ fmt_uuid(const char *s, size_t n)
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
 			if (s[i] != '-')
 				return 0;
-		} else if (hexval((unsigned char)s[i]) < 0) {
+		} else if (hex_digit((unsigned char)s[i]) < 0) {
 			return 0;
 		}
 	}
@@ -1481,8 +1445,8 @@ uri_run(const char *s, size_t n, size_t i, const char *extra)
 	while (i < n) {
 		int c = (unsigned char)s[i];
 		if (c == '%') {
-			if (i + 2 >= n || hexval((unsigned char)s[i + 1]) < 0 ||
-			    hexval((unsigned char)s[i + 2]) < 0)
+			if (i + 2 >= n || hex_digit((unsigned char)s[i + 1]) < 0 ||
+			    hex_digit((unsigned char)s[i + 2]) < 0)
 				return (size_t)-1;
 			i += 3;
 			continue;
@@ -2543,13 +2507,13 @@ sc_key_eq(struct scan *t, const char *key)
 				long v = 0;
 				int k;
 				for (k = 0; k < 4 && t->i < t->n; k++, t->i++)
-					v = v * 16 + MAX(hexval(t->s[t->i]), 0);
+					v = v * 16 + MAX(hex_digit(t->s[t->i]), 0);
 				if (v >= 0xd800 && v <= 0xdbff && t->i + 6 <= t->n && t->s[t->i] == '\\' &&
 				    t->s[t->i + 1] == 'u') {
 					long lo = 0;
 					t->i += 2;
 					for (k = 0; k < 4 && t->i < t->n; k++, t->i++)
-						lo = lo * 16 + MAX(hexval(t->s[t->i]), 0);
+						lo = lo * 16 + MAX(hex_digit(t->s[t->i]), 0);
 					v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
 				}
 				cp = (uint32_t)v;
