@@ -4,26 +4,26 @@
  *
  * Layout of this file:
  *   1. small helpers (UTF-8 length and encoding, numbers, JSON pointers)
- *   2. jschema_regex_search: lib/regex.c with the budget a body gets (the engine itself,
- *      an ECMA-262 subset on a Pike VM that never backtracks, is lib/regex.c)
- *   3. formats (email, uuid, date-time, date, uri)
- *   4. the schema compiler: every keyword is known or refused; positions of compile errors
+ *   2. the pattern engine (lib/regex) and the formats (lib/jsformat) on their own, as tests
+ *      and the fuzzer reach them
+ *   3. the schema compiler: every keyword is known or refused; positions of compile errors
  *      are found again in the schema text
- *   5. loading a body: nesting pre-scan, jansson, forbidden keys
- *   6. validation: the first failure in document order, within a work budget
+ *   4. loading a body: nesting pre-scan, jansson, forbidden keys
+ *   5. validation: the first failure in document order, within a work budget
  *
  * Never put a body value into a message; never trust a compiled schema from anywhere but
  * jschema_compile.
  */
 #include "lib/jschema.h"
 
-#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lib/jsformat.h"
 
 /* ==== 1. helpers ======================================================================== */
 
@@ -162,7 +162,7 @@ ptr_idx(struct ptrbuf *b, size_t idx)
 	ptr_raw(b, t, (size_t)n);
 }
 
-/* ==== 2. patterns ========================================================================= */
+/* ==== 2. patterns and formats on their own ================================================ */
 
 int
 jschema_regex_search(const char *pat, size_t plen, const char *subject, size_t slen, char *err,
@@ -193,319 +193,15 @@ jschema_regex_search(const char *pat, size_t plen, const char *subject, size_t s
 	return rc < 0 ? -2 : rc;
 }
 
-/* ==== 3. formats ============================================================================ */
-
-enum fmt { FMT_NONE = 0, FMT_EMAIL, FMT_UUID, FMT_DATETIME, FMT_DATE, FMT_URI };
-
-static const char *const fmt_names[] = { "", "email", "uuid", "date-time", "date", "uri" };
-
-static int
-is_digit(int c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int
-is_alpha(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int
-digits(const char *s, size_t n, int *v)
-{
-	size_t i;
-
-	*v = 0;
-	for (i = 0; i < n; i++) {
-		if (!is_digit((unsigned char)s[i]))
-			return 0;
-		*v = *v * 10 + (s[i] - '0');
-	}
-	return 1;
-}
-
-/* RFC 3339 full-date: YYYY-MM-DD with a day that exists. */
-static int
-fmt_date(const char *s, size_t n)
-{
-	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int y, m, d, dim;
-
-	if (n != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) || !digits(s + 5, 2, &m) ||
-	    !digits(s + 8, 2, &d))
-		return 0;
-	if (m < 1 || m > 12 || d < 1)
-		return 0;
-	dim = mdays[m - 1];
-	if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
-		dim = 29;
-	return d <= dim;
-}
-
-/* RFC 3339 date-time: full-date "T" HH:MM:SS[.frac] (Z | +HH:MM | -HH:MM); "t" and "z" as
- * the RFC allows; a leap second (:60) only at 23:59 UTC. */
-static int
-fmt_datetime(const char *s, size_t n)
-{
-	int hh, mm, ss, oh = 0, om = 0, sign = 0, t;
-	size_t i;
-
-	if (n < 20 || !fmt_date(s, 10) || (s[10] != 'T' && s[10] != 't'))
-		return 0;
-	s += 11;
-	n -= 11;
-	if (n < 9 || s[2] != ':' || s[5] != ':' || !digits(s, 2, &hh) || !digits(s + 3, 2, &mm) ||
-	    !digits(s + 6, 2, &ss))
-		return 0;
-	if (hh > 23 || mm > 59 || ss > 60)
-		return 0;
-	i = 8;
-	if (s[i] == '.') {
-		i++;
-		if (i >= n || !is_digit((unsigned char)s[i]))
-			return 0;
-		while (i < n && is_digit((unsigned char)s[i]))
-			i++;
-	}
-	if (i >= n)
-		return 0;
-	if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == n) {
-		sign = 0;
-	} else if ((s[i] == '+' || s[i] == '-') && n - i == 6 && s[i + 3] == ':' &&
-	    digits(s + i + 1, 2, &oh) && digits(s + i + 4, 2, &om)) {
-		if (oh > 23 || om > 59)
-			return 0;
-		sign = s[i] == '+' ? 1 : -1;
-	} else {
-		return 0;
-	}
-	if (ss == 60) {
-		t = hh * 60 + mm - sign * (oh * 60 + om);
-		t = ((t % 1440) + 1440) % 1440;
-		if (t != 23 * 60 + 59)
-			return 0;
-	}
-	return 1;
-}
-
-static int
-fmt_uuid(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (hex_digit((unsigned char)s[i]) < 0) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-/* A DNS host name: dot-separated labels of letters, digits and hyphens (1-63 each, no
- * leading or trailing hyphen), at most 253 bytes, at least `min_labels` labels. */
-static int
-hostname_ok(const char *s, size_t n, int min_labels)
-{
-	size_t i, st = 0;
-	int labels = 0;
-
-	if (n == 0 || n > 253)
-		return 0;
-	for (i = 0; i <= n; i++) {
-		if (i == n || s[i] == '.') {
-			size_t l = i - st;
-			if (l == 0 || l > 63 || s[st] == '-' || s[i - 1] == '-')
-				return 0;
-			labels++;
-			st = i + 1;
-			continue;
-		}
-		if (!is_alpha((unsigned char)s[i]) && !is_digit((unsigned char)s[i]) && s[i] != '-')
-			return 0;
-	}
-	return labels >= min_labels;
-}
-
-/* addr-spec with a dot-atom local part and a host-name domain of two labels or more: no
- * quoted local parts, no comments, no address literals, ASCII only (no SMTPUTF8). */
-static int
-fmt_email(const char *s, size_t n)
-{
-	static const char atext[] = "!#$%&'*+-/=?^_`{|}~";
-	const char *at;
-	size_t i, ln;
-
-	if (n > 254 || (at = memchr(s, '@', n)) == NULL)
-		return 0;
-	ln = (size_t)(at - s);
-	if (ln == 0 || ln > 64 || s[0] == '.' || s[ln - 1] == '.')
-		return 0;
-	for (i = 0; i < ln; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.') {
-			if (s[i + 1] == '.')
-				return 0;
-			continue;
-		}
-		if (!is_alpha(c) && !is_digit(c) && (c == 0 || strchr(atext, c) == NULL))
-			return 0;
-	}
-	return hostname_ok(at + 1, n - ln - 1, 2);
-}
-
-static int
-uri_unreserved(int c)
-{
-	return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-static int
-uri_subdelim(int c)
-{
-	return c != 0 && strchr("!$&'()*+,;=", c) != NULL;
-}
-
-/* Accepts a run of characters of the given class (and %HH); returns the index after it, or
- * (size_t)-1 on a bad %-escape. extra: characters allowed on top of unreserved/sub-delims. */
-static size_t
-uri_run(const char *s, size_t n, size_t i, const char *extra)
-{
-	while (i < n) {
-		int c = (unsigned char)s[i];
-		if (c == '%') {
-			if (i + 2 >= n || hex_digit((unsigned char)s[i + 1]) < 0 ||
-			    hex_digit((unsigned char)s[i + 2]) < 0)
-				return (size_t)-1;
-			i += 3;
-			continue;
-		}
-		if (uri_unreserved(c) || uri_subdelim(c) || (c != 0 && strchr(extra, c) != NULL)) {
-			i++;
-			continue;
-		}
-		break;
-	}
-	return i;
-}
-
-/* RFC 3986 URI (absolute: scheme required), ASCII only. */
-static int
-fmt_uri(const char *s, size_t n)
-{
-	size_t i = 0, j, e;
-
-	if (n == 0 || !is_alpha((unsigned char)s[0]))
-		return 0;
-	while (i < n && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i]) ||
-	    s[i] == '+' || s[i] == '-' || s[i] == '.'))
-		i++;
-	if (i >= n || s[i] != ':')
-		return 0;
-	i++;
-	if (n - i >= 2 && s[i] == '/' && s[i + 1] == '/') {
-		i += 2;
-		/* authority: [userinfo@]host[:port] */
-		e = i;
-		while (e < n && s[e] != '/' && s[e] != '?' && s[e] != '#')
-			e++;
-		j = i;
-		{
-			const char *atp = memchr(s + i, '@', e - i);
-			if (atp != NULL) {
-				size_t ue = (size_t)(atp - s);
-				if (uri_run(s, ue, i, ":") != ue)
-					return 0;
-				j = ue + 1;
-			}
-		}
-		if (j < e && s[j] == '[') {
-			size_t k = j + 1;
-			int colon = 0;
-			while (k < e && s[k] != ']') {
-				if (s[k] == ':')
-					colon = 1;
-				if (!uri_unreserved((unsigned char)s[k]) && !uri_subdelim((unsigned char)s[k]) &&
-				    s[k] != ':')
-					return 0;
-				k++;
-			}
-			if (k >= e || !colon)
-				return 0;
-			j = k + 1;
-		} else {
-			size_t k = uri_run(s, e, j, "");
-			if (k == (size_t)-1)
-				return 0;
-			j = k;
-		}
-		if (j < e && s[j] == ':') {
-			j++;
-			while (j < e && is_digit((unsigned char)s[j]))
-				j++;
-		}
-		if (j != e)
-			return 0;
-		i = e;
-	}
-	/* path */
-	j = uri_run(s, n, i, ":@/");
-	if (j == (size_t)-1)
-		return 0;
-	i = j;
-	if (i < n && s[i] == '?') {
-		j = uri_run(s, n, i + 1, ":@/?");
-		if (j == (size_t)-1)
-			return 0;
-		i = j;
-	}
-	if (i < n && s[i] == '#') {
-		j = uri_run(s, n, i + 1, ":@/?");
-		if (j == (size_t)-1)
-			return 0;
-		i = j;
-	}
-	return i == n;
-}
-
-static int
-fmt_check(int f, const char *s, size_t n)
-{
-	switch (f) {
-	case FMT_EMAIL: return fmt_email(s, n);
-	case FMT_UUID: return fmt_uuid(s, n);
-	case FMT_DATETIME: return fmt_datetime(s, n);
-	case FMT_DATE: return fmt_date(s, n);
-	case FMT_URI: return fmt_uri(s, n);
-	default: return 1;
-	}
-}
-
-static int
-fmt_lookup(const char *name)
-{
-	size_t i;
-
-	for (i = 1; i < ARRAY_LEN(fmt_names); i++)
-		if (strcmp(name, fmt_names[i]) == 0)
-			return (int)i;
-	return FMT_NONE;
-}
-
 int
 jschema_format_check(const char *name, const char *s, size_t len)
 {
-	int f = fmt_lookup(name);
+	enum jsformat f = jsformat_lookup(name);
 
-	return f == FMT_NONE ? -1 : fmt_check(f, s, len);
+	return f == JSFORMAT_NONE ? -1 : jsformat_check(f, s, len);
 }
 
-/* ==== 4. the schema compiler ================================================================= */
+/* ==== 3. the schema compiler ================================================================= */
 
 enum { T_NULL = 1, T_BOOL = 2, T_OBJ = 4, T_ARR = 8, T_NUM = 16, T_STR = 32, T_INT = 64 };
 
@@ -540,7 +236,7 @@ struct js_node {
 	double              minimum, maximum, xmin, xmax, mult;
 	uint64_t            min_len, max_len, min_items, max_items, min_props, max_props;
 	const struct regex *pattern;
-	int                 format;
+	enum jsformat       format;
 	struct js_prop     *props;       /* sorted by key */
 	size_t              nprops;
 	struct js_patprop  *pprops;
@@ -1030,10 +726,10 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 			cerr(cc, k, "\"format\" must be a string");
 			return -1;
 		}
-		n->format = fmt_lookup(json_string_value(v));
-		if (n->format == FMT_NONE) {
-			cerr(cc, k, "unsupported format \"%.64s\" (supported: email, uuid, date-time, "
-			    "date, uri)", json_string_value(v));
+		n->format = jsformat_lookup(json_string_value(v));
+		if (n->format == JSFORMAT_NONE) {
+			cerr(cc, k, "unsupported format \"%.64s\" (supported: " JSFORMAT_NAMES ")",
+			    json_string_value(v));
 			return -1;
 		}
 		return 0;
@@ -1532,7 +1228,7 @@ locate(const char *text, size_t len, const struct cseg *path, int plen, int *lin
 	}
 }
 
-/* ==== 5. loading a body ===================================================================== */
+/* ==== 4. loading a body ===================================================================== */
 
 struct vseg {
 	const char *key;      /* NULL: array index */
@@ -1649,7 +1345,7 @@ jschema_load(const char *buf, size_t len, json_t **out, struct jschema_result *r
 	return JSCHEMA_OK;
 }
 
-/* ==== 6. validation ========================================================================= */
+/* ==== 5. validation ========================================================================= */
 
 #define MAX_CALLS 4096      /* nested validate() calls; the compile-time bounds stay far below */
 
@@ -2156,8 +1852,8 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 		if (n->format) {
 			if (!charge(v, sl / 16))
 				goto fail_quiet;
-			if (!fmt_check(n->format, s, sl))
-				FAIL("format", "is not a valid %s", fmt_names[n->format]);
+			if (!jsformat_check(n->format, s, sl))
+				FAIL("format", "is not a valid %s", jsformat_name(n->format));
 		}
 	} else if (t == T_ARR) {
 		sz = json_array_size(x);

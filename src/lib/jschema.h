@@ -90,8 +90,8 @@ enum jschema_status jschema_check(const struct jschema *s, const char *buf, size
 int jschema_regex_search(const char *pat, size_t plen, const char *subject, size_t slen,
     char *err, size_t errlen);
 
-/* The format checks on their own: `name` is one of email, uuid, date-time, date, uri.
- * Returns 1 valid, 0 invalid, -1 unknown format. */
+/* The format checks on their own (lib/jsformat.h): `name` is one of email, uuid, date-time,
+ * date, uri. Returns 1 valid, 0 invalid, -1 unknown format. */
 int jschema_format_check(const char *name, const char *s, size_t len);
 
 #endif

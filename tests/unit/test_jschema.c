@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  * Unit tests for src/lib/jschema.c: strict JSON loading (depth, duplicates, UTF-8, forbidden keys),
  * every supported keyword with the exact client message (pointer + rule, never a value),
- * document order of the reported failure, the pattern engine, the formats, the compile errors
- * (keyword, position in the schema text) and the work bounds. Run from the repository root
- * (reads conf/schemas/create-user.json). */
+ * document order of the reported failure, the pattern engine (lib/regex.c, through
+ * jschema_regex_search), the formats (lib/jsformat.c, through jschema_format_check), the
+ * compile errors (keyword, position in the schema text) and the work bounds. Run from the
+ * repository root (reads conf/schemas/create-user.json). */
 #include <dirent.h>
 #include <stdlib.h>
 #include <time.h>
