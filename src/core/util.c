@@ -136,45 +136,13 @@ sbuf_add_u64(struct sbuf *b, uint64_t v)
 	sbuf_add(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when invalid. Rejects
- * overlongs, surrogates and code points above U+10FFFF (RFC 3629). */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xe0 && s[1] < 0xa0)
-			return 0;
-		if (c == 0xed && s[1] >= 0xa0)
-			return 0;
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
-		    (s[3] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xf0 && s[1] < 0x90)
-			return 0;
-		if (c == 0xf4 && s[1] >= 0x90)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 void
 sbuf_add_json(struct sbuf *b, const char *str, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, run = 0, k;
+	uint32_t cp;
 
 	while (i < n) {
 		unsigned char c = s[i];
@@ -186,7 +154,7 @@ sbuf_add_json(struct sbuf *b, const char *str, size_t n)
 		sbuf_add(b, s + i - run, run);
 		run = 0;
 		if (c >= 0x80) {
-			k = utf8_seq(s + i, n - i);
+			k = utf8_decode(s + i, n - i, &cp);
 			if (k == 0) {
 				sbuf_add(b, "\\ufffd", 6);
 				i++;
@@ -236,6 +204,52 @@ sbuf_reset(struct sbuf *b)
 	b->len = 0;
 	if (b->p)
 		b->p[0] = '\0';
+}
+
+/* ---- UTF-8 ---------------------------------------------------------------------- */
+
+size_t
+utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	unsigned c = s[0], lo = 0x80, hi = 0xbf;
+	uint32_t v;
+	size_t len, k;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	/* The lead byte fixes the length; the range allowed for the second byte is what rules
+	 * out overlongs (E0, F0), surrogates (ED) and code points past U+10FFFF (F4). */
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		v = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		v = c & 0x0f;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		v = c & 0x07;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else {
+		return 0;
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (k = 1; k < len; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[k] & 0x3f);
+	}
+	*cp = v;
+	return len;
 }
 
 /* ---- arena --------------------------------------------------------------------- */

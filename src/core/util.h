@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  * util — the small pieces every module uses: a growable byte buffer (sbuf), a request
- * arena, JSON string escaping that always yields valid JSON, ASCII case helpers, clocks
- * and request ids. No global state; nothing here blocks.
+ * arena, JSON string escaping that always yields valid JSON, ASCII case helpers, the one
+ * UTF-8 decoder and hex-digit helper, clocks and request ids. No global state; nothing here
+ * blocks.
  */
 #ifndef VISOR_UTIL_H
 #define VISOR_UTIL_H
@@ -112,6 +113,28 @@ tv_ms(int64_t ms)
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
 	return tv;
+}
+
+/* Decodes the UTF-8 sequence at s[0..n) (n >= 1): returns its length (1 to 4) with its code
+ * point in *cp, or 0 when s does not start with a well-formed sequence (RFC 3629; Unicode
+ * table 3-7): an overlong form, a surrogate (U+D800..U+DFFF), a code point above U+10FFFF,
+ * a byte that cannot start a sequence (80-BF, C0, C1, F5-FF), a byte that is not a
+ * continuation byte, or a sequence cut short by the end of s. *cp is untouched on 0. A
+ * caller that carries on skips one byte and tries again (sbuf_add_json, lib/regex): every
+ * byte of a bad sequence then counts as one error, never swallowing a valid character. */
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
+/* The value of a hex digit (0-9, a-f, A-F), or -1 (any other int, EOF included). */
+static inline int
+hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 /* Monotonic milliseconds / microseconds, and wall-clock seconds. */

@@ -3,22 +3,19 @@
  * bodies. See jschema.h for the contract and docs/body-checks.md for the supported subset.
  *
  * Layout of this file:
- *   1. small helpers (UTF-8, numbers, JSON pointers)
- *   2. the pattern engine: an ECMA-262 subset compiled to a Pike VM program; a search costs
- *      O(subject length x program size), never backtracks, and shares nothing but the
- *      immutable program between threads
- *   3. formats (email, uuid, date-time, date, uri)
- *   4. the schema compiler: every keyword is known or refused; positions of compile errors
+ *   1. small helpers (UTF-8 length and encoding, numbers, JSON pointers)
+ *   2. the pattern engine (lib/regex) and the formats (lib/jsformat) on their own, as tests
+ *      and the fuzzer reach them
+ *   3. the schema compiler: every keyword is known or refused; positions of compile errors
  *      are found again in the schema text
- *   5. loading a body: nesting pre-scan, jansson, forbidden keys
- *   6. validation: the first failure in document order, within a work budget
+ *   4. loading a body: nesting pre-scan, jansson, forbidden keys
+ *   5. validation: the first failure in document order, within a work budget
  *
  * Never put a body value into a message; never trust a compiled schema from anywhere but
  * jschema_compile.
  */
 #include "lib/jschema.h"
 
-#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -26,56 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/jsformat.h"
+
 /* ==== 1. helpers ======================================================================== */
-
-#define CP_NONE 0xffffffffu     /* "no character": before the start, after the end */
-#define CP_BAD  0xfffffffeu     /* an invalid UTF-8 sequence */
-
-/* Decodes the code point at s[*i] (*i < n) and advances *i. An invalid sequence (overlong,
- * surrogate, > U+10FFFF, truncated) yields CP_BAD and consumes one byte. */
-static uint32_t
-utf8_next(const unsigned char *s, size_t n, size_t *i)
-{
-	uint32_t c = s[*i], cp;
-	size_t need, k;
-
-	if (c < 0x80) {
-		(*i)++;
-		return c;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 1;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 2;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 3;
-		cp = c & 0x07;
-	} else {
-		(*i)++;
-		return CP_BAD;
-	}
-	if (n - *i <= need) {
-		(*i)++;
-		return CP_BAD;
-	}
-	for (k = 1; k <= need; k++) {
-		uint32_t b = s[*i + k];
-		if ((b & 0xc0) != 0x80) {
-			(*i)++;
-			return CP_BAD;
-		}
-		cp = (cp << 6) | (b & 0x3f);
-	}
-	if ((need == 2 && cp < 0x800) || (cp >= 0xd800 && cp <= 0xdfff) ||
-	    (need == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
-		(*i)++;
-		return CP_BAD;
-	}
-	*i += need + 1;
-	return cp;
-}
 
 /* Code points in a valid UTF-8 string: every byte that is not a continuation byte. */
 static uint64_t
@@ -212,1402 +162,46 @@ ptr_idx(struct ptrbuf *b, size_t idx)
 	ptr_raw(b, t, (size_t)n);
 }
 
-/* ==== 2. patterns ========================================================================= */
-
-/* Syntax (ECMA-262 with the `u` flag, minus what cannot run without backtracking):
- * alternation, groups ( ) (?: ) (?<name> ), quantifiers * + ? {n} {n,} {n,m} and their lazy
- * forms (the same for a yes/no search), . [...] [^...], \d \D \w \W \s \S, ^ $ \b \B,
- * escapes \t \n \v \f \r \0 \cX \xHH \uHHHH \u{H...} and escaped syntax characters.
- * Refused: backreferences, lookaround, \p{...}, and anything u-mode calls a syntax error. */
-
-enum rx_kind { RX_EMPTY = 0, RX_CHAR, RX_ANY, RX_CLASS, RX_BOL, RX_EOL, RX_WORDB, RX_NWORDB,
-	RX_CAT, RX_ALT, RX_REP };
-
-#define RX_INF 0xffffffffu
-
-struct rx_node {
-	enum rx_kind    k;
-	uint32_t        c;          /* CHAR: code point; CLASS: class index */
-	uint32_t        min, max;   /* REP */
-	struct rx_node *a, *b;
-};
-
-enum rx_op { OP_CHAR = 0, OP_ANY, OP_CLASS, OP_SPLIT, OP_JMP, OP_MATCH, OP_BOL, OP_EOL,
-	OP_WORDB, OP_NWORDB };
-
-struct rx_inst {
-	uint32_t op;
-	uint32_t x, y;
-};
-
-struct rx_cls {
-	uint32_t off, n;            /* into rng */
-};
-
-struct jre {
-	struct rx_inst *prog;
-	uint32_t        n;
-	uint32_t      (*rng)[2];
-	struct rx_cls  *cls;
-	int             anchored;   /* starts with ^: only position 0 can match */
-};
-
-struct rx_parse {
-	const unsigned char *s;
-	size_t               n, i;
-	struct arena        *a;      /* AST; temporary */
-	int                  depth;
-	const char          *err;
-	uint32_t           (*rng)[2];
-	size_t               nrng, caprng;
-	struct rx_cls       *cls;
-	size_t               ncls, capcls;
-	/* the class being built */
-	uint32_t           (*tmp)[2];
-	size_t               ntmp, captmp;
-};
-
-static const uint32_t set_digit[][2] = { { '0', '9' } };
-static const uint32_t set_word[][2] = { { '0', '9' }, { 'A', 'Z' }, { '_', '_' }, { 'a', 'z' } };
-static const uint32_t set_space[][2] = { { 0x09, 0x0d }, { 0x20, 0x20 }, { 0xa0, 0xa0 },
-	{ 0x1680, 0x1680 }, { 0x2000, 0x200a }, { 0x2028, 0x2029 }, { 0x202f, 0x202f },
-	{ 0x205f, 0x205f }, { 0x3000, 0x3000 }, { 0xfeff, 0xfeff } };
-
-static struct rx_node *
-rx_new(struct rx_parse *p, enum rx_kind k)
-{
-	struct rx_node *n = arena_zalloc(p->a, sizeof(*n));
-
-	if (n == NULL) {
-		p->err = "out of memory";
-		return NULL;
-	}
-	n->k = k;
-	return n;
-}
-
-static int
-rx_tmp_add(struct rx_parse *p, uint32_t lo, uint32_t hi)
-{
-	if (p->ntmp == p->captmp) {
-		size_t nc = p->captmp ? p->captmp * 2 : 16;
-		void *t;
-		if (nc > 65536) {
-			p->err = "character class too large";
-			return -1;
-		}
-		t = realloc(p->tmp, nc * sizeof(*p->tmp));
-		if (t == NULL) {
-			p->err = "out of memory";
-			return -1;
-		}
-		p->tmp = t;
-		p->captmp = nc;
-	}
-	p->tmp[p->ntmp][0] = lo;
-	p->tmp[p->ntmp][1] = hi;
-	p->ntmp++;
-	return 0;
-}
-
-static int
-rx_tmp_set(struct rx_parse *p, const uint32_t (*set)[2], size_t n, int neg)
-{
-	size_t i;
-	uint32_t lo = 0;
-
-	if (!neg) {
-		for (i = 0; i < n; i++)
-			if (rx_tmp_add(p, set[i][0], set[i][1]) < 0)
-				return -1;
-		return 0;
-	}
-	for (i = 0; i < n; i++) {
-		if (set[i][0] > lo && rx_tmp_add(p, lo, set[i][0] - 1) < 0)
-			return -1;
-		lo = set[i][1] + 1;
-	}
-	return lo <= 0x10ffff ? rx_tmp_add(p, lo, 0x10ffff) : 0;
-}
-
-static int
-cmp_range(const void *a, const void *b)
-{
-	const uint32_t *x = a, *y = b;
-
-	return x[0] < y[0] ? -1 : x[0] > y[0];
-}
-
-/* Sorts and merges the temporary ranges, complements them when `neg`, and stores them as a
- * class; returns its index, or -1. */
-static long
-rx_tmp_commit(struct rx_parse *p, int neg)
-{
-	size_t i, m = 0, base;
-	uint32_t lo;
-
-	if (p->ntmp > 1)
-		qsort(p->tmp, p->ntmp, sizeof(*p->tmp), cmp_range);
-	for (i = 0; i < p->ntmp; i++) {
-		if (m > 0 && p->tmp[i][0] <= p->tmp[m - 1][1] + 1) {
-			if (p->tmp[i][1] > p->tmp[m - 1][1])
-				p->tmp[m - 1][1] = p->tmp[i][1];
-		} else {
-			p->tmp[m][0] = p->tmp[i][0];
-			p->tmp[m][1] = p->tmp[i][1];
-			m++;
-		}
-	}
-	p->ntmp = m;
-	if (p->ncls == p->capcls) {
-		size_t nc = p->capcls ? p->capcls * 2 : 8;
-		void *t = realloc(p->cls, nc * sizeof(*p->cls));
-		if (t == NULL)
-			goto oom;
-		p->cls = t;
-		p->capcls = nc;
-	}
-	base = p->nrng;
-	if (p->nrng + m + 1 > p->caprng) {
-		size_t nc = (p->nrng + m + 1) * 2;
-		void *t = realloc(p->rng, nc * sizeof(*p->rng));
-		if (t == NULL)
-			goto oom;
-		p->rng = t;
-		p->caprng = nc;
-	}
-	if (!neg) {
-		for (i = 0; i < m; i++) {
-			p->rng[p->nrng][0] = p->tmp[i][0];
-			p->rng[p->nrng][1] = p->tmp[i][1];
-			p->nrng++;
-		}
-	} else {
-		lo = 0;
-		for (i = 0; i < m; i++) {
-			if (p->tmp[i][0] > lo) {
-				p->rng[p->nrng][0] = lo;
-				p->rng[p->nrng][1] = p->tmp[i][0] - 1;
-				p->nrng++;
-			}
-			lo = p->tmp[i][1] + 1;
-		}
-		if (lo <= 0x10ffff) {
-			p->rng[p->nrng][0] = lo;
-			p->rng[p->nrng][1] = 0x10ffff;
-			p->nrng++;
-		}
-	}
-	p->cls[p->ncls].off = (uint32_t)base;
-	p->cls[p->ncls].n = (uint32_t)(p->nrng - base);
-	p->ntmp = 0;
-	return (long)p->ncls++;
-oom:
-	p->err = "out of memory";
-	return -1;
-}
-
-static int
-rx_eof(const struct rx_parse *p)
-{
-	return p->i >= p->n;
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Reads exactly `k` hex digits; -1 when they are not there. */
-static long
-rx_hex(struct rx_parse *p, int k)
-{
-	long v = 0;
-	int i, h;
-
-	if (p->n - p->i < (size_t)k)
-		return -1;
-	for (i = 0; i < k; i++) {
-		h = hexval(p->s[p->i + (size_t)i]);
-		if (h < 0)
-			return -1;
-		v = v * 16 + h;
-	}
-	p->i += (size_t)k;
-	return v;
-}
-
-static int
-is_syntax_char(uint32_t c)
-{
-	return c < 0x80 && strchr("^$\\.*+?()[]{}|/", (int)c) != NULL && c != 0;
-}
-
-/* What an escape after '\' stands for. Sets *set (d D w W s S as 1..6) for class escapes,
- * *assert (b B as 1, 2) outside classes, else *cp. Returns 0, or -1 with p->err. */
-static int
-rx_escape(struct rx_parse *p, int in_class, uint32_t *cp, int *set, int *assert)
-{
-	uint32_t c;
-	long v, lo;
-
-	*set = 0;
-	*assert = 0;
-	if (rx_eof(p)) {
-		p->err = "pattern ends with a backslash";
-		return -1;
-	}
-	c = utf8_next(p->s, p->n, &p->i);
-	switch (c) {
-	case 'd': *set = 1; return 0;
-	case 'D': *set = 2; return 0;
-	case 'w': *set = 3; return 0;
-	case 'W': *set = 4; return 0;
-	case 's': *set = 5; return 0;
-	case 'S': *set = 6; return 0;
-	case 'b':
-		if (in_class) {
-			*cp = 0x08;
-			return 0;
-		}
-		*assert = 1;
-		return 0;
-	case 'B':
-		if (in_class) {
-			p->err = "\\B inside a character class";
-			return -1;
-		}
-		*assert = 2;
-		return 0;
-	case 't': *cp = '\t'; return 0;
-	case 'n': *cp = '\n'; return 0;
-	case 'v': *cp = '\v'; return 0;
-	case 'f': *cp = '\f'; return 0;
-	case 'r': *cp = '\r'; return 0;
-	case '0':
-		if (!rx_eof(p) && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
-			p->err = "octal escapes are not supported";
-			return -1;
-		}
-		*cp = 0;
-		return 0;
-	case 'c':
-		if (!rx_eof(p) && ((p->s[p->i] >= 'a' && p->s[p->i] <= 'z') ||
-		    (p->s[p->i] >= 'A' && p->s[p->i] <= 'Z'))) {
-			*cp = (uint32_t)(p->s[p->i] % 32);
-			p->i++;
-			return 0;
-		}
-		p->err = "invalid \\c escape";
-		return -1;
-	case 'x':
-		v = rx_hex(p, 2);
-		if (v < 0) {
-			p->err = "invalid \\x escape";
-			return -1;
-		}
-		*cp = (uint32_t)v;
-		return 0;
-	case 'u':
-		if (!rx_eof(p) && p->s[p->i] == '{') {
-			p->i++;
-			v = 0;
-			lo = 0;
-			while (!rx_eof(p) && hexval(p->s[p->i]) >= 0) {
-				v = v * 16 + hexval(p->s[p->i]);
-				p->i++;
-				if (v > 0x10ffff || ++lo > 8)
-					break;
-			}
-			if (lo == 0 || v > 0x10ffff || rx_eof(p) || p->s[p->i] != '}') {
-				p->err = "invalid \\u{...} escape";
-				return -1;
-			}
-			p->i++;
-			*cp = (uint32_t)v;
-			return 0;
-		}
-		v = rx_hex(p, 4);
-		if (v < 0) {
-			p->err = "invalid \\u escape";
-			return -1;
-		}
-		/* A surrogate pair written as two escapes is one code point (u mode). */
-		if (v >= 0xd800 && v <= 0xdbff && p->n - p->i >= 6 && p->s[p->i] == '\\' &&
-		    p->s[p->i + 1] == 'u') {
-			size_t save = p->i;
-			p->i += 2;
-			lo = rx_hex(p, 4);
-			if (lo >= 0xdc00 && lo <= 0xdfff)
-				v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
-			else
-				p->i = save;
-		}
-		*cp = (uint32_t)v;
-		return 0;
-	case '-':
-		if (in_class) {
-			*cp = '-';
-			return 0;
-		}
-		p->err = "invalid escape \\-";
-		return -1;
-	default:
-		break;
-	}
-	if (c >= '1' && c <= '9') {
-		p->err = "backreferences are not supported";
-		return -1;
-	}
-	if (c == 'k') {
-		p->err = "named backreferences are not supported";
-		return -1;
-	}
-	if (c == 'p' || c == 'P') {
-		p->err = "Unicode property escapes are not supported";
-		return -1;
-	}
-	if (is_syntax_char(c)) {
-		*cp = c;
-		return 0;
-	}
-	p->err = "invalid escape";
-	return -1;
-}
-
-static const uint32_t (*set_ranges(int set, size_t *n, int *neg))[2]
-{
-	*neg = (set % 2) == 0;
-	switch ((set + 1) / 2) {
-	case 1:
-		*n = ARRAY_LEN(set_digit);
-		return set_digit;
-	case 2:
-		*n = ARRAY_LEN(set_word);
-		return set_word;
-	default:
-		*n = ARRAY_LEN(set_space);
-		return set_space;
-	}
-}
-
-/* One class atom: a code point (*cp) or a class escape (*set). 0, or -1. */
-static int
-rx_class_atom(struct rx_parse *p, uint32_t *cp, int *set)
-{
-	int assert;
-
-	*set = 0;
-	if (rx_eof(p)) {
-		p->err = "unterminated character class";
-		return -1;
-	}
-	if (p->s[p->i] == '\\') {
-		p->i++;
-		return rx_escape(p, 1, cp, set, &assert);
-	}
-	*cp = utf8_next(p->s, p->n, &p->i);
-	if (*cp == CP_BAD) {
-		p->err = "invalid UTF-8 in the pattern";
-		return -1;
-	}
-	return 0;
-}
-
-static struct rx_node *
-rx_class(struct rx_parse *p)
-{
-	struct rx_node *n;
-	uint32_t lo, hi;
-	int neg = 0, set, set2;
-	const uint32_t (*sr)[2];
-	size_t sn;
-	int sneg;
-	long idx;
-
-	/* the '[' is consumed */
-	if (!rx_eof(p) && p->s[p->i] == '^') {
-		neg = 1;
-		p->i++;
-	}
-	p->ntmp = 0;
-	for (;;) {
-		if (rx_eof(p)) {
-			p->err = "unterminated character class";
-			return NULL;
-		}
-		if (p->s[p->i] == ']') {
-			p->i++;
-			break;
-		}
-		if (rx_class_atom(p, &lo, &set) < 0)
-			return NULL;
-		if (!rx_eof(p) && p->s[p->i] == '-' && p->i + 1 < p->n && p->s[p->i + 1] != ']') {
-			p->i++;
-			if (rx_class_atom(p, &hi, &set2) < 0)
-				return NULL;
-			if (set || set2) {
-				p->err = "a class escape cannot bound a range";
-				return NULL;
-			}
-			if (lo > hi) {
-				p->err = "range out of order in character class";
-				return NULL;
-			}
-			if (rx_tmp_add(p, lo, hi) < 0)
-				return NULL;
-			continue;
-		}
-		if (set) {
-			sr = set_ranges(set, &sn, &sneg);
-			if (rx_tmp_set(p, sr, sn, sneg) < 0)
-				return NULL;
-		} else if (rx_tmp_add(p, lo, lo) < 0) {
-			return NULL;
-		}
-	}
-	idx = rx_tmp_commit(p, neg);
-	if (idx < 0)
-		return NULL;
-	if ((n = rx_new(p, RX_CLASS)) == NULL)
-		return NULL;
-	n->c = (uint32_t)idx;
-	return n;
-}
-
-static struct rx_node *rx_disj(struct rx_parse *p);
-
-/* Reads a decimal count for {n,m}; -1 when none. Values past the bound saturate. */
-static long
-rx_count(struct rx_parse *p)
-{
-	long v = 0;
-	size_t start = p->i;
-
-	while (!rx_eof(p) && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
-		if (v <= 100000000)
-			v = v * 10 + (p->s[p->i] - '0');
-		p->i++;
-	}
-	return p->i == start ? -1 : v;
-}
-
-static struct rx_node *
-rx_atom(struct rx_parse *p, int *quantifiable)
-{
-	struct rx_node *n;
-	uint32_t c, cp;
-	int set, assert;
-	const uint32_t (*sr)[2];
-	size_t sn;
-	int sneg;
-	long idx;
-
-	*quantifiable = 1;
-	c = p->s[p->i];
-	switch (c) {
-	case '.':
-		p->i++;
-		return rx_new(p, RX_ANY);
-	case '^':
-		p->i++;
-		*quantifiable = 0;
-		return rx_new(p, RX_BOL);
-	case '$':
-		p->i++;
-		*quantifiable = 0;
-		return rx_new(p, RX_EOL);
-	case '[':
-		p->i++;
-		return rx_class(p);
-	case '(':
-		p->i++;
-		if (++p->depth > 32) {
-			p->err = "groups nested too deeply";
-			return NULL;
-		}
-		if (!rx_eof(p) && p->s[p->i] == '?') {
-			p->i++;
-			if (!rx_eof(p) && p->s[p->i] == ':') {
-				p->i++;
-			} else if (!rx_eof(p) && p->s[p->i] == '<' && p->i + 1 < p->n &&
-			    p->s[p->i + 1] != '=' && p->s[p->i + 1] != '!') {
-				/* (?<name>...): a plain group here, as nothing can refer to it */
-				size_t st = ++p->i;
-				while (!rx_eof(p) && (p->s[p->i] == '_' || p->s[p->i] == '$' ||
-				    (p->s[p->i] >= 'a' && p->s[p->i] <= 'z') ||
-				    (p->s[p->i] >= 'A' && p->s[p->i] <= 'Z') ||
-				    (p->i > st && p->s[p->i] >= '0' && p->s[p->i] <= '9')))
-					p->i++;
-				if (p->i == st || rx_eof(p) || p->s[p->i] != '>') {
-					p->err = "invalid group name";
-					return NULL;
-				}
-				p->i++;
-			} else {
-				p->err = "lookaround assertions are not supported";
-				return NULL;
-			}
-		}
-		n = rx_disj(p);
-		if (n == NULL)
-			return NULL;
-		if (rx_eof(p) || p->s[p->i] != ')') {
-			p->err = "missing )";
-			return NULL;
-		}
-		p->i++;
-		p->depth--;
-		return n;
-	case ')':
-		p->err = "unmatched )";
-		return NULL;
-	case '*':
-	case '+':
-	case '?':
-	case '{':
-		p->err = "nothing to repeat";
-		return NULL;
-	case ']':
-	case '}':
-		p->err = "lone ] or } (escape it)";
-		return NULL;
-	case '\\':
-		p->i++;
-		if (rx_escape(p, 0, &cp, &set, &assert) < 0)
-			return NULL;
-		if (assert) {
-			*quantifiable = 0;
-			return rx_new(p, assert == 1 ? RX_WORDB : RX_NWORDB);
-		}
-		if (set) {
-			p->ntmp = 0;
-			sr = set_ranges(set, &sn, &sneg);
-			if (rx_tmp_set(p, sr, sn, sneg) < 0)
-				return NULL;
-			if ((idx = rx_tmp_commit(p, 0)) < 0)
-				return NULL;
-			if ((n = rx_new(p, RX_CLASS)) == NULL)
-				return NULL;
-			n->c = (uint32_t)idx;
-			return n;
-		}
-		if ((n = rx_new(p, RX_CHAR)) == NULL)
-			return NULL;
-		n->c = cp;
-		return n;
-	default:
-		cp = utf8_next(p->s, p->n, &p->i);
-		if (cp == CP_BAD) {
-			p->err = "invalid UTF-8 in the pattern";
-			return NULL;
-		}
-		if ((n = rx_new(p, RX_CHAR)) == NULL)
-			return NULL;
-		n->c = cp;
-		return n;
-	}
-}
-
-static struct rx_node *
-rx_term(struct rx_parse *p)
-{
-	struct rx_node *a, *r;
-	long lo, hi;
-	int q;
-
-	a = rx_atom(p, &q);
-	if (a == NULL || rx_eof(p))
-		return a;
-	switch (p->s[p->i]) {
-	case '*': lo = 0; hi = -1; p->i++; break;
-	case '+': lo = 1; hi = -1; p->i++; break;
-	case '?': lo = 0; hi = 1; p->i++; break;
-	case '{':
-		p->i++;
-		lo = rx_count(p);
-		if (lo < 0) {
-			p->err = "lone { (escape it)";
-			return NULL;
-		}
-		hi = lo;
-		if (!rx_eof(p) && p->s[p->i] == ',') {
-			p->i++;
-			hi = rx_count(p);      /* -1: unbounded */
-		}
-		if (rx_eof(p) || p->s[p->i] != '}') {
-			p->err = "invalid {n,m} quantifier";
-			return NULL;
-		}
-		p->i++;
-		if (hi >= 0 && hi < lo) {
-			p->err = "numbers out of order in {n,m}";
-			return NULL;
-		}
-		if (lo > JSCHEMA_MAX_REPEAT || hi > JSCHEMA_MAX_REPEAT) {
-			p->err = "repetition count over 1000";
-			return NULL;
-		}
-		break;
-	default:
-		return a;
-	}
-	if (!q) {
-		p->err = "an assertion cannot be repeated";
-		return NULL;
-	}
-	if (!rx_eof(p) && p->s[p->i] == '?')
-		p->i++;                 /* lazy: same answer for a search */
-	r = rx_new(p, RX_REP);
-	if (r == NULL)
-		return NULL;
-	r->a = a;
-	r->min = (uint32_t)lo;
-	r->max = hi < 0 ? RX_INF : (uint32_t)hi;
-	return r;
-}
-
-static struct rx_node *
-rx_alt(struct rx_parse *p)
-{
-	struct rx_node *acc = NULL, *t, *c;
-
-	while (!rx_eof(p) && p->s[p->i] != '|' && p->s[p->i] != ')') {
-		t = rx_term(p);
-		if (t == NULL)
-			return NULL;
-		if (acc == NULL) {
-			acc = t;
-			continue;
-		}
-		if ((c = rx_new(p, RX_CAT)) == NULL)
-			return NULL;
-		c->a = acc;
-		c->b = t;
-		acc = c;
-	}
-	return acc ? acc : rx_new(p, RX_EMPTY);
-}
-
-static struct rx_node *
-rx_disj(struct rx_parse *p)
-{
-	struct rx_node *acc, *t, *c;
-
-	acc = rx_alt(p);
-	while (acc != NULL && !rx_eof(p) && p->s[p->i] == '|') {
-		p->i++;
-		t = rx_alt(p);
-		if (t == NULL)
-			return NULL;
-		if ((c = rx_new(p, RX_ALT)) == NULL)
-			return NULL;
-		c->a = acc;
-		c->b = t;
-		acc = c;
-	}
-	return acc;
-}
-
-#define RX_SAT ((uint64_t)1 << 40)
-
-static uint64_t
-sat_add(uint64_t a, uint64_t b)
-{
-	return a + b > RX_SAT ? RX_SAT : a + b;
-}
-
-static uint64_t
-sat_mul(uint64_t a, uint64_t b)
-{
-	if (a == 0 || b == 0)
-		return 0;
-	return a > RX_SAT / b ? RX_SAT : a * b;
-}
-
-/* Instructions `n` compiles to (saturating). */
-static uint64_t
-rx_size(const struct rx_node *n)
-{
-	uint64_t e;
-
-	switch (n->k) {
-	case RX_EMPTY:
-		return 0;
-	case RX_CAT:
-		return sat_add(rx_size(n->a), rx_size(n->b));
-	case RX_ALT:
-		return sat_add(sat_add(rx_size(n->a), rx_size(n->b)), 2);
-	case RX_REP:
-		e = rx_size(n->a);
-		if (n->max == RX_INF)
-			return sat_add(sat_mul(n->min, e), e + 2);
-		return sat_add(sat_mul(n->min, e), sat_mul(n->max - n->min, e + 1));
-	default:
-		return 1;
-	}
-}
-
-static void
-rx_emit(struct jre *re, const struct rx_node *n)
-{
-	uint32_t i, l1, first;
-	struct rx_inst *in;
-
-	switch (n->k) {
-	case RX_EMPTY:
-		return;
-	case RX_CHAR:
-		re->prog[re->n++] = (struct rx_inst){ OP_CHAR, n->c, 0 };
-		return;
-	case RX_ANY:
-		re->prog[re->n++] = (struct rx_inst){ OP_ANY, 0, 0 };
-		return;
-	case RX_CLASS:
-		re->prog[re->n++] = (struct rx_inst){ OP_CLASS, n->c, 0 };
-		return;
-	case RX_BOL:
-		re->prog[re->n++] = (struct rx_inst){ OP_BOL, 0, 0 };
-		return;
-	case RX_EOL:
-		re->prog[re->n++] = (struct rx_inst){ OP_EOL, 0, 0 };
-		return;
-	case RX_WORDB:
-		re->prog[re->n++] = (struct rx_inst){ OP_WORDB, 0, 0 };
-		return;
-	case RX_NWORDB:
-		re->prog[re->n++] = (struct rx_inst){ OP_NWORDB, 0, 0 };
-		return;
-	case RX_CAT:
-		rx_emit(re, n->a);
-		rx_emit(re, n->b);
-		return;
-	case RX_ALT:
-		l1 = re->n++;
-		rx_emit(re, n->a);
-		i = re->n++;
-		re->prog[l1] = (struct rx_inst){ OP_SPLIT, l1 + 1, re->n };
-		rx_emit(re, n->b);
-		re->prog[i] = (struct rx_inst){ OP_JMP, re->n, 0 };
-		return;
-	case RX_REP:
-		for (i = 0; i < n->min; i++)
-			rx_emit(re, n->a);
-		if (n->max == RX_INF) {
-			l1 = re->n++;
-			rx_emit(re, n->a);
-			re->prog[re->n] = (struct rx_inst){ OP_JMP, l1, 0 };
-			re->n++;
-			re->prog[l1] = (struct rx_inst){ OP_SPLIT, l1 + 1, re->n };
-			return;
-		}
-		/* x{n,m}: each optional copy may skip to the common end */
-		first = re->n;
-		for (i = n->min; i < n->max; i++) {
-			l1 = re->n++;
-			re->prog[l1] = (struct rx_inst){ OP_SPLIT, l1 + 1, 0 };
-			rx_emit(re, n->a);
-		}
-		for (i = first; i < re->n; i++) {
-			in = &re->prog[i];
-			if (in->op == OP_SPLIT && in->y == 0 && in->x == i + 1)
-				in->y = re->n;
-		}
-		return;
-	}
-}
-
-/* Compiles `pat` into `re`, with memory from `a`. 0, or -1 with *err. */
-static int
-rx_compile(const char *pat, size_t plen, struct arena *a, struct jre *re, const char **err)
-{
-	struct rx_parse p;
-	struct arena tmp;
-	struct rx_node *ast;
-	uint64_t size;
-	int rc = -1;
-
-	memset(&p, 0, sizeof(p));
-	memset(re, 0, sizeof(*re));
-	if (plen > JSCHEMA_MAX_PATTERN) {
-		*err = "pattern longer than 1024 bytes";
-		return -1;
-	}
-	arena_init(&tmp, 4096);
-	p.s = (const unsigned char *)pat;
-	p.n = plen;
-	p.a = &tmp;
-	ast = rx_disj(&p);
-	if (ast != NULL && !rx_eof(&p)) {
-		p.err = "unmatched )";
-		ast = NULL;
-	}
-	if (ast == NULL)
-		goto out;
-	size = sat_add(rx_size(ast), 1);
-	if (size > JSCHEMA_MAX_PROG) {
-		p.err = "pattern too complex (over 2048 instructions once repetitions are expanded)";
-		goto out;
-	}
-	re->prog = arena_alloc(a, (size_t)size * sizeof(*re->prog));
-	re->cls = arena_alloc(a, (p.ncls ? p.ncls : 1) * sizeof(*re->cls));
-	re->rng = arena_alloc(a, (p.nrng ? p.nrng : 1) * sizeof(*re->rng));
-	if (re->prog == NULL || re->cls == NULL || re->rng == NULL) {
-		p.err = "out of memory";
-		goto out;
-	}
-	if (p.ncls)
-		memcpy(re->cls, p.cls, p.ncls * sizeof(*re->cls));
-	if (p.nrng)
-		memcpy(re->rng, p.rng, p.nrng * sizeof(*re->rng));
-	rx_emit(re, ast);
-	re->prog[re->n++] = (struct rx_inst){ OP_MATCH, 0, 0 };
-	re->anchored = re->prog[0].op == OP_BOL;
-	rc = 0;
-out:
-	if (rc < 0)
-		*err = p.err ? p.err : "invalid pattern";
-	free(p.rng);
-	free(p.cls);
-	free(p.tmp);
-	arena_free(&tmp);
-	return rc;
-}
-
-/* Per-search scratch: two thread lists, a visit mark per instruction, a stack. */
-struct rx_scratch {
-	uint32_t *cur, *nxt, *mark, *stack;
-	uint32_t  cap;
-	uint32_t  gen;
-};
-
-static int
-rx_scratch_init(struct rx_scratch *sc, uint32_t cap, struct arena *a)
-{
-	uint32_t *m = arena_zalloc(a, (size_t)cap * 4 * sizeof(uint32_t));
-
-	if (m == NULL)
-		return -1;
-	sc->cur = m;
-	sc->nxt = m + cap;
-	sc->mark = m + 2 * (size_t)cap;
-	sc->stack = m + 3 * (size_t)cap;
-	sc->cap = cap;
-	sc->gen = 0;
-	return 0;
-}
-
-static void
-rx_newgen(struct rx_scratch *sc)
-{
-	if (++sc->gen == 0) {
-		memset(sc->mark, 0, sc->cap * sizeof(uint32_t));
-		sc->gen = 1;
-	}
-}
-
-static int
-cp_word(uint32_t c)
-{
-	return c < 0x80 && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	    (c >= 'A' && c <= 'Z') || c == '_');
-}
-
-static int
-cls_has(const struct jre *re, uint32_t idx, uint32_t c)
-{
-	const struct rx_cls *k = &re->cls[idx];
-	uint32_t lo = 0, hi = k->n, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (c < re->rng[k->off + mid][0])
-			hi = mid;
-		else if (c > re->rng[k->off + mid][1])
-			lo = mid + 1;
-		else
-			return 1;
-	}
-	return 0;
-}
-
-/* Adds `pc` and its epsilon closure at a position between `prev` and `here` to list.
- * Returns 1 when MATCH is reached. */
-static int
-rx_add(const struct jre *re, struct rx_scratch *sc, uint32_t *list, uint32_t *cnt, uint32_t pc,
-    uint32_t prev, uint32_t here, uint64_t *budget)
-{
-	uint32_t sp = 0;
-	const struct rx_inst *in;
-
-	if (sc->mark[pc] == sc->gen)
-		return 0;
-	sc->mark[pc] = sc->gen;
-	sc->stack[sp++] = pc;
-	while (sp > 0) {
-		pc = sc->stack[--sp];
-		in = &re->prog[pc];
-		if (*budget > 0)
-			(*budget)--;
-		switch (in->op) {
-		case OP_MATCH:
-			return 1;
-		case OP_JMP:
-			goto push_x;
-		case OP_SPLIT:
-			if (sc->mark[in->y] != sc->gen) {
-				sc->mark[in->y] = sc->gen;
-				sc->stack[sp++] = in->y;
-			}
-			goto push_x;
-		case OP_BOL:
-			if (prev == CP_NONE)
-				goto push_next;
-			continue;
-		case OP_EOL:
-			if (here == CP_NONE)
-				goto push_next;
-			continue;
-		case OP_WORDB:
-			if (cp_word(prev) != cp_word(here))
-				goto push_next;
-			continue;
-		case OP_NWORDB:
-			if (cp_word(prev) == cp_word(here))
-				goto push_next;
-			continue;
-		default:
-			list[(*cnt)++] = pc;
-			continue;
-		}
-push_next:
-		if (sc->mark[pc + 1] != sc->gen) {
-			sc->mark[pc + 1] = sc->gen;
-			sc->stack[sp++] = pc + 1;
-		}
-		continue;
-push_x:
-		if (sc->mark[in->x] != sc->gen) {
-			sc->mark[in->x] = sc->gen;
-			sc->stack[sp++] = in->x;
-		}
-	}
-	return 0;
-}
-
-/* Searches `s` for a match anywhere. 1, 0, or -1 when the budget ran out. */
-static int
-rx_search(const struct jre *re, struct rx_scratch *sc, const char *str, size_t n,
-    uint64_t *budget)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	uint32_t *cur = sc->cur, *nxt = sc->nxt, *t, ncur = 0, nnxt, k, prev = CP_NONE, here, after;
-	size_t i = 0, j;
-	const struct rx_inst *in;
-	int ok;
-
-	here = n ? utf8_next(s, n, &i) : CP_NONE;
-	if (here == CP_BAD)
-		here = 0xfffd;
-	rx_newgen(sc);
-	if (rx_add(re, sc, cur, &ncur, 0, prev, here, budget))
-		return 1;
-	while (here != CP_NONE) {
-		if (*budget == 0)
-			return -1;
-		if (ncur == 0 && re->anchored)
-			return 0;
-		j = i;
-		after = j < n ? utf8_next(s, n, &j) : CP_NONE;
-		if (after == CP_BAD)
-			after = 0xfffd;
-		rx_newgen(sc);
-		nnxt = 0;
-		for (k = 0; k < ncur; k++) {
-			in = &re->prog[cur[k]];
-			switch (in->op) {
-			case OP_CHAR:
-				ok = here == in->x;
-				break;
-			case OP_ANY:
-				ok = here != '\n' && here != '\r' && here != 0x2028 && here != 0x2029;
-				break;
-			case OP_CLASS:
-				ok = cls_has(re, in->x, here);
-				break;
-			default:
-				ok = 0;
-				break;
-			}
-			if (ok && rx_add(re, sc, nxt, &nnxt, cur[k] + 1, here, after, budget))
-				return 1;
-		}
-		if (*budget >= ncur)
-			*budget -= ncur;
-		else
-			*budget = 0;
-		if (!re->anchored && rx_add(re, sc, nxt, &nnxt, 0, here, after, budget))
-			return 1;
-		t = cur;
-		cur = nxt;
-		nxt = t;
-		ncur = nnxt;
-		prev = here;
-		here = after;
-		i = j;
-	}
-	return 0;
-}
+/* ==== 2. patterns and formats on their own ================================================ */
 
 int
 jschema_regex_search(const char *pat, size_t plen, const char *subject, size_t slen, char *err,
     size_t errlen)
 {
 	struct arena a;
-	struct jre re;
-	struct rx_scratch sc;
+	const struct regex *re;
+	struct regex_scratch *sc;
 	const char *why = NULL;
 	uint64_t budget = JSCHEMA_WORK_BUDGET + (uint64_t)JSCHEMA_WORK_PER_BYTE * slen;
 	int rc;
 
 	arena_init(&a, 8192);
-	if (rx_compile(pat, plen, &a, &re, &why) < 0) {
+	if ((re = regex_compile(pat, plen, &a, &why)) == NULL) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s", why);
 		arena_free(&a);
 		return -1;
 	}
-	if (rx_scratch_init(&sc, re.n, &a) < 0) {
+	if ((sc = regex_scratch_new(&a, regex_size(re))) == NULL) {
 		if (err && errlen)
 			snprintf(err, errlen, "out of memory");
 		arena_free(&a);
 		return -1;
 	}
-	rc = rx_search(&re, &sc, subject, slen, &budget);
+	rc = regex_search(re, sc, subject, slen, &budget);
 	arena_free(&a);
 	return rc < 0 ? -2 : rc;
-}
-
-/* ==== 3. formats ============================================================================ */
-
-enum fmt { FMT_NONE = 0, FMT_EMAIL, FMT_UUID, FMT_DATETIME, FMT_DATE, FMT_URI };
-
-static const char *const fmt_names[] = { "", "email", "uuid", "date-time", "date", "uri" };
-
-static int
-is_digit(int c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int
-is_alpha(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int
-digits(const char *s, size_t n, int *v)
-{
-	size_t i;
-
-	*v = 0;
-	for (i = 0; i < n; i++) {
-		if (!is_digit((unsigned char)s[i]))
-			return 0;
-		*v = *v * 10 + (s[i] - '0');
-	}
-	return 1;
-}
-
-/* RFC 3339 full-date: YYYY-MM-DD with a day that exists. */
-static int
-fmt_date(const char *s, size_t n)
-{
-	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int y, m, d, dim;
-
-	if (n != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) || !digits(s + 5, 2, &m) ||
-	    !digits(s + 8, 2, &d))
-		return 0;
-	if (m < 1 || m > 12 || d < 1)
-		return 0;
-	dim = mdays[m - 1];
-	if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
-		dim = 29;
-	return d <= dim;
-}
-
-/* RFC 3339 date-time: full-date "T" HH:MM:SS[.frac] (Z | +HH:MM | -HH:MM); "t" and "z" as
- * the RFC allows; a leap second (:60) only at 23:59 UTC. */
-static int
-fmt_datetime(const char *s, size_t n)
-{
-	int hh, mm, ss, oh = 0, om = 0, sign = 0, t;
-	size_t i;
-
-	if (n < 20 || !fmt_date(s, 10) || (s[10] != 'T' && s[10] != 't'))
-		return 0;
-	s += 11;
-	n -= 11;
-	if (n < 9 || s[2] != ':' || s[5] != ':' || !digits(s, 2, &hh) || !digits(s + 3, 2, &mm) ||
-	    !digits(s + 6, 2, &ss))
-		return 0;
-	if (hh > 23 || mm > 59 || ss > 60)
-		return 0;
-	i = 8;
-	if (s[i] == '.') {
-		i++;
-		if (i >= n || !is_digit((unsigned char)s[i]))
-			return 0;
-		while (i < n && is_digit((unsigned char)s[i]))
-			i++;
-	}
-	if (i >= n)
-		return 0;
-	if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == n) {
-		sign = 0;
-	} else if ((s[i] == '+' || s[i] == '-') && n - i == 6 && s[i + 3] == ':' &&
-	    digits(s + i + 1, 2, &oh) && digits(s + i + 4, 2, &om)) {
-		if (oh > 23 || om > 59)
-			return 0;
-		sign = s[i] == '+' ? 1 : -1;
-	} else {
-		return 0;
-	}
-	if (ss == 60) {
-		t = hh * 60 + mm - sign * (oh * 60 + om);
-		t = ((t % 1440) + 1440) % 1440;
-		if (t != 23 * 60 + 59)
-			return 0;
-	}
-	return 1;
-}
-
-static int
-fmt_uuid(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (hexval((unsigned char)s[i]) < 0) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-/* A DNS host name: dot-separated labels of letters, digits and hyphens (1-63 each, no
- * leading or trailing hyphen), at most 253 bytes, at least `min_labels` labels. */
-static int
-hostname_ok(const char *s, size_t n, int min_labels)
-{
-	size_t i, st = 0;
-	int labels = 0;
-
-	if (n == 0 || n > 253)
-		return 0;
-	for (i = 0; i <= n; i++) {
-		if (i == n || s[i] == '.') {
-			size_t l = i - st;
-			if (l == 0 || l > 63 || s[st] == '-' || s[i - 1] == '-')
-				return 0;
-			labels++;
-			st = i + 1;
-			continue;
-		}
-		if (!is_alpha((unsigned char)s[i]) && !is_digit((unsigned char)s[i]) && s[i] != '-')
-			return 0;
-	}
-	return labels >= min_labels;
-}
-
-/* addr-spec with a dot-atom local part and a host-name domain of two labels or more: no
- * quoted local parts, no comments, no address literals, ASCII only (no SMTPUTF8). */
-static int
-fmt_email(const char *s, size_t n)
-{
-	static const char atext[] = "!#$%&'*+-/=?^_`{|}~";
-	const char *at;
-	size_t i, ln;
-
-	if (n > 254 || (at = memchr(s, '@', n)) == NULL)
-		return 0;
-	ln = (size_t)(at - s);
-	if (ln == 0 || ln > 64 || s[0] == '.' || s[ln - 1] == '.')
-		return 0;
-	for (i = 0; i < ln; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.') {
-			if (s[i + 1] == '.')
-				return 0;
-			continue;
-		}
-		if (!is_alpha(c) && !is_digit(c) && (c == 0 || strchr(atext, c) == NULL))
-			return 0;
-	}
-	return hostname_ok(at + 1, n - ln - 1, 2);
-}
-
-static int
-uri_unreserved(int c)
-{
-	return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-static int
-uri_subdelim(int c)
-{
-	return c != 0 && strchr("!$&'()*+,;=", c) != NULL;
-}
-
-/* Accepts a run of characters of the given class (and %HH); returns the index after it, or
- * (size_t)-1 on a bad %-escape. extra: characters allowed on top of unreserved/sub-delims. */
-static size_t
-uri_run(const char *s, size_t n, size_t i, const char *extra)
-{
-	while (i < n) {
-		int c = (unsigned char)s[i];
-		if (c == '%') {
-			if (i + 2 >= n || hexval((unsigned char)s[i + 1]) < 0 ||
-			    hexval((unsigned char)s[i + 2]) < 0)
-				return (size_t)-1;
-			i += 3;
-			continue;
-		}
-		if (uri_unreserved(c) || uri_subdelim(c) || (c != 0 && strchr(extra, c) != NULL)) {
-			i++;
-			continue;
-		}
-		break;
-	}
-	return i;
-}
-
-/* RFC 3986 URI (absolute: scheme required), ASCII only. */
-static int
-fmt_uri(const char *s, size_t n)
-{
-	size_t i = 0, j, e;
-
-	if (n == 0 || !is_alpha((unsigned char)s[0]))
-		return 0;
-	while (i < n && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i]) ||
-	    s[i] == '+' || s[i] == '-' || s[i] == '.'))
-		i++;
-	if (i >= n || s[i] != ':')
-		return 0;
-	i++;
-	if (n - i >= 2 && s[i] == '/' && s[i + 1] == '/') {
-		i += 2;
-		/* authority: [userinfo@]host[:port] */
-		e = i;
-		while (e < n && s[e] != '/' && s[e] != '?' && s[e] != '#')
-			e++;
-		j = i;
-		{
-			const char *atp = memchr(s + i, '@', e - i);
-			if (atp != NULL) {
-				size_t ue = (size_t)(atp - s);
-				if (uri_run(s, ue, i, ":") != ue)
-					return 0;
-				j = ue + 1;
-			}
-		}
-		if (j < e && s[j] == '[') {
-			size_t k = j + 1;
-			int colon = 0;
-			while (k < e && s[k] != ']') {
-				if (s[k] == ':')
-					colon = 1;
-				if (!uri_unreserved((unsigned char)s[k]) && !uri_subdelim((unsigned char)s[k]) &&
-				    s[k] != ':')
-					return 0;
-				k++;
-			}
-			if (k >= e || !colon)
-				return 0;
-			j = k + 1;
-		} else {
-			size_t k = uri_run(s, e, j, "");
-			if (k == (size_t)-1)
-				return 0;
-			j = k;
-		}
-		if (j < e && s[j] == ':') {
-			j++;
-			while (j < e && is_digit((unsigned char)s[j]))
-				j++;
-		}
-		if (j != e)
-			return 0;
-		i = e;
-	}
-	/* path */
-	j = uri_run(s, n, i, ":@/");
-	if (j == (size_t)-1)
-		return 0;
-	i = j;
-	if (i < n && s[i] == '?') {
-		j = uri_run(s, n, i + 1, ":@/?");
-		if (j == (size_t)-1)
-			return 0;
-		i = j;
-	}
-	if (i < n && s[i] == '#') {
-		j = uri_run(s, n, i + 1, ":@/?");
-		if (j == (size_t)-1)
-			return 0;
-		i = j;
-	}
-	return i == n;
-}
-
-static int
-fmt_check(int f, const char *s, size_t n)
-{
-	switch (f) {
-	case FMT_EMAIL: return fmt_email(s, n);
-	case FMT_UUID: return fmt_uuid(s, n);
-	case FMT_DATETIME: return fmt_datetime(s, n);
-	case FMT_DATE: return fmt_date(s, n);
-	case FMT_URI: return fmt_uri(s, n);
-	default: return 1;
-	}
-}
-
-static int
-fmt_lookup(const char *name)
-{
-	size_t i;
-
-	for (i = 1; i < ARRAY_LEN(fmt_names); i++)
-		if (strcmp(name, fmt_names[i]) == 0)
-			return (int)i;
-	return FMT_NONE;
 }
 
 int
 jschema_format_check(const char *name, const char *s, size_t len)
 {
-	int f = fmt_lookup(name);
+	enum jsformat f = jsformat_lookup(name);
 
-	return f == FMT_NONE ? -1 : fmt_check(f, s, len);
+	return f == JSFORMAT_NONE ? -1 : jsformat_check(f, s, len);
 }
 
-/* ==== 4. the schema compiler ================================================================= */
+/* ==== 3. the schema compiler ================================================================= */
 
 enum { T_NULL = 1, T_BOOL = 2, T_OBJ = 4, T_ARR = 8, T_NUM = 16, T_STR = 32, T_INT = 64 };
 
@@ -1628,8 +222,8 @@ struct js_prop {
 };
 
 struct js_patprop {
-	struct jre      re;
-	struct js_node *s;
+	const struct regex *re;
+	struct js_node     *s;
 };
 
 struct js_node {
@@ -1641,8 +235,8 @@ struct js_node {
 	const json_t       *enm;
 	double              minimum, maximum, xmin, xmax, mult;
 	uint64_t            min_len, max_len, min_items, max_items, min_props, max_props;
-	struct jre         *pattern;
-	int                 format;
+	const struct regex *pattern;
+	enum jsformat       format;
 	struct js_prop     *props;       /* sorted by key */
 	size_t              nprops;
 	struct js_patprop  *pprops;
@@ -1828,22 +422,20 @@ c_subs(struct cctx *cc, const char *kw, const json_t *v, size_t *np)
 	return out;
 }
 
-static struct jre *
+static const struct regex *
 c_pattern(struct cctx *cc, const char *kw, const char *src, size_t len)
 {
-	struct jre *re = arena_zalloc(&cc->s->a, sizeof(*re));
+	const struct regex *re;
 	const char *why = NULL;
 
+	re = regex_compile(src, len, &cc->s->a, &why);
 	if (re == NULL) {
-		cerr(cc, kw, "out of memory");
-		return NULL;
-	}
-	if (rx_compile(src, len, &cc->s->a, re, &why) < 0) {
 		cerr(cc, kw, "unsupported or invalid pattern: %s", why);
 		return NULL;
 	}
-	if (re->n > cc->s->max_prog)
-		cc->s->max_prog = re->n;
+	/* one scratch per check serves every pattern of the schema */
+	if (regex_size(re) > cc->s->max_prog)
+		cc->s->max_prog = regex_size(re);
 	return re;
 }
 
@@ -1953,7 +545,7 @@ c_pattern_properties(struct cctx *cc, struct js_node *n, const json_t *v)
 {
 	const char *k;
 	const json_t *sv;
-	struct jre *re;
+	const struct regex *re;
 	size_t i = 0;
 
 	if (!json_is_object(v)) {
@@ -1972,7 +564,7 @@ c_pattern_properties(struct cctx *cc, struct js_node *n, const json_t *v)
 		re = c_pattern(cc, k, k, strlen(k));
 		if (re == NULL)
 			return -1;
-		n->pprops[i].re = *re;
+		n->pprops[i].re = re;
 		n->pprops[i].s = c_sub(cc, k, sv);
 		if (n->pprops[i].s == NULL)
 			return -1;
@@ -2134,10 +726,10 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 			cerr(cc, k, "\"format\" must be a string");
 			return -1;
 		}
-		n->format = fmt_lookup(json_string_value(v));
-		if (n->format == FMT_NONE) {
-			cerr(cc, k, "unsupported format \"%.64s\" (supported: email, uuid, date-time, "
-			    "date, uri)", json_string_value(v));
+		n->format = jsformat_lookup(json_string_value(v));
+		if (n->format == JSFORMAT_NONE) {
+			cerr(cc, k, "unsupported format \"%.64s\" (supported: " JSFORMAT_NAMES ")",
+			    json_string_value(v));
 			return -1;
 		}
 		return 0;
@@ -2543,13 +1135,13 @@ sc_key_eq(struct scan *t, const char *key)
 				long v = 0;
 				int k;
 				for (k = 0; k < 4 && t->i < t->n; k++, t->i++)
-					v = v * 16 + MAX(hexval(t->s[t->i]), 0);
+					v = v * 16 + MAX(hex_digit(t->s[t->i]), 0);
 				if (v >= 0xd800 && v <= 0xdbff && t->i + 6 <= t->n && t->s[t->i] == '\\' &&
 				    t->s[t->i + 1] == 'u') {
 					long lo = 0;
 					t->i += 2;
 					for (k = 0; k < 4 && t->i < t->n; k++, t->i++)
-						lo = lo * 16 + MAX(hexval(t->s[t->i]), 0);
+						lo = lo * 16 + MAX(hex_digit(t->s[t->i]), 0);
 					v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
 				}
 				cp = (uint32_t)v;
@@ -2636,7 +1228,7 @@ locate(const char *text, size_t len, const struct cseg *path, int plen, int *lin
 	}
 }
 
-/* ==== 5. loading a body ===================================================================== */
+/* ==== 4. loading a body ===================================================================== */
 
 struct vseg {
 	const char *key;      /* NULL: array index */
@@ -2753,7 +1345,7 @@ jschema_load(const char *buf, size_t len, json_t **out, struct jschema_result *r
 	return JSCHEMA_OK;
 }
 
-/* ==== 6. validation ========================================================================= */
+/* ==== 5. validation ========================================================================= */
 
 #define MAX_CALLS 4096      /* nested validate() calls; the compile-time bounds stay far below */
 
@@ -2770,8 +1362,7 @@ struct vctx {
 	int                    has_err;
 	uint32_t               err_ord[JSCHEMA_MAX_DEPTH + 2];
 	int                    err_len;
-	struct rx_scratch      rx;
-	int                    rx_ready;
+	struct regex_scratch  *rx;        /* made on the first pattern, for max_prog */
 };
 
 static int
@@ -2861,18 +1452,18 @@ push_idx(struct vctx *v, size_t i)
 }
 
 static int
-rx_run(struct vctx *v, const struct jre *re, const char *s, size_t n)
+pattern_run(struct vctx *v, const struct regex *re, const char *s, size_t n)
 {
 	int r;
 
-	if (!v->rx_ready) {
-		if (rx_scratch_init(&v->rx, v->s->max_prog ? v->s->max_prog : 1, v->a) < 0) {
+	if (v->rx == NULL) {
+		v->rx = regex_scratch_new(v->a, v->s->max_prog ? v->s->max_prog : 1);
+		if (v->rx == NULL) {
 			v->oom = v->over = 1;
 			return -1;
 		}
-		v->rx_ready = 1;
 	}
-	r = rx_search(re, &v->rx, s, n, &v->budget);
+	r = regex_search(re, v->rx, s, n, &v->budget);
 	if (r < 0 || v->budget == 0) {
 		v->over = 1;
 		return -1;
@@ -3142,7 +1733,7 @@ member(struct vctx *v, const struct js_node *n, const char *k, size_t kl, const 
 		}
 	}
 	for (i = 0; i < n->npprops; i++) {
-		r = rx_run(v, &n->pprops[i].re, k, kl);
+		r = pattern_run(v, n->pprops[i].re, k, kl);
 		if (r < 0)
 			return 0;
 		if (!r)
@@ -3252,7 +1843,7 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 				    (unsigned long long)n->max_len, n->max_len == 1 ? "" : "s");
 		}
 		if (n->pattern) {
-			r = rx_run(v, n->pattern, s, sl);
+			r = pattern_run(v, n->pattern, s, sl);
 			if (r < 0)
 				goto fail_quiet;
 			if (r == 0)
@@ -3261,8 +1852,8 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 		if (n->format) {
 			if (!charge(v, sl / 16))
 				goto fail_quiet;
-			if (!fmt_check(n->format, s, sl))
-				FAIL("format", "is not a valid %s", fmt_names[n->format]);
+			if (!jsformat_check(n->format, s, sl))
+				FAIL("format", "is not a valid %s", jsformat_name(n->format));
 		}
 	} else if (t == T_ARR) {
 		sz = json_array_size(x);

@@ -8,7 +8,7 @@
  * What it must never do: echo a body value in a message (messages name a JSON pointer and a
  * rule, never a value), accept what it cannot check (unknown keywords are compile errors, not
  * ignored), or take unbounded time or memory (nesting, schema size, pattern programs and the
- * work of one check are all bounded; patterns run on a backtracking-free matcher).
+ * work of one check are all bounded; patterns run on lib/regex, which never backtracks).
  */
 #ifndef VISOR_JSCHEMA_H
 #define VISOR_JSCHEMA_H
@@ -18,14 +18,15 @@
 #include <jansson.h>
 
 #include "core/util.h"
+#include "lib/regex.h"
 
 #define JSCHEMA_MAX_DEPTH        64          /* instance nesting (arrays and objects) */
 #define JSCHEMA_MAX_SCHEMA_SIZE  (1u << 20)  /* schema text, bytes */
 #define JSCHEMA_MAX_SCHEMA_DEPTH 128         /* schema document nesting */
 #define JSCHEMA_MAX_INPLACE      32          /* $ref/allOf/anyOf/oneOf/not chained on one value */
-#define JSCHEMA_MAX_PATTERN      1024        /* pattern source, bytes */
-#define JSCHEMA_MAX_PROG         2048        /* compiled pattern instructions */
-#define JSCHEMA_MAX_REPEAT       1000        /* the n and m of {n,m} */
+#define JSCHEMA_MAX_PATTERN      REGEX_MAX_PATTERN   /* pattern source, bytes (1024) */
+#define JSCHEMA_MAX_PROG         REGEX_MAX_PROG      /* compiled instructions (2048) */
+#define JSCHEMA_MAX_REPEAT       REGEX_MAX_REPEAT    /* the n and m of {n,m} (1000) */
 #define JSCHEMA_WORK_BUDGET      (2u << 20)  /* work units per check, plus ...              */
 #define JSCHEMA_WORK_PER_BYTE    16          /* ... this many per body byte (jschema_check);
                                               * a unit is one pattern thread step, a value
@@ -83,14 +84,14 @@ enum jschema_status jschema_validate(const struct jschema *s, const json_t *inst
 enum jschema_status jschema_check(const struct jschema *s, const char *buf, size_t len,
     struct arena *a, struct jschema_result *res);
 
-/* The pattern engine on its own (tests, fuzzing): compiles `pat` (ECMA-262 subset) and
- * searches `subject` with the budget a body of `slen` bytes gets. Returns 1 match, 0 no
+/* The pattern engine on its own (tests, fuzzing): compiles `pat` (lib/regex.h: an ECMA-262
+ * subset) and searches `subject` with the budget a body of `slen` bytes gets. Returns 1 match, 0 no
  * match, -1 pattern refused (reason in err), -2 the search ran out of its work budget. */
 int jschema_regex_search(const char *pat, size_t plen, const char *subject, size_t slen,
     char *err, size_t errlen);
 
-/* The format checks on their own: `name` is one of email, uuid, date-time, date, uri.
- * Returns 1 valid, 0 invalid, -1 unknown format. */
+/* The format checks on their own (lib/jsformat.h): `name` is one of email, uuid, date-time,
+ * date, uri. Returns 1 valid, 0 invalid, -1 unknown format. */
 int jschema_format_check(const char *name, const char *s, size_t len);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
- * libFuzzer target for src/lib/jschema.c. The input is split at the first NUL byte: the part
- * before is a schema, the part after a request body. Each run
+ * libFuzzer target for src/lib/jschema.c and the two libraries under it, regex.c (patterns)
+ * and jsformat.c (formats). The input is split at the first NUL byte: the part before is a
+ * schema, the part after a request body. Each run
  *   - compiles the schema (any text: most are refused, which must be clean too), and checks the
  *     body against it; a refusal's message must start with "Invalid", hold at most the
  *     bounded pointer, and never contain the body when the body is a long distinctive value;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  * Unit tests for src/lib/jschema.c: strict JSON loading (depth, duplicates, UTF-8, forbidden keys),
  * every supported keyword with the exact client message (pointer + rule, never a value),
- * document order of the reported failure, the pattern engine, the formats, the compile errors
- * (keyword, position in the schema text) and the work bounds. Run from the repository root
- * (reads conf/schemas/create-user.json). */
+ * document order of the reported failure, the pattern engine (lib/regex.c, through
+ * jschema_regex_search), the formats (lib/jsformat.c, through jschema_format_check), the
+ * compile errors (keyword, position in the schema text) and the work bounds. Run from the
+ * repository root (reads conf/schemas/create-user.json). */
 #include <dirent.h>
 #include <stdlib.h>
 #include <time.h>
@@ -770,6 +771,58 @@ test_regex(void)
 end:;
 }
 
+/* UTF-8 in patterns and subjects, decoded strictly (RFC 3629): overlongs, surrogates, code
+ * points above U+10FFFF, bytes that cannot start a sequence and truncated sequences are
+ * invalid. An invalid pattern is refused; in a subject each byte of an invalid sequence is
+ * one U+FFFD, so a search never fails on text jansson would not have produced anyway. */
+static void
+test_regex_utf8(void)
+{
+	static const struct rcase c[] = {
+		/* the edges of each length are characters */
+		{ "^.$", "\xc2\x80", 1 }, { "^.$", "\xdf\xbf", 1 }, { "^.$", "\xe0\xa0\x80", 1 },
+		{ "^.$", "\xed\x9f\xbf", 1 }, { "^.$", "\xee\x80\x80", 1 }, { "^.$", "\xef\xbf\xbf", 1 },
+		{ "^.$", "\xf0\x90\x80\x80", 1 }, { "^.$", "\xf4\x8f\xbf\xbf", 1 },
+		{ "^\\u{10FFFF}$", "\xf4\x8f\xbf\xbf", 1 }, { "^\\uD7FF$", "\xed\x9f\xbf", 1 },
+		/* invalid subjects: one U+FFFD per byte */
+		{ "^\\uFFFD\\uFFFD$", "\xc0\xaf", 1 },                          /* overlong / */
+		{ "^\\uFFFD\\uFFFD$", "\xc1\xbf", 1 },
+		{ "^\\uFFFD{3}$", "\xe0\x80\xaf", 1 },                           /* overlong, 3 bytes */
+		{ "^\\uFFFD{3}$", "\xe0\x9f\xbf", 1 },
+		{ "^\\uFFFD{4}$", "\xf0\x80\x80\xaf", 1 },                       /* overlong, 4 bytes */
+		{ "^\\uFFFD{4}$", "\xf0\x8f\xbf\xbf", 1 },
+		{ "^\\uFFFD{3}$", "\xed\xa0\x80", 1 },                           /* surrogate D800 */
+		{ "^\\uFFFD{3}$", "\xed\xbf\xbf", 1 },                           /* surrogate DFFF */
+		{ "^\\uFFFD{4}$", "\xf4\x90\x80\x80", 1 },                       /* U+110000 */
+		{ "^\\uFFFD{4}$", "\xf5\x80\x80\x80", 1 },
+		{ "^\\uFFFD$", "\xff", 1 }, { "^\\uFFFD$", "\x80", 1 }, { "^\\uFFFD$", "\xfe", 1 },
+		{ "^\\uFFFD\\uFFFDa$", "\xe2\x82" "a", 1 },                       /* truncated, then ASCII */
+		{ "^\\uFFFD\\uFFFD$", "\xe2\x82", 1 },                           /* truncated at the end */
+		{ "^\\uFFFD{3}$", "\xf0\x9f\x98", 1 },
+		{ "^\\uFFFD\\u20AC$", "\xe2\xe2\x82\xac", 1 },                   /* resynchronises */
+		{ "^.$", "\xed\xa0\x80", 0 }, { "^.$", "\xc0\xaf", 0 }, { "^.$", "\xe2\x82", 0 },
+		/* invalid patterns are refused */
+		{ "\xc0\xaf", "", -1 }, { "\xe0\x80\xaf", "", -1 }, { "\xf0\x80\x80\xaf", "", -1 },
+		{ "\xed\xa0\x80", "", -1 }, { "\xf4\x90\x80\x80", "", -1 }, { "\xf8\x88\x80\x80\x80", "", -1 },
+		{ "a\xe2\x82", "", -1 }, { "\xe2\x82" "a", "", -1 }, { "[\xe2\x82]", "", -1 },
+		{ "[a-\xed\xa0\x80]", "", -1 }, { "\x80", "", -1 },
+		{ "^[\xc2\x80-\xf4\x8f\xbf\xbf]$", "\xf4\x8f\xbf\xbf", 1 },
+	};
+	char err[128];
+	size_t i;
+	int r;
+
+	for (i = 0; i < ARRAY_LEN(c); i++) {
+		err[0] = '\0';
+		r = jschema_regex_search(c[i].pat, strlen(c[i].pat), c[i].subj, strlen(c[i].subj), err,
+		    sizeof(err));
+		T_CHECK(r == c[i].want, "utf-8 case %zu: %d want %d (%s)", i, r, c[i].want, err);
+		if (c[i].want == -1)
+			T_CHECK(strcmp(err, "invalid UTF-8 in the pattern") == 0, "utf-8 case %zu: \"%s\"",
+			    i, err);
+	}
+}
+
 /* No catastrophic backtracking: classic exponential patterns on long subjects finish fast;
  * the worst case runs into the work budget instead of the CPU. */
 static void
@@ -925,5 +978,5 @@ end:
 
 T_MAIN(test_json, test_depth, test_forbidden, test_types, test_const_enum, test_numbers,
     test_strings, test_arrays, test_objects, test_combinators, test_order, test_result_fields,
-    test_root_requires, test_compile_errors, test_compile_ok, test_example_schemas, test_regex, test_regex_bounds,
-    test_formats, test_budget)
+    test_root_requires, test_compile_errors, test_compile_ok, test_example_schemas, test_regex,
+    test_regex_utf8, test_regex_bounds, test_formats, test_budget)
