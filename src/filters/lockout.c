@@ -55,18 +55,6 @@ trim_slash(const char *p, size_t n)
 	return n > 1 && p[n - 1] == '/' ? n - 1 : n;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* application/x-www-form-urlencoded decoding of s[0..n) into out (room for n bytes). */
 static size_t
 form_decode(const char *s, size_t n, char *out)
@@ -77,8 +65,8 @@ form_decode(const char *s, size_t n, char *out)
 	for (i = 0; i < n; i++) {
 		if (s[i] == '+') {
 			out[o++] = ' ';
-		} else if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
-		    (l = hexval(s[i + 2])) >= 0) {
+		} else if (s[i] == '%' && i + 2 < n && (h = hex_digit(s[i + 1])) >= 0 &&
+		    (l = hex_digit(s[i + 2])) >= 0) {
 			out[o++] = (char)(h * 16 + l);
 			i += 2;
 		} else {

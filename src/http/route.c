@@ -11,18 +11,6 @@
 #include "core/util.h"
 
 static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int
 unreserved(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -44,8 +32,8 @@ route_normalize(const char *in, size_t len, char *out)
 			int h, l;
 			if (i + 2 >= len)
 				return -1;
-			h = hexval(in[i + 1]);
-			l = hexval(in[i + 2]);
+			h = hex_digit(in[i + 1]);
+			l = hex_digit(in[i + 2]);
 			if (h < 0 || l < 0)
 				return -1;
 			if (unreserved(h * 16 + l)) {
