@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * main — the command line (CONTRACT §1), signals and the worker threads.
+ * main — the command line (README.md, docs/operations.md), signals and the worker threads.
  *
  *   visor [-c FILE]        run
  *   visor -t [--strict]    check the file: FILE:LINE:COL: error|warning: message on stderr

@@ -2,7 +2,7 @@
  * http — llhttp glue and header lists. llhttp is built in strict mode from Debian's
  * node-llhttp sources, so visor parses exactly like the Node upstream, only stricter: it
  * already refuses CL+TE, repeated Content-Length, bad chunk sizes, bare LF, invalid
- * token/value bytes. What llhttp allows but CONTRACT §4 forbids (two Host, TE codings other
+ * token/value bytes. What llhttp allows but visor refuses (docs/security.md) (two Host, TE codings other
  * than a lone "chunked", odd target forms) is checked in http_request_check().
  */
 #include "http/http.h"
@@ -566,7 +566,7 @@ http_parser_next(struct http_parser *p)
 }
 
 /* llhttp accepts obs-fold (a header line starting with SP/HTAB continues the previous
- * value); CONTRACT §3 refuses it, as RFC 9112 §5.2 allows. Any LF in a head followed by SP or
+ * value); visor refuses it (docs/security.md), as RFC 9112 §5.2 allows. Any LF in a head followed by SP or
  * HTAB is a fold (or whitespace before the first field, equally refused). Scans only up to
  * the blank line that ends the head; the state survives heads split across reads. */
 static int

@@ -152,7 +152,7 @@ struct http_head {
 int  http_head_take(struct http_parser *p, struct arena *a, struct http_head *h);
 void http_head_fini(struct http_head *h);
 
-/* Request-head checks beyond llhttp (CONTRACT §4 Framing/Host): one Host, Transfer-Encoding
+/* Request-head checks beyond llhttp (docs/security.md, "Parsing and framing"): one Host, Transfer-Encoding
  * exactly "chunked", HTTP/1.0 or 1.1, origin-form target (absolute-form only when it names
  * the Host, then rewritten), no fragment. Returns NULL when fine, else a static reason. */
 const char *http_request_check(struct http_head *h, struct arena *a);

@@ -342,7 +342,7 @@ parse_ip(const char *s, size_t n, int *family, uint8_t *bin)
 	return -1;
 }
 
-/* CONTRACT §3: the socket peer, unless it is a trusted proxy; then the right-most
+/* docs/security.md, "Identity the app can trust": the socket peer, unless it is a trusted proxy; then the right-most
  * X-Forwarded-For address that is not itself trusted. Returns whether the peer is trusted. */
 static int
 client_ip(struct req *r)
@@ -1012,7 +1012,7 @@ req_up_head(struct req *r, struct upconn *u)
 		h = &r->rh.hdrs.v[i];
 		if (ascii_casecmp_n(h->name, h->nlen, "content-length", 14) == 0)
 			continue;
-		/* Only visor decides CORS (CONTRACT §3). */
+		/* Only visor decides CORS (docs/cors.md). */
 		if (ascii_prefix_case(h->name, h->nlen, "access-control-"))
 			continue;
 		if (hdrs_add(&r->a, o, h->name, h->nlen, h->val, h->vlen) < 0)

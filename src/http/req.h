@@ -54,7 +54,7 @@ struct req {
 	size_t            path_len;
 	const char       *query;         /* after '?', NULL when none (never logged) */
 	size_t            query_len;
-	const char       *ip;            /* client IP per CONTRACT (trusted_proxies applied) */
+	const char       *ip;            /* client IP, trusted_proxies applied (docs/security.md) */
 	int               ip_family;
 	uint8_t           ip_bin[16];
 	int               tls;           /* arrived on the HTTPS listener */

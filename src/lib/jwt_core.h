@@ -5,7 +5,7 @@
  * in, no global mutable state: every function is safe from any thread on its own objects.
  *
  * Refusals carry a precise reason (enum jwt_err) for logs and metrics; callers show clients
- * only the generic 401 of CONTRACT §3. Never trusts jku/x5u/jwk/x5c from a token header.
+ * only the generic 401 (docs/jwt.md). Never trusts jku/x5u/jwk/x5c from a token header.
  */
 #ifndef VISOR_JWT_CORE_H
 #define VISOR_JWT_CORE_H

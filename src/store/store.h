@@ -69,7 +69,7 @@ rl_bucket_ms(int64_t window_ms)
 	return (window_ms + RL_BUCKETS - 1) / RL_BUCKETS;
 }
 
-/* Probes are counted per client over this interval (CONTRACT §4). */
+/* Probes are counted per client over this interval (docs/security.md, probes). */
 #define PROBE_WINDOW_MS (10 * 60 * 1000)
 
 /* One policy to evaluate for a request. The key is the full store key
