@@ -1,4 +1,4 @@
-// Edge body checks (CONTRACT §3 rows 400/415, §4 "Body checks"; docs/body-checks.md): a real
+// Edge body checks (docs/body-checks.md): a real
 // visor in front of the Node echo upstream. 415 before any body byte is read, 400 with a JSON
 // pointer and a rule (never a value), 413 past body.max_size, valid bodies forwarded byte for
 // byte, routes without a body rule untouched, and `visor -t` positions for bad schema files.

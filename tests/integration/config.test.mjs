@@ -1,4 +1,4 @@
-// The command line and configuration loading (CONTRACT §1, §2, §4 "visor -t"):
+// The command line and configuration loading (README.md, docs/configuration.md):
 // `visor -t` diagnostics as FILE:LINE:COL, ${VAR} expansion, `visor -V`.
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';

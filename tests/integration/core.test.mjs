@@ -1,4 +1,4 @@
-// Core proxying (CONTRACT §2, §3 "Forwarded to the upstream", §4): security headers and
+// Core proxying (docs/security.md, "Identity the app can trust"; docs/headers.md): security headers and
 // HSTS on every HTTPS answer, forwarding headers, hop-by-hop stripping, the plain listener,
 // the access log, the admin listener and TLS.
 import { describe, it, afterEach } from 'node:test';

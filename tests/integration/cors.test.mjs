@@ -1,5 +1,4 @@
-// CORS (CONTRACT §2 `cors`, §3 rows "CORS preflight" and "Origin not allowed", §4 "CORS
-// origins"), against the real binary with an upstream that sends its own (wrong)
+// CORS (docs/cors.md: preflights, origins not allowed, origin comparison), against the real binary with an upstream that sends its own (wrong)
 // Access-Control-* headers, which visor must never pass on.
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';

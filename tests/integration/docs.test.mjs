@@ -14,7 +14,7 @@ test('docs/configuration.md is what `visor --config-reference` prints, after its
   assert.equal(page, head + gen, 'run `make docs` and commit docs/configuration.md');
 });
 
-test('every top-level key of the CONTRACT reference file has a row', () => {
+test('every top-level key of the reference configuration has a row', () => {
   const gen = execFileSync(VISOR_BIN, ['--config-reference'], { encoding: 'utf8' });
   for (const k of ['listen', 'workers', 'shutdown_timeout', 'tls', 'upstream', 'client', 'hsts', 'headers',
     'remove_headers', 'cors', 'redis', 'jwt', 'rate_limits', 'rate_limit_headers', 'lockout', 'routes',

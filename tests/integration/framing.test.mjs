@@ -1,4 +1,4 @@
-// HTTP/1.1 framing through visor (CONTRACT §4 "Framing"): bodies both ways, HEAD/204/304,
+// HTTP/1.1 framing through visor (docs/security.md, "Parsing and framing"): bodies both ways, HEAD/204/304,
 // Expect: 100-continue, pipelining, keep-alive. The malformed-request table is in
 // smuggling.test.mjs, limits and upstream failures in limits.test.mjs, 200 MB transfers in
 // bigbody.test.mjs.

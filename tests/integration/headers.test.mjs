@@ -1,4 +1,4 @@
-// Security headers (CONTRACT §2 `headers`, `remove_headers`; §4 "headers"): the 11 helmet
+// Security headers (docs/headers.md: `headers`, `remove_headers`): the 11 helmet
 // defaults, exact values, one line each, on proxied answers, on the plain listener's 301 and
 // on every kind of edge answer; overrides merged key by key; "" leaves a header to the
 // upstream; remove_headers strips X-Powered-By and Server (any case, any count).
@@ -235,7 +235,7 @@ describe('security headers: configuration', () => {
     }
   });
 
-  it('defaults are exactly the CONTRACT values', () => {
+  it('defaults are exactly the documented values (docs/headers.md)', () => {
     assert.equal(Object.keys(HELMET).length, 11);
     assert.equal(HSTS_DEFAULT, 'max-age=31536000; includeSubDomains');
   });

@@ -1,4 +1,4 @@
-// JWT at the edge (issue 5; CONTRACT §2 `jwt`, §3 the 401 rows, §4 JWT): every algorithm,
+// JWT at the edge (issue 5; docs/jwt.md): every algorithm,
 // the attack corpus, where the token comes from, claims → headers, the verified-token cache,
 // SIGHUP key reloads, config errors, metrics, and revocation through Redis (the jwt filter
 // sets r->jti / r->user / r->iat; the rl filter makes the lookup in its one round trip).

@@ -1,4 +1,4 @@
-// Process lifecycle (CONTRACT §1 signals): SIGTERM/SIGINT drain, shutdown_timeout, SIGHUP
+// Process lifecycle (docs/operations.md, "Signals"): SIGTERM/SIGINT drain, shutdown_timeout, SIGHUP
 // reload of configuration and certificates under traffic, an invalid file on reload.
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // Size and time limits (max_body_size → 413, max_header_size → 431, header_timeout → 408)
-// and upstream failures (502, 504, a close mid-answer) — CONTRACT §2 client/upstream, §3.
+// and upstream failures (502, 504, a close mid-answer) — docs/configuration.md, `client` and `upstream`.
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {

@@ -1,4 +1,4 @@
-// The security lint of `visor -t` (CONTRACT §1; issue 3 item 5; docs/lint.md) through the
+// The security lint of `visor -t` (issue 3 item 5; docs/lint.md) through the
 // real binary: for each warning, `visor -t` exits 0 and prints exactly one line
 // FILE:LINE:COL: warning: <message>, at the offending node; `visor -t --strict` prints the same
 // and exits 1. The base file every case starts from is clean under --strict, and so is the

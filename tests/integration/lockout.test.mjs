@@ -1,4 +1,4 @@
-// Login lockout (issue 4; CONTRACT §2 `lockout`, §3 "account locked by lockout", §4 Lockout):
+// Login lockout (issue 4; docs/rate-limits.md, "Lockout"):
 // `after` failures allowed, then locked for `base`, doubling per further failure up to `max`,
 // reset by a success; the account from a JSON or form body, lower-cased and trimmed, stored
 // only as a SHA-256; locked attempts answered 429 with Retry-After at the edge.
@@ -161,7 +161,7 @@ describe('lockout leaves other requests alone', () => {
     assertEdge(big, 413);
   });
 
-  it('with the CONTRACT example: a `count: failures` policy and the lockout on the same login', T, async () => {
+  it('with the reference example: a `count: failures` policy and the lockout on the same login', T, async () => {
     const up = await loginUpstream();
     const v = await startV(rlYaml({
       upstream: up.addr,

@@ -1,4 +1,4 @@
-// Scanner probes and bans (CONTRACT §2 `probes`, §3 "probe path, or IP banned", §4 Probes):
+// Scanner probes and bans (docs/rate-limits.md and docs/security.md, probes):
 // probe paths get 404 and a security event, `ban_after` probes within 10 minutes ban the client
 // (403 on any path, security event "banned") for `ban_for`, shared across instances through
 // Redis, without a Redis round trip on normal requests.

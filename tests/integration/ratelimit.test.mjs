@@ -1,5 +1,5 @@
-// Rate limits (issue 4; CONTRACT §2 `redis`, `rate_limits`, `rate_limit_headers`; §3 the 429
-// and 503 rows; §4 Rate limits): the sliding window, exactness across two visor instances
+// Rate limits (issue 4; docs/rate-limits.md: `redis`, `rate_limits`, `rate_limit_headers`,
+// the 429 and 503 answers): the sliding window, exactness across two visor instances
 // sharing one Redis, one Redis round trip per request, the keys (ip, user, ip+user, header,
 // trusted_proxies), `count: failures`, the header formats byte for byte as express-rate-limit
 // 8.7.5 emits them (values captured from the real package, see docs/rate-limits.md), Redis

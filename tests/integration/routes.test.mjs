@@ -1,4 +1,4 @@
-// Routes (CONTRACT §2 `routes`, §4 "Routes"; issue 3 item 1): the path is normalised before
+// Routes (docs/routes.md; issue 3 item 1): the path is normalised before
 // matching and forwarded normalised; first match wins on prefix (case-insensitive) and
 // method; no match is a 404 JSON; a path that climbs above "/" is a 400.
 import { describe, it, before, after, afterEach } from 'node:test';

@@ -1,4 +1,4 @@
-// Error scrubbing (CONTRACT §2 `errors`, §3 last row, §4 "Logs"): upstream answers whose
+// Error scrubbing (docs/errors.md, the log lines of docs/operations.md): upstream answers whose
 // status is in errors.scrub, and 4xx answers whose body holds a stack trace, keep their
 // status but get {"error","requestId"}; the original's first 4 KiB are logged as one
 // scrubbed_error line; the upstream connection stays reusable; edge answers are untouched.

@@ -1,4 +1,4 @@
-// Malformed request heads and request-smuggling shapes (CONTRACT §3, §4 "Framing", "Host"):
+// Malformed request heads and request-smuggling shapes (docs/security.md, "Parsing and framing"):
 // each → 400 with the edge JSON, the connection closed, nothing forwarded.
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,9 +1,9 @@
-// Assertions on visor's answers, from CONTRACT §2/§3 and the batch decisions.
+// Assertions on visor's answers (docs/errors.md, docs/headers.md).
 import assert from 'node:assert/strict';
 
 export const HSTS_DEFAULT = 'max-age=31536000; includeSubDomains';
 
-// The 11 helmet headers and their default values (CONTRACT §2 `headers:`).
+// The 11 helmet headers and their default values (docs/headers.md).
 export const HELMET = {
   'Content-Security-Policy':
     "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests",
