@@ -131,6 +131,15 @@ body_route_wants(const struct conf *c, const struct conf_route *rt, const void *
 	return rt != NULL && rt->has_body;
 }
 
+/* A route's body.max_size can only lower client.max_body_size: the core applies it (req.c)
+ * when the route is matched, before any body byte is read. */
+static void
+body_route_init(struct route_ent *re, const struct conf_route *rt, const void *fconf)
+{
+	(void)fconf;
+	re->body_max = rt->has_body && rt->body_max_size > 0 ? (uint64_t)rt->body_max_size : 0;
+}
+
 static const struct body_route *
 route_rule(const struct req *r, const void *fconf)
 {
@@ -316,6 +325,7 @@ const struct filter body_filter = {
 	.conf_init = body_conf_init,
 	.conf_free = body_conf_free,
 	.route_wants = body_route_wants,
+	.route_init = body_route_init,
 	.on_request = body_on_request,
 	.on_request_body = body_on_request_body,
 };

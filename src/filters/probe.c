@@ -12,6 +12,7 @@
  * any instance reach this one through store.c's once-a-second poll of visor:bans; a probe
  * waits for its own count to be recorded, so the request after the banning probe is already
  * refused. Probes are counted in memory while Redis is away, whatever on_error says.
+ * Tells the store whether to poll bans (worker_conf).
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -83,6 +84,14 @@ oom:
 	pr_conf_free(pc);
 	conf_err(ctx, NULL, "out of memory building probes");
 	return -1;
+}
+
+/* The store polls bans decided elsewhere only while probes are on (store.c). */
+static void
+pr_worker_conf(struct worker *w, void *wstate, const struct conf *c)
+{
+	(void)wstate;
+	store_probes_on(w, c->probes.enabled);
 }
 
 static int
@@ -159,6 +168,7 @@ const struct filter probe_filter = {
 	.state_size = sizeof(struct pr_state),
 	.conf_init = pr_conf_init,
 	.conf_free = pr_conf_free,
+	.worker_conf = pr_worker_conf,
 	.on_request = pr_on_request,
 	.on_abort = pr_on_abort,
 };

@@ -21,6 +21,9 @@
  * `count: failures` policies only check when the request arrives; on_done records a hit
  * (fire and forget) when the answer is >= 400 and was not this filter's own refusal.
  *
+ * It reads no other filter's configuration: whether a request wants the revocation check is
+ * what the jwt filter set on it (r->check_revocation).
+ *
  * Must never: touch the request from a store reply after on_abort; count a request twice.
  */
 #include <arpa/inet.h>
@@ -33,7 +36,7 @@
 #include <openssl/evp.h>
 
 #include "http/filter.h"
-#include "filters/jwt.h"
+#include "filters/jwt.h"            /* jwt_refuse: a revoked token gets jwt's own 401 */
 #include "core/log.h"
 #include "http/req.h"
 #include "http/route.h"
@@ -55,7 +58,8 @@ struct rl_conf {
 	struct rl_pol   *pol;            /* indexed like conf.rate_limits.v */
 	size_t           n;
 	enum rl_hdrfmt   fmt;
-	int              revocation;
+	int              revocation;     /* an earlier filter may ask for the check
+	                                  * (r->check_revocation): Redis is configured */
 	enum redis_onerr on_error;
 };
 
@@ -378,13 +382,18 @@ rl_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
 			return -1;
 		}
 	}
-	if (used == 0 && !(c->jwt.enabled && c->jwt.revocation))
+	/* The revocation check rides on this filter's store operation; the jwt filter asks for
+	 * it per request (r->check_revocation), and only with a redis section (jwt.revocation
+	 * needs one). Which routes it asks on is jwt's business, so with Redis every route's
+	 * chain has this filter, and a request that neither is limited nor asks passes it at
+	 * once. */
+	if (used == 0 && !c->redis.enabled)
 		return 0;                    /* off: no route is limited, nothing to revoke */
 	rc = calloc(1, sizeof(*rc));
 	if (rc == NULL)
 		goto oom;
 	rc->fmt = c->rate_limit_headers;
-	rc->revocation = c->jwt.enabled && c->jwt.revocation;
+	rc->revocation = c->redis.enabled;
 	rc->on_error = c->redis.on_error;
 	rc->n = c->rate_limits.n;
 	rc->pol = calloc(rc->n ? rc->n : 1, sizeof(*rc->pol));
@@ -423,7 +432,7 @@ rl_route_wants(const struct conf *c, const struct conf_route *cr, const void *fc
 	(void)c;
 	if (cr == NULL || rc == NULL)
 		return 0;
-	return cr->n_rate_limits > 0 || (rc->revocation && cr->auth != AUTH_OFF);
+	return cr->n_rate_limits > 0 || rc->revocation;
 }
 
 /* ---- the request ------------------------------------------------------------------------------ */

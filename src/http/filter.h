@@ -23,8 +23,11 @@
  * it must detach its pending operation from the request (the reply must not touch it).
  *
  * Per-generation config: conf_init builds the filter's immutable config from the typed conf
- * (NULL fconf = disabled everywhere); route_wants says whether a route's chain includes it.
- * Per-worker state: worker_init/worker_fini (caches, connections), owned by the worker.
+ * (NULL fconf = disabled everywhere); route_wants says whether a route's chain includes it;
+ * route_init may set the route's core fields (struct route_ent) from the filter's keys. A
+ * filter reads the core's settings and its own, never another filter's.
+ * Per-worker state: worker_init/worker_fini (caches, connections), owned by the worker;
+ * worker_conf runs on the worker's thread when it takes a new generation.
  */
 #ifndef VISOR_FILTER_H
 #define VISOR_FILTER_H
@@ -34,6 +37,7 @@
 #include "conf/conf.h"
 
 struct req;
+struct route_ent;
 struct worker;
 
 enum verdict { V_CONTINUE = 0, V_RESPOND, V_SUSPEND, V_ERROR };
@@ -45,6 +49,7 @@ struct filter {
 	int          (*conf_init)(struct conf_ctx *ctx, struct conf *c, void **fconf);
 	void         (*conf_free)(void *fconf);
 	int          (*route_wants)(const struct conf *c, const struct conf_route *rt, const void *fconf);
+	void         (*route_init)(struct route_ent *re, const struct conf_route *rt, const void *fconf);
 	int          (*worker_init)(struct worker *w, void **wstate);
 	void         (*worker_fini)(struct worker *w, void *wstate);
 	void         (*worker_conf)(struct worker *w, void *wstate, const struct conf *c); /* new generation */

@@ -161,6 +161,17 @@ chain_build(struct chain *ch, const struct conf *c, const struct conf_route *cr,
 	}
 }
 
+/* Lets each filter set the route's core settings from its keys (body.max_size). */
+static void
+route_init(const struct conf *c, struct route_ent *re)
+{
+	size_t i;
+
+	for (i = 0; filter_table[i]; i++)
+		if (filter_table[i]->route_init != NULL)
+			filter_table[i]->route_init(re, re->cr, c->fconf[i]);
+}
+
 int
 route_build(struct conf_ctx *ctx, struct conf *c)
 {
@@ -178,6 +189,7 @@ route_build(struct conf_ctx *ctx, struct conf *c)
 		rt->v[i].cr = &c->routes.v[i];
 		rt->v[i].idx = i;
 		chain_build(&rt->v[i].chain, c, &c->routes.v[i], 0);
+		route_init(c, &rt->v[i]);
 	}
 	chain_build(&rt->base, c, NULL, 1);
 	/* The plain listener only redirects: the always-on filters (hsts makes the 301). */
