@@ -3,9 +3,13 @@
  * docs/architecture.md): redirect/HSTS and headers first so every answer gets them, then
  * scrubbing, probes, CORS (a preflight is answered before any token is asked for), JWT, rate
  * limits (after JWT: per-user keys and the revocation check share one Redis round trip),
- * lockout and body checks last, as they need the body.
+ * lockout and body checks last, as they need the body. It is also the order in which their
+ * configuration keys are parsed, linted and documented (after the core's sections, before
+ * routes): jwt and rate_limits before routes is what the routes' defaults need.
  */
 #include "http/filter.h"
+
+#include <stdlib.h>
 
 extern const struct filter hsts_filter, hdrs_filter, scrub_filter, probe_filter, cors_filter,
     jwt_filter, rl_filter, lockout_filter, body_filter;
@@ -27,4 +31,15 @@ size_t
 filter_count(void)
 {
 	return sizeof(filter_table) / sizeof(filter_table[0]) - 1;
+}
+
+size_t
+filter_id(const struct filter *f)
+{
+	size_t i;
+
+	for (i = 0; filter_table[i] != NULL; i++)
+		if (filter_table[i] == f)
+			return i;
+	abort();                /* a filter outside the table: a bug, never a config error */
 }

@@ -155,7 +155,8 @@ chain_build(struct chain *ch, const struct conf *c, const struct conf_route *cr,
 			continue;
 		if (f->conf_init && c->fconf[i] == NULL)
 			continue;           /* disabled in this generation */
-		if (f->route_wants && !f->route_wants(c, cr, c->fconf[i]))
+		if (f->route_wants && !f->route_wants(c, cr, cr != NULL ? cr->keys[i] : NULL,
+		    c->fconf[i]))
 			continue;
 		ch->ids[ch->n++] = (unsigned char)i;
 	}
@@ -169,7 +170,7 @@ route_init(const struct conf *c, struct route_ent *re)
 
 	for (i = 0; filter_table[i]; i++)
 		if (filter_table[i]->route_init != NULL)
-			filter_table[i]->route_init(re, re->cr, c->fconf[i]);
+			filter_table[i]->route_init(re, re->cr->keys[i], c->fconf[i]);
 }
 
 int
