@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
- * runtime — turns a parsed generation into what workers use: TLS contexts, each filter's
- * immutable config (filter->conf_init), and the route chains. Errors go to the same ctx as
- * parse errors, with positions looked up in the kept YAML tree.
+ * build — turns a parsed generation into what workers use: TLS contexts, each filter's
+ * immutable config (filter->conf_init, from its own parsed section), and the route chains;
+ * then the lint. Errors go to the same ctx as parse errors, with positions looked up in the
+ * kept YAML tree.
  */
 #include "conf/conf.h"
 #include "http/filter.h"
@@ -19,7 +20,7 @@ conf_build(struct conf_ctx *ctx, struct conf *c)
 		rc = -1;
 	for (i = 0; filter_table[i]; i++) {
 		const struct filter *f = filter_table[i];
-		if (f->conf_init && f->conf_init(ctx, c, &c->fconf[i]) < 0)
+		if (f->conf_init && f->conf_init(ctx, c, c->sect[i], &c->fconf[i]) < 0)
 			rc = -1;
 	}
 	if (rc == 0 && route_build(ctx, c) < 0)

@@ -10,9 +10,12 @@
  *
  * Loading has two halves:
  *   conf_parse()  — schema-driven: YAML tree → the typed fields below, every error collected
- *                   with file:line:col (conf.c; the table also generates docs/configuration.md);
+ *                   with file:line:col (conf.c walks the core's rows and each filter's, see
+ *                   schema.h; the same rows generate docs/configuration.md);
  *   conf_build()  — runtime objects from the typed fields: TLS contexts, filter configs,
- *                   route chains, key material (runtime.c; may report errors too).
+ *                   route chains, key material (build.c; may report errors too).
+ * struct conf holds the core's settings; each policy's section is an opaque block owned by
+ * its filter (conf_sect), and so are its keys of each route (conf_route_keys).
  * Every string below is owned by the conf (freed by conf_unref). Durations are in ms.
  */
 #ifndef VISOR_CONF_H
@@ -62,14 +65,11 @@ void conf_msg_add(struct conf_ctx *ctx, enum conf_level lvl, const char *file, i
 void conf_ctx_print(const struct conf_ctx *ctx, FILE *out);
 void conf_ctx_fini(struct conf_ctx *ctx);
 
-/* ---- typed values ------------------------------------------------------------ */
+/* ---- typed values: the core's ------------------------------------------------------ */
 
-enum auth_mode    { AUTH_OFF = 0, AUTH_OPTIONAL, AUTH_REQUIRED };
-enum rl_keykind   { RLK_IP = 0, RLK_USER, RLK_IP_USER, RLK_HEADER };
-enum rl_count     { RLC_ALL = 0, RLC_FAILURES };
-enum rl_hdrfmt    { RLH_DRAFT6 = 0, RLH_DRAFT7, RLH_DRAFT8, RLH_LEGACY, RLH_OFF };
+/* Policies keep their own enums and section structs in their filter (src/filters/); only what
+ * the core reads lives here. */
 enum redis_onerr  { REDIS_LOCAL = 0, REDIS_OPEN, REDIS_CLOSED };
-enum cors_onbad   { CORS_REJECT = 0, CORS_OMIT };
 enum log_level    { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum access_log   { ACCESS_STDOUT = 0, ACCESS_OFF };
 enum tls_minver   { TLS_MIN_12 = 0, TLS_MIN_13, TLS_MIN_10, TLS_MIN_11 };  /* 1.0/1.1: lint warns */
@@ -99,44 +99,22 @@ struct conf_cert {
 	char *key;                    /* PEM key path */
 };
 
-struct conf_jwt_key {             /* exactly one of file / jwks_file / jwks_url / secret */
-	char   *file;                 /* PEM public key or certificate */
-	char   *jwks_file;
-	char   *jwks_url;
-	char   *secret;               /* HMAC secret bytes (from secret_file or secret: ${VAR}) */
-	size_t  secret_len;
-	char   *kid;                  /* optional, for file / secret */
-};
+/* The most filters the table may hold (filter.c); a filter's id is its index there. */
+#define CONF_MAX_FILTERS 16
 
-struct conf_rate_limit {
-	char            *name;
-	int64_t          limit;       /* >= 1 */
-	int64_t          window_ms;   /* >= 1000 */
-	enum rl_keykind  key;
-	char            *header;      /* key: header:<Name> */
-	enum rl_count    count;
-};
-
-struct conf_status_range {
-	int lo, hi;
-};
-
+/* A route: the core keys (what route_match reads), then one opaque block per filter that adds
+ * keys to routes (filter->route_keys: jwt's auth, rl's rate_limits, body's body), parsed into
+ * a zeroed block of filter->route_size bytes; NULL for the other filters. Read it with
+ * conf_route_keys(). Owned by the conf, like everything it points to. */
 struct conf_route {
-	char           *path;         /* prefix, starts with '/' */
+	char            *path;        /* prefix, starts with '/' */
 	struct conf_strs methods;     /* upper-case; n == 0: any method */
-	enum auth_mode  auth;
-	size_t         *rate_limits;  /* indexes into conf.rate_limits.v */
-	size_t          n_rate_limits;
-	int             has_body;
-	char           *body_schema;  /* path to a JSON schema, or NULL */
-	int64_t         body_max_size;/* 0: client.max_body_size */
+	void            *keys[CONF_MAX_FILTERS];
 };
 
 /* Runtime objects built by conf_build(); opaque here. */
 struct tls_rt;
 struct route_rt;
-
-#define CONF_MAX_FILTERS 16
 
 struct conf {
 	int             refs;         /* atomic; see conf_ref/conf_unref */
@@ -190,28 +168,7 @@ struct conf {
 		int                allow_underscores;/* forward header names holding '_' */
 	} client;
 
-	struct {
-		int64_t max_age;           /* seconds */
-		int     include_subdomains;
-		int     preload;
-	} hsts;
-
-	struct conf_kvs  headers;      /* merged with the defaults; entries with "" removed */
-	struct conf_strs headers_unset;/* names configured as "" (left to the upstream) */
-	struct conf_strs remove_headers;
-
-	struct {
-		int               enabled;      /* the section is present */
-		struct conf_strs  origins;      /* as written */
-		int               credentials;
-		struct conf_strs  methods;
-		struct conf_strs  headers;
-		struct conf_strs  expose;
-		int64_t           max_age;      /* seconds */
-		enum cors_onbad   on_disallowed;
-	} cors;
-
-	struct {
+	struct {                       /* the store behind rate limits, lockout and revocation */
 		int              enabled;       /* the section is present */
 		char            *url;
 		char            *host;          /* parsed from url */
@@ -224,63 +181,41 @@ struct conf {
 	} redis;
 
 	struct {
-		int                  enabled;   /* the section is present */
-		uint32_t             algorithms;/* bit set of JWT_ALG_* (jwt.h) */
-		struct conf_strs     algorithm_names;
-		struct conf_jwt_key *keys;
-		size_t               n_keys;
-		char                *issuer;    /* NULL: not checked */
-		struct conf_strs     audience;  /* n == 0: not checked; any of them matches */
-		int64_t              leeway_ms;
-		struct conf_strs     required_claims;
-		char                *cookie;    /* NULL: no cookie */
-		struct conf_kvs      claims_to_headers; /* claim → header name */
-		int                  revocation;
-	} jwt;
-
-	struct {
-		struct conf_rate_limit *v;
-		size_t                  n;
-	} rate_limits;
-	enum rl_hdrfmt  rate_limit_headers;
-
-	struct {
-		int     enabled;               /* the section is present */
-		char   *path;
-		char   *field;
-		int64_t after;
-		int64_t base_ms;
-		int64_t max_ms;
-	} lockout;
-
-	struct {
 		struct conf_route *v;
 		size_t             n;
 	} routes;
-
-	struct {
-		struct conf_status_range *scrub;
-		size_t                    n_scrub;
-		int                       stack_traces;
-	} errors;
-
-	struct {
-		int              enabled;
-		struct conf_strs paths;
-		int64_t          ban_after;
-		int64_t          ban_for_ms;
-	} probes;
 
 	struct {
 		enum log_level  level;
 		enum access_log access;
 	} log;
 
+	/* Each filter's own top-level section (filter->conf_keys), parsed into a zeroed block of
+	 * filter->conf_size bytes, indexed by filter id; NULL for a filter without keys. Only
+	 * its filter (and the tests) know the type: read it with conf_sect(). */
+	void            *sect[CONF_MAX_FILTERS];
+
 	/* ---- runtime, built by conf_build() ---- */
 	struct tls_rt   *tls_rt;
 	struct route_rt *route_rt;
 	void            *fconf[CONF_MAX_FILTERS];   /* per filter, indexed by filter id */
 };
+
+/* A filter's parsed section (a struct its own file declares), by filter id (filter_id()):
+ * never NULL after a successful conf_parse for a filter with conf_keys. */
+static inline const void *
+conf_sect(const struct conf *c, size_t id)
+{
+	return c->sect[id];
+}
+
+/* A filter's keys of one route (a struct its own file declares), by filter id: never NULL
+ * after a successful conf_parse for a filter with route_keys. */
+static inline const void *
+conf_route_keys(const struct conf_route *cr, size_t id)
+{
+	return cr->keys[id];
+}
 
 /* Loads `path`: parse, validate, build. Returns a generation with one reference, or NULL
  * when any error was reported in ctx (ctx->file is set to path by the call). Warnings do
@@ -292,9 +227,9 @@ struct conf *conf_load(const char *path, struct conf_ctx *ctx);
  * except for *_file keys and the files whose contents the config embeds (secrets). */
 int conf_parse(struct conf_ctx *ctx, const struct ynode *root, struct conf *c);
 
-/* The runtime half (runtime.c). 0 or -1 with errors in ctx. */
+/* The runtime half (build.c). 0 or -1 with errors in ctx. */
 int conf_build(struct conf_ctx *ctx, struct conf *c);
-/* Frees what conf_build made (runtime.c); called by conf_unref/conf_free first. Tolerates a
+/* Frees what conf_build made (build.c); called by conf_unref/conf_free first. Tolerates a
  * partial build. */
 void conf_release_runtime(struct conf *c);
 
@@ -305,10 +240,7 @@ struct conf *conf_ref(struct conf *c);          /* any thread; returns c */
 void conf_unref(struct conf *c);                /* any thread; NULL is a no-op */
 
 /* Writes docs/configuration.md's body (every key, type, default, meaning) from the same
- * table the parser uses. */
+ * tables the parser uses: the core's and each filter's, in parse order. */
 void conf_doc_markdown(FILE *out);
-
-/* Status `st` falls in errors.scrub. */
-int conf_scrub_status(const struct conf *c, int st);
 
 #endif

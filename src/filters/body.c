@@ -16,26 +16,51 @@
  * Schemas are compiled once per configuration generation (conf_init, main thread) and shared
  * read-only by the workers; a check allocates only from jansson (the parsed body, freed before
  * the hook returns, so a worker holds at most one parsed body at a time) and the request arena.
+ * Owns each route's `body` keys; sets the route's core body limit (route_init).
  */
+#include "filters/body.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/schema.h"
 #include "http/filter.h"
 #include "lib/jschema.h"
 #include "core/log.h"
 #include "http/req.h"
 #include "http/route.h"
 
-struct body_route {
+/* ---- configuration: each route's `body` ------------------------------------------------- */
+
+static const struct ckey k_body[] = {
+	{ .name = "schema", .type = KT_STR, .off = offsetof(struct body_route, body_schema),
+	  .doc = "JSON Schema file the body must satisfy (none: JSON well-formedness and the "
+	    "`__proto__`/`constructor`/`prototype` checks only)." },
+	{ .name = "max_size", .type = KT_SIZE, .off = offsetof(struct body_route, body_max_size),
+	  .def = "0", .min = 0, .max = 64LL << 30,
+	  .doc = "Largest body for this route; 0 = client.max_body_size." },
+};
+static const struct csect s_body = CONF_SECT(k_body, NULL);
+
+static const struct ckey k_route[] = {
+	{ .name = "body", .type = KT_SECTION, .arg = &s_body, .flags = CK_OPTIONAL,
+	  .en_off = offsetof(struct body_route, has_body),
+	  .doc = "Edge body checks: JSON only (415 otherwise), size, optional schema." },
+};
+static const struct csect s_route = CONF_SECT(k_route, NULL);
+
+/* ---- the built configuration ------------------------------------------------------------ */
+
+struct body_rule {
 	int             on;          /* the route has a body rule */
 	struct jschema *schema;      /* NULL: well-formedness and forbidden keys only */
 };
 
 struct body_conf {
-	size_t             n;        /* conf.routes.n */
-	struct body_route *v;        /* indexed like conf.routes.v */
+	size_t            n;         /* conf.routes.n */
+	struct body_rule *v;         /* indexed like conf.routes.v */
 };
 
 static void
@@ -55,9 +80,9 @@ body_conf_free(void *p)
 /* Reads and compiles routes[i].body.schema; errors at the YAML value, with the schema file's
  * own position in the message. 0 or -1. */
 static int
-load_schema(struct conf_ctx *ctx, const struct conf *c, size_t i, struct jschema **out)
+load_schema(struct conf_ctx *ctx, const struct conf *c, size_t i, const char *path,
+    struct jschema **out)
 {
-	const char *path = c->routes.v[i].body_schema;
 	struct jschema_cerr ce;
 	const struct ynode *at;
 	char key[64];
@@ -89,15 +114,17 @@ load_schema(struct conf_ctx *ctx, const struct conf *c, size_t i, struct jschema
 }
 
 static int
-body_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+body_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
+	const struct body_route *br;
 	struct body_conf *bc;
-	size_t i;
+	size_t i, id = filter_id(&body_filter);
 	int rc = 0, any = 0;
 
+	(void)sect;
 	*fconf = NULL;
 	for (i = 0; i < c->routes.n; i++)
-		any |= c->routes.v[i].has_body;
+		any |= ((const struct body_route *)conf_route_keys(&c->routes.v[i], id))->has_body;
 	if (!any)
 		return 0;                    /* no body rule anywhere: the filter is off */
 	bc = calloc(1, sizeof(*bc));
@@ -108,11 +135,12 @@ body_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
 	}
 	bc->n = c->routes.n;
 	for (i = 0; i < c->routes.n; i++) {
-		const struct conf_route *cr = &c->routes.v[i];
-		if (!cr->has_body)
+		br = conf_route_keys(&c->routes.v[i], id);
+		if (!br->has_body)
 			continue;
 		bc->v[i].on = 1;
-		if (cr->body_schema != NULL && load_schema(ctx, c, i, &bc->v[i].schema) < 0)
+		if (br->body_schema != NULL &&
+		    load_schema(ctx, c, i, br->body_schema, &bc->v[i].schema) < 0)
 			rc = -1;              /* keep going: report every route's schema */
 	}
 	if (rc < 0) {
@@ -124,14 +152,30 @@ body_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
 }
 
 static int
-body_route_wants(const struct conf *c, const struct conf_route *rt, const void *fconf)
+body_route_wants(const struct conf *c, const struct conf_route *cr, const void *rkeys,
+    const void *fconf)
 {
+	const struct body_route *br = rkeys;
+
 	(void)c;
 	(void)fconf;
-	return rt != NULL && rt->has_body;
+	return cr != NULL && br->has_body;
 }
 
-static const struct body_route *
+/* A route's body.max_size can only lower client.max_body_size: the core applies it (req.c)
+ * when the route is matched, before any body byte is read. */
+static void
+body_route_init(struct route_ent *re, const void *rkeys, const void *fconf)
+{
+	const struct body_route *br = rkeys;
+
+	(void)fconf;
+	re->body_max = br->has_body && br->body_max_size > 0 ? (uint64_t)br->body_max_size : 0;
+}
+
+/* ---- the request ------------------------------------------------------------------------ */
+
+static const struct body_rule *
 route_rule(const struct req *r, const void *fconf)
 {
 	const struct body_conf *bc = fconf;
@@ -232,7 +276,7 @@ method_carries_body(const struct req *r)
 
 /* The answer to a request that has no body (or an empty one). */
 static enum verdict
-no_body(struct req *r, const struct body_route *br)
+no_body(struct req *r, const struct body_rule *br)
 {
 	if (br->schema != NULL && method_carries_body(r) && jschema_root_requires(br->schema)) {
 		req_respond(r, 400, "Invalid body: / is required");
@@ -245,7 +289,7 @@ no_body(struct req *r, const struct body_route *br)
 static enum verdict
 body_on_request(struct req *r, const void *fconf, void *state)
 {
-	const struct body_route *br = route_rule(r, fconf);
+	const struct body_rule *br = route_rule(r, fconf);
 	struct hdr *h;
 
 	(void)state;
@@ -276,7 +320,7 @@ body_on_request(struct req *r, const void *fconf, void *state)
 static enum verdict
 body_on_request_body(struct req *r, const void *fconf, void *state)
 {
-	const struct body_route *br = route_rule(r, fconf);
+	const struct body_rule *br = route_rule(r, fconf);
 	struct jschema_result res;
 	enum jschema_status st;
 	const char *p;
@@ -313,9 +357,12 @@ body_on_request_body(struct req *r, const void *fconf, void *state)
 
 const struct filter body_filter = {
 	.name = "body",
+	.route_keys = &s_route,
+	.route_size = sizeof(struct body_route),
 	.conf_init = body_conf_init,
 	.conf_free = body_conf_free,
 	.route_wants = body_route_wants,
+	.route_init = body_route_init,
 	.on_request = body_on_request,
 	.on_request_body = body_on_request_body,
 };

@@ -18,6 +18,7 @@
  *
  * Never sends "*" (so never "*" with credentials); Access-Control-Allow-Origin is the Origin
  * exactly as the browser sent it. Per request: no allocation but the Vary merge (arena).
+ * Owns the `cors` section (its keys, the origin syntax check, the lint's CORS rules).
  */
 #include "filters/cors.h"
 
@@ -25,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/lint.h"
+#include "conf/schema.h"
 #include "http/filter.h"
 #include "http/http.h"
 #include "http/req.h"
@@ -231,7 +234,158 @@ cors_headers_allowed(const struct cors_conf *cc, const char *list, size_t len)
 	return 1;
 }
 
-/* ---- configuration ------------------------------------------------------------------------ */
+/* ---- configuration: the `cors` section ------------------------------------------------------ */
+
+_Static_assert(sizeof(enum cors_onbad) == sizeof(int), "enums are stored through int *");
+
+/* "scheme://host[:port]" exactly, or "null"; a wildcard is kept as text (it never matches,
+ * and the lint warns). */
+static int
+check_origin(struct cparse *p, const struct ynode *v, const char *s)
+{
+	const char *h, *e;
+	int64_t port;
+
+	if (strcmp(s, "null") == 0 || strcmp(s, "*") == 0 || strstr(s, "*.") != NULL)
+		return 0;
+	h = s;
+	if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z')))
+		goto bad;
+	while ((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+	    *h == '+' || *h == '-' || *h == '.')
+		h++;
+	if (strncmp(h, "://", 3) != 0)
+		goto bad;
+	h += 3;
+	if (*h == '[') {
+		e = strchr(h, ']');
+		if (e == NULL || e == h + 1)
+			goto bad;
+		for (h++; h < e; h++)
+			if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f') ||
+			    (*h >= 'A' && *h <= 'F') || *h == ':' || *h == '.'))
+				goto bad;
+		h = e + 1;
+	} else {
+		e = h;
+		while ((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+		    (*h >= '0' && *h <= '9') || *h == '-' || *h == '.' || *h == '_')
+			h++;
+		if (h == e)
+			goto bad;
+	}
+	if (*h == ':') {
+		e = h + 1;
+		h = e + strspn(e, "0123456789");
+		if (h == e || h - e > 5 || (*h != '\0' && *h != '/'))
+			goto bad;
+		char digits[8];
+		memcpy(digits, e, (size_t)(h - e));
+		digits[h - e] = '\0';
+		if (units_int(digits, 1, 65535, &port, NULL) < 0)
+			goto bad;
+	}
+	if (*h == '/') {
+		conf_err(p->ctx, v, "%s: '%s' must not have a path (an origin is "
+		    "scheme://host[:port], without a trailing '/')", p->path, conf_quote(p, s));
+		return -1;
+	}
+	if (*h == '\0')
+		return 0;
+bad:
+	conf_err(p->ctx, v, "%s: '%s' is not an origin (expected scheme://host[:port] or null)",
+	    p->path, conf_quote(p, s));
+	return -1;
+}
+
+static const struct cenum e_onbad[] = { { "reject", CORS_REJECT }, { "omit", CORS_OMIT },
+    { NULL, 0 } };
+
+static const struct ckey k_cors[] = {
+	{ .name = "origins", .type = KT_STRS, .off = offsetof(struct cors_sect, origins),
+	  .check = check_origin, .flags = CK_REQUIRED, .tname = "list of origins",
+	  .doc = "Allowed origins, exactly scheme://host[:port] (or null); compared after "
+	    "lower-casing and dropping a default port. No wildcards." },
+	{ .name = "credentials", .type = KT_BOOL, .off = offsetof(struct cors_sect, credentials),
+	  .def = "false", .doc = "Sends Access-Control-Allow-Credentials: true." },
+	{ .name = "methods", .type = KT_STRS, .off = offsetof(struct cors_sect, methods),
+	  .def = "[GET, POST, PUT, PATCH, DELETE]", .flags = CK_UPPER | CK_TOKEN,
+	  .tname = "list of methods", .doc = "Methods a preflight may ask for." },
+	{ .name = "headers", .type = KT_STRS, .off = offsetof(struct cors_sect, headers),
+	  .def = "[Content-Type, Authorization]", .flags = CK_TOKEN, .tname = "list of headers",
+	  .doc = "Request headers a preflight may ask for." },
+	{ .name = "expose", .type = KT_STRS, .off = offsetof(struct cors_sect, expose),
+	  .def = "[X-Request-Id]", .flags = CK_TOKEN, .tname = "list of headers",
+	  .doc = "Access-Control-Expose-Headers." },
+	{ .name = "max_age", .type = KT_DUR_S, .off = offsetof(struct cors_sect, max_age),
+	  .def = "86400", .min = 0, .max = INT64_MAX,
+	  .doc = "Access-Control-Max-Age, in seconds." },
+	{ .name = "on_disallowed", .type = KT_ENUM, .off = offsetof(struct cors_sect,
+	    on_disallowed),
+	  .def = "reject", .arg = e_onbad,
+	  .doc = "A request from an origin not listed: reject = 403; omit = forwarded without "
+	    "CORS headers." },
+};
+static const struct csect s_cors = CONF_SECT(k_cors, NULL);
+
+
+static const struct ckey k_top[] = {
+	{ .name = "cors", .type = KT_SECTION, .arg = &s_cors, .flags = CK_OPTIONAL,
+	  .en_off = offsetof(struct cors_sect, enabled),
+	  .doc = "CORS allowlist; absent: no CORS headers, cross-origin requests pass." },
+};
+static const struct csect s_top = CONF_SECT(k_top, NULL);
+
+static void
+cors_lint(struct lint *l, const void *sect)
+{
+	const struct cors_sect *cs = sect;
+	const struct ynode *list, *at;
+	const char *o, *h, *e;
+	size_t i;
+
+	if (!cs->enabled)
+		return;
+	list = lint_node(l, "cors.origins");
+	for (i = 0; i < cs->origins.n; i++) {
+		o = cs->origins.v[i];
+		at = lint_item(list, i);
+		if (strchr(o, '*') != NULL) {
+			conf_warn(l->ctx, at, "cors.origins[%zu]: '%s' is a wildcard; visor compares "
+			    "origins exactly, so it matches nothing, and a wildcard would trust every "
+			    "site or subdomain — list each allowed origin exactly, e.g. "
+			    "https://app.example.com", i, lint_quote(l, o));
+			continue;
+		}
+		if (strcmp(o, "null") == 0) {
+			conf_warn(l->ctx, at, "cors.origins[%zu] is 'null': sandboxed iframes, data: "
+			    "URLs and file: pages send Origin: null, so any site can claim it — remove "
+			    "'null' from cors.origins", i);
+			continue;
+		}
+		if (strncasecmp(o, "http://", 7) != 0)
+			continue;
+		h = o + 7;
+		if (*h == '[')
+			e = strchr(h, ']') != NULL ? strchr(h, ']') + 1 : h + strlen(h);
+		else
+			e = h + strcspn(h, ":");
+		if (lint_loopback_host(h, (size_t)(e - h)))
+			continue;
+		conf_warn(l->ctx, at, "cors.origins[%zu]: '%s' is plain http; anyone on the "
+		    "network can inject script into that origin and read your API through it — "
+		    "use https://%s", i, lint_quote(l, o), lint_quote(l, h));
+	}
+	if (cs->credentials && cs->origins.n == 0)
+		conf_warn(l->ctx, lint_first(lint_node(l, "cors.credentials"), lint_section(l,
+		    "cors")),
+		    "cors.credentials is true with an empty cors.origins; credentials need an "
+		    "allowlist of exact origins — list them in cors.origins, or set "
+		    "cors.credentials: false");
+}
+
+
+/* ---- the built allowlist ------------------------------------------------------------------ */
 
 /* "a, b, c" from a list, malloc'd; NULL with *len 0 when the list is empty. -1 on oom. */
 static int
@@ -282,7 +436,7 @@ dup_list(const struct conf_strs *s, char ***out, size_t *n)
 }
 
 struct cors_conf *
-cors_conf_new(const struct conf *c)
+cors_conf_new(const struct cors_sect *cs)
 {
 	struct cors_conf *cc;
 	char buf[CORS_ORIGIN_MAX];
@@ -291,12 +445,12 @@ cors_conf_new(const struct conf *c)
 
 	if ((cc = calloc(1, sizeof(*cc))) == NULL)
 		return NULL;
-	cc->origins = calloc(c->cors.origins.n ? c->cors.origins.n : 1, sizeof(char *));
-	cc->origin_lens = calloc(c->cors.origins.n ? c->cors.origins.n : 1, sizeof(size_t));
+	cc->origins = calloc(cs->origins.n ? cs->origins.n : 1, sizeof(char *));
+	cc->origin_lens = calloc(cs->origins.n ? cs->origins.n : 1, sizeof(size_t));
 	if (cc->origins == NULL || cc->origin_lens == NULL)
 		goto fail;
-	for (i = 0; i < c->cors.origins.n; i++) {
-		const char *o = c->cors.origins.v[i];
+	for (i = 0; i < cs->origins.n; i++) {
+		const char *o = cs->origins.v[i];
 		n = cors_origin_normalize(o, strlen(o), buf, sizeof(buf));
 		if (n < 0)
 			continue;      /* "*", "*.x": never matches (the lint warns) */
@@ -304,15 +458,15 @@ cors_conf_new(const struct conf *c)
 			goto fail;
 		cc->origin_lens[cc->n_origins++] = (size_t)n;
 	}
-	if (dup_list(&c->cors.methods, &cc->methods, &cc->n_methods) < 0 ||
-	    dup_list(&c->cors.headers, &cc->headers, &cc->n_headers) < 0 ||
-	    join(&c->cors.methods, &cc->allow_methods, &cc->allow_methods_len) < 0 ||
-	    join(&c->cors.headers, &cc->allow_headers, &cc->allow_headers_len) < 0 ||
-	    join(&c->cors.expose, &cc->expose, &cc->expose_len) < 0)
+	if (dup_list(&cs->methods, &cc->methods, &cc->n_methods) < 0 ||
+	    dup_list(&cs->headers, &cc->headers, &cc->n_headers) < 0 ||
+	    join(&cs->methods, &cc->allow_methods, &cc->allow_methods_len) < 0 ||
+	    join(&cs->headers, &cc->allow_headers, &cc->allow_headers_len) < 0 ||
+	    join(&cs->expose, &cc->expose, &cc->expose_len) < 0)
 		goto fail;
-	cc->credentials = c->cors.credentials;
-	cc->omit = c->cors.on_disallowed == CORS_OMIT;
-	n = snprintf(cc->max_age, sizeof(cc->max_age), "%lld", (long long)c->cors.max_age);
+	cc->credentials = cs->credentials;
+	cc->omit = cs->on_disallowed == CORS_OMIT;
+	n = snprintf(cc->max_age, sizeof(cc->max_age), "%lld", (long long)cs->max_age);
 	cc->max_age_len = n > 0 ? (size_t)n : 0;
 	return cc;
 fail:
@@ -346,14 +500,14 @@ cors_conf_free(struct cors_conf *cc)
 /* ---- the filter --------------------------------------------------------------------------- */
 
 enum cors_kind {
-	CK_UNSET = 0,          /* on_request did not run: add nothing */
-	CK_NO_ORIGIN,          /* not a CORS request */
-	CK_SAME_ORIGIN,        /* Origin is the request's own https origin */
-	CK_ALLOWED,            /* actual request from a listed origin */
-	CK_PREFLIGHT,          /* answered 204 here */
-	CK_PREFLIGHT_DENIED,   /* answered 403 here: method or header not listed */
-	CK_REJECTED,           /* answered 403 here: origin not listed */
-	CK_OMITTED,            /* forwarded without CORS headers */
+	CORS_K_UNSET = 0,          /* on_request did not run: add nothing */
+	CORS_K_NO_ORIGIN,          /* not a CORS request */
+	CORS_K_SAME_ORIGIN,        /* Origin is the request's own https origin */
+	CORS_K_ALLOWED,            /* actual request from a listed origin */
+	CORS_K_PREFLIGHT,          /* answered 204 here */
+	CORS_K_PREFLIGHT_DENIED,   /* answered 403 here: method or header not listed */
+	CORS_K_REJECTED,           /* answered 403 here: origin not listed */
+	CORS_K_OMITTED,            /* forwarded without CORS headers */
 };
 
 struct cors_state {
@@ -367,12 +521,15 @@ static const char VARY_PREFLIGHT[] =
     "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
 
 static int
-cors_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+cors_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
+	const struct cors_sect *cs = sect;
+
+	(void)c;
 	*fconf = NULL;
-	if (!c->cors.enabled)
+	if (!cs->enabled)
 		return 0;
-	if ((*fconf = cors_conf_new(c)) == NULL) {
+	if ((*fconf = cors_conf_new(cs)) == NULL) {
 		conf_err(ctx, NULL, "cors: out of memory");
 		return -1;
 	}
@@ -472,21 +629,21 @@ cors_on_request(struct req *r, const void *fconf, void *state)
 		}
 	}
 	if (n_origin == 0) {
-		st->kind = CK_NO_ORIGIN;
+		st->kind = CORS_K_NO_ORIGIN;
 		return V_CONTINUE;
 	}
 	if (n_origin > 1 || !cors_origin_allowed(cc, origin->val, origin->vlen)) {
 		size_t hl = 0;
 		const char *host = req_header(r, "host", &hl);
 		if (n_origin == 1 && host && cors_same_origin(origin->val, origin->vlen, host, hl)) {
-			st->kind = CK_SAME_ORIGIN;
+			st->kind = CORS_K_SAME_ORIGIN;
 			return V_CONTINUE;
 		}
 		if (cc->omit) {
-			st->kind = CK_OMITTED;
+			st->kind = CORS_K_OMITTED;
 			return V_CONTINUE;
 		}
-		st->kind = CK_REJECTED;
+		st->kind = CORS_K_REJECTED;
 		r->log_reason = "cors: origin not allowed";
 		req_respond(r, 403, NULL);
 		return V_RESPOND;
@@ -494,7 +651,7 @@ cors_on_request(struct req *r, const void *fconf, void *state)
 	st->origin = origin->val;
 	st->olen = origin->vlen;
 	if (r->h.method != HTTP_OPTIONS || acrm == NULL) {
-		st->kind = CK_ALLOWED;
+		st->kind = CORS_K_ALLOWED;
 		return V_CONTINUE;
 	}
 	/* A preflight: answered here, before any filter that wants a token. */
@@ -508,13 +665,13 @@ cors_on_request(struct req *r, const void *fconf, void *state)
 		    !cors_headers_allowed(cc, e->val, e->vlen))
 			goto denied;
 	}
-	st->kind = CK_PREFLIGHT;
+	st->kind = CORS_K_PREFLIGHT;
 	r->log_reason = "cors preflight";
 	req_respond_body(r, 204, "application/json", "", 0);
 	hdrs_del(&r->out, "content-type");   /* a 204 has no content */
 	return V_RESPOND;
 denied:
-	st->kind = CK_PREFLIGHT_DENIED;
+	st->kind = CORS_K_PREFLIGHT_DENIED;
 	r->log_reason = "cors: preflight method or header not allowed";
 	req_respond(r, 403, NULL);
 	return V_RESPOND;
@@ -529,9 +686,9 @@ cors_on_response(struct req *r, const void *fconf, void *state)
 	struct hdrs *o = &r->out;
 
 	switch (st->kind) {
-	case CK_UNSET:
+	case CORS_K_UNSET:
 		return V_CONTINUE;
-	case CK_PREFLIGHT:
+	case CORS_K_PREFLIGHT:
 		hdrs_put(a, o, "Access-Control-Allow-Origin", st->origin, st->olen);
 		if (cc->credentials)
 			hdrs_put(a, o, "Access-Control-Allow-Credentials", "true", 4);
@@ -544,10 +701,10 @@ cors_on_response(struct req *r, const void *fconf, void *state)
 		hdrs_put(a, o, "Access-Control-Max-Age", cc->max_age, cc->max_age_len);
 		VARY_PREFLIGHT_ADD(r);
 		break;
-	case CK_PREFLIGHT_DENIED:
+	case CORS_K_PREFLIGHT_DENIED:
 		VARY_PREFLIGHT_ADD(r);
 		break;
-	case CK_ALLOWED:
+	case CORS_K_ALLOWED:
 		hdrs_put(a, o, "Access-Control-Allow-Origin", st->origin, st->olen);
 		if (cc->credentials)
 			hdrs_put(a, o, "Access-Control-Allow-Credentials", "true", 4);
@@ -555,10 +712,10 @@ cors_on_response(struct req *r, const void *fconf, void *state)
 			hdrs_put(a, o, "Access-Control-Expose-Headers", cc->expose, cc->expose_len);
 		VARY_ORIGIN_ADD(r);
 		break;
-	case CK_NO_ORIGIN:
-	case CK_SAME_ORIGIN:
-	case CK_REJECTED:
-	case CK_OMITTED:
+	case CORS_K_NO_ORIGIN:
+	case CORS_K_SAME_ORIGIN:
+	case CORS_K_REJECTED:
+	case CORS_K_OMITTED:
 	default:
 		VARY_ORIGIN_ADD(r);
 		break;
@@ -569,6 +726,9 @@ cors_on_response(struct req *r, const void *fconf, void *state)
 const struct filter cors_filter = {
 	.name = "cors",
 	.state_size = sizeof(struct cors_state),
+	.conf_keys = &s_top,
+	.conf_size = sizeof(struct cors_sect),
+	.conf_lint = cors_lint,
 	.conf_init = cors_conf_init,
 	.conf_free = cors_conf_free_cb,
 	.on_request = cors_on_request,

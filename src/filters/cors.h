@@ -16,11 +16,29 @@
 #include <stddef.h>
 
 #include "conf/conf.h"
+#include "http/filter.h"
 
 /* Longest normalised origin visor compares; a longer Origin header is never allowed. */
 #define CORS_ORIGIN_MAX 512
 
-/* Immutable, built by cors_conf_new from one generation's typed `cors` section, freed by
+enum cors_onbad { CORS_REJECT = 0, CORS_OMIT };
+
+/* The `cors` section as parsed (conf_sect(c, filter_id(&cors_filter))); owned by the conf,
+ * released by its rows. */
+struct cors_sect {
+	int               enabled;      /* the section is present */
+	struct conf_strs  origins;      /* as written */
+	int               credentials;
+	struct conf_strs  methods;
+	struct conf_strs  headers;
+	struct conf_strs  expose;
+	int64_t           max_age;      /* seconds */
+	enum cors_onbad   on_disallowed;
+};
+
+extern const struct filter cors_filter;
+
+/* Immutable, built by cors_conf_new from one generation's `cors` section, freed by
  * cors_conf_free. Every string is NUL-terminated and lives in the struct's own blocks, so
  * the filter can hand them to hdrs_put without copying. */
 struct cors_conf {
@@ -51,9 +69,9 @@ struct cors_conf {
  * or the result does not fit. Pure; thread-safe. */
 long cors_origin_normalize(const char *in, size_t len, char *out, size_t outsz);
 
-/* Builds the allowlist and the header values from c->cors. Returns NULL on out of memory.
- * Main thread (conf_init). */
-struct cors_conf *cors_conf_new(const struct conf *c);
+/* Builds the allowlist and the header values from a `cors` section. Returns NULL on out of
+ * memory. Main thread (conf_init). */
+struct cors_conf *cors_conf_new(const struct cors_sect *cs);
 void cors_conf_free(struct cors_conf *cc);        /* NULL is a no-op */
 
 /* Whether the Origin header value `o` (olen bytes, as received) is in the allowlist. */

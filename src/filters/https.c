@@ -3,13 +3,55 @@
  * https URL (Host without its port, the HTTPS listener's port unless 443, the target exactly
  * as received), except /healthz which visor answers 200. On HTTPS answers it sets
  * Strict-Transport-Security (replacing any upstream value). Never touches the upstream.
+ * Owns the `hsts` section (its keys, and the lint's HSTS rules).
  */
+#include "filters/https.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/lint.h"
+#include "conf/schema.h"
 #include "http/filter.h"
 #include "http/req.h"
+
+#define HSTS_MIN_AGE     31536000   /* one year, what the preload list requires */
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static const struct ckey k_hsts[] = {
+	{ .name = "max_age", .type = KT_DUR_S, .off = offsetof(struct hsts_sect, max_age),
+	  .def = "31536000", .min = 0, .max = INT64_MAX,
+	  .doc = "Strict-Transport-Security max-age, in seconds (or a duration such as 365d)." },
+	{ .name = "include_subdomains", .type = KT_BOOL,
+	  .off = offsetof(struct hsts_sect, include_subdomains),
+	  .def = "true", .doc = "Adds includeSubDomains." },
+	{ .name = "preload", .type = KT_BOOL, .off = offsetof(struct hsts_sect, preload),
+	  .def = "false", .doc = "Adds preload (only once the domain qualifies)." },
+};
+static const struct csect s_hsts = CONF_SECT(k_hsts, NULL);
+
+static const struct ckey k_top[] = {
+	{ .name = "hsts", .type = KT_SECTION, .arg = &s_hsts,
+	  .doc = "Strict-Transport-Security on every HTTPS answer." },
+};
+static const struct csect s_top = CONF_SECT(k_top, NULL);
+
+static void
+hsts_lint(struct lint *l, const void *sect)
+{
+	const struct hsts_sect *hs = sect;
+
+	if (hs->max_age < HSTS_MIN_AGE)
+		conf_warn(l->ctx, lint_first(lint_node(l, "hsts.max_age"), lint_section(l, "hsts")),
+		    "HSTS max_age is %lld s; browsers need at least one year (31536000) for "
+		    "preload — set hsts.max_age: 31536000", (long long)hs->max_age);
+	if (hs->preload && !hs->include_subdomains)
+		conf_warn(l->ctx, lint_first(lint_node(l, "hsts.preload"), lint_section(l, "hsts")),
+		    "hsts.preload is true without include_subdomains; the preload list "
+		    "(hstspreload.org) refuses such a header — set hsts.include_subdomains: true");
+}
 
 struct hsts_conf {
 	char   *value;
@@ -17,17 +59,19 @@ struct hsts_conf {
 };
 
 static int
-hsts_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+hsts_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
+	const struct hsts_sect *hs = sect;
 	struct hsts_conf *h = calloc(1, sizeof(*h));
 	char buf[128];
 
 	(void)ctx;
+	(void)c;
 	if (h == NULL)
 		return -1;
-	snprintf(buf, sizeof(buf), "max-age=%lld%s%s", (long long)c->hsts.max_age,
-	    c->hsts.include_subdomains ? "; includeSubDomains" : "",
-	    c->hsts.preload ? "; preload" : "");
+	snprintf(buf, sizeof(buf), "max-age=%lld%s%s", (long long)hs->max_age,
+	    hs->include_subdomains ? "; includeSubDomains" : "",
+	    hs->preload ? "; preload" : "");
 	h->value = strdup(buf);
 	if (h->value == NULL) {
 		free(h);
@@ -47,6 +91,8 @@ hsts_conf_free(void *p)
 		free(h->value);
 	free(h);
 }
+
+/* ---- the request ------------------------------------------------------------------------- */
 
 /* The Host header without its port ("[::1]:8080" → "[::1]"). Host was validated. */
 static size_t
@@ -114,6 +160,9 @@ hsts_on_response(struct req *r, const void *fconf, void *state)
 const struct filter hsts_filter = {
 	.name = "hsts",
 	.always = 1,
+	.conf_keys = &s_top,
+	.conf_size = sizeof(struct hsts_sect),
+	.conf_lint = hsts_lint,
 	.conf_init = hsts_conf_init,
 	.conf_free = hsts_conf_free,
 	.on_request = hsts_on_request,

@@ -2,6 +2,7 @@
  * jwt — the JWT filter glue around jwt_core (issue 5; contract in jwt.h, design in
  * docs/jwt.md).
  *
+ *   rows          the `jwt` section and each route's `auth`: keys, parse, lint rules.
  *   conf_init     (main thread, per generation) reads every key file and jwks_file, loads
  *                 the secrets, and takes a reference on the JWKS source of each jwks_url:
  *                 SIGHUP re-reads them all, and a bad file keeps the old generation.
@@ -31,6 +32,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "conf/lint.h"
+#include "conf/schema.h"
 #include "http/filter.h"
 #include "lib/jwks.h"
 #include "core/log.h"
@@ -70,6 +73,7 @@ struct jwt_conf {
 	struct jwt_claimhdr      *ch;
 	size_t                    nch;
 	int                       revocation;
+	size_t                    fid;       /* this filter's id: its route keys */
 };
 
 /* ---- verified identities (cached) ---------------------------------------------------- */
@@ -314,6 +318,437 @@ refuse_missing(struct req *r)
 
 /* ---- configuration ------------------------------------------------------------------- */
 
+/* ---- configuration: the `jwt` section and each route's `auth` ------------------------ */
+
+_Static_assert(sizeof(enum auth_mode) == sizeof(int), "enums are stored through int *");
+
+static void
+cf_algs(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	struct jwt_sect *js = p->base;
+	const char *cand[JWT_ALG_COUNT], *s, *sug;
+	const struct ynode *it;
+	char list[160];
+	const struct ynode *lv = conf_list_node(p, v);
+	long n = conf_list_count(p, lv, "a list of algorithms");
+	size_t i, old, o = 0;
+	int a;
+
+	(void)k;
+	(void)field;
+	if (n < 0)
+		return;
+	for (a = 0; a < JWT_ALG_COUNT; a++) {
+		cand[a] = jwt_alg_name((enum jwt_alg)a);
+		if (o < sizeof(list))
+			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", a ? " " : "",
+			    cand[a]);
+	}
+	js->algorithms = 0;
+	conf_strs_free(&js->algorithm_names);
+	for (i = 0; i < (size_t)n; i++) {
+		it = conf_item_at(lv, i);
+		old = conf_item_push(p, lv, i);
+		if ((s = conf_item_text(p, it)) == NULL)
+			goto next;
+		if (strcasecmp(s, "none") == 0) {
+			conf_err(p->ctx, it, "%s: the 'none' algorithm is never accepted", p->path);
+			goto next;
+		}
+		if ((a = jwt_alg_parse(s)) < 0) {
+			sug = conf_nearest(s, cand, JWT_ALG_COUNT);
+			if (sug != NULL)
+				conf_err(p->ctx, it, "%s: unknown algorithm '%s' (did you mean '%s'?)",
+				    p->path, conf_quote(p, s), sug);
+			else
+				conf_err(p->ctx, it, "%s: unknown algorithm '%s' (expected one of %s)",
+				    p->path, conf_quote(p, s), list);
+			goto next;
+		}
+		if (!(js->algorithms & JWT_ALG_BIT(a))) {
+			js->algorithms |= JWT_ALG_BIT(a);
+			if (conf_strs_append(&js->algorithm_names,
+			    jwt_alg_name((enum jwt_alg)a)) < 0)
+				conf_oom(p, it);
+		}
+next:
+		conf_path_pop(p, old);
+	}
+	if (n == 0)
+		conf_err(p->ctx, v, "%s: at least one algorithm is required", p->path);
+}
+
+static void
+rel_algs(const struct ckey *k, void *base)
+{
+	struct jwt_sect *js = base;
+
+	(void)k;
+	conf_strs_free(&js->algorithm_names);
+	js->algorithms = 0;
+}
+
+static int
+check_https_url(struct cparse *p, const struct ynode *v, const char *s)
+{
+	if (strncasecmp(s, "https://", 8) != 0 || s[8] == '\0' || s[8] == '/') {
+		conf_err(p->ctx, v, "%s: must be an https:// URL, got '%s'", p->path, conf_quote(p,
+		    s));
+		return -1;
+	}
+	if (strchr(s, ' ') != NULL) {
+		conf_err(p->ctx, v, "%s: '%s' is not a valid URL", p->path, conf_quote(p, s));
+		return -1;
+	}
+	return 0;
+}
+
+/* jwt.keys[].secret: bytes, possibly binary when read from secret_file. */
+static void
+cf_secret(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	struct jwt_sect_key *key = p->base;
+
+	(void)k;
+	(void)field;
+	if (v->type != YN_SCALAR || conf_is_null(v)) {
+		conf_err(p->ctx, v, "%s: expected a string, got %s", p->path, conf_got(v));
+		return;
+	}
+	if (v->len == 0) {
+		conf_err(p->ctx, v, "%s must not be empty", p->path);
+		return;
+	}
+	if ((key->secret = malloc(v->len + 1)) == NULL) {
+		conf_oom(p, v);
+		return;
+	}
+	memcpy(key->secret, v->str, v->len);
+	key->secret[v->len] = '\0';
+	key->secret_len = v->len;
+}
+
+/* A secret is wiped before it is freed. */
+static void
+rel_secret(const struct ckey *k, void *base)
+{
+	struct jwt_sect_key *key = base;
+
+	(void)k;
+	if (key->secret != NULL)
+		explicit_bzero(key->secret, key->secret_len);
+	free(key->secret);
+	key->secret = NULL;
+	key->secret_len = 0;
+}
+
+static void
+post_jwt_key(struct cparse *p, const struct ynode *map, const struct ynode *where)
+{
+	static const char *const kinds[] = { "file", "jwks_file", "jwks_url", "secret" };
+	const char *found[4];
+	const struct ynode *kid;
+	char name[32];
+	size_t i, n = 0;
+
+	if (map == NULL)
+		return;
+	for (i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "%s_file", kinds[i]);
+		if (ynode_key(map, kinds[i]) != NULL || ynode_key(map, name) != NULL)
+			found[n++] = kinds[i];
+	}
+	if (n == 0)
+		conf_err(p->ctx, where, "%s: one of file, jwks_file, jwks_url, secret or "
+		    "secret_file is required", p->path);
+	else if (n > 1)
+		conf_err(p->ctx, where, "%s: give only one of file, jwks_file, jwks_url or secret "
+		    "(found %s and %s)", p->path, found[0], found[1]);
+	kid = ynode_key(map, "kid");
+	if (kid == NULL)
+		kid = ynode_key(map, "kid_file");
+	if (n == 1 && kid != NULL && strncmp(found[0], "jwks", 4) == 0)
+		conf_err(p->ctx, kid, "%s.kid: a JWKS names its own keys; kid only applies to "
+		    "file and secret keys", p->path);
+}
+
+static const struct ckey k_jwtkey[] = {
+	{ .name = "file", .type = KT_STR, .off = offsetof(struct jwt_sect_key, file),
+	  .doc = "PEM public key or certificate (RSA >= 2048 bits, P-256, P-384 or Ed25519)." },
+	{ .name = "jwks_file", .type = KT_STR, .off = offsetof(struct jwt_sect_key, jwks_file),
+	  .doc = "JWKS document on disk; re-read on SIGHUP." },
+	{ .name = "jwks_url", .type = KT_STR, .off = offsetof(struct jwt_sect_key, jwks_url),
+	  .check = check_https_url, .tname = "https:// URL",
+	  .doc = "https:// URL of a JWKS: cached, refreshed, kid-aware." },
+	{ .name = "secret", .type = KT_CUSTOM, .fn = cf_secret, .release = rel_secret,
+	  .flags = CK_SCALAR, .tname = "string",
+	  .doc = "HMAC secret for HS256/384/512; give it as ${VAR} or secret_file, never inline." },
+	{ .name = "kid", .type = KT_STR, .off = offsetof(struct jwt_sect_key, kid),
+	  .doc = "Key id matched against the token's kid (file and secret keys)." },
+};
+static const struct csect s_jwtkey = CONF_SECT(k_jwtkey, post_jwt_key);
+
+static void
+cf_jwt_keys(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	struct jwt_sect *js = p->base;
+
+	(void)field;
+	js->keys = conf_parse_items(p, v, k->arg, sizeof(struct jwt_sect_key), &js->n_keys);
+	if (v->type == YN_SEQ && v->n == 0)
+		conf_err(p->ctx, v, "%s: at least one key is required", p->path);
+}
+
+static void
+rel_jwt_keys(const struct ckey *k, void *base)
+{
+	struct jwt_sect *js = base;
+
+	conf_release_items(k->arg, js->keys, sizeof(struct jwt_sect_key), js->n_keys);
+	js->keys = NULL;
+	js->n_keys = 0;
+}
+
+static void
+cf_claims_to_headers(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	struct conf_kvs *kv = field;
+	const struct ynode *key, *val;
+	size_t i, j, old;
+
+	(void)k;
+	if (v->type != YN_MAP) {
+		if (!conf_is_null(v))
+			conf_err(p->ctx, v, "%s: expected a mapping of claim names to header names, "
+			    "got %s", p->path, v->type == YN_SEQ ? "a list" : "a scalar");
+		return;
+	}
+	for (i = 0; i < v->n; i++) {
+		key = v->pairs[i].key;
+		val = v->pairs[i].val;
+		old = conf_path_key(p, key->str);
+		if (key->len == 0 || strlen(key->str) != key->len || conf_has_ctl(key->str,
+		    key->len)) {
+			conf_err(p->ctx, key, "%s: invalid claim name", p->path);
+		} else if (val->type != YN_SCALAR || conf_is_null(val)) {
+			conf_err(p->ctx, val, "%s: expected a header name, got %s", p->path,
+			    conf_got(val));
+		} else if (strlen(val->str) != val->len || !conf_is_token(val->str)) {
+			conf_err(p->ctx, val, "%s: '%s' is not a valid header name", p->path,
+			    conf_quote(p, val->str));
+		} else {
+			for (j = 0; j < kv->n; j++)
+				if (strcasecmp(kv->v[j].val, val->str) == 0)
+					break;
+			if (j < kv->n)
+				conf_err(p->ctx, val, "%s: header '%s' already carries claim '%s'",
+				    p->path, conf_quote(p, val->str), conf_quote(p, kv->v[j].key));
+			else if (conf_kvs_append(kv, key->str, val->str) < 0)
+				conf_oom(p, val);
+		}
+		conf_path_pop(p, old);
+	}
+}
+
+static void
+cf_revocation(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	int b;
+
+	(void)k;
+	/* redis is the core's, parsed before every filter's section */
+	if (v == NULL) {
+		*(int *)field = p->c->redis.enabled;
+		return;
+	}
+	if (conf_bool_value(p, v, &b) < 0)
+		return;
+	if (b && !p->c->redis.enabled) {
+		conf_err(p->ctx, v, "%s needs a redis section", p->path);
+		return;
+	}
+	*(int *)field = b;
+}
+
+#define OFF(f) offsetof(struct jwt_sect, f)
+
+static const struct ckey k_jwt[] = {
+	{ .name = "algorithms", .type = KT_CUSTOM, .fn = cf_algs, .release = rel_algs,
+	  .def = "[RS256, ES256]", .tname = "list of algorithms",
+	  .doc = "Allowlist from HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 "
+	    "ES384 EdDSA; none is never accepted." },
+	{ .name = "keys", .type = KT_CUSTOM, .fn = cf_jwt_keys, .release = rel_jwt_keys,
+	  .arg = &s_jwtkey, .flags = CK_REQUIRED | CK_ITEMS, .tname = "list of keys",
+	  .doc = "Verification keys; a key is only used with algorithms of its own type." },
+	{ .name = "issuer", .type = KT_STR, .off = OFF(issuer), .defdoc = "not checked",
+	  .doc = "Required iss." },
+	{ .name = "audience", .type = KT_STRS, .off = OFF(audience), .defdoc = "not checked",
+	  .tname = "string or list", .doc = "Accepted aud values (any one matches)." },
+	{ .name = "leeway", .type = KT_DUR, .off = OFF(leeway_ms), .def = "30s", .min = 0,
+	  .max = 3600000, .doc = "Clock skew allowed on exp, nbf and iat." },
+	{ .name = "required_claims", .type = KT_STRS, .off = OFF(required_claims),
+	  .def = "[exp]", .tname = "list of claim names",
+	  .doc = "Claims a token must carry." },
+	{ .name = "cookie", .type = KT_STR, .off = OFF(cookie), .check = conf_check_token,
+	  .defdoc = "none", .doc = "Also read the token from this cookie." },
+	{ .name = "claims_to_headers", .type = KT_CUSTOM, .fn = cf_claims_to_headers,
+	  .release = conf_release_kvs, .off = OFF(claims_to_headers),
+	  .tname = "mapping claim → header", .defdoc = "none",
+	  .doc = "Claims sent upstream as headers; the same headers from the client are dropped." },
+	{ .name = "revocation", .type = KT_CUSTOM, .fn = cf_revocation, .off = OFF(revocation),
+	  .flags = CK_SCALAR | CK_ALWAYS, .tname = "boolean",
+	  .defdoc = "true with a redis section, else false",
+	  .doc = "Reject a jti found at `visor:revoked:<jti>` and tokens whose iat precedes "
+	    "`visor:revoked-before:<sub>` (unix seconds); needs redis." },
+};
+static const struct csect s_jwt = CONF_SECT(k_jwt, NULL);
+
+static const struct ckey k_top[] = {
+	{ .name = "jwt", .type = KT_SECTION, .arg = &s_jwt, .flags = CK_OPTIONAL,
+	  .en_off = OFF(enabled), .doc = "JWT verification at the edge." },
+};
+static const struct csect s_top = CONF_SECT(k_top, NULL);
+
+#undef OFF
+
+static const struct cenum e_auth[] = { { "off", AUTH_OFF }, { "optional", AUTH_OPTIONAL },
+    { "required", AUTH_REQUIRED }, { NULL, 0 } };
+
+static void
+cf_route_auth(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	const struct jwt_sect *js = p->sect;    /* parsed before routes */
+	int a;
+
+	if (v == NULL) {
+		*(int *)field = js->enabled ? AUTH_REQUIRED : AUTH_OFF;
+		return;
+	}
+	if (conf_enum_lookup(p, k, v, &a) < 0)
+		return;
+	if (a != AUTH_OFF && !js->enabled) {
+		conf_err(p->ctx, v, "%s: '%s' needs a jwt section", p->path, conf_quote(p, v->str));
+		return;
+	}
+	*(int *)field = a;
+}
+
+static const struct ckey k_route[] = {
+	{ .name = "auth", .type = KT_CUSTOM, .fn = cf_route_auth, .arg = e_auth,
+	  .off = offsetof(struct jwt_route, auth), .flags = CK_SCALAR | CK_ALWAYS,
+	  .tname = "`off`, `optional` or `required`",
+	  .defdoc = "`required` with a jwt section, else `off`",
+	  .doc = "JWT: required = 401 without a valid token; optional = verified when present." },
+};
+static const struct csect s_route = CONF_SECT(k_route, NULL);
+
+/* ---- lint ---------------------------------------------------------------------------- */
+
+#define HMAC_MIN_SECRET  32         /* bytes: HS256's hash size, RFC 7518 §3.2 */
+
+static int
+strs_has(const struct conf_strs *s, const char *v)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->v[i], v) == 0)
+			return 1;
+	return 0;
+}
+
+#define HS_ALGS (JWT_ALG_BIT(JWT_HS256) | JWT_ALG_BIT(JWT_HS384) | JWT_ALG_BIT(JWT_HS512))
+
+static void
+lint_jwt_secrets(struct lint *l, const struct jwt_sect *js)
+{
+	const struct ynode *map, *sn;
+	const char *name;
+	size_t i;
+
+	for (i = 0; i < js->n_keys; i++) {
+		const struct jwt_sect_key *k = &js->keys[i];
+		if (k->secret == NULL)
+			continue;
+		map = lint_node(l, "jwt.keys.%zu", i);
+		name = "secret";
+		if ((sn = ynode_get(map, "secret")) == NULL &&
+		    (sn = ynode_get(map, "secret_file")) != NULL)
+			name = "secret_file";
+		/* had_var: the text came from the environment; a *_file key reads a file. Either
+		 * keeps the secret out of the repository, the image and the ConfigMap. */
+		if (sn != NULL && strcmp(name, "secret") == 0 && !sn->had_var)
+			conf_warn(l->ctx, sn, "jwt.keys[%zu].secret is written in the file: anyone who "
+			    "can read the config (repository, image, ConfigMap) can mint tokens — give "
+			    "it as secret: ${JWT_SECRET} or secret_file: /run/secrets/jwt", i);
+		if (k->secret_len < HMAC_MIN_SECRET)
+			conf_warn(l->ctx, lint_first(sn, map),
+			    "jwt.keys[%zu].%s %s %zu bytes; an HMAC "
+			    "secret under 32 bytes (RFC 7518 §3.2) can be brute-forced offline from one "
+			    "token — use 32 random bytes or more (openssl rand -base64 48)", i, name,
+			    strcmp(name, "secret") == 0 ? "is" : "holds", k->secret_len);
+	}
+}
+
+static void
+jwt_lint(struct lint *l, const void *sect)
+{
+	const struct conf *c = l->c;
+	const struct jwt_sect *js = sect;
+	const struct jwt_route *jr;
+	const char *hs = NULL, *pk = NULL;
+	size_t i;
+	int a;
+
+	if (!js->enabled)
+		return;
+	lint_jwt_secrets(l, js);
+	if ((js->algorithms & HS_ALGS) && (js->algorithms & ~HS_ALGS)) {
+		for (a = 0; a < JWT_ALG_COUNT; a++) {
+			if (!(js->algorithms & JWT_ALG_BIT(a)))
+				continue;
+			if (hs == NULL && (HS_ALGS & JWT_ALG_BIT(a)))
+				hs = jwt_alg_name((enum jwt_alg)a);
+			if (pk == NULL && !(HS_ALGS & JWT_ALG_BIT(a)))
+				pk = jwt_alg_name((enum jwt_alg)a);
+		}
+		conf_warn(l->ctx, lint_first(lint_node(l, "jwt.algorithms"), lint_section(l,
+		    "jwt")),
+		    "jwt.algorithms mixes HMAC (%s) with public-key algorithms (%s): any holder of "
+		    "the HMAC secret can mint tokens beside your private key's, and mixed families "
+		    "are what algorithm-confusion attacks exploit — allow one family (RFC 8725 "
+		    "§3.1)", hs, pk);
+	}
+	if (!strs_has(&js->required_claims, "exp"))
+		conf_warn(l->ctx, lint_first(lint_node(l, "jwt.required_claims"), lint_section(l,
+		    "jwt")),
+		    "jwt.required_claims does not include exp: a token without exp is accepted "
+		    "forever, even once leaked — add exp to jwt.required_claims");
+	if (js->audience.n == 0) {
+		for (i = 0; i < js->n_keys; i++)
+			if (js->keys[i].jwks_url != NULL)
+				break;
+		if (i < js->n_keys)
+			conf_warn(l->ctx, lint_section(l, "jwt"),
+			    "jwt.audience is not set and jwt.keys[%zu] "
+			    "is a JWKS URL: a token the identity provider issued for another "
+			    "application is accepted here — set jwt.audience to this API's identifier",
+			    i);
+	}
+	for (i = 0; i < c->routes.n; i++) {
+		jr = conf_route_keys(&c->routes.v[i], filter_id(&jwt_filter));
+		if (jr->auth != AUTH_OFF)
+			break;
+	}
+	if (c->routes.n > 0 && i == c->routes.n)
+		conf_warn(l->ctx, lint_section(l, "jwt"),
+		    "jwt is configured but every route has auth: "
+		    "off, so no token is ever checked — set auth: required (or optional) on the "
+		    "routes that need it");
+}
+
+/* ---- the built configuration -------------------------------------------------------- */
+
 static void
 jwt_conf_free(void *p)
 {
@@ -379,7 +814,7 @@ warn_useless(struct conf_ctx *ctx, const struct ynode *at, const char *what, uin
 }
 
 static int
-load_keys(struct conf_ctx *ctx, struct conf *c, struct jwt_conf *jc)
+load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struct jwt_conf *jc)
 {
 	size_t i, len, skipped, before, j;
 	struct jwt_key k;
@@ -388,8 +823,8 @@ load_keys(struct conf_ctx *ctx, struct conf *c, struct jwt_conf *jc)
 	int rc = 0;
 	uint32_t got;
 
-	for (i = 0; i < c->jwt.n_keys; i++) {
-		const struct conf_jwt_key *ck = &c->jwt.keys[i];
+	for (i = 0; i < js->n_keys; i++) {
+		const struct jwt_sect_key *ck = &js->keys[i];
 		const struct ynode *at;
 
 		memset(&k, 0, sizeof(k));
@@ -486,16 +921,17 @@ load_keys(struct conf_ctx *ctx, struct conf *c, struct jwt_conf *jc)
 }
 
 static int
-jwt_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+jwt_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
 	static uint64_t ids;
+	const struct jwt_sect *js = sect;
 	struct jwt_conf *jc;
 	size_t i;
 
 	*fconf = NULL;
-	if (!c->jwt.enabled)
+	if (!js->enabled)
 		return 0;
-	if (c->jwt.claims_to_headers.n > 64) {
+	if (js->claims_to_headers.n > 64) {
 		conf_err(ctx, ynode_path(c->tree, "jwt.claims_to_headers"),
 		    "jwt.claims_to_headers: at most 64 claims");
 		return -1;
@@ -503,40 +939,41 @@ jwt_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
 	if ((jc = calloc(1, sizeof(*jc))) == NULL || (jc->keys = jwt_keyset_new()) == NULL)
 		goto oom;
 	jc->id = __atomic_add_fetch(&ids, 1, __ATOMIC_RELAXED);
-	jc->algs = c->jwt.algorithms;
-	jc->revocation = c->jwt.revocation;
-	jc->cookie = c->jwt.cookie;
+	jc->fid = filter_id(&jwt_filter);
+	jc->algs = js->algorithms;
+	jc->revocation = js->revocation;
+	jc->cookie = js->cookie;
 	jc->cookie_len = jc->cookie ? strlen(jc->cookie) : 0;
-	jc->policy.issuer = c->jwt.issuer;
-	jc->policy.leeway_s = c->jwt.leeway_ms / 1000;
-	if (c->jwt.audience.n) {
-		if ((jc->aud = calloc(c->jwt.audience.n, sizeof(*jc->aud))) == NULL)
+	jc->policy.issuer = js->issuer;
+	jc->policy.leeway_s = js->leeway_ms / 1000;
+	if (js->audience.n) {
+		if ((jc->aud = calloc(js->audience.n, sizeof(*jc->aud))) == NULL)
 			goto oom;
-		for (i = 0; i < c->jwt.audience.n; i++)
-			jc->aud[i] = c->jwt.audience.v[i];
+		for (i = 0; i < js->audience.n; i++)
+			jc->aud[i] = js->audience.v[i];
 		jc->policy.audience = jc->aud;
-		jc->policy.n_audience = c->jwt.audience.n;
+		jc->policy.n_audience = js->audience.n;
 	}
-	if (c->jwt.required_claims.n) {
-		if ((jc->req = calloc(c->jwt.required_claims.n, sizeof(*jc->req))) == NULL)
+	if (js->required_claims.n) {
+		if ((jc->req = calloc(js->required_claims.n, sizeof(*jc->req))) == NULL)
 			goto oom;
-		for (i = 0; i < c->jwt.required_claims.n; i++)
-			jc->req[i] = c->jwt.required_claims.v[i];
+		for (i = 0; i < js->required_claims.n; i++)
+			jc->req[i] = js->required_claims.v[i];
 		jc->policy.required = jc->req;
-		jc->policy.n_required = c->jwt.required_claims.n;
+		jc->policy.n_required = js->required_claims.n;
 	}
-	if (c->jwt.claims_to_headers.n) {
-		jc->ch = calloc(c->jwt.claims_to_headers.n, sizeof(*jc->ch));
+	if (js->claims_to_headers.n) {
+		jc->ch = calloc(js->claims_to_headers.n, sizeof(*jc->ch));
 		if (jc->ch == NULL)
 			goto oom;
-		for (i = 0; i < c->jwt.claims_to_headers.n; i++) {
-			jc->ch[i].claim = c->jwt.claims_to_headers.v[i].key;
-			jc->ch[i].header = c->jwt.claims_to_headers.v[i].val;
+		for (i = 0; i < js->claims_to_headers.n; i++) {
+			jc->ch[i].claim = js->claims_to_headers.v[i].key;
+			jc->ch[i].header = js->claims_to_headers.v[i].val;
 			jc->ch[i].hlen = strlen(jc->ch[i].header);
 		}
-		jc->nch = c->jwt.claims_to_headers.n;
+		jc->nch = js->claims_to_headers.n;
 	}
-	if (load_keys(ctx, c, jc) < 0) {
+	if (load_keys(ctx, c, js, jc) < 0) {
 		jwt_conf_free(jc);
 		return -1;
 	}
@@ -549,17 +986,19 @@ oom:
 }
 
 /* Every route meets the filter when claims_to_headers is set (the client's copies of those
- * headers are dropped everywhere); otherwise only routes with auth. rt is NULL for the
+ * headers are dropped everywhere); otherwise only routes with auth. cr is NULL for the
  * chain of requests no route matches. */
 static int
-jwt_route_wants(const struct conf *c, const struct conf_route *rt, const void *fconf)
+jwt_route_wants(const struct conf *c, const struct conf_route *cr, const void *rkeys,
+    const void *fconf)
 {
 	const struct jwt_conf *jc = fconf;
+	const struct jwt_route *jr = rkeys;
 
 	(void)c;
 	if (jc->nch > 0)
 		return 1;
-	return rt != NULL && rt->auth != AUTH_OFF;
+	return cr != NULL && jr->auth != AUTH_OFF;
 }
 
 /* ---- per-worker state ---------------------------------------------------------------- */
@@ -1180,7 +1619,8 @@ jwt_on_request(struct req *r, const void *fconf, void *state)
 	const struct jwt_conf *jc = fconf;
 	struct jwt_rstate *st = state;
 	struct jwt_wstate *ws;
-	enum auth_mode mode = r->route ? r->route->cr->auth : AUTH_OFF;
+	const struct jwt_route *jr = r->route ? conf_route_keys(r->route->cr, jc->fid) : NULL;
+	enum auth_mode mode = jr != NULL ? jr->auth : AUTH_OFF;
 	size_t i;
 	int k;
 
@@ -1205,7 +1645,7 @@ jwt_on_request(struct req *r, const void *fconf, void *state)
 		refuse_missing(r);
 		return V_RESPOND;
 	}
-	if ((ws = filter_wstate(r, &jwt_filter)) == NULL)
+	if ((ws = filter_wstate(r, jc->fid)) == NULL)
 		return V_ERROR;
 	st->r = r;
 	st->jc = jc;
@@ -1230,6 +1670,11 @@ jwt_on_abort(struct req *r, void *state)
 const struct filter jwt_filter = {
 	.name = "jwt",
 	.state_size = sizeof(struct jwt_rstate),
+	.conf_keys = &s_top,
+	.conf_size = sizeof(struct jwt_sect),
+	.route_keys = &s_route,
+	.route_size = sizeof(struct jwt_route),
+	.conf_lint = jwt_lint,
 	.conf_init = jwt_conf_init,
 	.conf_free = jwt_conf_free,
 	.route_wants = jwt_route_wants,

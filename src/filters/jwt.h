@@ -19,11 +19,51 @@
 #define VISOR_JWT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
+#include "conf/conf.h"
+#include "http/filter.h"
 #include "lib/jwt_core.h"
 
 struct req;
+
+/* ---- configuration (parsed by conf.c through the filter's rows) -------------------------- */
+
+enum auth_mode { AUTH_OFF = 0, AUTH_OPTIONAL, AUTH_REQUIRED };
+
+struct jwt_sect_key {            /* exactly one of file / jwks_file / jwks_url / secret */
+	char   *file;                 /* PEM public key or certificate */
+	char   *jwks_file;
+	char   *jwks_url;
+	char   *secret;               /* HMAC secret bytes (from secret_file or secret: ${VAR}) */
+	size_t  secret_len;
+	char   *kid;                  /* optional, for file / secret */
+};
+
+/* The `jwt` section (conf_sect(c, filter_id(&jwt_filter))); owned by the conf, released by
+ * its rows (secrets wiped). */
+struct jwt_sect {
+	int                  enabled;   /* the section is present */
+	uint32_t             algorithms;/* bit set of JWT_ALG_* (jwt_core.h) */
+	struct conf_strs     algorithm_names;
+	struct jwt_sect_key *keys;
+	size_t               n_keys;
+	char                *issuer;    /* NULL: not checked */
+	struct conf_strs     audience;  /* n == 0: not checked; any of them matches */
+	int64_t              leeway_ms;
+	struct conf_strs     required_claims;
+	char                *cookie;    /* NULL: no cookie */
+	struct conf_kvs      claims_to_headers; /* claim → header name */
+	int                  revocation;/* sets r->check_revocation for the rl filter */
+};
+
+/* A route's `auth` (conf_route_keys(cr, filter_id(&jwt_filter))). */
+struct jwt_route {
+	enum auth_mode auth;
+};
+
+extern const struct filter jwt_filter;
 
 /* Makes the 401 answer for a refused token: the JSON body, `WWW-Authenticate: Bearer
  * error="invalid_token"`, r->log_reason = "jwt:<reason>" (static), and counts

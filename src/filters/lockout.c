@@ -12,8 +12,11 @@
  * forget): >= 400 is a failure — after `after` of them the account is locked for `base`,
  * doubling per further failure up to `max`; < 400 clears the record. Answers visor made
  * itself (a rate-limit 429, a body 400, a 502) say nothing about the password and count for
- * nothing. A body without the field, or of another type, passes untouched.
+ * nothing. A body without the field, or of another type, passes untouched. Owns the
+ * `lockout` section.
  */
+#include "filters/lockout.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "conf/schema.h"
 #include "http/filter.h"
 #include "core/log.h"
 #include "http/req.h"
@@ -201,7 +205,51 @@ out:
 	return NULL;
 }
 
-/* ---- configuration --------------------------------------------------------------------------- */
+/* ---- configuration: the `lockout` section --------------------------------------------------- */
+
+static void
+post_lockout(struct cparse *p, const struct ynode *map, const struct ynode *where)
+{
+	const struct lockout_sect *ls = p->base;
+	const struct ynode *at;
+	char a[32], b[32];
+
+	if (ls->max_ms == 0 || ls->base_ms == 0 || ls->max_ms >= ls->base_ms)
+		return;
+	at = ynode_get(map, "max");
+	if (at == NULL)
+		at = ynode_get(map, "base");
+	conf_err(p->ctx, at != NULL ? at : where, "lockout.max (%s) must not be less than "
+	    "lockout.base (%s)", conf_fmt_dur(a, sizeof(a), ls->max_ms),
+	    conf_fmt_dur(b, sizeof(b), ls->base_ms));
+}
+
+#define OFF(f) offsetof(struct lockout_sect, f)
+
+static const struct ckey k_lockout[] = {
+	{ .name = "path", .type = KT_STR, .off = OFF(path), .flags = CK_REQUIRED | CK_URLPATH,
+	  .doc = "Login path whose failures count." },
+	{ .name = "field", .type = KT_STR, .off = OFF(field), .def = "email",
+	  .doc = "Body field naming the account (JSON or form; lower-cased)." },
+	{ .name = "after", .type = KT_INT, .off = OFF(after), .def = "5", .min = 1,
+	  .max = 1000, .doc = "Failures allowed before the first lock." },
+	{ .name = "base", .type = KT_DUR, .off = OFF(base_ms), .def = "1s", .min = 1,
+	  .max = 86400000, .doc = "First lock; doubles with each further failure." },
+	{ .name = "max", .type = KT_DUR, .off = OFF(max_ms), .def = "15m", .min = 1,
+	  .max = 30LL * 86400000, .doc = "Longest lock (at least base)." },
+};
+static const struct csect s_lockout = CONF_SECT(k_lockout, post_lockout);
+
+static const struct ckey k_top[] = {
+	{ .name = "lockout", .type = KT_SECTION, .arg = &s_lockout, .flags = CK_OPTIONAL,
+	  .en_off = OFF(enabled),
+	  .doc = "Per-account backoff on a login path, keyed by a body field." },
+};
+static const struct csect s_top = CONF_SECT(k_top, NULL);
+
+#undef OFF
+
+/* ---- the built configuration ---------------------------------------------------------------- */
 
 static void
 lk_conf_free(void *p)
@@ -216,25 +264,27 @@ lk_conf_free(void *p)
 }
 
 static int
-lk_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+lk_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
+	const struct lockout_sect *ls = sect;
 	struct lk_conf *lc;
 
+	(void)c;
 	*fconf = NULL;
-	if (!c->lockout.enabled || c->lockout.path == NULL)
+	if (!ls->enabled || ls->path == NULL)
 		return 0;
 	lc = calloc(1, sizeof(*lc));
 	if (lc == NULL)
 		goto oom;
-	lc->path = strdup(c->lockout.path);
-	lc->field = strdup(c->lockout.field ? c->lockout.field : "email");
+	lc->path = strdup(ls->path);
+	lc->field = strdup(ls->field ? ls->field : "email");
 	if (lc->path == NULL || lc->field == NULL)
 		goto oom;
 	lc->plen = trim_slash(lc->path, strlen(lc->path));
 	lc->flen = strlen(lc->field);
-	lc->after = c->lockout.after;
-	lc->base_ms = c->lockout.base_ms;
-	lc->max_ms = c->lockout.max_ms;
+	lc->after = ls->after;
+	lc->base_ms = ls->base_ms;
+	lc->max_ms = ls->max_ms;
 	*fconf = lc;
 	return 0;
 oom:
@@ -245,12 +295,14 @@ oom:
 
 /* The routes whose prefix covers the login path (and that take POST). */
 static int
-lk_route_wants(const struct conf *c, const struct conf_route *cr, const void *fconf)
+lk_route_wants(const struct conf *c, const struct conf_route *cr, const void *rkeys,
+    const void *fconf)
 {
 	const struct lk_conf *lc = fconf;
 	size_t i, pl;
 
 	(void)c;
+	(void)rkeys;
 	if (cr == NULL || lc == NULL)
 		return 0;
 	/* the route's prefix must match the login path, with or without its trailing slash */
@@ -387,6 +439,8 @@ lk_on_abort(struct req *r, void *state)
 const struct filter lockout_filter = {
 	.name = "lockout",
 	.state_size = sizeof(struct lk_state),
+	.conf_keys = &s_top,
+	.conf_size = sizeof(struct lockout_sect),
 	.conf_init = lk_conf_init,
 	.conf_free = lk_conf_free,
 	.route_wants = lk_route_wants,

@@ -12,16 +12,53 @@
  * any instance reach this one through store.c's once-a-second poll of visor:bans; a probe
  * waits for its own count to be recorded, so the request after the banning probe is already
  * refused. Probes are counted in memory while Redis is away, whatever on_error says.
+ * Owns the `probes` section; tells the store whether to poll bans (worker_conf).
  */
+#include "filters/probe.h"
+
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/schema.h"
 #include "http/filter.h"
 #include "core/log.h"
 #include "http/req.h"
 #include "store/store.h"
 #include "core/metrics.h"
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static void
+post_probes(struct cparse *p, const struct ynode *map, const struct ynode *where)
+{
+	struct probe_sect *ps = p->base;
+
+	(void)map;
+	(void)where;
+	ps->enabled = ps->paths.n > 0;
+}
+
+static const struct ckey k_probes[] = {
+	{ .name = "paths", .type = KT_STRS, .off = offsetof(struct probe_sect, paths),
+	  .flags = CK_URLPATH,
+	  .def = "[/.env, /.git/, /wp-admin, /wp-login.php, /phpmyadmin, /server-status]",
+	  .tname = "list of path prefixes",
+	  .doc = "Scanner paths answered 404 and counted; [] turns probe detection off." },
+	{ .name = "ban_after", .type = KT_INT, .off = offsetof(struct probe_sect, ban_after),
+	  .def = "10", .min = 1, .max = 1000000,
+	  .doc = "Probes per IP within 10 minutes before a ban." },
+	{ .name = "ban_for", .type = KT_DUR, .off = offsetof(struct probe_sect, ban_for_ms),
+	  .def = "1h", .min = 1000, .max = 30LL * 86400000,
+	  .doc = "Ban length (403 to every request)." },
+};
+static const struct csect s_probes = CONF_SECT(k_probes, post_probes);
+
+static const struct ckey k_top[] = {
+	{ .name = "probes", .type = KT_SECTION, .arg = &s_probes,
+	  .doc = "Scanner detection and bans." },
+};
+static const struct csect s_top = CONF_SECT(k_top, NULL);
 
 struct pr_conf {
 	char   **paths;
@@ -54,29 +91,31 @@ pr_conf_free(void *p)
 }
 
 static int
-pr_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+pr_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
+	const struct probe_sect *ps = sect;
 	struct pr_conf *pc;
 	size_t i;
 
+	(void)c;
 	*fconf = NULL;
-	if (!c->probes.enabled || c->probes.paths.n == 0)
+	if (!ps->enabled || ps->paths.n == 0)
 		return 0;
 	pc = calloc(1, sizeof(*pc));
 	if (pc == NULL)
 		goto oom;
-	pc->paths = calloc(c->probes.paths.n, sizeof(*pc->paths));
-	pc->lens = calloc(c->probes.paths.n, sizeof(*pc->lens));
+	pc->paths = calloc(ps->paths.n, sizeof(*pc->paths));
+	pc->lens = calloc(ps->paths.n, sizeof(*pc->lens));
 	if (pc->paths == NULL || pc->lens == NULL)
 		goto oom;
-	for (i = 0; i < c->probes.paths.n; i++) {
-		if ((pc->paths[i] = strdup(c->probes.paths.v[i])) == NULL)
+	for (i = 0; i < ps->paths.n; i++) {
+		if ((pc->paths[i] = strdup(ps->paths.v[i])) == NULL)
 			goto oom;
 		pc->lens[i] = strlen(pc->paths[i]);
 		pc->n++;
 	}
-	pc->ban_after = c->probes.ban_after > 0 ? c->probes.ban_after : 10;
-	pc->ban_for_ms = c->probes.ban_for_ms > 0 ? c->probes.ban_for_ms : 3600000;
+	pc->ban_after = ps->ban_after > 0 ? ps->ban_after : 10;
+	pc->ban_for_ms = ps->ban_for_ms > 0 ? ps->ban_for_ms : 3600000;
 	*fconf = pc;
 	return 0;
 oom:
@@ -84,6 +123,18 @@ oom:
 	conf_err(ctx, NULL, "out of memory building probes");
 	return -1;
 }
+
+/* The store polls bans decided elsewhere only while probes are on (store.c). */
+static void
+pr_worker_conf(struct worker *w, void *wstate, const struct conf *c)
+{
+	const struct probe_sect *ps = conf_sect(c, filter_id(&probe_filter));
+
+	(void)wstate;
+	store_probes_on(w, ps != NULL && ps->enabled);
+}
+
+/* ---- the request ------------------------------------------------------------------------- */
 
 static int
 pr_is_probe(const struct pr_conf *pc, const char *path, size_t len)
@@ -157,8 +208,11 @@ pr_on_abort(struct req *r, void *state)
 const struct filter probe_filter = {
 	.name = "probe",
 	.state_size = sizeof(struct pr_state),
+	.conf_keys = &s_top,
+	.conf_size = sizeof(struct probe_sect),
 	.conf_init = pr_conf_init,
 	.conf_free = pr_conf_free,
+	.worker_conf = pr_worker_conf,
 	.on_request = pr_on_request,
 	.on_abort = pr_on_abort,
 };

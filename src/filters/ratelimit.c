@@ -21,17 +21,26 @@
  * `count: failures` policies only check when the request arrives; on_done records a hit
  * (fire and forget) when the answer is >= 400 and was not this filter's own refusal.
  *
+ * Owns `rate_limits`, `rate_limit_headers` and each route's `rate_limits` (rows, parse, the
+ * lint's login-route rule). It reads no other filter's configuration: whether a request wants
+ * the revocation check is what the jwt filter set on it (r->check_revocation).
+ *
  * Must never: touch the request from a store reply after on_abort; count a request twice.
  */
+#include "filters/ratelimit.h"
+
 #include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/evp.h>
 
+#include "conf/lint.h"
+#include "conf/schema.h"
 #include "http/filter.h"
 #include "lib/jwt_core.h"
 #include "core/log.h"
@@ -44,7 +53,7 @@
 #define RL_KEY_MAX       256          /* longer user/header values are hashed */
 
 struct rl_pol {
-	const struct conf_rate_limit *p;
+	const struct rl_policy *p;
 	char    *prefix;                 /* "visor:rl:<name>:" */
 	size_t   plen;
 	int      mode;
@@ -52,11 +61,13 @@ struct rl_pol {
 };
 
 struct rl_conf {
-	struct rl_pol   *pol;            /* indexed like conf.rate_limits.v */
+	struct rl_pol   *pol;            /* indexed like rate_limits.v */
 	size_t           n;
 	enum rl_hdrfmt   fmt;
-	int              revocation;
+	int              revocation;     /* an earlier filter may ask for the check
+	                                  * (r->check_revocation): Redis is configured */
 	enum redis_onerr on_error;
+	size_t           fid;            /* this filter's id: its route keys */
 };
 
 struct rl_state {
@@ -302,7 +313,7 @@ hex32(const char *s, size_t n, char *out)
 
 /* The client part of a policy's key for this request, in the arena. */
 static const char *
-rl_client(struct req *r, const struct conf_rate_limit *p, const char *ipk, size_t ipl,
+rl_client(struct req *r, const struct rl_policy *p, const char *ipk, size_t ipl,
     size_t *len)
 {
 	const char *v = NULL;
@@ -344,7 +355,284 @@ rl_client(struct req *r, const struct conf_rate_limit *p, const char *ipk, size_
 	return ipk;
 }
 
-/* ---- configuration ------------------------------------------------------------------------- */
+/* ---- configuration: `rate_limits`, `rate_limit_headers` and each route's `rate_limits` ---- */
+
+_Static_assert(sizeof(enum rl_hdrfmt) == sizeof(int), "enums are stored through int *");
+_Static_assert(sizeof(enum rl_count) == sizeof(int), "enums are stored through int *");
+
+static void
+cf_rl_key(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	struct rl_policy *rl = p->base;
+	const char *s;
+
+	(void)k;
+	(void)field;
+	if ((s = conf_scalar_text(p, v, "ip, user, ip+user or header:<Name>")) == NULL)
+		return;
+	if (strcasecmp(s, "ip") == 0)
+		rl->key = RLK_IP;
+	else if (strcasecmp(s, "user") == 0)
+		rl->key = RLK_USER;
+	else if (strcasecmp(s, "ip+user") == 0)
+		rl->key = RLK_IP_USER;
+	else if (strncasecmp(s, "header:", 7) == 0 && conf_is_token(s + 7)) {
+		free(rl->header);
+		if ((rl->header = conf_strdup(p, v, s + 7)) != NULL)
+			rl->key = RLK_HEADER;
+	} else if (strncasecmp(s, "header:", 7) == 0)
+		conf_err(p->ctx, v, "%s: '%s' is not a valid header name", p->path, conf_quote(p,
+		    s + 7));
+	else
+		conf_err(p->ctx, v, "%s: expected ip, user, ip+user or header:<Name>, got '%s'",
+		    p->path, conf_quote(p, s));
+}
+
+static void
+rel_rl_key(const struct ckey *k, void *base)
+{
+	struct rl_policy *rl = base;
+
+	(void)k;
+	free(rl->header);
+	rl->header = NULL;
+}
+
+static const struct cenum e_rlcount[] = { { "all", RLC_ALL }, { "failures", RLC_FAILURES },
+    { NULL, 0 } };
+
+static const struct ckey k_rl[] = {
+	{ .name = "limit", .type = KT_INT, .off = offsetof(struct rl_policy, limit),
+	  .min = 1, .max = 1000000000, .flags = CK_REQUIRED,
+	  .doc = "Requests allowed per window." },
+	{ .name = "window", .type = KT_DUR, .off = offsetof(struct rl_policy, window_ms),
+	  .min = 1000, .max = INT64_MAX, .flags = CK_REQUIRED,
+	  .doc = "Length of the window." },
+	{ .name = "key", .type = KT_CUSTOM, .fn = cf_rl_key, .release = rel_rl_key, .def = "ip",
+	  .flags = CK_SCALAR,
+	  .tname = "`ip`, `user`, `ip+user` or `header:<Name>`",
+	  .doc = "What is counted: client IP, JWT sub (falls back to the IP when anonymous), "
+	    "both, or a request header's value." },
+	{ .name = "count", .type = KT_ENUM, .off = offsetof(struct rl_policy, count),
+	  .def = "all", .arg = e_rlcount,
+	  .doc = "all: every request counts; failures: only answers >= 400 count." },
+};
+static const struct csect s_rl = CONF_SECT(k_rl, NULL);
+
+static int
+valid_policy_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+	    strlen(s);
+}
+
+static void
+cf_rate_limits(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	struct rl_sect *rs = p->base;
+	struct rl_policy *arr;
+	void *saved = p->base;
+	size_t i, old;
+
+	(void)field;
+	if (v->type != YN_MAP) {
+		if (!conf_is_null(v))
+			conf_err(p->ctx, v, "%s: expected a mapping of policy names to policies, "
+			    "got %s", p->path, v->type == YN_SEQ ? "a list" : "a scalar");
+		return;
+	}
+	if (v->n == 0)
+		return;
+	if ((arr = calloc(v->n, sizeof(*arr))) == NULL) {
+		conf_oom(p, v);
+		return;
+	}
+	rs->rate_limits.v = arr;
+	rs->rate_limits.n = v->n;
+	for (i = 0; i < v->n; i++) {
+		const struct ynode *key = v->pairs[i].key, *val = v->pairs[i].val;
+		old = conf_path_key(p, key->str);
+		if (strlen(key->str) != key->len || !valid_policy_name(key->str)) {
+			conf_err(p->ctx, key, "%s: a policy name is made of letters, digits, '_' "
+			    "and '-'", p->path);
+		} else if ((arr[i].name = conf_strdup(p, key, key->str)) != NULL) {
+			p->base = &arr[i];
+			if (val->type != YN_MAP)
+				conf_err(p->ctx, val, "%s: expected a mapping, got %s", p->path,
+				    val->type == YN_SEQ ? "a list" :
+				    conf_is_null(val) ? "an empty value" : "a scalar");
+			else
+				conf_walk(p, k->arg, val, key);
+			p->base = saved;
+		}
+		conf_path_pop(p, old);
+	}
+}
+
+static void
+rel_rate_limits(const struct ckey *k, void *base)
+{
+	struct rl_sect *rs = base;
+	size_t i;
+
+	for (i = 0; i < rs->rate_limits.n; i++) {
+		free(rs->rate_limits.v[i].name);
+		conf_release(k->arg, &rs->rate_limits.v[i]);
+	}
+	free(rs->rate_limits.v);
+	rs->rate_limits.v = NULL;
+	rs->rate_limits.n = 0;
+}
+
+static const struct cenum e_rlh[] = { { "draft-6", RLH_DRAFT6 }, { "draft-7", RLH_DRAFT7 },
+    { "draft-8", RLH_DRAFT8 }, { "legacy", RLH_LEGACY }, { "off", RLH_OFF }, { NULL, 0 } };
+
+static const struct ckey k_top[] = {
+	{ .name = "rate_limits", .type = KT_CUSTOM, .fn = cf_rate_limits,
+	  .release = rel_rate_limits, .arg = &s_rl, .flags = CK_NAMED,
+	  .tname = "mapping name → policy", .defdoc = "none",
+	  .doc = "Named rate-limit policies, used by routes." },
+	{ .name = "rate_limit_headers", .type = KT_ENUM,
+	  .off = offsetof(struct rl_sect, rate_limit_headers), .def = "draft-6", .arg = e_rlh,
+	  .doc = "RateLimit headers as express-rate-limit 8 emits them, or off." },
+};
+static const struct csect s_top = CONF_SECT(k_top, NULL);
+
+static void
+cf_route_rls(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	struct rl_route *rt = p->base;
+	const struct rl_sect *rs = p->sect;     /* parsed before routes */
+	const char *cand[64], *s, *sug;
+	const struct ynode *it;
+	const struct ynode *lv = conf_list_node(p, v);
+	long n = conf_list_count(p, lv, "a list of rate limit names");
+	size_t i, j, old, nc;
+
+	(void)k;
+	(void)field;
+	if (n < 0)
+		return;
+	free(rt->rate_limits);
+	rt->rate_limits = NULL;
+	rt->n_rate_limits = 0;
+	if (n == 0)
+		return;
+	if ((rt->rate_limits = calloc((size_t)n, sizeof(*rt->rate_limits))) == NULL) {
+		conf_oom(p, v);
+		return;
+	}
+	for (nc = 0; nc < rs->rate_limits.n && nc < 64; nc++)
+		cand[nc] = rs->rate_limits.v[nc].name;
+	for (i = 0; i < (size_t)n; i++) {
+		it = conf_item_at(lv, i);
+		old = conf_item_push(p, lv, i);
+		if ((s = conf_item_text(p, it)) != NULL) {
+			for (j = 0; j < rs->rate_limits.n; j++)
+				if (rs->rate_limits.v[j].name != NULL &&
+				    strcmp(rs->rate_limits.v[j].name, s) == 0)
+					break;
+			if (j < rs->rate_limits.n)
+				rt->rate_limits[rt->n_rate_limits++] = j;
+			else if (rs->rate_limits.n == 0)
+				conf_err(p->ctx, it, "%s: no rate limit named '%s' (rate_limits "
+				    "defines none)", p->path, conf_quote(p, s));
+			else if ((sug = conf_nearest(s, cand, nc)) != NULL)
+				conf_err(p->ctx, it, "%s: no rate limit named '%s' in rate_limits "
+				    "(did you mean '%s'?)", p->path, conf_quote(p, s), sug);
+			else
+				conf_err(p->ctx, it, "%s: no rate limit named '%s' in rate_limits",
+				    p->path, conf_quote(p, s));
+		}
+		conf_path_pop(p, old);
+	}
+}
+
+static void
+rel_route_rls(const struct ckey *k, void *base)
+{
+	struct rl_route *rt = base;
+
+	(void)k;
+	free(rt->rate_limits);
+	rt->rate_limits = NULL;
+	rt->n_rate_limits = 0;
+}
+
+static const struct ckey k_route[] = {
+	{ .name = "rate_limits", .type = KT_CUSTOM, .fn = cf_route_rls, .release = rel_route_rls,
+	  .tname = "list of policy names", .defdoc = "none",
+	  .doc = "Policies from rate_limits applied to this route, in order." },
+};
+static const struct csect s_route = CONF_SECT(k_route, NULL);
+
+/* ---- lint ---------------------------------------------------------------------------- */
+
+/* A path segment (case-insensitive, as routes match) that names a credential endpoint. */
+static int
+login_path(const char *path)
+{
+	static const char *const names[] = { "auth", "login", "signin", "sign-in" };
+	const char *s = path, *e;
+	size_t i, n;
+
+	while (*s != '\0') {
+		s += strspn(s, "/");
+		e = s + strcspn(s, "/");
+		n = (size_t)(e - s);
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (n == strlen(names[i]) && strncasecmp(s, names[i], n) == 0)
+				return 1;
+		s = e;
+	}
+	return 0;
+}
+
+/* Whether the route can receive a request that carries credentials: any method, or one
+ * that is not GET/HEAD/OPTIONS (a GET-only /login serves the form). */
+static int
+takes_writes(const struct conf_route *r)
+{
+	size_t i;
+
+	if (r->methods.n == 0)
+		return 1;
+	for (i = 0; i < r->methods.n; i++)
+		if (strcmp(r->methods.v[i], "GET") != 0 && strcmp(r->methods.v[i], "HEAD") != 0 &&
+		    strcmp(r->methods.v[i], "OPTIONS") != 0)
+			return 1;
+	return 0;
+}
+
+/* Login routes without a rate limit (a route the core already reports as never used is
+ * left to that warning). */
+static void
+rl_lint(struct lint *l, const void *sect)
+{
+	const struct conf *c = l->c;
+	const struct conf_route *r;
+	const struct rl_route *rr;
+	const struct ynode *at;
+	size_t i, j, id = filter_id(&rl_filter);
+
+	(void)sect;
+	for (i = 0; i < c->routes.n; i++) {
+		r = &c->routes.v[i];
+		rr = conf_route_keys(r, id);
+		if (lint_route_shadowed(c, i, &j))
+			continue;
+		at = lint_first(lint_node(l, "routes.%zu.path", i), lint_node(l, "routes.%zu", i));
+		if (rr->n_rate_limits == 0 && login_path(r->path) && takes_writes(r))
+			conf_warn(l->ctx, at, "routes[%zu] (%s) has no rate limit; login endpoints "
+			    "get password guessing and credential stuffing — add rate_limits: [login] "
+			    "with a policy such as login: { limit: 5, window: 60s, key: ip, count: "
+			    "failures }", i, lint_quote(l, r->path));
+	}
+}
+
+/* ---- the built configuration --------------------------------------------------------------- */
 
 static void
 rl_conf_free(void *p)
@@ -363,35 +651,44 @@ rl_conf_free(void *p)
 }
 
 static int
-rl_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+rl_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
+	const struct rl_sect *rs = sect;
+	const struct rl_route *rr;
 	struct rl_conf *rc;
-	size_t i, used = 0;
+	size_t i, used = 0, fid = filter_id(&rl_filter);
 	char name[96];
 
 	*fconf = NULL;
 	for (i = 0; i < c->routes.n; i++) {
-		used += c->routes.v[i].n_rate_limits;
-		if (c->routes.v[i].n_rate_limits > RL_MAX_PER_ROUTE) {
+		rr = conf_route_keys(&c->routes.v[i], fid);
+		used += rr->n_rate_limits;
+		if (rr->n_rate_limits > RL_MAX_PER_ROUTE) {
 			conf_err(ctx, NULL, "routes[%zu]: at most %d rate limits per route", i,
 			    RL_MAX_PER_ROUTE);
 			return -1;
 		}
 	}
-	if (used == 0 && !(c->jwt.enabled && c->jwt.revocation))
+	/* The revocation check rides on this filter's store operation; the jwt filter asks for
+	 * it per request (r->check_revocation), and only with a redis section (jwt.revocation
+	 * needs one). Which routes it asks on is jwt's business, so with Redis every route's
+	 * chain has this filter, and a request that neither is limited nor asks passes it at
+	 * once. */
+	if (used == 0 && !c->redis.enabled)
 		return 0;                    /* off: no route is limited, nothing to revoke */
 	rc = calloc(1, sizeof(*rc));
 	if (rc == NULL)
 		goto oom;
-	rc->fmt = c->rate_limit_headers;
-	rc->revocation = c->jwt.enabled && c->jwt.revocation;
+	rc->fid = fid;
+	rc->fmt = rs->rate_limit_headers;
+	rc->revocation = c->redis.enabled;
 	rc->on_error = c->redis.on_error;
-	rc->n = c->rate_limits.n;
+	rc->n = rs->rate_limits.n;
 	rc->pol = calloc(rc->n ? rc->n : 1, sizeof(*rc->pol));
 	if (rc->pol == NULL)
 		goto oom;
 	for (i = 0; i < rc->n; i++) {
-		const struct conf_rate_limit *p = &c->rate_limits.v[i];
+		const struct rl_policy *p = &rs->rate_limits.v[i];
 		struct rl_pol *q = &rc->pol[i];
 		size_t nl = strlen(p->name);
 		q->p = p;
@@ -416,14 +713,16 @@ oom:
 }
 
 static int
-rl_route_wants(const struct conf *c, const struct conf_route *cr, const void *fconf)
+rl_route_wants(const struct conf *c, const struct conf_route *cr, const void *rkeys,
+    const void *fconf)
 {
 	const struct rl_conf *rc = fconf;
+	const struct rl_route *rr = rkeys;
 
 	(void)c;
 	if (cr == NULL || rc == NULL)
 		return 0;
-	return cr->n_rate_limits > 0 || (rc->revocation && cr->auth != AUTH_OFF);
+	return rr->n_rate_limits > 0 || rc->revocation;
 }
 
 /* ---- the request ------------------------------------------------------------------------------ */
@@ -485,15 +784,15 @@ rl_on_request(struct req *r, const void *fconf, void *state)
 {
 	const struct rl_conf *rc = fconf;
 	struct rl_state *st = state;
-	const struct conf_route *cr = r->route ? r->route->cr : NULL;
+	const struct rl_route *rr = r->route ? conf_route_keys(r->route->cr, rc->fid) : NULL;
 	char ipk[INET6_ADDRSTRLEN + 8];
 	size_t ipl, i, j, n = 0, nr;
 	int revo;
 
 	st->r = r;
-	if (cr == NULL)
+	if (rr == NULL)
 		return V_CONTINUE;
-	nr = MIN(cr->n_rate_limits, RL_MAX_PER_ROUTE);
+	nr = MIN(rr->n_rate_limits, RL_MAX_PER_ROUTE);
 	revo = rc->revocation && r->check_revocation;
 	if (nr == 0 && !revo)
 		return V_CONTINUE;
@@ -509,7 +808,7 @@ rl_on_request(struct req *r, const void *fconf, void *state)
 			return V_ERROR;
 	}
 	for (i = 0; i < nr; i++) {
-		size_t idx = cr->rate_limits[i], cl = 0;
+		size_t idx = rr->rate_limits[i], cl = 0;
 		const struct rl_pol *p;
 		const char *comp;
 		char *key;
@@ -644,6 +943,11 @@ rl_on_abort(struct req *r, void *state)
 const struct filter rl_filter = {
 	.name = "rl",
 	.state_size = sizeof(struct rl_state),
+	.conf_keys = &s_top,
+	.conf_size = sizeof(struct rl_sect),
+	.route_keys = &s_route,
+	.route_size = sizeof(struct rl_route),
+	.conf_lint = rl_lint,
 	.conf_init = rl_conf_init,
 	.conf_free = rl_conf_free,
 	.route_wants = rl_route_wants,

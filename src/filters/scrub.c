@@ -26,6 +26,8 @@
 
 #include <event2/buffer.h>
 
+#include "conf/lint.h"
+#include "conf/schema.h"
 #include "http/filter.h"
 #include "http/http.h"
 #include "core/metrics.h"
@@ -334,10 +336,108 @@ scrub_has_stack_trace(const char *p, size_t n)
 	return has_v8_frame(p, n) || has_stack_key(p, n) || has_driver_error(p, n);
 }
 
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static void
+cf_scrub(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	struct scrub_sect *ss = p->base;
+	const struct ynode *it;
+	const char *s, *err;
+	const struct ynode *lv = conf_list_node(p, v);
+	long n = conf_list_count(p, lv, "a list of status codes and ranges");
+	size_t i, old;
+	int lo, hi;
+
+	(void)k;
+	(void)field;
+	if (n < 0)
+		return;
+	free(ss->scrub);
+	ss->scrub = NULL;
+	ss->n_scrub = 0;
+	if (n == 0)
+		return;
+	if ((ss->scrub = calloc((size_t)n, sizeof(*ss->scrub))) == NULL) {
+		conf_oom(p, v);
+		return;
+	}
+	for (i = 0; i < (size_t)n; i++) {
+		it = conf_item_at(lv, i);
+		old = conf_item_push(p, lv, i);
+		if ((s = conf_item_text(p, it)) != NULL) {
+			if (units_status_range(s, &lo, &hi, &err) == 0) {
+				ss->scrub[ss->n_scrub].lo = lo;
+				ss->scrub[ss->n_scrub].hi = hi;
+				ss->n_scrub++;
+			} else {
+				conf_err(p->ctx, it, "%s: %s, got '%s'", p->path, err, conf_quote(p,
+				    s));
+			}
+		}
+		conf_path_pop(p, old);
+	}
+}
+
+static void
+rel_scrub(const struct ckey *k, void *base)
+{
+	struct scrub_sect *ss = base;
+
+	(void)k;
+	free(ss->scrub);
+	ss->scrub = NULL;
+	ss->n_scrub = 0;
+}
+
+static const struct ckey k_errors[] = {
+	{ .name = "scrub", .type = KT_CUSTOM, .fn = cf_scrub, .release = rel_scrub,
+	  .def = "[500-599]", .tname = "list of codes and ranges",
+	  .doc = "Upstream answers with these statuses get the generic JSON body (original "
+	    "logged with the request id)." },
+	{ .name = "stack_traces", .type = KT_BOOL, .off = offsetof(struct scrub_sect, stack_traces),
+	  .def = "true", .doc = "Also scrub any 4xx body that carries a stack trace." },
+};
+static const struct csect s_errors = CONF_SECT(k_errors, NULL);
+
+static const struct ckey k_top[] = {
+	{ .name = "errors", .type = KT_SECTION, .arg = &s_errors,
+	  .doc = "Scrubbing of upstream error bodies." },
+};
+static const struct csect s_top = CONF_SECT(k_top, NULL);
+
+static int
+scrub_listed(const struct scrub_sect *ss, int st)
+{
+	size_t i;
+
+	for (i = 0; i < ss->n_scrub; i++)
+		if (st >= ss->scrub[i].lo && st <= ss->scrub[i].hi)
+			return 1;
+	return 0;
+}
+
+int
+scrub_status(const struct conf *c, int st)
+{
+	return scrub_listed(conf_sect(c, filter_id(&scrub_filter)), st);
+}
+
+static void
+scrub_lint(struct lint *l, const void *sect)
+{
+	if (!scrub_listed(sect, 500))
+		conf_warn(l->ctx, lint_first(lint_node(l, "errors.scrub"), lint_section(l,
+		    "errors")),
+		    "errors.scrub does not include 500: Node's default error handlers send stack "
+		    "traces and driver messages in 500 answers — add 500-599 to errors.scrub");
+}
+
 /* ---- the filter --------------------------------------------------------------------------- */
 
 struct scrub_conf {
-	int stack_traces;
+	const struct scrub_sect *s;   /* the generation's section (errors.scrub) */
+	int                      stack_traces;
 };
 
 enum scrub_phase {
@@ -352,18 +452,21 @@ struct scrub_state {
 };
 
 static int
-scrub_conf_init(struct conf_ctx *ctx, struct conf *c, void **fconf)
+scrub_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
+	const struct scrub_sect *ss = sect;
 	struct scrub_conf *sc;
 
+	(void)c;
 	*fconf = NULL;
-	if (c->errors.n_scrub == 0 && !c->errors.stack_traces)
+	if (ss->n_scrub == 0 && !ss->stack_traces)
 		return 0;          /* nothing to do: off */
 	if ((sc = calloc(1, sizeof(*sc))) == NULL) {
 		conf_err(ctx, NULL, "errors: out of memory");
 		return -1;
 	}
-	sc->stack_traces = c->errors.stack_traces;
+	sc->s = ss;
+	sc->stack_traces = ss->stack_traces;
 	*fconf = sc;
 	return 0;
 }
@@ -494,7 +597,7 @@ scrub_on_response(struct req *r, const void *fconf, void *state)
 	st->phase = SP_DONE;
 	empty = head || http_status_no_body(r->status) ||
 	    (r->rh.has_cl && r->rh.content_length == 0);
-	if (conf_scrub_status(r->conf, r->status)) {
+	if (scrub_listed(sc->s, r->status)) {
 		/* Replaced now, whatever happens next; the wait is only for the log's excerpt. */
 		replace(r);
 		if (empty) {
@@ -517,6 +620,9 @@ scrub_on_response(struct req *r, const void *fconf, void *state)
 const struct filter scrub_filter = {
 	.name = "scrub",
 	.state_size = sizeof(struct scrub_state),
+	.conf_keys = &s_top,
+	.conf_size = sizeof(struct scrub_sect),
+	.conf_lint = scrub_lint,
 	.conf_init = scrub_conf_init,
 	.conf_free = scrub_conf_free,
 	.on_response = scrub_on_response,

@@ -1,12 +1,31 @@
 /* SPDX-License-Identifier: MIT
  * scrub — the pure half of error scrubbing (CONTRACT §2 `errors`, §3): the detector that
  * decides whether an upstream error body leaks internals. Unit-tested with real samples and
- * fuzzed; the filter glue is in scrub.c.
+ * fuzzed; the filter glue is in scrub.c. Also the filter's configuration: the parsed
+ * `errors` section (conf_sect(c, filter_id(&scrub_filter))).
  */
 #ifndef VISOR_SCRUB_H
 #define VISOR_SCRUB_H
 
 #include <stddef.h>
+
+#include "http/filter.h"
+
+struct scrub_range {
+	int lo, hi;
+};
+
+/* The `errors` section; owned by the conf, released by its rows. */
+struct scrub_sect {
+	struct scrub_range *scrub;
+	size_t              n_scrub;
+	int                 stack_traces;
+};
+
+extern const struct filter scrub_filter;
+
+/* Whether status `st` falls in errors.scrub of generation c. Any thread. */
+int scrub_status(const struct conf *c, int st);
 
 /* How much of a 4xx body is inspected for a stack trace: larger bodies pass untouched. */
 #define SCRUB_INSPECT_MAX (64 * 1024)

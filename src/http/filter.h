@@ -22,9 +22,24 @@
  * on_abort(req) runs for a filter that is suspended when the request dies (client gone):
  * it must detach its pending operation from the request (the reply must not touch it).
  *
- * Per-generation config: conf_init builds the filter's immutable config from the typed conf
- * (NULL fconf = disabled everywhere); route_wants says whether a route's chain includes it.
- * Per-worker state: worker_init/worker_fini (caches, connections), owned by the worker.
+ * Configuration: each filter owns its YAML keys (src/conf/schema.h rows), parsed by the
+ * core's walker (conf.c) into blocks only the filter knows the type of:
+ *   conf_keys / conf_size     its top-level keys (a filter may own several: headers and
+ *                             remove_headers), parsed into a zeroed block of conf_size bytes
+ *                             (conf_sect(c, id)), after the core's sections and before routes,
+ *                             in table order;
+ *   route_keys / route_size   the keys it adds to each route (jwt's auth, body's body),
+ *                             parsed into a block per route (conf_route_keys(cr, id)), after
+ *                             the route's core keys, in table order;
+ *   conf_lint                 its `visor -t` warnings (conf/lint.h), after the core's, in
+ *                             table order, only for a file that loads.
+ * The rows release what they parse (conf_release), so a filter writes no free for them. A
+ * filter reads only the core's struct conf fields and its own blocks, never another filter's.
+ * Per generation (main thread): conf_init builds the filter's immutable config from its section
+ * (NULL fconf = disabled everywhere); route_wants says whether a route's chain includes it;
+ * route_init may set the route's core fields (struct route_ent) from the filter's keys.
+ * Per-worker state: worker_init/worker_fini (caches, connections), owned by the worker;
+ * worker_conf runs on the worker's thread when it takes a new generation.
  */
 #ifndef VISOR_FILTER_H
 #define VISOR_FILTER_H
@@ -33,7 +48,10 @@
 
 #include "conf/conf.h"
 
+struct csect;
+struct lint;
 struct req;
+struct route_ent;
 struct worker;
 
 enum verdict { V_CONTINUE = 0, V_RESPOND, V_SUSPEND, V_ERROR };
@@ -42,9 +60,21 @@ struct filter {
 	const char   *name;
 	size_t        state_size;      /* per-request scratch, zeroed, from the request arena */
 	int           always;          /* also runs on edge answers made before routing (400, 408...) */
-	int          (*conf_init)(struct conf_ctx *ctx, struct conf *c, void **fconf);
+	/* configuration: the filter's keys, parsed by conf.c (main thread) */
+	const struct csect *conf_keys; /* top-level rows; NULL: none */
+	size_t        conf_size;       /* the block they parse into */
+	const struct csect *route_keys;/* rows added to each route; NULL: none */
+	size_t        route_size;      /* the block they parse into, per route */
+	void         (*conf_lint)(struct lint *l, const void *sect);
+	/* per generation (main thread): sect is conf_sect(c, id), NULL without conf_keys */
+	int          (*conf_init)(struct conf_ctx *ctx, struct conf *c, const void *sect,
+	                  void **fconf);
 	void         (*conf_free)(void *fconf);
-	int          (*route_wants)(const struct conf *c, const struct conf_route *rt, const void *fconf);
+	/* cr NULL: requests no route matches, edge answers; rkeys: conf_route_keys(cr, id) */
+	int          (*route_wants)(const struct conf *c, const struct conf_route *cr,
+	                  const void *rkeys, const void *fconf);
+	void         (*route_init)(struct route_ent *re, const void *rkeys, const void *fconf);
+	/* per worker */
 	int          (*worker_init)(struct worker *w, void **wstate);
 	void         (*worker_fini)(struct worker *w, void *wstate);
 	void         (*worker_conf)(struct worker *w, void *wstate, const struct conf *c); /* new generation */
@@ -58,15 +88,15 @@ struct filter {
 /* The table, in chain order, NULL-terminated; a filter's id is its index. */
 extern const struct filter *const filter_table[];
 size_t filter_count(void);
+/* The id of a filter of the table (its index): what conf_sect, conf_route_keys and
+ * conf->fconf are indexed by. Configuration time; a request-time hook keeps it in its fconf. */
+size_t filter_id(const struct filter *f);
 
 /* A chain: the filters a request runs, with their ids. Built per route per generation. */
 struct chain {
 	unsigned char ids[CONF_MAX_FILTERS];
 	size_t        n;
 };
-
-/* A filter's id: its index in filter_table (CONF_MAX_FILTERS when it is not there). */
-size_t filter_id(const struct filter *f);
 
 /* ---- what a filter may reach of the worker running a request ---------------------------
  * Filters never include core/worker.h or http/conn.h: the worker's counters, the filter's
@@ -75,7 +105,7 @@ size_t filter_id(const struct filter *f);
 struct metrics;
 struct event_base;
 struct metrics *filter_metrics(struct req *r);
-void *filter_wstate(struct req *r, const struct filter *f);
+void *filter_wstate(struct req *r, size_t id);   /* id: filter_id(), kept in the fconf */
 /* The worker's event loop, for a filter's own timers (worker_init gets the worker). */
 struct event_base *filter_event_base(struct worker *w);
 

@@ -547,9 +547,8 @@ req_start(struct req *r)
 		r->route = route_match(cf->route_rt, r->path, r->path_len, r->method);
 		r->chain = r->route ? &r->route->chain : &cf->route_rt->noroute;
 		/* a route's body.max_size can only lower client.max_body_size */
-		if (r->route && r->route->cr->body_max_size > 0 &&
-		    (uint64_t)r->route->cr->body_max_size < r->body_max)
-			r->body_max = (uint64_t)r->route->cr->body_max_size;
+		if (r->route && r->route->body_max > 0 && r->route->body_max < r->body_max)
+			r->body_max = r->route->body_max;
 	}
 	if (r->h.has_cl && r->h.content_length > r->body_max) {
 		req_fail_head(r, 413, "Content-Length over the route's max_size");

@@ -143,10 +143,22 @@ chain_build(struct chain *ch, const struct conf *c, const struct conf_route *cr,
 			continue;
 		if (f->conf_init && c->fconf[i] == NULL)
 			continue;           /* disabled in this generation */
-		if (f->route_wants && !f->route_wants(c, cr, c->fconf[i]))
+		if (f->route_wants && !f->route_wants(c, cr, cr != NULL ? cr->keys[i] : NULL,
+		    c->fconf[i]))
 			continue;
 		ch->ids[ch->n++] = (unsigned char)i;
 	}
+}
+
+/* Lets each filter set the route's core settings from its keys (body.max_size). */
+static void
+route_init(const struct conf *c, struct route_ent *re)
+{
+	size_t i;
+
+	for (i = 0; filter_table[i]; i++)
+		if (filter_table[i]->route_init != NULL)
+			filter_table[i]->route_init(re, re->cr->keys[i], c->fconf[i]);
 }
 
 int
@@ -166,6 +178,7 @@ route_build(struct conf_ctx *ctx, struct conf *c)
 		rt->v[i].cr = &c->routes.v[i];
 		rt->v[i].idx = i;
 		chain_build(&rt->v[i].chain, c, &c->routes.v[i], 0);
+		route_init(c, &rt->v[i]);
 	}
 	chain_build(&rt->base, c, NULL, 1);
 	/* The plain listener only redirects: the always-on filters (hsts makes the 301). */

@@ -9,6 +9,7 @@
 #define VISOR_ROUTE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/conf.h"
 #include "http/filter.h"
@@ -17,6 +18,8 @@ struct route_ent {
 	const struct conf_route *cr;
 	size_t                   idx;
 	struct chain             chain;
+	/* core per-route settings a filter sets at build time (filter->route_init) */
+	uint64_t                 body_max;  /* body limit below client.max_body_size; 0: none */
 };
 
 struct route_rt {
@@ -36,7 +39,8 @@ long route_normalize(const char *in, size_t len, char *out);
 const struct route_ent *route_match(const struct route_rt *rt, const char *path, size_t len,
     const char *method);
 
-/* Builds c->route_rt (chains from the filter table). 0 or -1. */
+/* Builds c->route_rt: the chains from the filter table (route_wants) and each route's core
+ * settings (route_init), filters in table order. 0 or -1. */
 int  route_build(struct conf_ctx *ctx, struct conf *c);
 void route_rt_free(struct route_rt *rt);
 

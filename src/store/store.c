@@ -963,7 +963,6 @@ store_worker_conf(struct worker *w, const struct conf *c)
 	if (sw == NULL)
 		return;
 	sw->on_error = c->redis.on_error;
-	sw->probes_on = c->probes.enabled;
 	if (c->redis.enabled && sw->rd == NULL) {
 		/* published for store_ready on the admin (main) thread: a reload that enables
 		 * Redis creates the client here, on the worker's thread */
@@ -977,6 +976,15 @@ store_worker_conf(struct worker *w, const struct conf *c)
 	if (sw->rd)
 		redis_configure(sw->rd, c);
 	sw->redis_on = c->redis.enabled && sw->rd != NULL;
+}
+
+void
+store_probes_on(struct worker *w, int on)
+{
+	struct store_w *sw = sw_of(w);
+
+	if (sw != NULL)
+		sw->probes_on = on;
 }
 
 void

@@ -156,6 +156,10 @@ enum store_res store_probe(struct worker *w, const char *ipkey, size_t klen, int
     int64_t ban_for_ms, store_cb cb, void *arg, struct store_op **op);
 /* Whether ipkey is banned now (process-wide cache; no round trip). */
 int  store_banned(struct worker *w, const char *ipkey, size_t klen);
+/* Whether probe detection is on in the worker's generation: bans decided by other instances
+ * are polled from Redis (visor:bans) only then. Set by the probe filter's worker_conf, right
+ * after store_worker_conf. Worker thread. */
+void store_probes_on(struct worker *w, int on);
 
 /* Detaches an operation in flight: its callback will not run and it no longer touches the
  * caller's memory. NULL is a no-op. */

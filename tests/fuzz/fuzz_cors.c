@@ -27,16 +27,16 @@ static struct cors_conf *cc;
 static void
 setup(void)
 {
-	struct conf c;
+	struct cors_sect c;
 
 	memset(&c, 0, sizeof(c));
-	c.cors.enabled = 1;
-	c.cors.origins.v = origins;
-	c.cors.origins.n = sizeof(origins) / sizeof(origins[0]);
-	c.cors.methods.v = methods;
-	c.cors.methods.n = 3;
-	c.cors.headers.v = headers;
-	c.cors.headers.n = 3;
+	c.enabled = 1;
+	c.origins.v = origins;
+	c.origins.n = sizeof(origins) / sizeof(origins[0]);
+	c.methods.v = methods;
+	c.methods.n = 3;
+	c.headers.v = headers;
+	c.headers.n = 3;
 	cc = cors_conf_new(&c);
 	if (cc == NULL || cc->n_origins != 5)
 		abort();

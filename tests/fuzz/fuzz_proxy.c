@@ -138,6 +138,7 @@
 #include <openssl/x509.h>
 
 #include "conf/conf.h"
+#include "filters/cors.h"
 #include "http/conn.h"
 #include "core/log.h"
 #include "store/mstore.h"
@@ -1375,7 +1376,8 @@ rs_on_headers_complete(llhttp_t *p)
 		fail("plain answer %d (%d) has Strict-Transport-Security", r->nfinal, st);
 	if (r->n_pb || r->n_server)
 		fail("answer %d (%d) has X-Powered-By or Server", r->nfinal, st);
-	if (r->n_acao && !S.cf->w->conf->cors.enabled)
+	if (r->n_acao && !((const struct cors_sect *)conf_sect(S.cf->w->conf,
+	    filter_id(&cors_filter)))->enabled)
 		fail("answer %d (%d) has Access-Control-* without a cors section", r->nfinal, st);
 	if (st == 101) {
 		r->tunnel = 1;
@@ -1460,6 +1462,7 @@ rs_on_message_complete(llhttp_t *p)
 {
 	struct resp *r = p->data;
 	const struct conf *c = S.cf->w->conf;
+	const struct scrub_sect *errors = conf_sect(c, filter_id(&scrub_filter));
 	const char *m, *id;
 	size_t ml, il;
 	int st = r->status, mine;
@@ -1475,7 +1478,7 @@ rs_on_message_complete(llhttp_t *p)
 	    memcmp(id, r->id, il) != 0))
 		fail("answer %d (%d): visor's body says %.*s (request id %.*s, header %s)",
 		    r->nfinal - 1, st, (int)ml, m, (int)il, id, r->id);
-	if (S.https && conf_scrub_status(c, st)) {
+	if (S.https && scrub_status(c, st)) {
 		char want[160];
 		const char *msg = req_status_message(st);
 		int wl = snprintf(want, sizeof(want), "{\"error\":\"%s\",\"requestId\":\"%s\"}", msg, r->id);
@@ -1483,7 +1486,7 @@ rs_on_message_complete(llhttp_t *p)
 			fail("answer %d: status %d is in errors.scrub but its body is not the generic one",
 			    r->nfinal - 1, st);
 	}
-	if (S.https && c->errors.stack_traces && st >= 400 && st <= 499 && !r->encoded && !mine &&
+	if (S.https && errors->stack_traces && st >= 400 && st <= 499 && !r->encoded && !mine &&
 	    r->blen <= SCRUB_INSPECT_MAX && scrub_has_stack_trace(r->body, r->blen))
 		fail("answer %d: a %d body with a stack trace reached the client", r->nfinal - 1, st);
 	return 0;

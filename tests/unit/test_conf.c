@@ -9,6 +9,16 @@
 
 #include "t.h"
 #include "conf/conf.h"
+#include "filters/body.h"
+#include "filters/cors.h"
+#include "filters/headers.h"
+#include "filters/https.h"
+#include "filters/jwt.h"
+#include "filters/lockout.h"
+#include "filters/probe.h"
+#include "filters/ratelimit.h"
+#include "filters/scrub.h"
+#include "http/filter.h"
 #include "lib/jwt_core.h"
 
 #define TLS "tls: {certificates: [{cert: a.crt, key: a.key}]}\n"
@@ -16,6 +26,21 @@
 static struct conf C;
 static struct conf_ctx X;
 static char *out;
+
+/* Each policy's section and route keys belong to its filter: reached through the accessors. */
+#define SECT(type, f)   ((const struct type *)conf_sect(&C, filter_id(&(f))))
+#define HSTS            SECT(hsts_sect, hsts_filter)
+#define HDRS            SECT(hdrs_sect, hdrs_filter)
+#define ERRORS          SECT(scrub_sect, scrub_filter)
+#define PROBES          SECT(probe_sect, probe_filter)
+#define CORS            SECT(cors_sect, cors_filter)
+#define JWT             SECT(jwt_sect, jwt_filter)
+#define RL              SECT(rl_sect, rl_filter)
+#define LOCKOUT         SECT(lockout_sect, lockout_filter)
+#define RKEYS(type, f, i) ((const struct type *)conf_route_keys(&C.routes.v[i], filter_id(&(f))))
+#define JWT_RT(i)       RKEYS(jwt_route, jwt_filter, i)
+#define RL_RT(i)        RKEYS(rl_route, rl_filter, i)
+#define BODY_RT(i)      RKEYS(body_route, body_filter, i)
 
 static void
 reset(void)
@@ -93,54 +118,54 @@ test_defaults(void)
 	T_EQ_INT(C.client.max_header_size, 16384);
 	T_EQ_INT(C.client.max_body_size, 1048576);
 	T_EQ_INT(C.client.max_connections, 10000);
-	T_EQ_INT(C.hsts.max_age, 31536000);
-	T_EQ_INT(C.hsts.include_subdomains, 1);
-	T_EQ_INT(C.hsts.preload, 0);
-	T_EQ_INT(C.headers.n, 11);
-	T_EQ_STR(C.headers.v[0].key, "Content-Security-Policy");
-	T_EQ_STR(C.headers.v[0].val, "default-src 'self';base-uri 'self';font-src 'self' https: "
+	T_EQ_INT(HSTS->max_age, 31536000);
+	T_EQ_INT(HSTS->include_subdomains, 1);
+	T_EQ_INT(HSTS->preload, 0);
+	T_EQ_INT(HDRS->headers.n, 11);
+	T_EQ_STR(HDRS->headers.v[0].key, "Content-Security-Policy");
+	T_EQ_STR(HDRS->headers.v[0].val, "default-src 'self';base-uri 'self';font-src 'self' https: "
 	    "data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src "
 	    "'none';script-src 'self';script-src-attr 'none';style-src 'self' https: "
 	    "'unsafe-inline';upgrade-insecure-requests");
-	T_EQ_STR(C.headers.v[3].key, "Origin-Agent-Cluster");
-	T_EQ_STR(C.headers.v[3].val, "?1");
-	T_EQ_STR(C.headers.v[6].key, "X-DNS-Prefetch-Control");
-	T_EQ_STR(C.headers.v[6].val, "off");
-	T_EQ_STR(C.headers.v[10].key, "X-XSS-Protection");
-	T_EQ_STR(C.headers.v[10].val, "0");
-	T_EQ_INT(C.headers_unset.n, 0);
-	T_EQ_INT(C.remove_headers.n, 2);
-	T_EQ_STR(C.remove_headers.v[0], "X-Powered-By");
-	T_EQ_STR(C.remove_headers.v[1], "Server");
-	T_EQ_INT(C.cors.enabled, 0);
+	T_EQ_STR(HDRS->headers.v[3].key, "Origin-Agent-Cluster");
+	T_EQ_STR(HDRS->headers.v[3].val, "?1");
+	T_EQ_STR(HDRS->headers.v[6].key, "X-DNS-Prefetch-Control");
+	T_EQ_STR(HDRS->headers.v[6].val, "off");
+	T_EQ_STR(HDRS->headers.v[10].key, "X-XSS-Protection");
+	T_EQ_STR(HDRS->headers.v[10].val, "0");
+	T_EQ_INT(HDRS->headers_unset.n, 0);
+	T_EQ_INT(HDRS->remove_headers.n, 2);
+	T_EQ_STR(HDRS->remove_headers.v[0], "X-Powered-By");
+	T_EQ_STR(HDRS->remove_headers.v[1], "Server");
+	T_EQ_INT(CORS->enabled, 0);
 	T_EQ_INT(C.redis.enabled, 0);
-	T_EQ_INT(C.jwt.enabled, 0);
-	T_EQ_INT(C.jwt.revocation, 0);
-	T_EQ_INT(C.rate_limits.n, 0);
-	T_EQ_INT(C.rate_limit_headers, RLH_DRAFT6);
-	T_EQ_INT(C.lockout.enabled, 0);
+	T_EQ_INT(JWT->enabled, 0);
+	T_EQ_INT(JWT->revocation, 0);
+	T_EQ_INT(RL->rate_limits.n, 0);
+	T_EQ_INT(RL->rate_limit_headers, RLH_DRAFT6);
+	T_EQ_INT(LOCKOUT->enabled, 0);
 	T_EQ_INT(C.routes.n, 1);
 	T_EQ_STR(C.routes.v[0].path, "/");
-	T_EQ_INT(C.routes.v[0].auth, AUTH_OFF);
+	T_EQ_INT(JWT_RT(0)->auth, AUTH_OFF);
 	T_EQ_INT(C.routes.v[0].methods.n, 0);
-	T_EQ_INT(C.routes.v[0].n_rate_limits, 0);
-	T_EQ_INT(C.routes.v[0].has_body, 0);
-	T_EQ_INT(C.errors.n_scrub, 1);
-	T_EQ_INT(C.errors.scrub[0].lo, 500);
-	T_EQ_INT(C.errors.scrub[0].hi, 599);
-	T_EQ_INT(C.errors.stack_traces, 1);
-	T_EQ_INT(C.probes.enabled, 1);
-	T_EQ_INT(C.probes.paths.n, 6);
-	T_EQ_STR(C.probes.paths.v[0], "/.env");
-	T_EQ_STR(C.probes.paths.v[5], "/server-status");
-	T_EQ_INT(C.probes.ban_after, 10);
-	T_EQ_INT(C.probes.ban_for_ms, 3600000);
+	T_EQ_INT(RL_RT(0)->n_rate_limits, 0);
+	T_EQ_INT(BODY_RT(0)->has_body, 0);
+	T_EQ_INT(ERRORS->n_scrub, 1);
+	T_EQ_INT(ERRORS->scrub[0].lo, 500);
+	T_EQ_INT(ERRORS->scrub[0].hi, 599);
+	T_EQ_INT(ERRORS->stack_traces, 1);
+	T_EQ_INT(PROBES->enabled, 1);
+	T_EQ_INT(PROBES->paths.n, 6);
+	T_EQ_STR(PROBES->paths.v[0], "/.env");
+	T_EQ_STR(PROBES->paths.v[5], "/server-status");
+	T_EQ_INT(PROBES->ban_after, 10);
+	T_EQ_INT(PROBES->ban_for_ms, 3600000);
 	T_EQ_INT(C.log.level, LOG_INFO);
 	T_EQ_INT(C.log.access, ACCESS_STDOUT);
-	T_EQ_INT(conf_scrub_status(&C, 500), 1);
-	T_EQ_INT(conf_scrub_status(&C, 599), 1);
-	T_EQ_INT(conf_scrub_status(&C, 499), 0);
-	T_EQ_INT(conf_scrub_status(&C, 600), 0);
+	T_EQ_INT(scrub_status(&C, 500), 1);
+	T_EQ_INT(scrub_status(&C, 599), 1);
+	T_EQ_INT(scrub_status(&C, 499), 0);
+	T_EQ_INT(scrub_status(&C, 600), 0);
 end:;
 }
 
@@ -162,52 +187,52 @@ test_reference(void)
 	T_EQ_INT(C.listen.has_http, 1);
 	T_EQ_STR(addr(&C.listen.admin), "127.0.0.1:9090");
 	T_EQ_STR(C.tls.certs[0].cert, "conf/tls/dev.crt");
-	T_EQ_INT(C.cors.enabled, 1);
-	T_EQ_STR(C.cors.origins.v[0], "https://app.example.com");
-	T_EQ_INT(C.cors.credentials, 1);
-	T_EQ_INT(C.cors.methods.n, 5);
-	T_EQ_INT(C.cors.max_age, 86400);
+	T_EQ_INT(CORS->enabled, 1);
+	T_EQ_STR(CORS->origins.v[0], "https://app.example.com");
+	T_EQ_INT(CORS->credentials, 1);
+	T_EQ_INT(CORS->methods.n, 5);
+	T_EQ_INT(CORS->max_age, 86400);
 	T_EQ_INT(C.redis.enabled, 1);
 	T_EQ_STR(C.redis.url, "redis://127.0.0.1:6379/0");
 	T_EQ_STR(C.redis.host, "127.0.0.1");
 	T_EQ_INT(C.redis.port, 6379);
 	T_EQ_INT(C.redis.timeout_ms, 50);
-	T_EQ_INT(C.jwt.enabled, 1);
-	T_EQ_INT(C.jwt.algorithms, JWT_ALG_BIT(JWT_RS256) | JWT_ALG_BIT(JWT_ES256));
-	T_EQ_INT(C.jwt.n_keys, 1);
-	T_EQ_STR(C.jwt.keys[0].file, "conf/keys/jwt.pub.pem");
-	T_EQ_STR(C.jwt.issuer, "https://auth.example.com");
-	T_EQ_INT(C.jwt.audience.n, 1);
-	T_EQ_STR(C.jwt.audience.v[0], "api.example.com");
-	T_EQ_STR(C.jwt.cookie, "access_token");
-	T_EQ_INT(C.jwt.claims_to_headers.n, 2);
-	T_EQ_STR(C.jwt.claims_to_headers.v[1].key, "role");
-	T_EQ_STR(C.jwt.claims_to_headers.v[1].val, "X-User-Role");
-	T_EQ_INT(C.jwt.revocation, 1);
-	T_EQ_INT(C.rate_limits.n, 3);
-	T_EQ_STR(C.rate_limits.v[2].name, "login");
-	T_EQ_INT(C.rate_limits.v[2].limit, 5);
-	T_EQ_INT(C.rate_limits.v[2].window_ms, 60000);
-	T_EQ_INT(C.rate_limits.v[2].count, RLC_FAILURES);
-	T_EQ_INT(C.rate_limits.v[1].key, RLK_USER);
-	T_EQ_INT(C.lockout.enabled, 1);
-	T_EQ_STR(C.lockout.path, "/api/auth/login");
-	T_EQ_INT(C.lockout.max_ms, 900000);
+	T_EQ_INT(JWT->enabled, 1);
+	T_EQ_INT(JWT->algorithms, JWT_ALG_BIT(JWT_RS256) | JWT_ALG_BIT(JWT_ES256));
+	T_EQ_INT(JWT->n_keys, 1);
+	T_EQ_STR(JWT->keys[0].file, "conf/keys/jwt.pub.pem");
+	T_EQ_STR(JWT->issuer, "https://auth.example.com");
+	T_EQ_INT(JWT->audience.n, 1);
+	T_EQ_STR(JWT->audience.v[0], "api.example.com");
+	T_EQ_STR(JWT->cookie, "access_token");
+	T_EQ_INT(JWT->claims_to_headers.n, 2);
+	T_EQ_STR(JWT->claims_to_headers.v[1].key, "role");
+	T_EQ_STR(JWT->claims_to_headers.v[1].val, "X-User-Role");
+	T_EQ_INT(JWT->revocation, 1);
+	T_EQ_INT(RL->rate_limits.n, 3);
+	T_EQ_STR(RL->rate_limits.v[2].name, "login");
+	T_EQ_INT(RL->rate_limits.v[2].limit, 5);
+	T_EQ_INT(RL->rate_limits.v[2].window_ms, 60000);
+	T_EQ_INT(RL->rate_limits.v[2].count, RLC_FAILURES);
+	T_EQ_INT(RL->rate_limits.v[1].key, RLK_USER);
+	T_EQ_INT(LOCKOUT->enabled, 1);
+	T_EQ_STR(LOCKOUT->path, "/api/auth/login");
+	T_EQ_INT(LOCKOUT->max_ms, 900000);
 	T_EQ_INT(C.routes.n, 4);
 	T_EQ_STR(C.routes.v[0].path, "/api/auth/");
-	T_EQ_INT(C.routes.v[0].auth, AUTH_OFF);
-	T_EQ_INT(C.routes.v[0].n_rate_limits, 1);
-	T_EQ_INT(C.routes.v[0].rate_limits[0], 2);
+	T_EQ_INT(JWT_RT(0)->auth, AUTH_OFF);
+	T_EQ_INT(RL_RT(0)->n_rate_limits, 1);
+	T_EQ_INT(RL_RT(0)->rate_limits[0], 2);
 	T_EQ_INT(C.routes.v[1].methods.n, 1);
 	T_EQ_STR(C.routes.v[1].methods.v[0], "POST");
-	T_EQ_INT(C.routes.v[1].has_body, 1);
-	T_EQ_STR(C.routes.v[1].body_schema, "conf/schemas/create-user.json");
-	T_EQ_INT(C.routes.v[1].body_max_size, 65536);
-	T_EQ_INT(C.routes.v[1].n_rate_limits, 2);
-	T_EQ_INT(C.routes.v[1].rate_limits[1], 1);
-	T_EQ_INT(C.routes.v[2].auth, AUTH_REQUIRED);
-	T_EQ_INT(C.routes.v[2].has_body, 0);
-	T_EQ_INT(C.probes.enabled, 1);
+	T_EQ_INT(BODY_RT(1)->has_body, 1);
+	T_EQ_STR(BODY_RT(1)->body_schema, "conf/schemas/create-user.json");
+	T_EQ_INT(BODY_RT(1)->body_max_size, 65536);
+	T_EQ_INT(RL_RT(1)->n_rate_limits, 2);
+	T_EQ_INT(RL_RT(1)->rate_limits[1], 1);
+	T_EQ_INT(JWT_RT(2)->auth, AUTH_REQUIRED);
+	T_EQ_INT(BODY_RT(2)->has_body, 0);
+	T_EQ_INT(PROBES->enabled, 1);
 end:;
 }
 
@@ -262,7 +287,7 @@ test_wrong_types(void)
 	T_EQ_STR(parse(TLS "remove_headers:\n"),
 	    "t.yaml:2:16: error: remove_headers: expected a list, got an empty value (write [] for none)\n");
 	T_EQ_STR(parse(TLS "remove_headers: []\nclient:\n"), "");
-	T_EQ_INT(C.remove_headers.n, 0);
+	T_EQ_INT(HDRS->remove_headers.n, 0);
 	T_EQ_INT(C.client.max_connections, 10000);
 end:;
 }
@@ -286,8 +311,8 @@ test_bounds(void)
 	    "t.yaml:3:25: error: client.max_body_size: expected a size such as 512, 16k, 1m or 2g, "
 	    "got '1.5m'\n");
 	T_EQ_STR(parse(TLS "hsts: {max_age: 365d}\ncors: {origins: [], max_age: 10m}\n"), "");
-	T_EQ_INT(C.hsts.max_age, 31536000);
-	T_EQ_INT(C.cors.max_age, 600);
+	T_EQ_INT(HSTS->max_age, 31536000);
+	T_EQ_INT(CORS->max_age, 600);
 	T_EQ_STR(parse(TLS "hsts: {max_age: 1500ms}\n"),
 	    "t.yaml:2:17: error: hsts.max_age: must be a whole number of seconds, got '1500ms'\n");
 	T_EQ_STR(parse(TLS "rate_limits: {a: {limit: 1, window: 999ms}}\n"),
@@ -321,10 +346,10 @@ test_file_keys(void)
 	    "    - secret_file: /tmp/visor-test-conf/secret\n      kid: k1\n"
 	    "upstream: {keepalive_file: /tmp/visor-test-conf/keepalive}\n"
 	    "tls_file: /x\n"), "t.yaml:8:1: error: unknown key 'tls_file'\n");
-	T_EQ_INT(C.jwt.n_keys, 1);
-	T_EQ_INT(C.jwt.keys[0].secret_len, 6);
-	T_OK(memcmp(C.jwt.keys[0].secret, "s3cr3t", 6) == 0);
-	T_EQ_STR(C.jwt.keys[0].kid, "k1");
+	T_EQ_INT(JWT->n_keys, 1);
+	T_EQ_INT(JWT->keys[0].secret_len, 6);
+	T_OK(memcmp(JWT->keys[0].secret, "s3cr3t", 6) == 0);
+	T_EQ_STR(JWT->keys[0].kid, "k1");
 	T_EQ_INT(C.upstream.keepalive, 12);
 
 	T_EQ_STR(parse("tls:\n  certificates: [{cert: a, key: b}]\n"
@@ -347,7 +372,7 @@ test_file_keys(void)
 
 	/* jwks_file is an ordinary key (a path), not the _file form of "jwks" */
 	T_EQ_STR(parse(TLS "jwt: {keys: [{jwks_file: /tmp/visor-test-conf/secret}]}\n"), "");
-	T_EQ_STR(C.jwt.keys[0].jwks_file, "/tmp/visor-test-conf/secret");
+	T_EQ_STR(JWT->keys[0].jwks_file, "/tmp/visor-test-conf/secret");
 
 	/* the whole conf_load path, from a real file */
 	write_file("/tmp/visor-test-conf/v.yaml", TLS "jwt: {algorithms: HS512, keys: "
@@ -358,8 +383,8 @@ test_file_keys(void)
 	T_OK(r != NULL);
 	T_EQ_INT(conf_parse(&X, r, &C), 0);
 	ynode_free(r);
-	T_EQ_INT(C.jwt.algorithms, JWT_ALG_BIT(JWT_HS512));
-	T_EQ_STR(C.jwt.keys[0].secret, "s3cr3t");
+	T_EQ_INT(JWT->algorithms, JWT_ALG_BIT(JWT_HS512));
+	T_EQ_STR(JWT->keys[0].secret, "s3cr3t");
 end:
 	unlink("/tmp/visor-test-conf/secret");
 	unlink("/tmp/visor-test-conf/keepalive");
@@ -485,17 +510,17 @@ test_headers(void)
 	T_EQ_STR(parse(TLS "headers:\n  x-frame-options: DENY\n  X-Powered-By: \"\"\n"
 	    "  Permissions-Policy: \"camera=()\"\n  Content-Security-Policy: \"\"\n"
 	    "  X-XSS-Protection: ~\n"), "");
-	T_EQ_INT(C.headers.n, 10);
-	T_EQ_STR(C.headers.v[0].key, "Cross-Origin-Opener-Policy");
-	T_EQ_STR(C.headers.v[7].key, "X-Frame-Options");     /* the default's spelling, in place */
-	T_EQ_STR(C.headers.v[7].val, "DENY");
-	T_EQ_STR(C.headers.v[8].key, "X-Permitted-Cross-Domain-Policies");
-	T_EQ_STR(C.headers.v[9].key, "Permissions-Policy");   /* new: appended */
-	T_EQ_STR(C.headers.v[9].val, "camera=()");
-	T_EQ_INT(C.headers_unset.n, 3);
-	T_EQ_STR(C.headers_unset.v[0], "X-Powered-By");
-	T_EQ_STR(C.headers_unset.v[1], "Content-Security-Policy");
-	T_EQ_STR(C.headers_unset.v[2], "X-XSS-Protection");
+	T_EQ_INT(HDRS->headers.n, 10);
+	T_EQ_STR(HDRS->headers.v[0].key, "Cross-Origin-Opener-Policy");
+	T_EQ_STR(HDRS->headers.v[7].key, "X-Frame-Options");     /* the default's spelling, in place */
+	T_EQ_STR(HDRS->headers.v[7].val, "DENY");
+	T_EQ_STR(HDRS->headers.v[8].key, "X-Permitted-Cross-Domain-Policies");
+	T_EQ_STR(HDRS->headers.v[9].key, "Permissions-Policy");   /* new: appended */
+	T_EQ_STR(HDRS->headers.v[9].val, "camera=()");
+	T_EQ_INT(HDRS->headers_unset.n, 3);
+	T_EQ_STR(HDRS->headers_unset.v[0], "X-Powered-By");
+	T_EQ_STR(HDRS->headers_unset.v[1], "Content-Security-Policy");
+	T_EQ_STR(HDRS->headers_unset.v[2], "X-XSS-Protection");
 
 	T_EQ_STR(parse(TLS "headers:\n  \"Bad Name\": x\n  X-A: \"a\\r\\nb\"\n  X-B: [1]\n"
 	    "  x-a: y\n  Strict-Transport-Security: max-age=1\n  Content-Length: 5\n"
@@ -511,12 +536,12 @@ test_headers(void)
 	    "cannot be set here\n"
 	    "t.yaml:9:3: error: headers.Access-Control-Allow-Origin: Access-Control-Allow-Origin "
 	    "is set by the cors section and cannot be set here\n");
-	T_EQ_STR(C.headers.v[11].key, "X-Tab");
+	T_EQ_STR(HDRS->headers.v[11].key, "X-Tab");
 	T_EQ_STR(parse(TLS "headers: [a]\n"),
 	    "t.yaml:2:10: error: headers: expected a mapping of header names to values, got a list\n");
 	T_EQ_STR(parse(TLS "remove_headers: X-Runtime\n"), "");
-	T_EQ_INT(C.remove_headers.n, 1);
-	T_EQ_STR(C.remove_headers.v[0], "X-Runtime");
+	T_EQ_INT(HDRS->remove_headers.n, 1);
+	T_EQ_STR(HDRS->remove_headers.v[0], "X-Runtime");
 	T_EQ_STR(parse(TLS "remove_headers: [\"a b\", [x], \"\"]\n"),
 	    "t.yaml:2:18: error: remove_headers[0]: 'a b' is not a valid HTTP token\n"
 	    "t.yaml:2:25: error: remove_headers[1]: expected a string, got a list\n"
@@ -530,23 +555,23 @@ test_cors(void)
 	T_EQ_STR(parse(TLS "cors:\n  origins: [https://App.example.com:8443, \"null\", null, "
 	    "\"*\", \"https://*.example.com\", \"http://[::1]:3000\"]\n  methods: [get, Post]\n"
 	    "  on_disallowed: omit\n  credentials: yes\n"), "");
-	T_EQ_INT(C.cors.enabled, 1);
-	T_EQ_INT(C.cors.origins.n, 6);
-	T_EQ_STR(C.cors.origins.v[0], "https://App.example.com:8443");
-	T_EQ_STR(C.cors.origins.v[2], "null");
-	T_EQ_STR(C.cors.methods.v[0], "GET");
-	T_EQ_STR(C.cors.methods.v[1], "POST");
-	T_EQ_INT(C.cors.on_disallowed, CORS_OMIT);
-	T_EQ_INT(C.cors.credentials, 1);
-	T_EQ_INT(C.cors.headers.n, 2);
-	T_EQ_STR(C.cors.expose.v[0], "X-Request-Id");
-	T_EQ_INT(C.cors.max_age, 86400);
+	T_EQ_INT(CORS->enabled, 1);
+	T_EQ_INT(CORS->origins.n, 6);
+	T_EQ_STR(CORS->origins.v[0], "https://App.example.com:8443");
+	T_EQ_STR(CORS->origins.v[2], "null");
+	T_EQ_STR(CORS->methods.v[0], "GET");
+	T_EQ_STR(CORS->methods.v[1], "POST");
+	T_EQ_INT(CORS->on_disallowed, CORS_OMIT);
+	T_EQ_INT(CORS->credentials, 1);
+	T_EQ_INT(CORS->headers.n, 2);
+	T_EQ_STR(CORS->expose.v[0], "X-Request-Id");
+	T_EQ_INT(CORS->max_age, 86400);
 
 	T_EQ_STR(parse(TLS "cors: {}\n"), "t.yaml:2:1: error: cors.origins is required\n");
 	T_EQ_STR(parse(TLS "cors:\n"), "t.yaml:2:1: error: cors.origins is required\n");
 	T_EQ_STR(parse(TLS "cors: {origins: []}\n"), "");
-	T_EQ_INT(C.cors.enabled, 1);
-	T_EQ_INT(C.cors.origins.n, 0);
+	T_EQ_INT(CORS->enabled, 1);
+	T_EQ_INT(CORS->origins.n, 0);
 	T_EQ_STR(parse(TLS "cors:\n  origins:\n    - https://a.com/\n    - https://a.com/x\n"
 	    "    - a.com\n    - https://a.com:99999\n    - https://\n    - https://a.com?x\n"
 	    "    - https://a.com:443\n"),
@@ -562,7 +587,7 @@ test_cors(void)
 	    "scheme://host[:port] or null)\n"
 	    "t.yaml:9:7: error: cors.origins[5]: 'https://a.com?x' is not an origin (expected "
 	    "scheme://host[:port] or null)\n");
-	T_EQ_INT(C.cors.origins.n, 1);
+	T_EQ_INT(CORS->origins.n, 1);
 	T_EQ_STR(parse(TLS "cors: {origins: [https://a.com], on_disallowed: drop}\n"),
 	    "t.yaml:2:49: error: cors.on_disallowed: expected one of reject, omit, got 'drop'\n");
 end:;
@@ -636,31 +661,31 @@ static void
 test_jwt(void)
 {
 	T_EQ_STR(parse(TLS "jwt: {keys: [{file: k.pem}]}\n"), "");
-	T_EQ_INT(C.jwt.enabled, 1);
-	T_EQ_INT(C.jwt.algorithms, JWT_ALG_BIT(JWT_RS256) | JWT_ALG_BIT(JWT_ES256));
-	T_EQ_INT(C.jwt.algorithm_names.n, 2);
-	T_EQ_STR(C.jwt.algorithm_names.v[0], "RS256");
-	T_EQ_INT(C.jwt.leeway_ms, 30000);
-	T_EQ_INT(C.jwt.required_claims.n, 1);
-	T_EQ_STR(C.jwt.required_claims.v[0], "exp");
-	T_EQ_INT(C.jwt.revocation, 0);
-	T_OK(C.jwt.issuer == NULL);
-	T_EQ_INT(C.jwt.audience.n, 0);
-	T_OK(C.jwt.cookie == NULL);
-	T_EQ_INT(C.routes.v[0].auth, AUTH_REQUIRED);     /* default route follows jwt */
+	T_EQ_INT(JWT->enabled, 1);
+	T_EQ_INT(JWT->algorithms, JWT_ALG_BIT(JWT_RS256) | JWT_ALG_BIT(JWT_ES256));
+	T_EQ_INT(JWT->algorithm_names.n, 2);
+	T_EQ_STR(JWT->algorithm_names.v[0], "RS256");
+	T_EQ_INT(JWT->leeway_ms, 30000);
+	T_EQ_INT(JWT->required_claims.n, 1);
+	T_EQ_STR(JWT->required_claims.v[0], "exp");
+	T_EQ_INT(JWT->revocation, 0);
+	T_OK(JWT->issuer == NULL);
+	T_EQ_INT(JWT->audience.n, 0);
+	T_OK(JWT->cookie == NULL);
+	T_EQ_INT(JWT_RT(0)->auth, AUTH_REQUIRED);     /* default route follows jwt */
 
 	T_EQ_STR(parse(TLS "redis: {}\njwt:\n  algorithms: [EdDSA, PS512, EdDSA]\n"
 	    "  keys:\n    - jwks_url: https://auth.example.com/jwks.json\n"
 	    "    - {jwks_file: j.json}\n    - {file: a.pem, kid: a}\n"
 	    "  audience: [a, b]\n  leeway: 0\n  required_claims: [exp, sub]\n"), "");
-	T_EQ_INT(C.jwt.algorithms, JWT_ALG_BIT(JWT_EDDSA) | JWT_ALG_BIT(JWT_PS512));
-	T_EQ_INT(C.jwt.algorithm_names.n, 2);
-	T_EQ_INT(C.jwt.n_keys, 3);
-	T_EQ_STR(C.jwt.keys[0].jwks_url, "https://auth.example.com/jwks.json");
-	T_EQ_STR(C.jwt.keys[2].kid, "a");
-	T_EQ_INT(C.jwt.audience.n, 2);
-	T_EQ_INT(C.jwt.leeway_ms, 0);
-	T_EQ_INT(C.jwt.revocation, 1);                  /* default with redis */
+	T_EQ_INT(JWT->algorithms, JWT_ALG_BIT(JWT_EDDSA) | JWT_ALG_BIT(JWT_PS512));
+	T_EQ_INT(JWT->algorithm_names.n, 2);
+	T_EQ_INT(JWT->n_keys, 3);
+	T_EQ_STR(JWT->keys[0].jwks_url, "https://auth.example.com/jwks.json");
+	T_EQ_STR(JWT->keys[2].kid, "a");
+	T_EQ_INT(JWT->audience.n, 2);
+	T_EQ_INT(JWT->leeway_ms, 0);
+	T_EQ_INT(JWT->revocation, 1);                  /* default with redis */
 
 	T_EQ_STR(parse(TLS "jwt:\n  algorithms: [None]\n  keys: []\n  revocation: true\n"),
 	    "t.yaml:3:16: error: jwt.algorithms[0]: the 'none' algorithm is never accepted\n"
@@ -690,13 +715,13 @@ test_jwt(void)
 
 	T_EQ_STR(parse(TLS "jwt:\n  keys: [{file: a}]\n  issuer: https://i\n  audience: api\n"
 	    "  cookie: tok\n  claims_to_headers: {sub: X-User-Id, role: X-User-Role}\n"), "");
-	T_EQ_STR(C.jwt.issuer, "https://i");
-	T_EQ_INT(C.jwt.audience.n, 1);
-	T_EQ_STR(C.jwt.audience.v[0], "api");
-	T_EQ_STR(C.jwt.cookie, "tok");
-	T_EQ_INT(C.jwt.claims_to_headers.n, 2);
-	T_EQ_STR(C.jwt.claims_to_headers.v[0].key, "sub");
-	T_EQ_STR(C.jwt.claims_to_headers.v[0].val, "X-User-Id");
+	T_EQ_STR(JWT->issuer, "https://i");
+	T_EQ_INT(JWT->audience.n, 1);
+	T_EQ_STR(JWT->audience.v[0], "api");
+	T_EQ_STR(JWT->cookie, "tok");
+	T_EQ_INT(JWT->claims_to_headers.n, 2);
+	T_EQ_STR(JWT->claims_to_headers.v[0].key, "sub");
+	T_EQ_STR(JWT->claims_to_headers.v[0].val, "X-User-Id");
 	T_EQ_STR(parse(TLS "jwt:\n  keys: [{file: a}]\n  cookie: \"a;b\"\n"
 	    "  claims_to_headers: {sub: \"X User\", a: X-A, b: x-a, c: [x]}\n"),
 	    "t.yaml:4:11: error: jwt.cookie: 'a;b' is not a valid HTTP token\n"
@@ -715,26 +740,26 @@ test_rate_limits_routes(void)
 	    "rate_limit_headers: draft-8\n"
 	    "routes:\n  - path: /a\n    rate_limits: [both, api]\n    methods: [get, DELETE]\n"
 	    "    body: {max_size: 64k}\n  - path: /b\n    rate_limits: k\n    body: {}\n"), "");
-	T_EQ_INT(C.rate_limits.n, 3);
-	T_EQ_INT(C.rate_limits.v[0].window_ms, 60000);
-	T_EQ_INT(C.rate_limits.v[0].key, RLK_IP);
-	T_EQ_INT(C.rate_limits.v[0].count, RLC_ALL);
-	T_EQ_INT(C.rate_limits.v[1].key, RLK_HEADER);
-	T_EQ_STR(C.rate_limits.v[1].header, "X-Api-Key");
-	T_EQ_INT(C.rate_limits.v[1].count, RLC_FAILURES);
-	T_EQ_INT(C.rate_limits.v[2].key, RLK_IP_USER);
-	T_EQ_INT(C.rate_limit_headers, RLH_DRAFT8);
+	T_EQ_INT(RL->rate_limits.n, 3);
+	T_EQ_INT(RL->rate_limits.v[0].window_ms, 60000);
+	T_EQ_INT(RL->rate_limits.v[0].key, RLK_IP);
+	T_EQ_INT(RL->rate_limits.v[0].count, RLC_ALL);
+	T_EQ_INT(RL->rate_limits.v[1].key, RLK_HEADER);
+	T_EQ_STR(RL->rate_limits.v[1].header, "X-Api-Key");
+	T_EQ_INT(RL->rate_limits.v[1].count, RLC_FAILURES);
+	T_EQ_INT(RL->rate_limits.v[2].key, RLK_IP_USER);
+	T_EQ_INT(RL->rate_limit_headers, RLH_DRAFT8);
 	T_EQ_INT(C.routes.n, 2);
-	T_EQ_INT(C.routes.v[0].n_rate_limits, 2);
-	T_EQ_INT(C.routes.v[0].rate_limits[0], 2);
-	T_EQ_INT(C.routes.v[0].rate_limits[1], 0);
+	T_EQ_INT(RL_RT(0)->n_rate_limits, 2);
+	T_EQ_INT(RL_RT(0)->rate_limits[0], 2);
+	T_EQ_INT(RL_RT(0)->rate_limits[1], 0);
 	T_EQ_STR(C.routes.v[0].methods.v[0], "GET");
-	T_EQ_INT(C.routes.v[0].has_body, 1);
-	T_EQ_INT(C.routes.v[0].body_max_size, 65536);
-	T_OK(C.routes.v[0].body_schema == NULL);
-	T_EQ_INT(C.routes.v[1].rate_limits[0], 1);
-	T_EQ_INT(C.routes.v[1].has_body, 1);
-	T_EQ_INT(C.routes.v[1].body_max_size, 0);
+	T_EQ_INT(BODY_RT(0)->has_body, 1);
+	T_EQ_INT(BODY_RT(0)->body_max_size, 65536);
+	T_OK(BODY_RT(0)->body_schema == NULL);
+	T_EQ_INT(RL_RT(1)->rate_limits[0], 1);
+	T_EQ_INT(BODY_RT(1)->has_body, 1);
+	T_EQ_INT(BODY_RT(1)->body_max_size, 0);
 
 	T_EQ_STR(parse(TLS "rate_limits:\n  \"bad name\": {limit: 1, window: 1s}\n"
 	    "  a: {window: 1s, key: cookie}\n  b: {limit: 1}\n  c: {limit: 1, window: 1s, "
@@ -769,9 +794,9 @@ test_rate_limits_routes(void)
 	    "t.yaml:12:5: error: routes[5]: expected a mapping, got a list\n");
 	T_EQ_STR(parse(TLS "jwt: {keys: [{file: a}]}\nroutes:\n  - {path: /a, auth: Off}\n"
 	    "  - {path: /b}\n  - {path: /c, auth: optional}\n"), "");
-	T_EQ_INT(C.routes.v[0].auth, AUTH_OFF);
-	T_EQ_INT(C.routes.v[1].auth, AUTH_REQUIRED);
-	T_EQ_INT(C.routes.v[2].auth, AUTH_OPTIONAL);
+	T_EQ_INT(JWT_RT(0)->auth, AUTH_OFF);
+	T_EQ_INT(JWT_RT(1)->auth, AUTH_REQUIRED);
+	T_EQ_INT(JWT_RT(2)->auth, AUTH_OPTIONAL);
 	T_EQ_STR(parse(TLS "routes: []\n"), "");
 	T_EQ_INT(C.routes.n, 0);
 end:;
@@ -781,11 +806,11 @@ static void
 test_lockout_errors_probes_log(void)
 {
 	T_EQ_STR(parse(TLS "lockout: {path: /login}\n"), "");
-	T_EQ_INT(C.lockout.enabled, 1);
-	T_EQ_STR(C.lockout.field, "email");
-	T_EQ_INT(C.lockout.after, 5);
-	T_EQ_INT(C.lockout.base_ms, 1000);
-	T_EQ_INT(C.lockout.max_ms, 900000);
+	T_EQ_INT(LOCKOUT->enabled, 1);
+	T_EQ_STR(LOCKOUT->field, "email");
+	T_EQ_INT(LOCKOUT->after, 5);
+	T_EQ_INT(LOCKOUT->base_ms, 1000);
+	T_EQ_INT(LOCKOUT->max_ms, 900000);
 	T_EQ_STR(parse(TLS "lockout:\n  path: login\n  base: 2m\n  max: 1m\n"),
 	    "t.yaml:3:9: error: lockout.path: 'login' must start with '/'\n"
 	    "t.yaml:5:8: error: lockout.max (1m) must not be less than lockout.base (2m)\n");
@@ -795,14 +820,14 @@ test_lockout_errors_probes_log(void)
 
 	T_EQ_STR(parse(TLS "errors:\n  scrub: [404, \"500-599\", 502, 418-420]\n"
 	    "  stack_traces: false\n"), "");
-	T_EQ_INT(C.errors.n_scrub, 4);
-	T_EQ_INT(C.errors.scrub[3].lo, 418);
-	T_EQ_INT(C.errors.scrub[3].hi, 420);
-	T_EQ_INT(C.errors.stack_traces, 0);
-	T_EQ_INT(conf_scrub_status(&C, 404), 1);
-	T_EQ_INT(conf_scrub_status(&C, 419), 1);
-	T_EQ_INT(conf_scrub_status(&C, 421), 0);
-	T_EQ_INT(conf_scrub_status(&C, 503), 1);
+	T_EQ_INT(ERRORS->n_scrub, 4);
+	T_EQ_INT(ERRORS->scrub[3].lo, 418);
+	T_EQ_INT(ERRORS->scrub[3].hi, 420);
+	T_EQ_INT(ERRORS->stack_traces, 0);
+	T_EQ_INT(scrub_status(&C, 404), 1);
+	T_EQ_INT(scrub_status(&C, 419), 1);
+	T_EQ_INT(scrub_status(&C, 421), 0);
+	T_EQ_INT(scrub_status(&C, 503), 1);
 	T_EQ_STR(parse(TLS "errors: {scrub: [5xx, 600, 599-500]}\n"),
 	    "t.yaml:2:18: error: errors.scrub[0]: expected a status code such as 502 or a range "
 	    "such as 500-599, got '5xx'\n"
@@ -810,15 +835,15 @@ test_lockout_errors_probes_log(void)
 	    "t.yaml:2:28: error: errors.scrub[2]: a range must go from low to high, as in 500-599, "
 	    "got '599-500'\n");
 	T_EQ_STR(parse(TLS "errors: {scrub: []}\n"), "");
-	T_EQ_INT(conf_scrub_status(&C, 500), 0);
+	T_EQ_INT(scrub_status(&C, 500), 0);
 
 	T_EQ_STR(parse(TLS "probes: {paths: [], ban_after: 3, ban_for: 10m}\n"), "");
-	T_EQ_INT(C.probes.enabled, 0);
-	T_EQ_INT(C.probes.ban_after, 3);
-	T_EQ_INT(C.probes.ban_for_ms, 600000);
+	T_EQ_INT(PROBES->enabled, 0);
+	T_EQ_INT(PROBES->ban_after, 3);
+	T_EQ_INT(PROBES->ban_for_ms, 600000);
 	T_EQ_STR(parse(TLS "probes: {paths: /admin}\n"), "");
-	T_EQ_INT(C.probes.enabled, 1);
-	T_EQ_STR(C.probes.paths.v[0], "/admin");
+	T_EQ_INT(PROBES->enabled, 1);
+	T_EQ_STR(PROBES->paths.v[0], "/admin");
 	T_EQ_STR(parse(TLS "probes: {paths: [admin]}\n"),
 	    "t.yaml:2:18: error: probes.paths[0]: 'admin' must start with '/'\n");
 
@@ -1046,7 +1071,8 @@ test_refs(void)
 	conf_unref(c);
 	conf_unref(c);
 	T_EQ_INT(c->refs, 1);
-	T_EQ_STR(c->cors.origins.v[0], "https://a.com");
+	T_EQ_STR(((const struct cors_sect *)conf_sect(c, filter_id(&cors_filter)))->origins.v[0],
+	    "https://a.com");
 	conf_unref(c);          /* frees c */
 	c = NULL;
 end:

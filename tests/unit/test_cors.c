@@ -87,23 +87,23 @@ static char *expose[] = { "X-Request-Id", "RateLimit" };
 static struct cors_conf *
 mkconf(char **origins, size_t n, int credentials, int with_lists)
 {
-	struct conf c;
+	struct cors_sect c;
 
 	memset(&c, 0, sizeof(c));
-	c.cors.enabled = 1;
-	c.cors.origins.v = origins;
-	c.cors.origins.n = n;
-	c.cors.credentials = credentials;
+	c.enabled = 1;
+	c.origins.v = origins;
+	c.origins.n = n;
+	c.credentials = credentials;
 	if (with_lists) {
-		c.cors.methods.v = meth;
-		c.cors.methods.n = 5;
-		c.cors.headers.v = hdrs;
-		c.cors.headers.n = 3;
-		c.cors.expose.v = expose;
-		c.cors.expose.n = 2;
+		c.methods.v = meth;
+		c.methods.n = 5;
+		c.headers.v = hdrs;
+		c.headers.n = 3;
+		c.expose.v = expose;
+		c.expose.n = 2;
 	}
-	c.cors.max_age = 86400;
-	c.cors.on_disallowed = CORS_OMIT;
+	c.max_age = 86400;
+	c.on_disallowed = CORS_OMIT;
 	return cors_conf_new(&c);
 }
 

@@ -521,7 +521,7 @@ conf_run(const char *src, char **out, struct jwt_conf **jcp)
 	r = yaml_load_buf("t.yaml", src, strlen(src), conf_yaml_err, &x);
 	if (r != NULL && conf_parse(&x, r, &c) == 0) {
 		c.tree = r;
-		rc = jwt_conf_init(&x, &c, &fc);
+		rc = jwt_conf_init(&x, &c, conf_sect(&c, filter_id(&jwt_filter)), &fc);
 		c.tree = NULL;
 	}
 	f = open_memstream(out, &len);

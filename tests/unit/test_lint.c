@@ -10,6 +10,9 @@
 #include "t.h"
 #include "conf/conf.h"
 #include "conf/lint.h"
+#include "filters/cors.h"
+#include "filters/jwt.h"
+#include "http/filter.h"
 
 /* Lines 1 and 2 of most sources: valid, with the http listener, so nothing fires. */
 #define BASE "listen: {https: 127.0.0.1:8443, http: 127.0.0.1:8080}\n" \
@@ -208,7 +211,9 @@ test_reference_clean(void)
 	T_EQ_STR(lint_src("conf/visor.yaml", NULL), "");
 	T_EQ_INT(X.nerr, 0);
 	T_EQ_INT(X.nwarn, 0);
-	T_OK(C.jwt.enabled && C.cors.enabled && C.redis.enabled && C.routes.n == 4);
+	T_OK(((const struct jwt_sect *)conf_sect(&C, filter_id(&jwt_filter)))->enabled &&
+	    ((const struct cors_sect *)conf_sect(&C, filter_id(&cors_filter)))->enabled &&
+	    C.redis.enabled && C.routes.n == 4);
 end:;
 }
 
