@@ -1094,6 +1094,41 @@ conf_walk(struct cparse *p, const struct csect *s, const struct ynode *map,
 	walk_groups(p, &g, 1, map, where);
 }
 
+void
+conf_scalar_items(struct cparse *p, const struct ynode *v, const char *expect, size_t size,
+    int (*item)(const char *s, void *elem, const char **err), void **arr, size_t *n)
+{
+	const struct ynode *lv = conf_list_node(p, v), *it;
+	long cnt = conf_list_count(p, lv, expect);
+	const char *s, *err;
+	size_t i, old;
+	char *a;
+
+	if (cnt < 0)
+		return;
+	free(*arr);
+	*arr = NULL;
+	*n = 0;
+	if (cnt == 0)
+		return;
+	if ((a = calloc((size_t)cnt, size)) == NULL) {
+		conf_oom(p, v);
+		return;
+	}
+	*arr = a;
+	for (i = 0; i < (size_t)cnt; i++) {
+		it = conf_item_at(lv, i);
+		old = conf_item_push(p, lv, i);
+		if ((s = conf_item_text(p, it)) != NULL) {
+			if (item(s, a + *n * size, &err) == 0)
+				(*n)++;
+			else
+				conf_err(p->ctx, it, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+		}
+		conf_path_pop(p, old);
+	}
+}
+
 void *
 conf_parse_items(struct cparse *p, const struct ynode *v, const struct csect *s, size_t size,
     size_t *n_out)
@@ -1394,57 +1429,25 @@ rel_cidrs(const struct ckey *k, void *base)
 	c->client.n_trusted_proxies = 0;
 }
 
+static int
+cidr_item(const char *s, void *elem, const char **err)
+{
+	return units_cidr(s, elem, err);
+}
+
 static void
 cf_cidrs(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
 {
-	const struct ynode *it;
-	const char *s, *err;
-	const struct ynode *lv = conf_list_node(p, v);
-	long n = conf_list_count(p, lv, "a list of addresses or CIDRs");
-	size_t i, old;
+	void *arr = p->c->client.trusted_proxies;
 
 	(void)k;
 	(void)field;
-	if (n < 0)
-		return;
-	free(p->c->client.trusted_proxies);
-	p->c->client.trusted_proxies = NULL;
-	p->c->client.n_trusted_proxies = 0;
-	if (n == 0)
-		return;
-	p->c->client.trusted_proxies = calloc((size_t)n, sizeof(struct units_cidr));
-	if (p->c->client.trusted_proxies == NULL) {
-		conf_oom(p, v);
-		return;
-	}
-	for (i = 0; i < (size_t)n; i++) {
-		it = conf_item_at(lv, i);
-		old = conf_item_push(p, lv, i);
-		if ((s = conf_item_text(p, it)) != NULL) {
-			if (units_cidr(s, &p->c->client.trusted_proxies[p->c->client.n_trusted_proxies],
-			    &err) == 0)
-				p->c->client.n_trusted_proxies++;
-			else
-				conf_err(p->ctx, it, "%s: %s, got '%s'", p->path, err, conf_quote(p,
-				    s));
-		}
-		conf_path_pop(p, old);
-	}
+	conf_scalar_items(p, v, "a list of addresses or CIDRs", sizeof(struct units_cidr),
+	    cidr_item, &arr, &p->c->client.n_trusted_proxies);
+	p->c->client.trusted_proxies = arr;
 }
 
 /* ---- redis ------------------------------------------------------------------------------ */
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Percent-decodes s[0..n) into a new string; *bad set on a malformed escape or %00.
  * NULL on either error or out of memory. */
@@ -1465,8 +1468,8 @@ pct_decode(const char *s, size_t n, int *bad)
 		}
 		if (i + 2 >= n)
 			goto bad;
-		hi = hexval(s[i + 1]);
-		lo = hexval(s[i + 2]);
+		hi = hex_digit(s[i + 1]);
+		lo = hex_digit(s[i + 2]);
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 			goto bad;
 		*o++ = (char)(hi * 16 + lo);

@@ -136,6 +136,13 @@ void conf_walk(struct cparse *p, const struct csect *s, const struct ynode *map,
  * mappings stay zeroed, and are counted). */
 void *conf_parse_items(struct cparse *p, const struct ynode *v, const struct csect *s,
     size_t size, size_t *n_out);
+/* A list of scalars (or one scalar, or a ${VAR} split on commas) parsed item by item into
+ * an array of `size`-byte elements: item(text, elem, &err) returns 0 when it took the text,
+ * or -1 with err, reported as "<path>[i]: <err>, got '<text>'" at the item. *arr is freed
+ * and replaced (NULL when empty); *n counts the elements taken. `expect` names the list in
+ * the message when v is not one. */
+void conf_scalar_items(struct cparse *p, const struct ynode *v, const char *expect, size_t size,
+    int (*item)(const char *s, void *elem, const char **err), void **arr, size_t *n);
 
 /* Releases what the rows of `s` parsed into base: KT_STR and KT_STRS fields, nested
  * sections, and custom rows through their release function. base itself is not freed. */

@@ -42,8 +42,7 @@ struct lk_conf {
 };
 
 struct lk_state {
-	struct req        *r;
-	struct store_op   *op;
+	struct filter_wait  w;              /* first: filter_wait_abort casts to it */
 	struct store_lockq q;
 	char              *key;
 	size_t             klen;
@@ -328,7 +327,7 @@ lk_on_request(struct req *r, const void *fconf, void *state)
 	struct lk_state *st = state;
 	size_t pl;
 
-	st->r = r;
+	st->w.r = r;
 	if (strcmp(r->method, "POST") != 0)
 		return V_CONTINUE;
 	pl = trim_slash(r->path, r->path_len);
@@ -342,7 +341,7 @@ lk_on_request(struct req *r, const void *fconf, void *state)
 static enum verdict
 lk_decide(struct lk_state *st)
 {
-	struct req *r = st->r;
+	struct req *r = st->w.r;
 
 	if (!st->q.locked)
 		return V_CONTINUE;
@@ -356,10 +355,10 @@ lk_decide(struct lk_state *st)
 static enum verdict
 lk_unavailable(struct lk_state *st)
 {
-	if (st->r->conf->redis.on_error == REDIS_CLOSED) {
+	if (st->w.r->conf->redis.on_error == REDIS_CLOSED) {
 		st->key = NULL;              /* nothing was checked: count nothing */
-		req_respond(st->r, 503, NULL);
-		st->r->log_reason = "redis unavailable";
+		req_respond(st->w.r, 503, NULL);
+		st->w.r->log_reason = "redis unavailable";
 		return V_RESPOND;
 	}
 	return V_CONTINUE;
@@ -370,8 +369,7 @@ lk_on_store(void *arg, enum store_res res)
 {
 	struct lk_state *st = arg;
 
-	st->op = NULL;
-	req_resume(st->r, res == STORE_OK ? lk_decide(st) : lk_unavailable(st));
+	filter_wait_resume(&st->w, res == STORE_OK ? lk_decide(st) : lk_unavailable(st));
 }
 
 static enum verdict
@@ -387,7 +385,7 @@ lk_on_request_body(struct req *r, const void *fconf, void *state)
 		return V_CONTINUE;
 	st->q.key = st->key;
 	st->q.klen = st->klen;
-	switch (store_lockout_check(req_worker(r), &st->q, lk_on_store, st, &st->op)) {
+	switch (store_lockout_check(req_worker(r), &st->q, lk_on_store, st, &st->w.op)) {
 	case STORE_PENDING:
 		return V_SUSPEND;
 	case STORE_OK:
@@ -426,16 +424,6 @@ lk_on_done(struct req *r, const void *fconf, void *state)
 	    lc->max_ms);
 }
 
-static void
-lk_on_abort(struct req *r, void *state)
-{
-	struct lk_state *st = state;
-
-	(void)r;
-	store_cancel(st->op);
-	st->op = NULL;
-}
-
 const struct filter lockout_filter = {
 	.name = "lockout",
 	.state_size = sizeof(struct lk_state),
@@ -448,5 +436,5 @@ const struct filter lockout_filter = {
 	.on_request_body = lk_on_request_body,
 	.on_response = lk_on_response,
 	.on_done = lk_on_done,
-	.on_abort = lk_on_abort,
+	.on_abort = filter_wait_abort,
 };

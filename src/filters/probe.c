@@ -69,8 +69,7 @@ struct pr_conf {
 };
 
 struct pr_state {
-	struct req      *r;
-	struct store_op *op;
+	struct filter_wait  w;              /* first: filter_wait_abort casts to it */
 	char             ipk[INET6_ADDRSTRLEN + 8];
 	size_t           ipl;
 };
@@ -151,7 +150,7 @@ pr_is_probe(const struct pr_conf *pc, const char *path, size_t len)
 static enum verdict
 pr_answer(struct pr_state *st)
 {
-	struct req *r = st->r;
+	struct req *r = st->w.r;
 
 	req_security_event(r, "probe", store_banned(req_worker(r), st->ipk, st->ipl) ?
 	    ",\"banned\":true" : NULL);
@@ -166,8 +165,7 @@ pr_on_store(void *arg, enum store_res res)
 	struct pr_state *st = arg;
 
 	(void)res;
-	st->op = NULL;
-	req_resume(st->r, pr_answer(st));
+	filter_wait_resume(&st->w, pr_answer(st));
 }
 
 static enum verdict
@@ -176,7 +174,7 @@ pr_on_request(struct req *r, const void *fconf, void *state)
 	const struct pr_conf *pc = fconf;
 	struct pr_state *st = state;
 
-	st->r = r;
+	st->w.r = r;
 	st->ipl = store_ip_key(r->ip_family, r->ip_bin, r->ip, st->ipk, sizeof(st->ipk));
 	if (st->ipl == 0)
 		return V_CONTINUE;
@@ -190,19 +188,9 @@ pr_on_request(struct req *r, const void *fconf, void *state)
 		return V_CONTINUE;
 	METRIC_INC(filter_metrics(r), probes);
 	if (store_probe(req_worker(r), st->ipk, st->ipl, pc->ban_after, pc->ban_for_ms, pr_on_store, st,
-	    &st->op) == STORE_PENDING)
+	    &st->w.op) == STORE_PENDING)
 		return V_SUSPEND;
 	return pr_answer(st);
-}
-
-static void
-pr_on_abort(struct req *r, void *state)
-{
-	struct pr_state *st = state;
-
-	(void)r;
-	store_cancel(st->op);
-	st->op = NULL;
 }
 
 const struct filter probe_filter = {
@@ -214,5 +202,5 @@ const struct filter probe_filter = {
 	.conf_free = pr_conf_free,
 	.worker_conf = pr_worker_conf,
 	.on_request = pr_on_request,
-	.on_abort = pr_on_abort,
+	.on_abort = filter_wait_abort,
 };

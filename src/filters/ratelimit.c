@@ -71,8 +71,7 @@ struct rl_conf {
 };
 
 struct rl_state {
-	struct req         *r;
-	struct store_op    *op;
+	struct filter_wait  w;              /* first: filter_wait_abort casts to it */
 	struct store_rlq    q;
 	struct store_limit *lim;
 	const struct rl_pol **pol;
@@ -730,7 +729,7 @@ rl_route_wants(const struct conf *c, const struct conf_route *cr, const void *rk
 static enum verdict
 rl_decide(struct rl_state *st)
 {
-	struct req *r = st->r;
+	struct req *r = st->w.r;
 	struct timespec ts;
 
 	if (st->q.revoked) {
@@ -760,9 +759,9 @@ rl_decide(struct rl_state *st)
 static enum verdict
 rl_unavailable(struct rl_state *st)
 {
-	if (st->r->conf->redis.on_error == REDIS_CLOSED) {
-		req_respond(st->r, 503, NULL);
-		st->r->log_reason = "redis unavailable";
+	if (st->w.r->conf->redis.on_error == REDIS_CLOSED) {
+		req_respond(st->w.r, 503, NULL);
+		st->w.r->log_reason = "redis unavailable";
 		return V_RESPOND;
 	}
 	return V_CONTINUE;                   /* open: no limits, no headers */
@@ -772,11 +771,8 @@ static void
 rl_on_store(void *arg, enum store_res res)
 {
 	struct rl_state *st = arg;
-	enum verdict v;
 
-	st->op = NULL;
-	v = res == STORE_OK ? rl_decide(st) : rl_unavailable(st);
-	req_resume(st->r, v);
+	filter_wait_resume(&st->w, res == STORE_OK ? rl_decide(st) : rl_unavailable(st));
 }
 
 static enum verdict
@@ -789,7 +785,7 @@ rl_on_request(struct req *r, const void *fconf, void *state)
 	size_t ipl, i, j, n = 0, nr;
 	int revo;
 
-	st->r = r;
+	st->w.r = r;
 	if (rr == NULL)
 		return V_CONTINUE;
 	nr = MIN(rr->n_rate_limits, RL_MAX_PER_ROUTE);
@@ -863,7 +859,7 @@ rl_on_request(struct req *r, const void *fconf, void *state)
 	}
 	if (n == 0 && !st->q.revocation)
 		return V_CONTINUE;
-	switch (store_rl(req_worker(r), &st->q, rl_on_store, st, &st->op)) {
+	switch (store_rl(req_worker(r), &st->q, rl_on_store, st, &st->w.op)) {
 	case STORE_PENDING:
 		return V_SUSPEND;
 	case STORE_OK:
@@ -930,16 +926,6 @@ rl_on_done(struct req *r, const void *fconf, void *state)
 			store_rl_hit(req_worker(r), &st->lim[i]);
 }
 
-static void
-rl_on_abort(struct req *r, void *state)
-{
-	struct rl_state *st = state;
-
-	(void)r;
-	store_cancel(st->op);
-	st->op = NULL;
-}
-
 const struct filter rl_filter = {
 	.name = "rl",
 	.state_size = sizeof(struct rl_state),
@@ -954,5 +940,5 @@ const struct filter rl_filter = {
 	.on_request = rl_on_request,
 	.on_response = rl_on_response,
 	.on_done = rl_on_done,
-	.on_abort = rl_on_abort,
+	.on_abort = filter_wait_abort,
 };

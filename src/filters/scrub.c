@@ -338,45 +338,25 @@ scrub_has_stack_trace(const char *p, size_t n)
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
+static int
+range_item(const char *s, void *elem, const char **err)
+{
+	struct scrub_range *r = elem;
+
+	return units_status_range(s, &r->lo, &r->hi, err);
+}
+
 static void
 cf_scrub(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
 {
 	struct scrub_sect *ss = p->base;
-	const struct ynode *it;
-	const char *s, *err;
-	const struct ynode *lv = conf_list_node(p, v);
-	long n = conf_list_count(p, lv, "a list of status codes and ranges");
-	size_t i, old;
-	int lo, hi;
+	void *arr = ss->scrub;
 
 	(void)k;
 	(void)field;
-	if (n < 0)
-		return;
-	free(ss->scrub);
-	ss->scrub = NULL;
-	ss->n_scrub = 0;
-	if (n == 0)
-		return;
-	if ((ss->scrub = calloc((size_t)n, sizeof(*ss->scrub))) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
-	for (i = 0; i < (size_t)n; i++) {
-		it = conf_item_at(lv, i);
-		old = conf_item_push(p, lv, i);
-		if ((s = conf_item_text(p, it)) != NULL) {
-			if (units_status_range(s, &lo, &hi, &err) == 0) {
-				ss->scrub[ss->n_scrub].lo = lo;
-				ss->scrub[ss->n_scrub].hi = hi;
-				ss->n_scrub++;
-			} else {
-				conf_err(p->ctx, it, "%s: %s, got '%s'", p->path, err, conf_quote(p,
-				    s));
-			}
-		}
-		conf_path_pop(p, old);
-	}
+	conf_scalar_items(p, v, "a list of status codes and ranges", sizeof(*ss->scrub),
+	    range_item, &arr, &ss->n_scrub);
+	ss->scrub = arr;
 }
 
 static void

@@ -13,6 +13,7 @@
 
 #include "core/worker.h"
 #include "http/req.h"
+#include "store/store.h"
 
 extern const struct filter hsts_filter, hdrs_filter, scrub_filter, probe_filter, cors_filter,
     jwt_filter, rl_filter, lockout_filter, body_filter;
@@ -63,4 +64,21 @@ struct event_base *
 filter_event_base(struct worker *w)
 {
 	return w->base;
+}
+
+void
+filter_wait_abort(struct req *r, void *state)
+{
+	struct filter_wait *w = state;
+
+	(void)r;
+	store_cancel(w->op);
+	w->op = NULL;
+}
+
+void
+filter_wait_resume(struct filter_wait *w, enum verdict v)
+{
+	w->op = NULL;
+	req_resume(w->r, v);
 }

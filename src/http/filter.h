@@ -109,4 +109,17 @@ void *filter_wstate(struct req *r, size_t id);   /* id: filter_id(), kept in the
 /* The worker's event loop, for a filter's own timers (worker_init gets the worker). */
 struct event_base *filter_event_base(struct worker *w);
 
+/* ---- a filter that waits for the store ---------------------------------------------------
+ * ratelimit, lockout and probe put this first in their per-request state: their on_abort is
+ * filter_wait_abort (the pending operation is cancelled, so its reply never touches the
+ * request), and their store callback ends with filter_wait_resume. */
+struct store_op;
+struct filter_wait {
+	struct req      *r;
+	struct store_op *op;     /* the pending store operation, NULL when none */
+};
+void filter_wait_abort(struct req *r, void *state);
+/* The reply came: the operation is over; the request goes on with verdict v. */
+void filter_wait_resume(struct filter_wait *w, enum verdict v);
+
 #endif
