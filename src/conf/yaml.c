@@ -638,8 +638,9 @@ fail:
 	return root;
 }
 
-struct ynode *
-ynode_key(const struct ynode *map, const char *key)
+/* The pair of `map` whose key is exactly `key`, or NULL. */
+static const struct ypair *
+ynode_pair(const struct ynode *map, const char *key)
 {
 	size_t i, kl;
 
@@ -648,22 +649,24 @@ ynode_key(const struct ynode *map, const char *key)
 	kl = strlen(key);
 	for (i = 0; i < map->n; i++)
 		if (map->pairs[i].key->len == kl && memcmp(map->pairs[i].key->str, key, kl) == 0)
-			return map->pairs[i].key;
+			return &map->pairs[i];
 	return NULL;
+}
+
+struct ynode *
+ynode_key(const struct ynode *map, const char *key)
+{
+	const struct ypair *pr = ynode_pair(map, key);
+
+	return pr ? pr->key : NULL;
 }
 
 struct ynode *
 ynode_get(const struct ynode *map, const char *key)
 {
-	size_t i, kl;
+	const struct ypair *pr = ynode_pair(map, key);
 
-	if (map == NULL || map->type != YN_MAP || key == NULL)
-		return NULL;
-	kl = strlen(key);
-	for (i = 0; i < map->n; i++)
-		if (map->pairs[i].key->len == kl && memcmp(map->pairs[i].key->str, key, kl) == 0)
-			return map->pairs[i].val;
-	return NULL;
+	return pr ? pr->val : NULL;
 }
 
 struct ynode *

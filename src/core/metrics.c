@@ -38,6 +38,21 @@ metrics_up_observe(struct metrics *m, int64_t us)
 
 #define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
+/* The HELP and TYPE lines of metric visor_<name>. */
+static void
+head(struct sbuf *b, const char *name, const char *type, const char *help)
+{
+	sbuf_printf(b, "# HELP visor_%s %s\n# TYPE visor_%s %s\n", name, help, name, type);
+}
+
+/* A counter with one value. */
+static void
+one(struct sbuf *b, const char *name, const char *help, uint64_t v)
+{
+	head(b, name, "counter", help);
+	sbuf_printf(b, "visor_%s %llu\n", name, (unsigned long long)v);
+}
+
 void
 metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 {
@@ -65,23 +80,15 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 		t.probes += LD(m->probes);
 		t.redis_errors += LD(m->redis_errors);
 	}
-	sbuf_adds(b, "# HELP visor_connections_active Client connections open now.\n"
-	    "# TYPE visor_connections_active gauge\n");
+	head(b, "connections_active", "gauge", "Client connections open now.");
 	sbuf_printf(b, "visor_connections_active %lld\n", (long long)t.conns_active);
-	sbuf_adds(b, "# HELP visor_connections_total Client connections accepted.\n"
-	    "# TYPE visor_connections_total counter\n");
-	sbuf_printf(b, "visor_connections_total %llu\n", (unsigned long long)t.conns_total);
-	sbuf_adds(b, "# HELP visor_tls_handshake_failures_total Failed TLS handshakes.\n"
-	    "# TYPE visor_tls_handshake_failures_total counter\n");
-	sbuf_printf(b, "visor_tls_handshake_failures_total %llu\n",
-	    (unsigned long long)t.tls_handshake_failures);
-	sbuf_adds(b, "# HELP visor_requests_total Answers sent, by status class.\n"
-	    "# TYPE visor_requests_total counter\n");
+	one(b, "connections_total", "Client connections accepted.", t.conns_total);
+	one(b, "tls_handshake_failures_total", "Failed TLS handshakes.", t.tls_handshake_failures);
+	head(b, "requests_total", "counter", "Answers sent, by status class.");
 	for (k = 1; k <= 5; k++)
 		sbuf_printf(b, "visor_requests_total{class=\"%dxx\"} %llu\n", k,
 		    (unsigned long long)t.requests_class[k]);
-	sbuf_adds(b, "# HELP visor_upstream_response_seconds Time to the upstream's response head.\n"
-	    "# TYPE visor_upstream_response_seconds histogram\n");
+	head(b, "upstream_response_seconds", "histogram", "Time to the upstream's response head.");
 	for (k = 0; k < METRICS_UP_BUCKETS; k++) {
 		cum += t.up_bucket[k];
 		if (k == METRICS_UP_BUCKETS - 1)
@@ -93,32 +100,19 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 	}
 	sbuf_printf(b, "visor_upstream_response_seconds_sum %.6f\n", (double)t.up_sum_us / 1e6);
 	sbuf_printf(b, "visor_upstream_response_seconds_count %llu\n", (unsigned long long)t.up_count);
-	sbuf_adds(b, "# HELP visor_upstream_connect_failures_total Upstream connects refused or timed out.\n"
-	    "# TYPE visor_upstream_connect_failures_total counter\n");
-	sbuf_printf(b, "visor_upstream_connect_failures_total %llu\n",
-	    (unsigned long long)t.up_connect_failures);
-	sbuf_adds(b, "# HELP visor_jwt_refused_total Tokens refused, by reason.\n"
-	    "# TYPE visor_jwt_refused_total counter\n");
+	one(b, "upstream_connect_failures_total", "Upstream connects refused or timed out.",
+	    t.up_connect_failures);
+	head(b, "jwt_refused_total", "counter", "Tokens refused, by reason.");
 	for (k = 1; k < JWT_E_COUNT && k < METRICS_REASONS; k++)
 		sbuf_printf(b, "visor_jwt_refused_total{reason=\"%s\"} %llu\n",
 		    jwt_err_name((enum jwt_err)k), (unsigned long long)t.jwt_refused[k]);
-	sbuf_adds(b, "# HELP visor_rate_limited_total Requests refused by a rate limit.\n"
-	    "# TYPE visor_rate_limited_total counter\n");
-	sbuf_printf(b, "visor_rate_limited_total %llu\n", (unsigned long long)t.rate_limited);
-	sbuf_adds(b, "# HELP visor_lockouts_total Requests refused by the login lockout.\n"
-	    "# TYPE visor_lockouts_total counter\n");
-	sbuf_printf(b, "visor_lockouts_total %llu\n", (unsigned long long)t.lockouts);
-	sbuf_adds(b, "# HELP visor_scrubbed_total Upstream error bodies replaced.\n"
-	    "# TYPE visor_scrubbed_total counter\n");
-	sbuf_printf(b, "visor_scrubbed_total %llu\n", (unsigned long long)t.scrubbed);
-	sbuf_adds(b, "# HELP visor_probes_total Scanner probes answered.\n"
-	    "# TYPE visor_probes_total counter\n");
-	sbuf_printf(b, "visor_probes_total %llu\n", (unsigned long long)t.probes);
-	sbuf_adds(b, "# HELP visor_redis_errors_total Redis commands that failed or timed out.\n"
-	    "# TYPE visor_redis_errors_total counter\n");
-	sbuf_printf(b, "visor_redis_errors_total %llu\n", (unsigned long long)t.redis_errors);
-	sbuf_adds(b, "# HELP visor_log_dropped_total Log lines dropped because stdout or stderr "
-	    "was not read fast enough.\n# TYPE visor_log_dropped_total counter\n");
+	one(b, "rate_limited_total", "Requests refused by a rate limit.", t.rate_limited);
+	one(b, "lockouts_total", "Requests refused by the login lockout.", t.lockouts);
+	one(b, "scrubbed_total", "Upstream error bodies replaced.", t.scrubbed);
+	one(b, "probes_total", "Scanner probes answered.", t.probes);
+	one(b, "redis_errors_total", "Redis commands that failed or timed out.", t.redis_errors);
+	head(b, "log_dropped_total", "counter",
+	    "Log lines dropped because stdout or stderr was not read fast enough.");
 	sbuf_printf(b, "visor_log_dropped_total{stream=\"stdout\"} %llu\n",
 	    (unsigned long long)log_dropped(1));
 	sbuf_printf(b, "visor_log_dropped_total{stream=\"stderr\"} %llu\n",

@@ -390,28 +390,38 @@ ascii_prefix_case(const char *s, size_t n, const char *prefix)
 
 /* ---- time and ids ------------------------------------------------------------------- */
 
-int64_t
-now_ms(void)
+/* clk in units of 1/div s: 1000 for ms, 1000000 for us */
+static int64_t
+clock_in(clockid_t clk, int64_t div)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * div + ts.tv_nsec / (1000000000 / div);
+}
+
+int64_t
+now_ms(void)
+{
+	return clock_in(CLOCK_MONOTONIC, 1000);
 }
 
 int64_t
 now_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return clock_in(CLOCK_MONOTONIC, 1000000);
 }
 
 int64_t
 wall_s(void)
 {
 	return (int64_t)time(NULL);
+}
+
+int64_t
+wall_ms(void)
+{
+	return clock_in(CLOCK_REALTIME, 1000);
 }
 
 void

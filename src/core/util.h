@@ -141,6 +141,7 @@ hex_digit(int c)
 int64_t now_ms(void);
 int64_t now_us(void);
 int64_t wall_s(void);
+int64_t wall_ms(void);
 /* "2026-11-28T07:32:54.123Z" into buf (>= 32 bytes). */
 void iso8601_now(char *buf, size_t len);
 /* RFC 9110 IMF-fixdate "Sat, 28 Nov 2026 07:32:54 GMT" (29 chars + NUL) for t. */

@@ -730,7 +730,6 @@ static enum verdict
 rl_decide(struct rl_state *st)
 {
 	struct req *r = st->w.r;
-	struct timespec ts;
 
 	if (st->q.revoked) {
 		st->revoked = 1;
@@ -740,8 +739,7 @@ rl_decide(struct rl_state *st)
 			req_respond(r, 401, NULL);
 		return V_RESPOND;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	st->wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	st->wall_ms = wall_ms();
 	if (st->q.n > 0) {
 		st->checked = 1;
 		st->best = rl_pick(st->lim, st->q.n);

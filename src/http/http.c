@@ -73,23 +73,43 @@ hdrs_count(const struct hdrs *h, const char *name)
 	return c;
 }
 
-int
-hdrs_deln(struct hdrs *h, const char *name, size_t nlen)
+/* Removes, in place and in order, every entry `drop` says yes to; returns how many. */
+static int
+hdrs_drop(struct hdrs *h, int (*drop)(const struct hdr *e, const void *arg), const void *arg)
 {
 	uint32_t i, j = 0;
-	int c = 0;
 
 	for (i = 0; i < h->n; i++) {
-		if (ascii_casecmp_n(h->v[i].name, h->v[i].nlen, name, nlen) == 0) {
-			c++;
+		if (drop(&h->v[i], arg))
 			continue;
-		}
 		if (i != j)
 			h->v[j] = h->v[i];
 		j++;
 	}
+	i = h->n - j;
 	h->n = j;
-	return c;
+	return (int)i;
+}
+
+struct hdr_name {
+	const char *name;
+	size_t      nlen;
+};
+
+static int
+named(const struct hdr *e, const void *arg)
+{
+	const struct hdr_name *n = arg;
+
+	return ascii_casecmp_n(e->name, e->nlen, n->name, n->nlen) == 0;
+}
+
+int
+hdrs_deln(struct hdrs *h, const char *name, size_t nlen)
+{
+	struct hdr_name n = { name, nlen };
+
+	return hdrs_drop(h, named, &n);
 }
 
 int
@@ -98,19 +118,16 @@ hdrs_del(struct hdrs *h, const char *name)
 	return hdrs_deln(h, name, strlen(name));
 }
 
+static int
+prefixed(const struct hdr *e, const void *prefix)
+{
+	return ascii_prefix_case(e->name, e->nlen, prefix);
+}
+
 void
 hdrs_del_prefix(struct hdrs *h, const char *prefix)
 {
-	uint32_t i, j = 0;
-
-	for (i = 0; i < h->n; i++) {
-		if (ascii_prefix_case(h->v[i].name, h->v[i].nlen, prefix))
-			continue;
-		if (i != j)
-			h->v[j] = h->v[i];
-		j++;
-	}
-	h->n = j;
+	hdrs_drop(h, prefixed, prefix);
 }
 
 int
@@ -204,10 +221,18 @@ http_is_hop_by_hop(const char *n, size_t l)
 	}
 }
 
+/* marked by http_strip_hop_by_hop (nlen 0), or hop-by-hop by name */
+static int
+hop_by_hop(const struct hdr *e, const void *arg)
+{
+	(void)arg;
+	return e->nlen == 0 || http_is_hop_by_hop(e->name, e->nlen);
+}
+
 void
 http_strip_hop_by_hop(struct hdrs *h)
 {
-	uint32_t i, j = 0, k;
+	uint32_t i, k;
 
 	/* Names listed in Connection go too (RFC 9110 §7.6.1). */
 	for (i = 0; i < h->n; i++) {
@@ -220,29 +245,20 @@ http_strip_hop_by_hop(struct hdrs *h)
 				if (k != i && ascii_casecmp_n(h->v[k].name, h->v[k].nlen, t, tl) == 0)
 					h->v[k].nlen = 0;   /* mark */
 	}
-	for (i = 0; i < h->n; i++) {
-		if (h->v[i].nlen == 0 || http_is_hop_by_hop(h->v[i].name, h->v[i].nlen))
-			continue;
-		if (i != j)
-			h->v[j] = h->v[i];
-		j++;
-	}
-	h->n = j;
+	hdrs_drop(h, hop_by_hop, NULL);
+}
+
+static int
+underscored(const struct hdr *e, const void *arg)
+{
+	(void)arg;
+	return memchr(e->name, '_', e->nlen) != NULL;
 }
 
 void
 http_drop_underscored(struct hdrs *h)
 {
-	uint32_t i, j = 0;
-
-	for (i = 0; i < h->n; i++) {
-		if (memchr(h->v[i].name, '_', h->v[i].nlen) != NULL)
-			continue;
-		if (i != j)
-			h->v[j] = h->v[i];
-		j++;
-	}
-	h->n = j;
+	hdrs_drop(h, underscored, NULL);
 }
 
 const char *

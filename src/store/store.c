@@ -48,15 +48,6 @@
 #define BATCH_BYTES       (64 * 1024)    /* their keys and values, give or take (>= 1 request) */
 #define OP_POOL_MAX       256            /* keyless operations kept for reuse, per worker */
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t
 store_clock_ms(void)
 {
