@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * conf — the typed configuration of CONTRACT §2, read from the node tree of yaml.c: the
+ * conf — the typed configuration (docs/configuration.md), read from the node tree of yaml.c: the
  * generic walker over the rows of schema.h, the core's own rows, and the generations.
  *
  * Rows describe every key: its name, type, where it lands (offsetof in the struct its table

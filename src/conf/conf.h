@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * conf — the typed configuration (CONTRACT §2) and its generations.
+ * conf — the typed configuration (docs/configuration.md) and its generations.
  *
  * A `struct conf` is one generation: built once by conf_load() from one YAML file, then
  * immutable and shared by every worker thread. It is reference-counted (atomically): the

@@ -15,7 +15,7 @@
  * (headers.c), errors (scrub.c), cors (cors.c), jwt (jwt.c), login routes without a rate
  * limit (ratelimit.c).
  *
- * Must never: fire on the reference configuration (conf/visor.yaml, CONTRACT §2); quote a
+ * Must never: fire on the reference configuration (conf/visor.yaml); quote a
  * secret; touch the configuration. A rule that cannot be decided without guessing is left out.
  */
 #include "conf/lint.h"

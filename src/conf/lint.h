@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * lint — the security lint of `visor -t` (CONTRACT §1): warnings, never errors, for the
+ * lint — the security lint of `visor -t` (docs/lint.md): warnings, never errors, for the
  * settings that load fine but leave a Node.js API exposed (wildcard or http:// CORS origins,
  * short HSTS, TLS below 1.2, trusting every proxy, weak or inline HMAC secrets, login routes
  * without a rate limit, unverified upstream TLS, no HTTP→HTTPS redirect, weak CSP, ...).

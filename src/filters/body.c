@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * body — edge checks of request bodies on routes with a `body:` rule (CONTRACT §3, §4):
+ * body — edge checks of request bodies on routes with a `body:` rule (docs/body-checks.md):
  *
  *   on_request       a request with a body must be `application/json` (or `application/<x>+json`,
  *                    charset utf-8 if one is given, no Content-Encoding) or it gets 415 before

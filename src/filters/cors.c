@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * cors — the CORS allowlist (CONTRACT §2 `cors`, §3, §4), as the Fetch standard expects a
+ * cors — the CORS allowlist (docs/cors.md), as the Fetch standard expects a
  * server to behave. Off when the section is absent (conf_init leaves fconf NULL): then no
  * CORS header is ever sent, and the core still strips the upstream's Access-Control-*.
  *

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * cors — the pure half of the CORS policy (CONTRACT §2 `cors`, §4 "CORS origins"): origin
+ * cors — the pure half of the CORS policy (docs/cors.md): origin
  * normalisation, the allowlist built once per configuration generation, and the preflight
  * checks. No request, no socket, no allocation after cors_conf_new: the filter glue in
  * cors.c calls these on every request, the unit tests and the fuzzer call them directly.

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * jwt — the JWT filter (CONTRACT §2 `jwt`, §3 the 401 rows, §4 JWT): finds the token
+ * jwt — the JWT filter (docs/jwt.md): finds the token
  * (Authorization: Bearer, else the configured cookie), verifies it with jwt_core against the
  * keys of the request's generation (PEM files, secrets, jwks_file) and the JWKS sources
  * (jwks.c), sets the identity later filters use (r->user, r->jti, r->iat, r->token_exp,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * lockout — per-account login backoff (CONTRACT §2 `lockout`, §4 Lockout).
+ * lockout — per-account login backoff (docs/rate-limits.md, lockout).
  *
  * A POST whose normalised path is `lockout.path` (ASCII case-insensitively, one trailing slash
  * ignored, as Express routes) has its body buffered (up to 16 KiB) and the account read from

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * probe — scanner probes and bans (CONTRACT §2 `probes`, §4 Probes).
+ * probe — scanner probes and bans (docs/rate-limits.md, probes).
  *
  * Runs on every HTTPS request, routed or not, before CORS and JWT: a banned client gets 403
  * (security event "banned") whatever the path; a request whose normalised path starts with

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * rl — rate limits (CONTRACT §2 `rate_limits`, `rate_limit_headers`; §4 Rate limits) and the
+ * rl — rate limits (docs/rate-limits.md) and the
  * JWT revocation check, in ONE store operation per request: every policy of the route and
  * `visor:revoked:<jti>` / `visor:revoked-before:<sub>` are evaluated by one atomic script (one
  * Redis round trip), or by the memory store (store.c decides which).

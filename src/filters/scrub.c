@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * scrub — error scrubbing (CONTRACT §2 `errors`, §3 last row). An upstream answer whose
+ * scrub — error scrubbing (docs/errors.md). An upstream answer whose
  * status is in errors.scrub, or (errors.stack_traces) a 4xx whose body holds a stack trace or
  * driver error text, keeps its status and headers but its body becomes
  * {"error":"<message>","requestId":"<id>"}; the original body's first 4 KiB go to stdout as

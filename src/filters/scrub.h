@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * scrub — the pure half of error scrubbing (CONTRACT §2 `errors`, §3): the detector that
+ * scrub — the pure half of error scrubbing (docs/errors.md): the detector that
  * decides whether an upstream error body leaks internals. Unit-tested with real samples and
  * fuzzed; the filter glue is in scrub.c. Also the filter's configuration: the parsed
  * `errors` section (conf_sect(c, filter_id(&scrub_filter))).

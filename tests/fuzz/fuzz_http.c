@@ -2,7 +2,7 @@
  * libFuzzer: the HTTP/1.1 message parser both ways. The first byte picks request or response
  * and how the input is split into reads (heads arriving in pieces are the normal case); the
  * rest is fed through http_parser_feed exactly as conn.c / upstream.c do — heads taken into an
- * arena, the request checks of CONTRACT §4 run, body bytes counted, pipelined messages
+ * arena, the request checks of docs/security.md run, body bytes counted, pipelined messages
  * continued. Checks the invariants the proxy relies on: a parsed head's headers lie inside
  * it, the feed never consumes more than it was given, errors are sticky.
  */

@@ -169,7 +169,8 @@ test_defaults(void)
 end:;
 }
 
-/* The reference file of CONTRACT §2, verbatim, loads and means what it says. */
+/* The full reference configuration (every key of docs/configuration.md with its documented
+ * default or example), verbatim, loads and means what it says. */
 static void
 test_reference(void)
 {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * Unit tests for the pure half of src/filters/cors.c: origin normalisation (CONTRACT §4 "CORS
+ * Unit tests for the pure half of src/filters/cors.c: origin normalisation (docs/cors.md, "CORS
  * origins"), the allowlist built from a config, same-origin detection and the preflight
  * method / header checks. */
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * Unit tests for src/conf/lint.c: for each rule, the exact line `visor -t` prints (position and
  * text) when it fires, and silence on the safe variant; the reference configurations
- * (conf/visor.yaml and the CONTRACT §2 block) produce no warning. The config is parsed with
+ * (conf/visor.yaml and the full reference block below) produce no warning. The config is parsed with
  * conf_parse (no DNS, no certificate or key files) and linted directly. Run from the
  * repository root. */
 #include <stdlib.h>
@@ -91,7 +91,7 @@ write_file(const char *path, const char *text)
 
 /* ---- clean configurations ------------------------------------------------------------------ */
 
-/* CONTRACT §2, verbatim (comments dropped). */
+/* The full reference configuration, every documented key (comments dropped). */
 static const char contract_yaml[] =
     "listen:\n"
     "  https: 0.0.0.0:8443\n"
