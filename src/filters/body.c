@@ -357,12 +357,9 @@ body_on_request_body(struct req *r, const void *fconf, void *state)
 
 const struct filter body_filter = {
 	.name = "body",
-	.route_keys = &s_route,
-	.route_size = sizeof(struct body_route),
-	.conf_init = body_conf_init,
-	.conf_free = body_conf_free,
-	.route_wants = body_route_wants,
-	.route_init = body_route_init,
-	.on_request = body_on_request,
-	.on_request_body = body_on_request_body,
+	/* configuration */
+	.route_keys = &s_route, .route_size = sizeof(struct body_route), .conf_init = body_conf_init,
+	.conf_free = body_conf_free, .route_wants = body_route_wants, .route_init = body_route_init,
+	/* request */
+	.on_request = body_on_request, .on_request_body = body_on_request_body,
 };

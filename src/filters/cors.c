@@ -724,13 +724,10 @@ cors_on_response(struct req *r, const void *fconf, void *state)
 }
 
 const struct filter cors_filter = {
-	.name = "cors",
-	.state_size = sizeof(struct cors_state),
-	.conf_keys = &s_top,
-	.conf_size = sizeof(struct cors_sect),
-	.conf_lint = cors_lint,
-	.conf_init = cors_conf_init,
-	.conf_free = cors_conf_free_cb,
-	.on_request = cors_on_request,
-	.on_response = cors_on_response,
+	.name = "cors", .state_size = sizeof(struct cors_state),
+	/* configuration */
+	.conf_keys = &s_top, .conf_size = sizeof(struct cors_sect), .conf_lint = cors_lint,
+	.conf_init = cors_conf_init, .conf_free = cors_conf_free_cb,
+	/* request */
+	.on_request = cors_on_request, .on_response = cors_on_response,
 };

@@ -71,7 +71,7 @@ bad_field_value(const char *s, size_t len)
 static void
 merge_headers(struct cparse *p, const struct ynode *map)
 {
-	struct hdrs_sect *hs = p->base;
+	struct headers_sect *hs = p->base;
 	struct conf_kvs *kv = &hs->headers;
 	const struct ynode *key, *val;
 	const char *owner, *s;
@@ -148,7 +148,7 @@ next:
 static void
 cf_headers(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
 {
-	struct hdrs_sect *hs = p->base;
+	struct headers_sect *hs = p->base;
 	struct ynode *def;
 
 	(void)field;
@@ -166,7 +166,7 @@ cf_headers(struct cparse *p, const struct ckey *k, const struct ynode *v, void *
 static void
 rel_headers(const struct ckey *k, void *base)
 {
-	struct hdrs_sect *hs = base;
+	struct headers_sect *hs = base;
 
 	(void)k;
 	conf_kvs_free(&hs->headers);
@@ -179,7 +179,7 @@ static const struct ckey k_top[] = {
 	  .defdoc = "the 11 headers listed below", .deftable = "header",
 	  .doc = "Security headers set on every HTTPS answer, merged over the defaults name by "
 	    "name (case-insensitive); \"\" = visor does not set it (the upstream's own passes)." },
-	{ .name = "remove_headers", .type = KT_STRS, .off = offsetof(struct hdrs_sect,
+	{ .name = "remove_headers", .type = KT_STRS, .off = offsetof(struct headers_sect,
 	    remove_headers),
 	  .def = "[X-Powered-By, Server]", .flags = CK_TOKEN, .tname = "list of headers",
 	  .doc = "Stripped from upstream answers; when given, replaces the default list." },
@@ -298,9 +298,9 @@ csp_directive(struct lint *l, const struct ynode *at, const char *s, const char 
 }
 
 static void
-hdrs_lint(struct lint *l, const void *sect)
+headers_lint(struct lint *l, const void *sect)
 {
-	const struct hdrs_sect *hs = sect;
+	const struct headers_sect *hs = sect;
 	const struct ynode *at;
 	const char *v, *s, *e;
 	size_t i;
@@ -336,7 +336,7 @@ struct hname {
 	size_t      n;
 };
 
-struct hdrs_conf {
+struct headers_conf {
 	struct hname *set;       /* names visor sets */
 	const char  **val;
 	size_t       *vlen;
@@ -346,9 +346,9 @@ struct hdrs_conf {
 };
 
 static void
-hdrs_conf_free(void *p)
+headers_conf_free(void *p)
 {
-	struct hdrs_conf *h = p;
+	struct headers_conf *h = p;
 
 	if (h == NULL)
 		return;
@@ -360,10 +360,10 @@ hdrs_conf_free(void *p)
 }
 
 static int
-hdrs_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
+headers_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
-	const struct hdrs_sect *hs = sect;
-	struct hdrs_conf *h;
+	const struct headers_sect *hs = sect;
+	struct headers_conf *h;
 	size_t i;
 
 	(void)ctx;
@@ -378,7 +378,7 @@ hdrs_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fc
 	h->vlen = calloc(h->nset + 1, sizeof(*h->vlen));
 	h->rm = calloc(h->nrm + 1, sizeof(*h->rm));
 	if (!h->set || !h->val || !h->vlen || !h->rm) {
-		hdrs_conf_free(h);
+		headers_conf_free(h);
 		return -1;
 	}
 	for (i = 0; i < h->nset; i++) {
@@ -407,9 +407,9 @@ in_list(const struct hname *l, size_t n, const char *name, size_t nl)
 }
 
 static enum verdict
-hdrs_on_response(struct req *r, const void *fconf, void *state)
+headers_on_response(struct req *r, const void *fconf, void *state)
 {
-	const struct hdrs_conf *h = fconf;
+	const struct headers_conf *h = fconf;
 	struct hdrs *o = &r->out;
 	uint32_t i, j = 0;
 	size_t k;
@@ -432,13 +432,11 @@ hdrs_on_response(struct req *r, const void *fconf, void *state)
 	return V_CONTINUE;
 }
 
-const struct filter hdrs_filter = {
-	.name = "hdrs",
-	.always = 1,
-	.conf_keys = &s_top,
-	.conf_size = sizeof(struct hdrs_sect),
-	.conf_lint = hdrs_lint,
-	.conf_init = hdrs_conf_init,
-	.conf_free = hdrs_conf_free,
-	.on_response = hdrs_on_response,
+const struct filter headers_filter = {
+	.name = "hdrs", .always = 1,
+	/* configuration */
+	.conf_keys = &s_top, .conf_size = sizeof(struct headers_sect), .conf_lint = headers_lint,
+	.conf_init = headers_conf_init, .conf_free = headers_conf_free,
+	/* request */
+	.on_response = headers_on_response,
 };

@@ -39,7 +39,7 @@ static const struct ckey k_top[] = {
 static const struct csect s_top = CONF_SECT(k_top, NULL);
 
 static void
-hsts_lint(struct lint *l, const void *sect)
+https_lint(struct lint *l, const void *sect)
 {
 	const struct hsts_sect *hs = sect;
 
@@ -53,16 +53,16 @@ hsts_lint(struct lint *l, const void *sect)
 		    "(hstspreload.org) refuses such a header — set hsts.include_subdomains: true");
 }
 
-struct hsts_conf {
+struct https_conf {
 	char   *value;
 	size_t  len;
 };
 
 static int
-hsts_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
+https_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
 	const struct hsts_sect *hs = sect;
-	struct hsts_conf *h = calloc(1, sizeof(*h));
+	struct https_conf *h = calloc(1, sizeof(*h));
 	char buf[128];
 
 	(void)ctx;
@@ -83,9 +83,9 @@ hsts_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fc
 }
 
 static void
-hsts_conf_free(void *p)
+https_conf_free(void *p)
 {
-	struct hsts_conf *h = p;
+	struct https_conf *h = p;
 
 	if (h)
 		free(h->value);
@@ -113,7 +113,7 @@ host_only(const char *h, size_t n)
 }
 
 static enum verdict
-hsts_on_request(struct req *r, const void *fconf, void *state)
+https_on_request(struct req *r, const void *fconf, void *state)
 {
 	const char *host;
 	size_t hl;
@@ -145,9 +145,9 @@ hsts_on_request(struct req *r, const void *fconf, void *state)
 }
 
 static enum verdict
-hsts_on_response(struct req *r, const void *fconf, void *state)
+https_on_response(struct req *r, const void *fconf, void *state)
 {
-	const struct hsts_conf *h = fconf;
+	const struct https_conf *h = fconf;
 
 	(void)state;
 	if (r->tls)
@@ -157,14 +157,11 @@ hsts_on_response(struct req *r, const void *fconf, void *state)
 	return V_CONTINUE;
 }
 
-const struct filter hsts_filter = {
-	.name = "hsts",
-	.always = 1,
-	.conf_keys = &s_top,
-	.conf_size = sizeof(struct hsts_sect),
-	.conf_lint = hsts_lint,
-	.conf_init = hsts_conf_init,
-	.conf_free = hsts_conf_free,
-	.on_request = hsts_on_request,
-	.on_response = hsts_on_response,
+const struct filter https_filter = {
+	.name = "hsts", .always = 1,
+	/* configuration */
+	.conf_keys = &s_top, .conf_size = sizeof(struct hsts_sect), .conf_lint = https_lint,
+	.conf_init = https_conf_init, .conf_free = https_conf_free,
+	/* request */
+	.on_request = https_on_request, .on_response = https_on_response,
 };

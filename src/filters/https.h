@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
- * https — the first filter (hsts_filter): the plain listener's 301 to https and /healthz, and
+ * https — the first filter (https_filter): the plain listener's 301 to https and /healthz, and
  * Strict-Transport-Security on HTTPS answers. This header is its configuration: the parsed
- * `hsts` section (conf_sect(c, filter_id(&hsts_filter))), for the filter and the tests.
+ * `hsts` section (conf_sect(c, filter_id(&https_filter))), for the filter and the tests.
  */
 #ifndef VISOR_HTTPS_H
 #define VISOR_HTTPS_H
@@ -17,6 +17,6 @@ struct hsts_sect {
 	int     preload;
 };
 
-extern const struct filter hsts_filter;
+extern const struct filter https_filter;
 
 #endif

@@ -1668,19 +1668,14 @@ jwt_on_abort(struct req *r, void *state)
 }
 
 const struct filter jwt_filter = {
-	.name = "jwt",
-	.state_size = sizeof(struct jwt_rstate),
-	.conf_keys = &s_top,
-	.conf_size = sizeof(struct jwt_sect),
-	.route_keys = &s_route,
-	.route_size = sizeof(struct jwt_route),
-	.conf_lint = jwt_lint,
-	.conf_init = jwt_conf_init,
-	.conf_free = jwt_conf_free,
-	.route_wants = jwt_route_wants,
-	.worker_init = jwt_worker_init,
-	.worker_fini = jwt_worker_fini,
+	.name = "jwt", .state_size = sizeof(struct jwt_rstate),
+	/* configuration */
+	.conf_keys = &s_top, .conf_size = sizeof(struct jwt_sect), .route_keys = &s_route,
+	.route_size = sizeof(struct jwt_route), .conf_lint = jwt_lint, .conf_init = jwt_conf_init,
+	.conf_free = jwt_conf_free, .route_wants = jwt_route_wants,
+	/* worker */
+	.worker_init = jwt_worker_init, .worker_fini = jwt_worker_fini,
 	.worker_conf = jwt_worker_conf,
-	.on_request = jwt_on_request,
-	.on_abort = jwt_on_abort,
+	/* request */
+	.on_request = jwt_on_request, .on_abort = jwt_on_abort,
 };

@@ -425,16 +425,11 @@ lk_on_done(struct req *r, const void *fconf, void *state)
 }
 
 const struct filter lockout_filter = {
-	.name = "lockout",
-	.state_size = sizeof(struct lk_state),
-	.conf_keys = &s_top,
-	.conf_size = sizeof(struct lockout_sect),
-	.conf_init = lk_conf_init,
-	.conf_free = lk_conf_free,
-	.route_wants = lk_route_wants,
-	.on_request = lk_on_request,
-	.on_request_body = lk_on_request_body,
-	.on_response = lk_on_response,
-	.on_done = lk_on_done,
-	.on_abort = filter_wait_abort,
+	.name = "lockout", .state_size = sizeof(struct lk_state),
+	/* configuration */
+	.conf_keys = &s_top, .conf_size = sizeof(struct lockout_sect), .conf_init = lk_conf_init,
+	.conf_free = lk_conf_free, .route_wants = lk_route_wants,
+	/* request */
+	.on_request = lk_on_request, .on_request_body = lk_on_request_body,
+	.on_response = lk_on_response, .on_done = lk_on_done, .on_abort = filter_wait_abort,
 };

@@ -194,13 +194,12 @@ pr_on_request(struct req *r, const void *fconf, void *state)
 }
 
 const struct filter probe_filter = {
-	.name = "probe",
-	.state_size = sizeof(struct pr_state),
-	.conf_keys = &s_top,
-	.conf_size = sizeof(struct probe_sect),
-	.conf_init = pr_conf_init,
+	.name = "probe", .state_size = sizeof(struct pr_state),
+	/* configuration */
+	.conf_keys = &s_top, .conf_size = sizeof(struct probe_sect), .conf_init = pr_conf_init,
 	.conf_free = pr_conf_free,
+	/* worker */
 	.worker_conf = pr_worker_conf,
-	.on_request = pr_on_request,
-	.on_abort = filter_wait_abort,
+	/* request */
+	.on_request = pr_on_request, .on_abort = filter_wait_abort,
 };

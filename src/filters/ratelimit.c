@@ -614,7 +614,7 @@ rl_lint(struct lint *l, const void *sect)
 	const struct conf_route *r;
 	const struct rl_route *rr;
 	const struct ynode *at;
-	size_t i, j, id = filter_id(&rl_filter);
+	size_t i, j, id = filter_id(&ratelimit_filter);
 
 	(void)sect;
 	for (i = 0; i < c->routes.n; i++) {
@@ -655,7 +655,7 @@ rl_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fcon
 	const struct rl_sect *rs = sect;
 	const struct rl_route *rr;
 	struct rl_conf *rc;
-	size_t i, used = 0, fid = filter_id(&rl_filter);
+	size_t i, used = 0, fid = filter_id(&ratelimit_filter);
 	char name[96];
 
 	*fconf = NULL;
@@ -924,19 +924,13 @@ rl_on_done(struct req *r, const void *fconf, void *state)
 			store_rl_hit(req_worker(r), &st->lim[i]);
 }
 
-const struct filter rl_filter = {
-	.name = "rl",
-	.state_size = sizeof(struct rl_state),
-	.conf_keys = &s_top,
-	.conf_size = sizeof(struct rl_sect),
-	.route_keys = &s_route,
-	.route_size = sizeof(struct rl_route),
-	.conf_lint = rl_lint,
-	.conf_init = rl_conf_init,
-	.conf_free = rl_conf_free,
-	.route_wants = rl_route_wants,
-	.on_request = rl_on_request,
-	.on_response = rl_on_response,
-	.on_done = rl_on_done,
+const struct filter ratelimit_filter = {
+	.name = "rl", .state_size = sizeof(struct rl_state),
+	/* configuration */
+	.conf_keys = &s_top, .conf_size = sizeof(struct rl_sect), .route_keys = &s_route,
+	.route_size = sizeof(struct rl_route), .conf_lint = rl_lint, .conf_init = rl_conf_init,
+	.conf_free = rl_conf_free, .route_wants = rl_route_wants,
+	/* request */
+	.on_request = rl_on_request, .on_response = rl_on_response, .on_done = rl_on_done,
 	.on_abort = filter_wait_abort,
 };

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
- * ratelimit — rate limits and the revocation check (rl_filter). This header is its
+ * ratelimit — rate limits and the revocation check (ratelimit_filter). This header is its
  * configuration: the parsed `rate_limits` / `rate_limit_headers` keys (conf_sect(c,
- * filter_id(&rl_filter))) and each route's `rate_limits` (conf_route_keys(cr, id)), for the
+ * filter_id(&ratelimit_filter))) and each route's `rate_limits` (conf_route_keys(cr, id)), for the
  * filter and the tests.
  */
 #ifndef VISOR_RATELIMIT_H
@@ -41,6 +41,6 @@ struct rl_route {
 	size_t  n_rate_limits;
 };
 
-extern const struct filter rl_filter;
+extern const struct filter ratelimit_filter;
 
 #endif

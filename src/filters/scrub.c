@@ -598,12 +598,10 @@ scrub_on_response(struct req *r, const void *fconf, void *state)
 }
 
 const struct filter scrub_filter = {
-	.name = "scrub",
-	.state_size = sizeof(struct scrub_state),
-	.conf_keys = &s_top,
-	.conf_size = sizeof(struct scrub_sect),
-	.conf_lint = scrub_lint,
-	.conf_init = scrub_conf_init,
-	.conf_free = scrub_conf_free,
+	.name = "scrub", .state_size = sizeof(struct scrub_state),
+	/* configuration */
+	.conf_keys = &s_top, .conf_size = sizeof(struct scrub_sect), .conf_lint = scrub_lint,
+	.conf_init = scrub_conf_init, .conf_free = scrub_conf_free,
+	/* request */
 	.on_response = scrub_on_response,
 };

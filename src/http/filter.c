@@ -15,17 +15,17 @@
 #include "http/req.h"
 #include "store/store.h"
 
-extern const struct filter hsts_filter, hdrs_filter, scrub_filter, probe_filter, cors_filter,
-    jwt_filter, rl_filter, lockout_filter, body_filter;
+extern const struct filter https_filter, headers_filter, scrub_filter, probe_filter, cors_filter,
+    jwt_filter, ratelimit_filter, lockout_filter, body_filter;
 
 const struct filter *const filter_table[] = {
-	&hsts_filter,
-	&hdrs_filter,
+	&https_filter,
+	&headers_filter,
 	&scrub_filter,
 	&probe_filter,
 	&cors_filter,
 	&jwt_filter,
-	&rl_filter,
+	&ratelimit_filter,
 	&lockout_filter,
 	&body_filter,
 	NULL,

@@ -29,17 +29,17 @@ static char *out;
 
 /* Each policy's section and route keys belong to its filter: reached through the accessors. */
 #define SECT(type, f)   ((const struct type *)conf_sect(&C, filter_id(&(f))))
-#define HSTS            SECT(hsts_sect, hsts_filter)
-#define HDRS            SECT(hdrs_sect, hdrs_filter)
+#define HSTS            SECT(hsts_sect, https_filter)
+#define HDRS            SECT(headers_sect, headers_filter)
 #define ERRORS          SECT(scrub_sect, scrub_filter)
 #define PROBES          SECT(probe_sect, probe_filter)
 #define CORS            SECT(cors_sect, cors_filter)
 #define JWT             SECT(jwt_sect, jwt_filter)
-#define RL              SECT(rl_sect, rl_filter)
+#define RL              SECT(rl_sect, ratelimit_filter)
 #define LOCKOUT         SECT(lockout_sect, lockout_filter)
 #define RKEYS(type, f, i) ((const struct type *)conf_route_keys(&C.routes.v[i], filter_id(&(f))))
 #define JWT_RT(i)       RKEYS(jwt_route, jwt_filter, i)
-#define RL_RT(i)        RKEYS(rl_route, rl_filter, i)
+#define RL_RT(i)        RKEYS(rl_route, ratelimit_filter, i)
 #define BODY_RT(i)      RKEYS(body_route, body_filter, i)
 
 static void
