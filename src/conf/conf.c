@@ -1626,28 +1626,40 @@ static const struct ckey k_route[] = {
 };
 static const struct csect s_route = CONF_SECT(k_route, NULL);
 
-/* The tables of one route: its core keys, then the route keys of each filter that has some,
- * in table order, each into the route's block for that filter (allocated here when `alloc`;
- * c and cr may be NULL for the docs). Returns how many; *nomem is set when a block could not
- * be allocated (that filter's keys are then left out). */
+/* Appends to g each filter's table (its route keys when `route`, else its top-level keys),
+ * in table order, with the block it parses into: blocks[i], allocated here when `alloc`
+ * (blocks may be NULL for the docs). A filter's own top-level block rides along (sect,
+ * for route keys that depend on it). *nomem is set when a block could not be allocated
+ * (that filter's keys are then left out). Returns the new count. */
 static size_t
-route_groups(struct conf *c, struct conf_route *cr, int alloc, struct cgroup *g, int *nomem)
+filter_groups(struct conf *c, void **blocks, int route, int alloc, struct cgroup *g, size_t n,
+    int *nomem)
 {
 	const struct filter *f;
-	size_t i, n = 0;
+	const struct csect *keys;
+	size_t i;
 
-	g[n++] = (struct cgroup){ &s_route, cr, NULL };
 	for (i = 0; (f = filter_table[i]) != NULL; i++) {
-		if (f->route_keys == NULL)
+		keys = route ? f->route_keys : f->conf_keys;
+		if (keys == NULL)
 			continue;
-		if (alloc && (cr->keys[i] = calloc(1, f->route_size)) == NULL) {
+		if (alloc && (blocks[i] = calloc(1, route ? f->route_size : f->conf_size)) == NULL) {
 			*nomem = 1;
 			continue;
 		}
-		g[n++] = (struct cgroup){ f->route_keys, cr != NULL ? cr->keys[i] : NULL,
+		g[n++] = (struct cgroup){ keys, blocks != NULL ? blocks[i] : NULL,
 		    c != NULL ? c->sect[i] : NULL };
 	}
 	return n;
+}
+
+/* The tables of one route: its core keys, then the route keys of each filter that has some,
+ * in table order (c and cr may be NULL for the docs). Returns how many. */
+static size_t
+route_groups(struct conf *c, struct conf_route *cr, int alloc, struct cgroup *g, int *nomem)
+{
+	g[0] = (struct cgroup){ &s_route, cr, NULL };
+	return filter_groups(c, cr != NULL ? cr->keys : NULL, 1, alloc, g, 1, nomem);
 }
 
 static void
@@ -1888,24 +1900,14 @@ static const struct ckey k_tail[] = {
 static const struct csect s_tail = CONF_SECT(k_tail, NULL);
 
 /* The tables of the top level (see k_core), each filter's into its block of c->sect
- * (allocated here when `alloc`; c may be NULL for the docs). *nomem as in route_groups. */
+ * (c may be NULL for the docs). */
 static size_t
 root_groups(struct conf *c, int alloc, struct cgroup *g, int *nomem)
 {
-	const struct filter *f;
-	size_t i, n = 0;
+	size_t n;
 
-	g[n++] = (struct cgroup){ &s_core, c, NULL };
-	for (i = 0; (f = filter_table[i]) != NULL; i++) {
-		if (f->conf_keys == NULL)
-			continue;
-		if (alloc && (c->sect[i] = calloc(1, f->conf_size)) == NULL) {
-			*nomem = 1;
-			continue;
-		}
-		g[n++] = (struct cgroup){ f->conf_keys, c != NULL ? c->sect[i] : NULL,
-		    c != NULL ? c->sect[i] : NULL };
-	}
+	g[0] = (struct cgroup){ &s_core, c, NULL };
+	n = filter_groups(c, c != NULL ? c->sect : NULL, 0, alloc, g, 1, nomem);
 	g[n++] = (struct cgroup){ &s_tail, c, NULL };
 	return n;
 }

@@ -82,21 +82,33 @@ units_int(const char *s, int64_t min, int64_t max, int64_t *out, const char **er
 	return 0;
 }
 
+/* The decimal number *s starts with, into *v; *s is left after it (at the unit). 0, or -1
+ * with err: `syntax` when there is none, `too_large` past the range digits() reads. */
+static int
+lead_number(const char **s, int64_t *v, const char *syntax, const char *too_large,
+    const char **err)
+{
+	int n;
+
+	if (*s == NULL)
+		return set_err(err, syntax);
+	n = digits(*s, v);
+	if (n < 0)
+		return set_err(err, too_large);
+	if (n == 0)
+		return set_err(err, syntax);
+	*s += n;
+	return 0;
+}
+
 int
 units_duration_ms(const char *s, int64_t *out_ms, const char **err)
 {
 	static const char syntax[] = "expected a duration such as 500ms, 30s, 15m, 2h or 7d";
 	int64_t v, mult;
-	int n;
 
-	if (s == NULL)
-		return set_err(err, syntax);
-	n = digits(s, &v);
-	if (n < 0)
-		return set_err(err, "duration too large (at most 100 years)");
-	if (n == 0)
-		return set_err(err, syntax);
-	s += n;
+	if (lead_number(&s, &v, syntax, "duration too large (at most 100 years)", err) < 0)
+		return -1;
 	if (strcmp(s, "ms") == 0)
 		mult = 1;
 	else if (*s == '\0' || strcmp(s, "s") == 0)
@@ -120,16 +132,9 @@ units_size(const char *s, int64_t *out, const char **err)
 {
 	static const char syntax[] = "expected a size such as 512, 16k, 1m or 2g";
 	int64_t v, mult = 1;
-	int n;
 
-	if (s == NULL)
-		return set_err(err, syntax);
-	n = digits(s, &v);
-	if (n < 0)
-		return set_err(err, "size too large (at most 1 TiB)");
-	if (n == 0)
-		return set_err(err, syntax);
-	s += n;
+	if (lead_number(&s, &v, syntax, "size too large (at most 1 TiB)", err) < 0)
+		return -1;
 	switch (lower(*s)) {
 	case 'k': mult = 1LL << 10; s++; break;
 	case 'm': mult = 1LL << 20; s++; break;

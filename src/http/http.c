@@ -358,14 +358,21 @@ cb_message_begin(llhttp_t *ll)
 	return 0;
 }
 
+/* Appends a piece of the head to raw and counts it in *len. 0, or -1 out of memory. */
+static int
+raw_add(struct http_parser *p, const char *at, size_t n, uint32_t *len)
+{
+	sbuf_add(&p->raw, at, n);
+	*len += (uint32_t)n;
+	return p->raw.oom ? -1 : 0;
+}
+
 static int
 cb_url(llhttp_t *ll, const char *at, size_t n)
 {
 	struct http_parser *p = parser_of(ll);
 
-	sbuf_add(&p->raw, at, n);
-	p->url_l += (uint32_t)n;
-	return p->raw.oom ? -1 : 0;
+	return raw_add(p, at, n, &p->url_l);
 }
 
 static int
@@ -412,9 +419,7 @@ cb_header_field(llhttp_t *ll, const char *at, size_t n)
 	if (f == NULL)
 		return parse_fail(p, HTTP_E_TOO_LARGE, "too many header fields");
 	p->name_open = 1;
-	sbuf_add(&p->raw, at, n);
-	f->nl += (uint32_t)n;
-	return p->raw.oom ? -1 : 0;
+	return raw_add(p, at, n, &f->nl);
 }
 
 static int
@@ -445,9 +450,7 @@ cb_header_value(llhttp_t *ll, const char *at, size_t n)
 	f = &p->fields[p->nfields];
 	if (f->vo == UINT32_MAX)
 		f->vo = (uint32_t)p->raw.len;
-	sbuf_add(&p->raw, at, n);
-	f->vl += (uint32_t)n;
-	return p->raw.oom ? -1 : 0;
+	return raw_add(p, at, n, &f->vl);
 }
 
 static int

@@ -25,28 +25,27 @@
 static void on_rev(evutil_socket_t fd, short what, void *arg);
 static void on_wev(evutil_socket_t fd, short what, void *arg);
 
+/* Arms or disarms ev when that changes anything (epoll_ctl is a syscall); returns `on`. */
+static unsigned
+ev_switch(struct event *ev, int on, unsigned was)
+{
+	if (on && !was)
+		event_add(ev, NULL);
+	else if (!on && was)
+		event_del(ev);
+	return on != 0;
+}
+
 static void
 rev_set(struct sock *s, int on)
 {
-	if (on && !s->rev_on) {
-		event_add(s->rev, NULL);
-		s->rev_on = 1;
-	} else if (!on && s->rev_on) {
-		event_del(s->rev);
-		s->rev_on = 0;
-	}
+	s->rev_on = ev_switch(s->rev, on, s->rev_on);
 }
 
 static void
 wev_set(struct sock *s, int on)
 {
-	if (on && !s->wev_on) {
-		event_add(s->wev, NULL);
-		s->wev_on = 1;
-	} else if (!on && s->wev_on) {
-		event_del(s->wev);
-		s->wev_on = 0;
-	}
+	s->wev_on = ev_switch(s->wev, on, s->wev_on);
 }
 
 /* Whether the read event must be armed: the owner reads and there is room, or a pending

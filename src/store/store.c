@@ -256,6 +256,24 @@ arg_i(struct argv *a, int64_t x)
 	arg_s(a, p, o);
 }
 
+/* Sends the script call built in `a` (its first nkeys arguments are keys) for op, whose
+ * reply goes to `reply` and then the caller's cb(arg). 0 with the pending op in *opp, or -1
+ * (op freed) when the command could not even be queued. */
+static int
+op_send(struct store_w *sw, struct store_op *op, int nkeys, struct argv *a,
+    redis_fn reply, store_cb cb, void *arg, struct store_op **opp)
+{
+	op->cb = cb;
+	op->arg = arg;
+	op->cmd = redis_script(sw->rd, nkeys, a->n, a->v, a->l, reply, op);
+	if (op->cmd == NULL) {
+		free(op);
+		return -1;
+	}
+	*opp = op;
+	return 0;
+}
+
 /* ---- rate limits and revocation ------------------------------------------------------------
  *
  * store_rl() queues the check; the worker's flush_ev, activated by the first check of an
@@ -736,15 +754,9 @@ store_lockout_check(struct worker *w, struct store_lockq *q, store_cb cb, void *
 		arg_s(&a, q->key, q->klen);
 		arg_s(&a, "lk_check", 8);
 		arg_s(&a, "0", 1);
-		op->cb = cb;
-		op->arg = arg;
 		op->q = q;
-		op->cmd = redis_script(sw->rd, 1, a.n, a.v, a.l, on_lock_reply, op);
-		if (op->cmd) {
-			*opp = op;
+		if (op_send(sw, op, 1, &a, on_lock_reply, cb, arg, opp) == 0)
 			return STORE_PENDING;
-		}
-		free(op);
 	}
 	if (local_ok(sw)) {
 		mstore_lockout_check(sw->mem, store_clock_ms(), q);
@@ -843,14 +855,8 @@ store_probe(struct worker *w, const char *client, size_t klen, int64_t ban_after
 		arg_s(&a, client, klen);
 		op->a = ban_after;
 		op->b = ban_for_ms;
-		op->cb = cb;
-		op->arg = arg;
-		op->cmd = redis_script(sw->rd, 2, a.n, a.v, a.l, on_probe_reply, op);
-		if (op->cmd) {
-			*opp = op;
+		if (op_send(sw, op, 2, &a, on_probe_reply, cb, arg, opp) == 0)
 			return STORE_PENDING;
-		}
-		free(op);
 	}
 	probe_memory(sw, client, klen, ban_after, ban_for_ms);
 	return STORE_OK;
