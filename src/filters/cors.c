@@ -28,6 +28,7 @@
 
 #include "conf/lint.h"
 #include "conf/schema.h"
+#include "core/log.h"
 #include "http/filter.h"
 #include "http/http.h"
 #include "http/req.h"
@@ -142,22 +143,36 @@ cors_origin_normalize(const char *in, size_t len, char *out, size_t outsz)
 	return (long)o;
 }
 
+/* Whether the Origin value `o` normalises to one of list[0..n). */
+static int
+origin_in(char *const *list, const size_t *lens, size_t n, const char *o, size_t olen)
+{
+	char buf[CORS_ORIGIN_MAX];
+	long bl;
+	size_t i;
+
+	if (n == 0 || olen >= CORS_ORIGIN_MAX)
+		return 0;
+	bl = cors_origin_normalize(o, olen, buf, sizeof(buf));
+	if (bl < 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (lens[i] == (size_t)bl && memcmp(list[i], buf, (size_t)bl) == 0)
+			return 1;
+	return 0;
+}
+
 int
 cors_origin_allowed(const struct cors_conf *cc, const char *o, size_t olen)
 {
-	char buf[CORS_ORIGIN_MAX];
-	long n;
-	size_t i;
+	return cc != NULL && origin_in(cc->origins, cc->origin_lens, cc->n_origins, o, olen);
+}
 
-	if (cc == NULL || olen >= CORS_ORIGIN_MAX)
-		return 0;
-	n = cors_origin_normalize(o, olen, buf, sizeof(buf));
-	if (n < 0)
-		return 0;
-	for (i = 0; i < cc->n_origins; i++)
-		if (cc->origin_lens[i] == (size_t)n && memcmp(cc->origins[i], buf, (size_t)n) == 0)
-			return 1;
-	return 0;
+int
+cors_ws_origin_allowed(const struct cors_conf *cc, const char *o, size_t olen)
+{
+	return cc != NULL && (cors_origin_allowed(cc, o, olen) ||
+	    origin_in(cc->ws_origins, cc->ws_origin_lens, cc->n_ws_origins, o, olen));
 }
 
 int
@@ -223,16 +238,29 @@ header_allowed(const struct cors_conf *cc, const char *h, size_t n)
 }
 
 int
+cors_header_refused(const struct cors_conf *cc, const char *list, size_t len,
+    const char **name, size_t *nlen)
+{
+	size_t pos = 0;
+
+	while (http_list_next(list, len, ',', &pos, name, nlen))
+		if (!header_allowed(cc, *name, *nlen))
+			return 1;
+	return 0;
+}
+
+int
 cors_headers_allowed(const struct cors_conf *cc, const char *list, size_t len)
 {
-	size_t pos = 0, n;
 	const char *t;
+	size_t n;
 
-	while (http_list_next(list, len, ',', &pos, &t, &n))
-		if (!header_allowed(cc, t, n))
-			return 0;
-	return 1;
+	return !cors_header_refused(cc, list, len, &t, &n);
 }
+
+const char *const cors_expose_always[] = { "WWW-Authenticate", "Retry-After", "RateLimit",
+    "RateLimit-Policy", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+    "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", NULL };
 
 /* ---- configuration: the `cors` section ------------------------------------------------------ */
 
@@ -329,10 +357,24 @@ static const struct ckey k_cors[] = {
 static const struct csect s_cors = CONF_SECT(k_cors, NULL);
 
 
+static const struct ckey k_websocket[] = {
+	{ .name = "origins", .type = KT_STRS, .off = offsetof(struct cors_sect, ws_origins),
+	  .check = check_origin, .def = "[]", .tname = "list of origins",
+	  .doc = "Origins allowed to open a WebSocket, on top of cors.origins and the request's "
+	    "own origin; any other Origin gets 403." },
+};
+static const struct csect s_websocket = CONF_SECT(k_websocket, NULL);
+
 static const struct ckey k_top[] = {
 	{ .name = "cors", .type = KT_SECTION, .arg = &s_cors, .flags = CK_OPTIONAL,
 	  .en_off = offsetof(struct cors_sect, enabled),
-	  .doc = "CORS allowlist; absent: no CORS headers, cross-origin requests pass." },
+	  .doc = "CORS allowlist; absent: no CORS headers, cross-origin requests pass. It is also "
+	    "the WebSocket Origin check: an upgrade from an origin not allowed gets 403, whatever "
+	    "on_disallowed says." },
+	{ .name = "websocket", .type = KT_SECTION, .arg = &s_websocket, .flags = CK_OPTIONAL,
+	  .en_off = offsetof(struct cors_sect, ws_enabled),
+	  .doc = "WebSocket Origin check (browsers apply no CORS to WebSockets); present with or "
+	    "without cors." },
 };
 static const struct csect s_top = CONF_SECT(k_top, NULL);
 
@@ -435,29 +477,43 @@ dup_list(const struct conf_strs *s, char ***out, size_t *n)
 	return 0;
 }
 
+/* The normalised allowlist of a list of origins (unusable entries left out). 0 or -1. */
+static int
+origins_new(const struct conf_strs *s, char ***list, size_t **lens, size_t *n)
+{
+	char buf[CORS_ORIGIN_MAX];
+	size_t i;
+	long bl;
+
+	*n = 0;
+	*list = calloc(s->n ? s->n : 1, sizeof(char *));
+	*lens = calloc(s->n ? s->n : 1, sizeof(size_t));
+	if (*list == NULL || *lens == NULL)
+		return -1;
+	for (i = 0; i < s->n; i++) {
+		bl = cors_origin_normalize(s->v[i], strlen(s->v[i]), buf, sizeof(buf));
+		if (bl < 0)
+			continue;      /* "*", "*.x": never matches (the lint warns) */
+		if (((*list)[*n] = strdup(buf)) == NULL)
+			return -1;
+		(*lens)[(*n)++] = (size_t)bl;
+	}
+	return 0;
+}
+
 struct cors_conf *
 cors_conf_new(const struct cors_sect *cs)
 {
 	struct cors_conf *cc;
-	char buf[CORS_ORIGIN_MAX];
-	size_t i;
 	long n;
 
 	if ((cc = calloc(1, sizeof(*cc))) == NULL)
 		return NULL;
-	cc->origins = calloc(cs->origins.n ? cs->origins.n : 1, sizeof(char *));
-	cc->origin_lens = calloc(cs->origins.n ? cs->origins.n : 1, sizeof(size_t));
-	if (cc->origins == NULL || cc->origin_lens == NULL)
+	cc->cors_on = cs->enabled;
+	if (origins_new(&cs->origins, &cc->origins, &cc->origin_lens, &cc->n_origins) < 0 ||
+	    origins_new(&cs->ws_origins, &cc->ws_origins, &cc->ws_origin_lens,
+	    &cc->n_ws_origins) < 0)
 		goto fail;
-	for (i = 0; i < cs->origins.n; i++) {
-		const char *o = cs->origins.v[i];
-		n = cors_origin_normalize(o, strlen(o), buf, sizeof(buf));
-		if (n < 0)
-			continue;      /* "*", "*.x": never matches (the lint warns) */
-		if ((cc->origins[cc->n_origins] = strdup(buf)) == NULL)
-			goto fail;
-		cc->origin_lens[cc->n_origins++] = (size_t)n;
-	}
 	if (dup_list(&cs->methods, &cc->methods, &cc->n_methods) < 0 ||
 	    dup_list(&cs->headers, &cc->headers, &cc->n_headers) < 0 ||
 	    join(&cs->methods, &cc->allow_methods, &cc->allow_methods_len) < 0 ||
@@ -483,6 +539,10 @@ cors_conf_free(struct cors_conf *cc)
 		return;
 	for (i = 0; cc->origins && i < cc->n_origins; i++)
 		free(cc->origins[i]);
+	for (i = 0; cc->ws_origins && i < cc->n_ws_origins; i++)
+		free(cc->ws_origins[i]);
+	free(cc->ws_origins);
+	free(cc->ws_origin_lens);
 	for (i = 0; cc->methods && i < cc->n_methods; i++)
 		free(cc->methods[i]);
 	for (i = 0; cc->headers && i < cc->n_headers; i++)
@@ -527,12 +587,13 @@ cors_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fc
 
 	(void)c;
 	*fconf = NULL;
-	if (!cs->enabled)
+	if (!cs->enabled && !cs->ws_enabled)
 		return 0;
 	if ((*fconf = cors_conf_new(cs)) == NULL) {
 		conf_err(ctx, NULL, "cors: out of memory");
 		return -1;
 	}
+	((struct cors_conf *)*fconf)->fid = filter_id(&cors_filter);
 	return 0;
 }
 
@@ -607,35 +668,129 @@ static const char *const VARY_PREFLIGHT_T[] = { "Origin", "Access-Control-Reques
 #define VARY_PREFLIGHT_ADD(r) vary_add(r, VARY_PREFLIGHT_T, 3, VARY_PREFLIGHT, \
     sizeof(VARY_PREFLIGHT) - 1)
 
+/* The Origin of the request: 1 with it in *o / *ol when there is exactly one, 0 when there
+ * is none, -1 when there are several (never allowed). */
+static int
+one_origin(const struct req *r, const char **o, size_t *ol)
+{
+	const struct hdrs *h = &r->h.hdrs;
+	int n = 0;
+	uint32_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (ascii_casecmp_n(h->v[i].name, h->v[i].nlen, "origin", 6) == 0) {
+			*o = h->v[i].val;
+			*ol = h->v[i].vlen;
+			n++;
+		}
+	return n > 1 ? -1 : n;
+}
+
+static int
+same_origin(const struct req *r, const char *o, size_t ol)
+{
+	size_t hl = 0;
+	const char *host = req_header(r, "host", &hl);
+
+	return host != NULL && cors_same_origin(o, ol, host, hl);
+}
+
+/* One warning per refused name per minute per worker: the browser only says "CORS error",
+ * the operator needs to know which header (or method) and which key allows it. */
+struct cors_wstate {
+	struct {
+		char    name[64];
+		int64_t at;
+	}       seen[32];
+	size_t  next;
+};
+
+#define CORS_WARN_EVERY_MS 60000
+
+static void
+warn_refused(struct req *r, const struct cors_conf *cc, const char *what, const char *key,
+    const char *name, size_t nlen, const char *origin, size_t olen)
+{
+	struct cors_wstate *ws = filter_wstate(r, cc->fid);
+	char nm[64], og[96];
+	int64_t now = now_ms();
+	size_t i;
+
+	if (ws == NULL)
+		return;
+	if (nlen >= sizeof(nm))
+		nlen = sizeof(nm) - 1;
+	memcpy(nm, name, nlen);
+	nm[nlen] = '\0';
+	for (i = 0; i < ARRAY_LEN(ws->seen); i++)
+		if (ascii_casecmp(ws->seen[i].name, nm) == 0) {
+			if (now - ws->seen[i].at < CORS_WARN_EVERY_MS)
+				return;
+			break;
+		}
+	if (i == ARRAY_LEN(ws->seen)) {
+		i = ws->next;
+		ws->next = (ws->next + 1) % ARRAY_LEN(ws->seen);
+		memcpy(ws->seen[i].name, nm, nlen + 1);
+	}
+	ws->seen[i].at = now;
+	memcpy(og, origin, MIN(olen, sizeof(og) - 1));
+	og[MIN(olen, sizeof(og) - 1)] = '\0';
+	log_warn("cors: a preflight from %s asked for the %s '%s', which %s does not list, so "
+	    "the browser reports a CORS error; add it to %s to allow it (said once a minute)",
+	    str_printable(og, sizeof(og), og), what, str_printable(nm, sizeof(nm), nm), key, key);
+}
+
+static int
+cors_worker_init(struct worker *w, void **wstate)
+{
+	(void)w;
+	*wstate = calloc(1, sizeof(struct cors_wstate));
+	return *wstate != NULL ? 0 : -1;
+}
+
+static void
+cors_worker_fini(struct worker *w, void *wstate)
+{
+	(void)w;
+	free(wstate);
+}
+
 static enum verdict
 cors_on_request(struct req *r, const void *fconf, void *state)
 {
 	const struct cors_conf *cc = fconf;
 	struct cors_state *st = state;
-	const struct hdr *origin = NULL, *acrm = NULL;
+	const struct hdr *acrm;
 	const struct hdrs *h = &r->h.hdrs;
-	int n_origin = 0;
+	const char *origin = NULL, *name;
+	size_t olen = 0, nlen;
+	int k;
 	uint32_t i;
 
-	for (i = 0; i < h->n; i++) {
-		const struct hdr *e = &h->v[i];
-		if (ascii_casecmp_n(e->name, e->nlen, "origin", 6) == 0) {
-			origin = e;
-			n_origin++;
-		} else if (e->nlen == 29 &&
-		    ascii_casecmp_n(e->name, e->nlen, "access-control-request-method", 29) == 0) {
-			if (acrm == NULL)
-				acrm = e;
-		}
+	k = one_origin(r, &origin, &olen);
+	/* Browsers apply no CORS to WebSockets: the upgrade carries the user's cookies from any
+	 * page, so the allowlist is the only Origin check there is (CSWSH). No Origin: not a
+	 * browser. */
+	if (r->upgrade && k != 0 && (k < 0 || (!cors_ws_origin_allowed(cc, origin, olen) &&
+	    !same_origin(r, origin, olen)))) {
+		st->kind = CORS_K_REJECTED;
+		r->log_reason = "cors: WebSocket from an origin not allowed";
+		req_respond(r, 403, NULL);
+		return V_RESPOND;
 	}
-	if (n_origin == 0) {
+	if (r->upgrade) {
+		st->kind = CORS_K_OMITTED;     /* checked above; a 101 needs no CORS header */
+		return V_CONTINUE;
+	}
+	if (!cc->cors_on)
+		return V_CONTINUE;
+	if (k == 0) {
 		st->kind = CORS_K_NO_ORIGIN;
 		return V_CONTINUE;
 	}
-	if (n_origin > 1 || !cors_origin_allowed(cc, origin->val, origin->vlen)) {
-		size_t hl = 0;
-		const char *host = req_header(r, "host", &hl);
-		if (n_origin == 1 && host && cors_same_origin(origin->val, origin->vlen, host, hl)) {
+	if (k < 0 || !cors_origin_allowed(cc, origin, olen)) {
+		if (k > 0 && same_origin(r, origin, olen)) {
 			st->kind = CORS_K_SAME_ORIGIN;
 			return V_CONTINUE;
 		}
@@ -648,22 +803,27 @@ cors_on_request(struct req *r, const void *fconf, void *state)
 		req_respond(r, 403, NULL);
 		return V_RESPOND;
 	}
-	st->origin = origin->val;
-	st->olen = origin->vlen;
+	st->origin = origin;
+	st->olen = olen;
+	acrm = hdrs_getn(h, "access-control-request-method", 29);
 	if (r->h.method != HTTP_OPTIONS || acrm == NULL) {
 		st->kind = CORS_K_ALLOWED;
 		return V_CONTINUE;
 	}
 	/* A preflight: answered here, before any filter that wants a token. */
 	r->cors_preflight = 1;
-	if (!cors_method_allowed(cc, acrm->val, acrm->vlen))
+	if (!cors_method_allowed(cc, acrm->val, acrm->vlen)) {
+		warn_refused(r, cc, "method", "cors.methods", acrm->val, acrm->vlen, origin, olen);
 		goto denied;
+	}
 	for (i = 0; i < h->n; i++) {
 		const struct hdr *e = &h->v[i];
 		if (e->nlen == 30 &&
 		    ascii_casecmp_n(e->name, e->nlen, "access-control-request-headers", 30) == 0 &&
-		    !cors_headers_allowed(cc, e->val, e->vlen))
+		    cors_header_refused(cc, e->val, e->vlen, &name, &nlen)) {
+			warn_refused(r, cc, "header", "cors.headers", name, nlen, origin, olen);
 			goto denied;
+		}
 	}
 	st->kind = CORS_K_PREFLIGHT;
 	r->log_reason = "cors preflight";
@@ -677,6 +837,31 @@ denied:
 	return V_RESPOND;
 }
 
+/* Access-Control-Expose-Headers: cors.expose, plus each header of cors_expose_always the
+ * answer carries (a 401's WWW-Authenticate, a 429's Retry-After, the RateLimit headers) and
+ * cors.expose does not already name. */
+static void
+expose_put(struct req *r, const struct cors_conf *cc)
+{
+	struct sbuf b = { 0 };
+	size_t i;
+
+	if (cc->expose)
+		sbuf_add(&b, cc->expose, cc->expose_len);
+	for (i = 0; cors_expose_always[i] != NULL; i++) {
+		const char *n = cors_expose_always[i];
+		if (hdrs_get(&r->out, n) == NULL ||
+		    (cc->expose && http_list_has(cc->expose, cc->expose_len, n)))
+			continue;
+		if (b.len)
+			sbuf_add(&b, ", ", 2);
+		sbuf_adds(&b, n);
+	}
+	if (b.len && !b.oom)
+		hdrs_set(&r->a, &r->out, "Access-Control-Expose-Headers", b.p, b.len);
+	sbuf_fini(&b);
+}
+
 static enum verdict
 cors_on_response(struct req *r, const void *fconf, void *state)
 {
@@ -685,9 +870,23 @@ cors_on_response(struct req *r, const void *fconf, void *state)
 	struct arena *a = &r->a;
 	struct hdrs *o = &r->out;
 
-	switch (st->kind) {
-	case CORS_K_UNSET:
+	/* the plain listener only redirects to https, where CORS is answered */
+	if (!cc->cors_on || !r->tls)
 		return V_CONTINUE;
+	if (st->kind == CORS_K_UNSET) {
+		/* An answer made before the request reached this filter (400, 408, 413, 414, 431 from
+		 * the core, before routing too): the page still needs to read it. */
+		const char *origin = NULL;
+		size_t olen = 0;
+		if (one_origin(r, &origin, &olen) == 1 && cors_origin_allowed(cc, origin, olen)) {
+			st->kind = CORS_K_ALLOWED;
+			st->origin = origin;
+			st->olen = olen;
+		} else {
+			st->kind = CORS_K_NO_ORIGIN;
+		}
+	}
+	switch (st->kind) {
 	case CORS_K_PREFLIGHT:
 		hdrs_put(a, o, "Access-Control-Allow-Origin", st->origin, st->olen);
 		if (cc->credentials)
@@ -708,14 +907,9 @@ cors_on_response(struct req *r, const void *fconf, void *state)
 		hdrs_put(a, o, "Access-Control-Allow-Origin", st->origin, st->olen);
 		if (cc->credentials)
 			hdrs_put(a, o, "Access-Control-Allow-Credentials", "true", 4);
-		if (cc->expose)
-			hdrs_put(a, o, "Access-Control-Expose-Headers", cc->expose, cc->expose_len);
+		expose_put(r, cc);
 		VARY_ORIGIN_ADD(r);
 		break;
-	case CORS_K_NO_ORIGIN:
-	case CORS_K_SAME_ORIGIN:
-	case CORS_K_REJECTED:
-	case CORS_K_OMITTED:
 	default:
 		VARY_ORIGIN_ADD(r);
 		break;
@@ -723,11 +917,14 @@ cors_on_response(struct req *r, const void *fconf, void *state)
 	return V_CONTINUE;
 }
 
+/* `always`: answers made before routing (the base chain) get CORS headers too. */
 const struct filter cors_filter = {
-	.name = "cors", .state_size = sizeof(struct cors_state),
+	.name = "cors", .always = 1, .state_size = sizeof(struct cors_state),
 	/* configuration */
 	.conf_keys = &s_top, .conf_size = sizeof(struct cors_sect), .conf_lint = cors_lint,
 	.conf_init = cors_conf_init, .conf_free = cors_conf_free_cb,
+	/* worker */
+	.worker_init = cors_worker_init, .worker_fini = cors_worker_fini,
 	/* request */
 	.on_request = cors_on_request, .on_response = cors_on_response,
 };

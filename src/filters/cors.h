@@ -27,6 +27,8 @@ enum cors_onbad { CORS_REJECT = 0, CORS_OMIT };
  * released by its rows. */
 struct cors_sect {
 	int               enabled;      /* the section is present */
+	int               ws_enabled;   /* a `websocket` section is present */
+	struct conf_strs  ws_origins;   /* websocket.origins, as written */
 	struct conf_strs  origins;      /* as written */
 	int               credentials;
 	struct conf_strs  methods;
@@ -42,9 +44,14 @@ extern const struct filter cors_filter;
  * cors_conf_free. Every string is NUL-terminated and lives in the struct's own blocks, so
  * the filter can hand them to hdrs_put without copying. */
 struct cors_conf {
+	size_t      fid;           /* the filter's id (its per-worker state) */
+	int         cors_on;       /* a `cors` section: CORS answers (else WebSocket checks only) */
 	char      **origins;       /* normalised allowlist (unusable entries left out) */
 	size_t     *origin_lens;
 	size_t      n_origins;
+	char      **ws_origins;    /* websocket.origins, normalised: allowed for upgrades too */
+	size_t     *ws_origin_lens;
+	size_t      n_ws_origins;
 	char      **methods;       /* as configured (upper-case) */
 	size_t      n_methods;
 	char      **headers;       /* as configured; compared case-insensitively */
@@ -76,6 +83,8 @@ void cors_conf_free(struct cors_conf *cc);        /* NULL is a no-op */
 
 /* Whether the Origin header value `o` (olen bytes, as received) is in the allowlist. */
 int cors_origin_allowed(const struct cors_conf *cc, const char *o, size_t olen);
+/* The same for a WebSocket upgrade: cors.origins and websocket.origins both allow. */
+int cors_ws_origin_allowed(const struct cors_conf *cc, const char *o, size_t olen);
 
 /* Whether the origin `o` is the request's own https origin, https://<host> (host as in the
  * Host header, port optional). */
@@ -89,5 +98,14 @@ int cors_same_origin(const char *o, size_t olen, const char *host, size_t hlen);
  * ignored. Return 1 when allowed, 0 when not. */
 int cors_method_allowed(const struct cors_conf *cc, const char *m, size_t mlen);
 int cors_headers_allowed(const struct cors_conf *cc, const char *list, size_t len);
+/* The first name of `list` that cors_headers_allowed refuses, in *name / *nlen: 1, or 0 when
+ * every name is allowed. */
+int cors_header_refused(const struct cors_conf *cc, const char *list, size_t len,
+    const char **name, size_t *nlen);
+
+/* The headers visor itself may send that a page needs to read (WWW-Authenticate to tell "no
+ * token" from an invalid one, Retry-After and the RateLimit headers): exposed, on top of
+ * cors.expose, on every answer that carries them. NULL-terminated. */
+extern const char *const cors_expose_always[];
 
 #endif

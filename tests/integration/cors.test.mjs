@@ -392,7 +392,8 @@ describe('cors: edge answers and the upstream', () => {
     const r = await https({ port: v.ports.https, method: 'DELETE', path: '/api/users/1', headers: { Origin: 'https://app.example.com' } });
     if (r.status !== 401) t.skip('the jwt filter does not refuse yet');
     assertEdge(r, 401);
-    assertAC(r, { 'Access-Control-Allow-Origin': 'https://app.example.com', 'Access-Control-Allow-Credentials': 'true', 'Access-Control-Expose-Headers': 'X-Request-Id' });
+    // the page can read WWW-Authenticate (no token vs an invalid one): exposed by default
+    assertAC(r, { 'Access-Control-Allow-Origin': 'https://app.example.com', 'Access-Control-Allow-Credentials': 'true', 'Access-Control-Expose-Headers': 'X-Request-Id, WWW-Authenticate' });
     assertVary(r, 'Origin');
     // with a token the request goes through, with the same headers
     const ok = await https({ port: v.ports.https, path: '/api/users/1', headers: { Origin: 'https://app.example.com', Authorization: `Bearer ${key.sign()}` } });
@@ -414,7 +415,8 @@ routes:
     const r = await get();
     if (r.status !== 429) t.skip('the rate-limit filter does not refuse yet');
     assertEdge(r, 429);
-    assertAC(r, { 'Access-Control-Allow-Origin': 'https://app.example.com', 'Access-Control-Allow-Credentials': 'true', 'Access-Control-Expose-Headers': 'X-Request-Id, Retry-After' });
+    // Retry-After (listed) and the RateLimit headers visor sends (exposed by default)
+    assertAC(r, { 'Access-Control-Allow-Origin': 'https://app.example.com', 'Access-Control-Allow-Credentials': 'true', 'Access-Control-Expose-Headers': 'X-Request-Id, Retry-After, RateLimit-Policy, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset' });
     assertVary(r, 'Origin');
     assert.equal(r.all('Retry-After').length, 1);
     // a preflight is not counted against the limit
