@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT
- * rl — rate limits (docs/rate-limits.md) and the
- * JWT revocation check, in ONE store operation per request: every policy of the route and
- * `visor:revoked:<jti>` / `visor:revoked-before:<sub>` are evaluated by one atomic script (one
- * Redis round trip), or by the memory store (store.c decides which).
+ * rl — rate limits (docs/rate-limits.md) and the JWT revocation check, as three rows of the
+ * filter table (see "the built configuration" below): the route's policies keyed on the client
+ * alone (ip, header:) are counted before CORS and the token can refuse the request; the `user`
+ * and `ip+user` ones and `visor:revoked:<jti>` / `visor:revoked-before:<sub>` after the token.
+ * Each check is ONE store operation: one atomic script (one Redis round trip), or the memory
+ * store (store.c decides which).
  *
  * Keys: `visor:rl:<policy>:<client>` where <client> is the ip key (store_ip_key: IPv4 as is,
  * IPv6 by /56, as express-rate-limit 8), `user:<sub>` (the verified JWT sub; the ip key when
@@ -11,15 +13,16 @@
  * they are never stored in clear.
  *
  * Answers: a refused request gets 429 (req_respond) with Retry-After (seconds until a request
- * would be admitted); a revoked token gets the jwt filter's 401 (jwt_refuse). Every answer of a
- * limited route — proxied or made by visor, 429 and 401 included — carries the RateLimit
- * headers of the most restrictive policy (a refusing one, else the lowest remaining), in the
+ * would be admitted); a revoked token gets the jwt filter's 401 (r->refuse_token). Every answer
+ * of a limited route that got past CORS — proxied or made by visor, 429 and 401 included —
+ * carries the RateLimit headers of the most restrictive policy of both checks (a refusing one,
+ * else the lowest remaining), in the
  * configured format, byte for byte as express-rate-limit 8 writes them; visor's values replace
  * any the upstream sent. With Redis unavailable and on_error: open the request passes without
  * headers; with closed it gets 503.
  *
  * `count: failures` policies only check when the request arrives; on_done records a hit
- * (fire and forget) when the answer is >= 400 and was not this filter's own refusal.
+ * (fire and forget) when the answer is >= 400 and was not this module's own refusal.
  *
  * Owns `rate_limits`, `rate_limit_headers` and each route's `rate_limits` (rows, parse, the
  * lint's login-route rule). It reads no other filter's configuration: whether a request wants
@@ -67,7 +70,9 @@ struct rl_conf {
 	int              revocation;     /* an earlier filter may ask for the check
 	                                  * (r->check_revocation): Redis is configured */
 	enum redis_onerr on_error;
-	size_t           fid;            /* this filter's id: its route keys */
+	int              role;           /* enum rl_role: which row of the table */
+	size_t           fid;            /* ratelimit_filter's id: the route keys */
+	size_t           cid, uid;       /* the client and user rows' ids: their states */
 };
 
 struct rl_state {
@@ -81,6 +86,7 @@ struct rl_state {
 	unsigned            checked : 1; /* the policies were evaluated: headers go out */
 	unsigned            refused : 1;
 	unsigned            revoked : 1;
+	unsigned            unavailable : 1; /* the store did not answer (RL_CLIENT) */
 	int64_t             wall_ms;     /* when evaluated (legacy X-RateLimit-Reset) */
 };
 
@@ -633,6 +639,23 @@ rl_lint(struct lint *l, const void *sect)
 
 /* ---- the built configuration --------------------------------------------------------------- */
 
+/* The module is three rows of the filter table, so that limits keyed on the client alone are
+ * counted before anything can refuse the request, and answered where CORS still dresses the
+ * answer (docs/rate-limits.md, "Order"):
+ *   RL_CLIENT  ratelimit_client_filter, before cors: evaluates the route's ip and header:
+ *              policies (one store operation) and only records the verdict, so a request
+ *              that CORS or the token refuses later has been counted;
+ *   RL_ANSWER  ratelimit_filter, between cors and jwt: answers 429 (or 503) for RL_CLIENT's
+ *              verdict, and on the way back writes the one RateLimit report of the answer,
+ *              the most restrictive policy of both checks (its response hook runs after
+ *              the others' and before cors's, which exposes what it wrote);
+ *   RL_USER    ratelimit_user_filter, after jwt: the user and ip+user policies and the
+ *              revocation check, in one store operation; answers 429 or the token's 401.
+ * Each row builds its own rl_conf from ratelimit_filter's keys (this module's only block). */
+enum rl_role { RL_CLIENT, RL_ANSWER, RL_USER };
+
+extern const struct filter ratelimit_client_filter, ratelimit_user_filter;
+
 static void
 rl_conf_free(void *p)
 {
@@ -649,13 +672,22 @@ rl_conf_free(void *p)
 	free(rc);
 }
 
+/* Whether policy p is evaluated by the row `role`. */
 static int
-rl_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
+rl_role_has(int role, const struct rl_policy *p)
 {
-	const struct rl_sect *rs = sect;
+	int client = p->key == RLK_IP || p->key == RLK_HEADER;
+
+	return role == RL_CLIENT ? client : role == RL_USER ? !client : 1;
+}
+
+static int
+rl_build(struct conf_ctx *ctx, struct conf *c, int role, void **fconf)
+{
 	const struct rl_route *rr;
 	struct rl_conf *rc;
 	size_t i, used = 0, fid = filter_id(&ratelimit_filter);
+	const struct rl_sect *rs = conf_sect(c, fid);
 	char name[96];
 
 	*fconf = NULL;
@@ -663,24 +695,27 @@ rl_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fcon
 		rr = conf_route_keys(&c->routes.v[i], fid);
 		used += rr->n_rate_limits;
 		if (rr->n_rate_limits > RL_MAX_PER_ROUTE) {
-			conf_err(ctx, NULL, "routes[%zu]: at most %d rate limits per route", i,
-			    RL_MAX_PER_ROUTE);
+			if (role == RL_ANSWER)      /* one message, from the keys' owner */
+				conf_err(ctx, NULL, "routes[%zu]: at most %d rate limits per route", i,
+				    RL_MAX_PER_ROUTE);
 			return -1;
 		}
 	}
-	/* The revocation check rides on this filter's store operation; the jwt filter asks for
-	 * it per request (r->check_revocation), and only with a redis section (jwt.revocation
+	/* The revocation check rides on RL_USER's store operation; the jwt filter asks for it
+	 * per request (r->check_revocation), and only with a redis section (jwt.revocation
 	 * needs one). Which routes it asks on is jwt's business, so with Redis every route's
-	 * chain has this filter, and a request that neither is limited nor asks passes it at
-	 * once. */
-	if (used == 0 && !c->redis.enabled)
+	 * chain has RL_USER, and a request that neither is limited nor asks passes it at once. */
+	if (used == 0 && !(role == RL_USER && c->redis.enabled))
 		return 0;                    /* off: no route is limited, nothing to revoke */
 	rc = calloc(1, sizeof(*rc));
 	if (rc == NULL)
 		goto oom;
+	rc->role = role;
 	rc->fid = fid;
+	rc->cid = filter_id(&ratelimit_client_filter);
+	rc->uid = filter_id(&ratelimit_user_filter);
 	rc->fmt = rs->rate_limit_headers;
-	rc->revocation = c->redis.enabled;
+	rc->revocation = role == RL_USER && c->redis.enabled;
 	rc->on_error = c->redis.on_error;
 	rc->n = rs->rate_limits.n;
 	rc->pol = calloc(rc->n ? rc->n : 1, sizeof(*rc->pol));
@@ -712,22 +747,93 @@ oom:
 }
 
 static int
+rl_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
+{
+	(void)sect;
+	return rl_build(ctx, c, RL_ANSWER, fconf);
+}
+
+static int
+rl_client_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
+{
+	(void)sect;
+	return rl_build(ctx, c, RL_CLIENT, fconf);
+}
+
+static int
+rl_user_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
+{
+	(void)sect;
+	return rl_build(ctx, c, RL_USER, fconf);
+}
+
+/* A row is in a route's chain when the route has a policy it evaluates (RL_ANSWER: any
+ * policy), and RL_USER also on every route when the revocation check may be asked for. */
+static int
 rl_route_wants(const struct conf *c, const struct conf_route *cr, const void *rkeys,
     const void *fconf)
 {
 	const struct rl_conf *rc = fconf;
-	const struct rl_route *rr = rkeys;
+	const struct rl_route *rr;
+	size_t i;
 
 	(void)c;
+	(void)rkeys;                         /* the row's own block; the policies are in fid's */
 	if (cr == NULL || rc == NULL)
 		return 0;
-	return rr->n_rate_limits > 0 || rc->revocation;
+	if (rc->revocation)
+		return 1;
+	rr = conf_route_keys(cr, rc->fid);
+	for (i = 0; i < rr->n_rate_limits; i++)
+		if (rr->rate_limits[i] < rc->n && rl_role_has(rc->role, rc->pol[rr->rate_limits[i]].p))
+			return 1;
+	return 0;
 }
 
 /* ---- the request ------------------------------------------------------------------------------ */
 
+/* The state of row `id` for this request, NULL when the row is not in its chain (or, for
+ * RL_ANSWER, which keeps none). */
+static struct rl_state *
+rl_row(struct req *r, size_t id)
+{
+	return r->fstate[id];
+}
+
+/* Whether a row of this module made the answer (429, the revoked token's 401): such an
+ * answer is not a failure that `count: failures` policies record. */
+static int
+rl_answered(struct req *r, const struct rl_conf *rc)
+{
+	const struct rl_state *c = rl_row(r, rc->cid), *u = rl_row(r, rc->uid);
+
+	return (c != NULL && c->refused) || (u != NULL && (u->refused || u->revoked));
+}
+
 static enum verdict
-rl_decide(struct rl_state *st)
+rl_refuse(struct req *r)
+{
+	METRIC_INC(filter_metrics(r), rate_limited);
+	req_respond(r, 429, NULL);
+	r->log_reason = "rate limit";
+	return V_RESPOND;
+}
+
+static enum verdict
+rl_unavailable_answer(struct req *r)
+{
+	if (r->conf->redis.on_error == REDIS_CLOSED) {
+		req_respond(r, 503, NULL);
+		r->log_reason = "redis unavailable";
+		return V_RESPOND;
+	}
+	return V_CONTINUE;                   /* open: no limits, no headers */
+}
+
+/* The store answered. RL_CLIENT only records the verdict (RL_ANSWER acts on it, after cors);
+ * RL_USER acts at once. */
+static enum verdict
+rl_decide(struct rl_state *st, int role)
 {
 	struct req *r = st->w.r;
 
@@ -746,38 +852,52 @@ rl_decide(struct rl_state *st)
 	}
 	if (!st->q.admitted) {
 		st->refused = 1;
-		METRIC_INC(filter_metrics(r), rate_limited);
-		req_respond(r, 429, NULL);
-		r->log_reason = "rate limit";
-		return V_RESPOND;
+		if (role == RL_USER)
+			return rl_refuse(r);
 	}
 	return V_CONTINUE;
 }
 
 static enum verdict
-rl_unavailable(struct rl_state *st)
+rl_unavailable(struct rl_state *st, int role)
 {
-	if (st->w.r->conf->redis.on_error == REDIS_CLOSED) {
-		req_respond(st->w.r, 503, NULL);
-		st->w.r->log_reason = "redis unavailable";
-		return V_RESPOND;
-	}
-	return V_CONTINUE;                   /* open: no limits, no headers */
+	st->unavailable = 1;
+	return role == RL_USER ? rl_unavailable_answer(st->w.r) : V_CONTINUE;
 }
 
 static void
-rl_on_store(void *arg, enum store_res res)
+rl_on_store_client(void *arg, enum store_res res)
 {
 	struct rl_state *st = arg;
 
-	filter_wait_resume(&st->w, res == STORE_OK ? rl_decide(st) : rl_unavailable(st));
+	filter_wait_resume(&st->w, res == STORE_OK ? rl_decide(st, RL_CLIENT) :
+	    rl_unavailable(st, RL_CLIENT));
 }
 
-static enum verdict
-rl_on_request(struct req *r, const void *fconf, void *state)
+static void
+rl_on_store_user(void *arg, enum store_res res)
 {
-	const struct rl_conf *rc = fconf;
-	struct rl_state *st = state;
+	struct rl_state *st = arg;
+
+	filter_wait_resume(&st->w, res == STORE_OK ? rl_decide(st, RL_USER) :
+	    rl_unavailable(st, RL_USER));
+}
+
+/* A CORS preflight: answered by cors before anything that limits (a browser sends one ahead
+ * of the real request, which is counted), as the cors package mounted first in Express does. */
+static int
+rl_preflight(struct req *r)
+{
+	return r->h.method == HTTP_OPTIONS &&
+	    hdrs_getn(&r->h.hdrs, "access-control-request-method", 29) != NULL &&
+	    hdrs_getn(&r->h.hdrs, "origin", 6) != NULL;
+}
+
+/* RL_CLIENT and RL_USER: the row's policies of the route (and, for RL_USER, the revocation
+ * check) in one store operation. */
+static enum verdict
+rl_check(struct req *r, const struct rl_conf *rc, struct rl_state *st)
+{
 	const struct rl_route *rr = r->route ? conf_route_keys(r->route->cr, rc->fid) : NULL;
 	char ipk[INET6_ADDRSTRLEN + 8];
 	size_t ipl, i, j, n = 0, nr;
@@ -789,6 +909,8 @@ rl_on_request(struct req *r, const void *fconf, void *state)
 	nr = MIN(rr->n_rate_limits, RL_MAX_PER_ROUTE);
 	revo = rc->revocation && r->check_revocation;
 	if (nr == 0 && !revo)
+		return V_CONTINUE;
+	if (rc->role == RL_CLIENT && rl_preflight(r))
 		return V_CONTINUE;
 	ipl = store_ip_key(r->ip_family, r->ip_bin, r->ip, ipk, sizeof(ipk));
 	if (ipl == 0)
@@ -806,7 +928,7 @@ rl_on_request(struct req *r, const void *fconf, void *state)
 		const struct rl_pol *p;
 		const char *comp;
 		char *key;
-		if (idx >= rc->n)
+		if (idx >= rc->n || !rl_role_has(rc->role, rc->pol[idx].p))
 			continue;
 		p = &rc->pol[idx];
 		for (j = 0; j < n && st->pol[j] != p; j++)
@@ -857,30 +979,65 @@ rl_on_request(struct req *r, const void *fconf, void *state)
 	}
 	if (n == 0 && !st->q.revocation)
 		return V_CONTINUE;
-	switch (store_rl(req_worker(r), &st->q, rl_on_store, st, &st->w.op)) {
+	switch (store_rl(req_worker(r), &st->q, rc->role == RL_USER ? rl_on_store_user :
+	    rl_on_store_client, st, &st->w.op)) {
 	case STORE_PENDING:
 		return V_SUSPEND;
 	case STORE_OK:
-		return rl_decide(st);
+		return rl_decide(st, rc->role);
 	case STORE_UNAVAILABLE:
 	default:
-		return rl_unavailable(st);
+		return rl_unavailable(st, rc->role);
 	}
 }
 
 static enum verdict
-rl_on_response(struct req *r, const void *fconf, void *state)
+rl_on_request(struct req *r, const void *fconf, void *state)
+{
+	return rl_check(r, fconf, state);
+}
+
+/* RL_ANSWER: the verdict RL_CLIENT recorded, now that cors has seen the request. */
+static enum verdict
+rl_answer_on_request(struct req *r, const void *fconf, void *state)
 {
 	const struct rl_conf *rc = fconf;
-	struct rl_state *st = state;
+	const struct rl_state *c = rl_row(r, rc->cid);
+
+	(void)state;
+	if (c == NULL)
+		return V_CONTINUE;
+	if (c->refused)
+		return rl_refuse(r);
+	if (c->unavailable)
+		return rl_unavailable_answer(r);
+	return V_CONTINUE;
+}
+
+/* RL_ANSWER, on the way back: one report per answer, of the most restrictive policy that
+ * either check evaluated (a refusing one first), with Retry-After on visor's own 429. */
+static enum verdict
+rl_answer_on_response(struct req *r, const void *fconf, void *state)
+{
+	const struct rl_conf *rc = fconf;
+	const struct rl_state *rows[2] = { rl_row(r, rc->cid), rl_row(r, rc->uid) }, *from[2], *st;
+	struct store_limit two[2];
 	struct rl_hv hv[4];
 	struct rl_info in;
 	const struct store_limit *l;
 	int i, k;
+	size_t n = 0;
 	char ra[24];
 
-	if (!st->checked || st->q.n == 0)
+	(void)state;
+	for (i = 0; i < 2; i++)
+		if (rows[i] != NULL && rows[i]->checked && rows[i]->q.n > 0) {
+			from[n] = rows[i];
+			two[n++] = rows[i]->lim[rows[i]->best];
+		}
+	if (n == 0)
 		return V_CONTINUE;
+	st = from[rl_pick(two, n)];
 	l = &st->lim[st->best];
 	in.limit = l->limit;
 	in.window_ms = l->window_ms;
@@ -910,27 +1067,41 @@ rl_on_response(struct req *r, const void *fconf, void *state)
 	return V_CONTINUE;
 }
 
+/* RL_CLIENT and RL_USER: a `count: failures` policy records the failure once the answer is
+ * known — a 401 or a CORS 403 included, not this module's own refusals. */
 static void
 rl_on_done(struct req *r, const void *fconf, void *state)
 {
 	struct rl_state *st = state;
 	size_t i;
 
-	(void)fconf;
-	if (!st->checked || st->refused || st->revoked || r->status < 400)
+	if (!st->checked || r->status < 400 || rl_answered(r, fconf))
 		return;
 	for (i = 0; i < st->q.n; i++)
 		if (st->lim[i].check_only)
 			store_rl_hit(req_worker(r), &st->lim[i]);
 }
 
+const struct filter ratelimit_client_filter = {
+	.name = "rl-client", .state_size = sizeof(struct rl_state),
+	.conf_init = rl_client_conf_init, .conf_free = rl_conf_free,
+	.route_wants = rl_route_wants,
+	.on_request = rl_on_request, .on_done = rl_on_done, .on_abort = filter_wait_abort,
+};
+
 const struct filter ratelimit_filter = {
-	.name = "rl", .state_size = sizeof(struct rl_state),
-	/* configuration */
+	.name = "rl",
+	/* configuration: the module's keys */
 	.conf_keys = &s_top, .conf_size = sizeof(struct rl_sect), .route_keys = &s_route,
 	.route_size = sizeof(struct rl_route), .conf_lint = rl_lint, .conf_init = rl_conf_init,
 	.conf_free = rl_conf_free, .route_wants = rl_route_wants,
 	/* request */
-	.on_request = rl_on_request, .on_response = rl_on_response, .on_done = rl_on_done,
-	.on_abort = filter_wait_abort,
+	.on_request = rl_answer_on_request, .on_response = rl_answer_on_response,
+};
+
+const struct filter ratelimit_user_filter = {
+	.name = "rl-user", .state_size = sizeof(struct rl_state),
+	.conf_init = rl_user_conf_init, .conf_free = rl_conf_free,
+	.route_wants = rl_route_wants,
+	.on_request = rl_on_request, .on_done = rl_on_done, .on_abort = filter_wait_abort,
 };

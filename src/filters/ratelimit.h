@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT
- * ratelimit — rate limits and the revocation check (ratelimit_filter). This header is its
+ * ratelimit — rate limits and the revocation check: three rows of the filter table
+ * (ratelimit_client_filter before cors, ratelimit_filter after it, ratelimit_user_filter after
+ * jwt; ratelimit.c says why). ratelimit_filter owns the keys. This header is their
  * configuration: the parsed `rate_limits` / `rate_limit_headers` keys (conf_sect(c,
  * filter_id(&ratelimit_filter))) and each route's `rate_limits` (conf_route_keys(cr, id)), for the
  * filter and the tests.

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT
  * filter — the table of policies, in chain order. The order is the design (see
  * docs/architecture.md): redirect/HSTS and headers first so every answer gets them, then
- * scrubbing, probes, CORS (a preflight is answered before any token is asked for), JWT, rate
- * limits (after JWT: per-user keys and the revocation check share one Redis round trip),
- * lockout and body checks last, as they need the body. It is also the order in which their
+ * scrubbing, probes; the limits keyed on the client alone (counted before anything may refuse
+ * the request, so token guessing is limited too), CORS (a preflight is answered before any
+ * token is asked for; a disallowed Origin still counted), the answer to those limits (after
+ * CORS, so a browser can read its 429), JWT, the per-user limits and the revocation check
+ * (they need the verified token; one Redis round trip), lockout and body checks last, as
+ * they need the body. docs/rate-limits.md, "Order". It is also the order in which their
  * configuration keys are parsed, linted and documented (after the core's sections, before
  * routes): jwt and rate_limits before routes is what the routes' defaults need.
  */
@@ -15,17 +18,20 @@
 #include "http/req.h"
 #include "store/store.h"
 
-extern const struct filter https_filter, headers_filter, scrub_filter, probe_filter, cors_filter,
-    jwt_filter, ratelimit_filter, lockout_filter, body_filter;
+extern const struct filter https_filter, headers_filter, scrub_filter, probe_filter,
+    ratelimit_client_filter, cors_filter, ratelimit_filter, jwt_filter, ratelimit_user_filter,
+    lockout_filter, body_filter;
 
 const struct filter *const filter_table[] = {
 	&https_filter,
 	&headers_filter,
 	&scrub_filter,
 	&probe_filter,
+	&ratelimit_client_filter,
 	&cors_filter,
-	&jwt_filter,
 	&ratelimit_filter,
+	&jwt_filter,
+	&ratelimit_user_filter,
 	&lockout_filter,
 	&body_filter,
 	NULL,
