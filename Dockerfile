@@ -54,14 +54,16 @@ RUN set -eux; \
 COPY --from=build /visor /usr/local/bin/visor
 COPY conf/entrypoint.sh /usr/local/bin/visor-entrypoint
 COPY conf/container.yaml /etc/visor/visor.yaml
-# visor-local.yaml: the same file without its redis section (run when REDIS_URL is unset);
+# visor-local.yaml: the same file with its redis section commented out, line for line, so a
+# message's file:line:col points into visor.yaml too (run when REDIS_URL is unset);
 # /usr/share/visor/visor.yaml: the pristine copy the entrypoint compares a mount against.
 # Then both files are checked with throw-away keys, so a broken edit fails the build.
 RUN set -eu; \
     chmod 0755 /usr/local/bin/visor-entrypoint; \
     ln -s visor-entrypoint /usr/local/bin/visor-healthcheck; \
-    sed '/^# >>> redis/,/^# <<< redis/d' /etc/visor/visor.yaml > /etc/visor/visor-local.yaml; \
+    sed '/^# >>> redis/,/^# <<< redis/s/^/# /' /etc/visor/visor.yaml > /etc/visor/visor-local.yaml; \
     ! grep -q '^redis:' /etc/visor/visor-local.yaml; \
+    [ "$(wc -l < /etc/visor/visor-local.yaml)" = "$(wc -l < /etc/visor/visor.yaml)" ]; \
     mkdir -p /usr/share/visor; \
     cp /etc/visor/visor.yaml /usr/share/visor/visor.yaml; \
     chmod 0644 /etc/visor/*.yaml /usr/share/visor/visor.yaml; \

@@ -12,7 +12,8 @@
 # Which file: VISOR_CONFIG, else /etc/visor/visor.yaml. If that is the file baked into the
 # image (unchanged) and REDIS_URL is unset, /etc/visor/visor-local.yaml (the same without its
 # redis section: rate limits in memory, per instance) is run instead. A file you mount is
-# always run as it is.
+# always run as it is. Messages name the file as you know it: visor-local.yaml is reported as
+# /etc/visor/visor.yaml (--config-name; its lines are the same, the redis block commented out).
 #
 # Environment:
 #   REDIS_URL_FILE     read REDIS_URL from this file (a Docker/Kubernetes secret)
@@ -144,4 +145,8 @@ if [ $mode = run ] && [ $baked = 1 ]; then
 	[ -n "${JWT_AUDIENCE:-}" ] || die "JWT_AUDIENCE is not set: set it to the aud your tokens carry for this API (e.g. api.example.com)"
 fi
 
+# visor-local.yaml is visor.yaml with its redis lines commented out: name the file you know
+if [ "$config" = "$LOCAL" ]; then
+	exec /usr/local/bin/visor -c "$config" --config-name "$DEFAULT" "$@"
+fi
 exec /usr/local/bin/visor -c "$config" "$@"

@@ -77,6 +77,8 @@ conf_msg_add(struct conf_ctx *ctx, enum conf_level lvl, const char *file, int li
 		text = NULL;
 	if (file == NULL)
 		file = ctx->file != NULL ? ctx->file : "-";
+	if (ctx->shown_as != NULL && ctx->file != NULL && strcmp(file, ctx->file) == 0)
+		file = ctx->shown_as;
 	m = &ctx->msgs[ctx->nmsgs++];
 	m->level = lvl;
 	m->file = strdup(file);
@@ -737,6 +739,17 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 	case KT_SECTION:
 		if (k->flags & CK_OPTIONAL)
 			*(int *)(void *)((char *)p->base + k->en_off) = 1;
+		if ((k->flags & CK_OFF) && v->type == YN_SCALAR && !conf_is_null(v)) {
+			s = v->str;
+			if (strcasecmp(s, "off") != 0 && strcasecmp(s, "false") != 0) {
+				conf_err(p->ctx, v, "%s: expected a mapping or off, got '%s'", p->path,
+				    conf_quote(p, s));
+				return;
+			}
+			*(int *)(void *)((char *)p->base + k->en_off) = 1;
+			conf_walk(p, k->arg, NULL, keynode);     /* its defaults: nothing dangles */
+			return;
+		}
 		conf_walk(p, k->arg, v, keynode);
 		return;
 	case KT_CUSTOM:
@@ -2076,7 +2089,8 @@ md_type(FILE *out, const struct ckey *k)
 		md_cell(out, k->tname != NULL ? k->tname : "list of strings");
 		return;
 	case KT_SECTION:
-		fputs(k->flags & CK_OPTIONAL ? "section, optional" : "section", out);
+		fputs(k->flags & CK_OPTIONAL ? "section, optional" : k->flags & CK_OFF ?
+		    "section, or off" : "section", out);
 		return;
 	case KT_CUSTOM:
 		md_cell(out, k->tname != NULL ? k->tname : "");

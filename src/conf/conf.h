@@ -43,6 +43,9 @@ struct conf_msg {
 /* Collects messages while a file is loaded. Zero-initialise, then conf_ctx_fini(). */
 struct conf_ctx {
 	const char      *file;
+	const char      *shown_as;   /* when set, messages name `file` so: a wrapper loads a
+	                              * derived copy of the file the user gave (the container's
+	                              * entrypoint, docs/deployment.md) */
 	struct ynode    *root;       /* the parsed tree (owned by the conf being built) */
 	struct conf_msg *msgs;
 	size_t           nmsgs, cap;

@@ -53,6 +53,8 @@ enum ckey_type {
 #define CK_ITEMS     0x400u  /* custom list of mappings described by arg (docs: "key[]") */
 #define CK_NAMED     0x800u  /* custom mapping of named mappings (docs: "key.<name>") */
 #define CK_ROUTES    0x1000u /* the core's `routes`: items take each filter's route_keys too */
+#define CK_OFF       0x2000u /* section: also takes `off` (or `false`): its defaults are parsed
+                              * and the int at en_off is set to 1 (not with CK_OPTIONAL) */
 
 struct cparse;
 struct ckey;
@@ -92,7 +94,8 @@ struct ckey {
 	ckey_parse_fn   fn;       /* KT_CUSTOM */
 	ckey_release_fn release;  /* KT_CUSTOM: frees what fn allocated; NULL: nothing to free */
 	ckey_check_fn   check;    /* KT_STR, KT_STRS: extra check of each value */
-	size_t          en_off;   /* CK_OPTIONAL, listen.http/admin: offset of an int flag */
+	size_t          en_off;   /* CK_OPTIONAL, listen.http/admin: offset of an int flag set
+	                           * when present; CK_OFF: set when the value is `off` */
 	const char     *tname;    /* type as shown in docs (custom, lists, special strings) */
 	const char     *defdoc;   /* default as shown in docs when `def` cannot say it */
 	const char     *deftable; /* docs: the default (a mapping) gets its own table after the

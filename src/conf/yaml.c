@@ -463,10 +463,28 @@ offset_pos(const struct ybuild *b, size_t off, int *line, int *col)
 	}
 }
 
+/* Whether the line of offset `off` holds a `${` up to it: an unquoted ${VAR} inside a flow
+ * collection ({ url: ${REDIS_URL} }) is read by YAML as a nested mapping, and the syntax
+ * error libyaml reports says nothing of variables. */
+static int
+flow_var_on_line(const struct ybuild *b, size_t off)
+{
+	size_t s = off < b->len ? off : b->len, i;
+
+	while (s > 0 && b->buf[s - 1] != '\n')
+		s--;
+	for (i = s; i + 1 < b->len && i <= off && b->buf[i] != '\n'; i++)
+		if (b->buf[i] == '$' && b->buf[i + 1] == '{')
+			return 1;
+	return 0;
+}
+
 static void
 parser_error(struct ybuild *b, const yaml_parser_t *p)
 {
-	int line, col;
+	static const char hint[] = "; an unquoted ${VAR} inside { } or [ ] reads as a nested "
+	    "mapping: quote it (\"${VAR}\") or write the section in block style";
+	int line, col, var;
 
 	switch (p->error) {
 	case YAML_MEMORY_ERROR:
@@ -481,11 +499,13 @@ parser_error(struct ybuild *b, const yaml_parser_t *p)
 			yerr(b, line, col, "invalid input: %s", p->problem ? p->problem : "unreadable");
 		break;
 	default:
+		var = p->context != NULL && strstr(p->context, "flow") != NULL &&
+		    flow_var_on_line(b, p->problem_mark.index);
 		if (p->context != NULL)
 			yerr(b, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
-			    "syntax error: %s (%s at %d:%d)", p->problem ? p->problem : "?",
+			    "syntax error: %s (%s at %d:%d)%s", p->problem ? p->problem : "?",
 			    p->context, (int)p->context_mark.line + 1,
-			    (int)p->context_mark.column + 1);
+			    (int)p->context_mark.column + 1, var ? hint : "");
 		else
 			yerr(b, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
 			    "syntax error: %s", p->problem ? p->problem : "?");

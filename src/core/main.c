@@ -45,6 +45,7 @@
 
 struct visor {
 	const char        *path;
+	const char        *shown;        /* how messages name it (--config-name), else path */
 	struct conf       *conf;
 	struct event_base *base;
 	struct worker    **ws;
@@ -65,7 +66,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: visor [-c FILE]\n"
 	    "       visor -t [--strict] [-c FILE]\n"
-	    "       visor -V\n");
+	    "       visor -V\n"
+	    "  --config-name NAME  name FILE so in messages (a wrapper that runs a copy of it)\n");
 }
 
 static void
@@ -97,16 +99,30 @@ log_conf_msgs(const struct conf_ctx *ctx)
 	}
 }
 
+/* `visor -t`: the messages, then one line that says how the test went, as nginx -t does
+ * (scripts read the exit status; people read the last line). */
 static int
-check_only(const char *path, int strict)
+check_only(const char *path, const char *shown, int strict)
 {
 	struct conf_ctx ctx = { 0 };
 	struct conf *c;
 	int rc;
 
+	ctx.shown_as = shown;
 	c = conf_load(path, &ctx);
 	conf_ctx_print(&ctx, stderr);
 	rc = (c == NULL || ctx.nerr > 0 || (strict && ctx.nwarn > 0)) ? 1 : 0;
+	if (rc == 0 && ctx.nwarn == 0)
+		fprintf(stderr, "visor: configuration file %s test is successful\n", shown);
+	else if (rc == 0)
+		fprintf(stderr, "visor: configuration file %s test is successful, with %d warning%s\n",
+		    shown, ctx.nwarn, ctx.nwarn == 1 ? "" : "s");
+	else if (ctx.nerr > 0 || c == NULL)
+		fprintf(stderr, "visor: configuration file %s test failed: %d error%s\n", shown,
+		    ctx.nerr, ctx.nerr == 1 ? "" : "s");
+	else
+		fprintf(stderr, "visor: configuration file %s test failed: %d warning%s with "
+		    "--strict\n", shown, ctx.nwarn, ctx.nwarn == 1 ? "" : "s");
 	conf_unref(c);
 	conf_ctx_fini(&ctx);
 	return rc;
@@ -138,11 +154,12 @@ reload(struct visor *v)
 	struct conf *c;
 	int i;
 
+	ctx.shown_as = v->shown;
 	c = conf_load(v->path, &ctx);
 	log_conf_msgs(&ctx);
 	conf_ctx_fini(&ctx);
 	if (c == NULL) {
-		log_error("reload refused: %s has errors; the running configuration stays", v->path);
+		log_error("reload refused: %s has errors; the running configuration stays", v->shown);
 		return;
 	}
 	if (!same_listeners(v->conf, c))
@@ -263,7 +280,7 @@ ports_free(const struct conf *c)
 }
 
 static int
-run(const char *path)
+run(const char *path, const char *shown)
 {
 	struct visor v = { 0 };
 	struct conf_ctx ctx = { 0 };
@@ -272,12 +289,14 @@ run(const char *path)
 	int i, rc = 1;
 
 	v.path = path;
+	v.shown = shown;
 	v.done_fd = -1;
+	ctx.shown_as = shown;
 	v.conf = conf_load(path, &ctx);
 	log_conf_msgs(&ctx);
 	conf_ctx_fini(&ctx);
 	if (v.conf == NULL) {
-		log_error("%s: configuration has errors, not starting", path);
+		log_error("%s: configuration has errors, not starting", shown);
 		return 1;
 	}
 	log_set_level(v.conf->log.level);
@@ -335,7 +354,7 @@ run(const char *path)
 		stop_workers(&v);
 		goto join;
 	}
-	log_msg(LOG_INFO, NULL, "visor %s started: %d workers, config %s", VISOR_VERSION, v.nw, path);
+	log_msg(LOG_INFO, NULL, "visor %s started: %d workers, config %s", VISOR_VERSION, v.nw, shown);
 	event_base_dispatch(v.base);
 	rc = 0;
 join:
@@ -373,12 +392,14 @@ out:
 int
 main(int argc, char **argv)
 {
-	const char *path = DEFAULT_CONF;
+	const char *path = DEFAULT_CONF, *shown = NULL;
 	int test = 0, strict = 0, i;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			path = argv[++i];
+		} else if (strcmp(argv[i], "--config-name") == 0 && i + 1 < argc) {
+			shown = argv[++i];
 		} else if (strcmp(argv[i], "-t") == 0) {
 			test = 1;
 		} else if (strcmp(argv[i], "--strict") == 0) {
@@ -402,13 +423,15 @@ main(int argc, char **argv)
 		usage();
 		return 2;
 	}
+	if (shown == NULL)
+		shown = path;
 	if (test)
-		return check_only(path, strict);
+		return check_only(path, shown, strict);
 	/* Before any event_base exists: libevent's process-wide state (signals, its RNG, debug
 	 * maps) is shared by the worker threads. */
 	if (evthread_use_pthreads() < 0) {
 		fprintf(stderr, "visor: libevent has no pthreads support\n");
 		return 1;
 	}
-	return run(path);
+	return run(path, shown);
 }

@@ -33,8 +33,10 @@ static const struct ckey k_hsts[] = {
 static const struct csect s_hsts = CONF_SECT(k_hsts, NULL);
 
 static const struct ckey k_top[] = {
-	{ .name = "hsts", .type = KT_SECTION, .arg = &s_hsts,
-	  .doc = "Strict-Transport-Security on every HTTPS answer." },
+	{ .name = "hsts", .type = KT_SECTION, .arg = &s_hsts, .flags = CK_OFF,
+	  .en_off = offsetof(struct hsts_sect, off),
+	  .doc = "Strict-Transport-Security on every HTTPS answer; off: none (the plain "
+	  "listener still redirects)." },
 };
 static const struct csect s_top = CONF_SECT(k_top, NULL);
 
@@ -43,10 +45,14 @@ https_lint(struct lint *l, const void *sect)
 {
 	const struct hsts_sect *hs = sect;
 
-	if (hs->max_age < HSTS_MIN_AGE)
+	if (hs->off)
+		return;
+	/* A short max_age is how a rollout starts (and 0 is how HSTS is withdrawn): only the
+	 * preload list has a floor. */
+	if (hs->preload && hs->max_age < HSTS_MIN_AGE)
 		conf_warn(l->ctx, lint_first(lint_node(l, "hsts.max_age"), lint_section(l, "hsts")),
-		    "HSTS max_age is %lld s; browsers need at least one year (31536000) for "
-		    "preload — set hsts.max_age: 31536000", (long long)hs->max_age);
+		    "HSTS max_age is %lld s; the preload list (hsts.preload: true) needs at least "
+		    "one year — set hsts.max_age: 31536000", (long long)hs->max_age);
 	if (hs->preload && !hs->include_subdomains)
 		conf_warn(l->ctx, lint_first(lint_node(l, "hsts.preload"), lint_section(l, "hsts")),
 		    "hsts.preload is true without include_subdomains; the preload list "
@@ -54,7 +60,7 @@ https_lint(struct lint *l, const void *sect)
 }
 
 struct https_conf {
-	char   *value;
+	char   *value;                   /* NULL: hsts: off */
 	size_t  len;
 };
 
@@ -69,6 +75,10 @@ https_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **f
 	(void)c;
 	if (h == NULL)
 		return -1;
+	if (hs->off) {                   /* no header of visor's; the app's own passes */
+		*fconf = h;
+		return 0;
+	}
 	snprintf(buf, sizeof(buf), "max-age=%lld%s%s", (long long)hs->max_age,
 	    hs->include_subdomains ? "; includeSubDomains" : "",
 	    hs->preload ? "; preload" : "");
@@ -150,9 +160,9 @@ https_on_response(struct req *r, const void *fconf, void *state)
 	const struct https_conf *h = fconf;
 
 	(void)state;
-	if (r->tls)
+	if (r->tls && h->value != NULL)
 		hdrs_put(&r->a, &r->out, "Strict-Transport-Security", h->value, h->len);
-	else
+	else if (!r->tls)
 		hdrs_del(&r->out, "strict-transport-security");
 	return V_CONTINUE;
 }

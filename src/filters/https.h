@@ -15,6 +15,7 @@ struct hsts_sect {
 	int64_t max_age;             /* seconds */
 	int     include_subdomains;
 	int     preload;
+	int     off;                 /* `hsts: off`: no Strict-Transport-Security header */
 };
 
 extern const struct filter https_filter;

@@ -301,6 +301,17 @@ async function configPhase() {
   await check('-t --strict passes for /etc/visor/visor-local.yaml (REDIS_URL unset)', () => {
     const r = podman(['run', '--rm', ...baseArgs(), ...tlsSecretArgs(), IMAGE, '-t', '--strict'], { allowFail: true });
     assert.equal(r.code, 0, r.stderr);
+    // the copy without Redis is named as the file the user knows
+    assert.equal(r.stderr.trim(), 'visor: configuration file /etc/visor/visor.yaml test is successful');
+  });
+  await check('-t without a certificate: the error names /etc/visor/visor.yaml at the line of the cert key', () => {
+    const r = podman(['run', '--rm', ...baseArgs(), IMAGE, '-t'], { allowFail: true });
+    assert.equal(r.code, 1, r.stderr);
+    const baked = fs.readFileSync(path.join(REPO, 'conf/container.yaml'), 'utf8').split('\n');
+    const line = baked.findIndex((l) => /^\s*- cert: /.test(l)) + 1;
+    assert.match(r.stderr, new RegExp(`^/etc/visor/visor\\.yaml:${line}:\\d+: error: cannot load certificate`, 'm'));
+    assert.ok(!r.stderr.includes('visor-local'), r.stderr);
+    assert.match(r.stderr, /^visor: configuration file \/etc\/visor\/visor\.yaml test failed: \d+ errors?$/m);
   });
   await check('-t --strict passes for /etc/visor/visor.yaml (REDIS_URL set)', () => {
     const r = podman(['run', '--rm', ...baseArgs({ REDIS_URL: 'redis://:a-long-redis-password@redis:6379/0' }), ...tlsSecretArgs(),

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  runVisor, startVisor, startUpstream, writeConfigFile, https, cleanupAll, getCerts, REPO, SLOW,
+  runVisor, startVisor, startUpstream, writeConfigFile, https, http, minimalYaml, cleanupAll, getCerts,
+  REPO, SLOW,
 } from './lib/harness.mjs';
 
 const T = { timeout: 30000 * SLOW };
@@ -187,6 +188,77 @@ describe('starting with a configuration', () => {
     assert.equal(r.signal, null, 'exited by itself');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /max_bdy_size/);
+  });
+});
+
+describe('first contact with visor -t (docs: README, Configuration)', () => {
+  afterEach(cleanupAll);
+
+  it('ends with one line that says how the test went, as nginx -t does', T, async () => {
+    const ok = await writeConfigFile(validYaml());
+    const a = check(ok.file);
+    assert.equal(a.code, 0);
+    assert.equal(a.summary, `visor: configuration file ${ok.file} test is successful`);
+    const warn = await writeConfigFile(validYaml({ extra: ['hsts: { max_age: 60, preload: true }'] }));
+    const b = check(warn.file);
+    assert.equal(b.code, 0);
+    assert.equal(b.summary, `visor: configuration file ${warn.file} test is successful, with 1 warning`);
+    const s = runVisor(['-t', '--strict', '-c', warn.file]);
+    assert.equal(s.code, 1);
+    assert.equal(s.summary, `visor: configuration file ${warn.file} test failed: 1 warning with --strict`);
+    const bad = await writeConfigFile(validYaml({ workers: 'lots', extra: ['bogus: 1'] }));
+    const c = check(bad.file);
+    assert.equal(c.code, 1);
+    assert.equal(c.summary, `visor: configuration file ${bad.file} test failed: 2 errors`);
+  });
+
+  it('hsts: off sends no Strict-Transport-Security (the plain listener still redirects); hsts: nope is an error', T, async () => {
+    const off = await writeConfigFile(validYaml({ extra: ['hsts: off'] }));
+    assert.equal(check(off.file).stderr, '');
+    const up = await startUpstream((req, res) => { res.writeHead(200, { 'Strict-Transport-Security': 'max-age=5' }); res.end('ok'); });
+    const v = await startVisor(minimalYaml({ upstream: up.addr, listen: 'http: {{HTTP}}', extra: 'hsts: off\n' }));
+    const r = await https({ port: v.ports.https, path: '/x' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['strict-transport-security'], 'max-age=5', "visor adds none; the app's own passes");
+    const p = await http({ port: v.ports.http, path: '/x?a=1', headers: { Host: 'api.example.com' } });
+    assert.equal(p.status, 301);
+    assert.equal(p.headers.location, `https://api.example.com:${v.ports.https}/x?a=1`);
+    assert.equal(p.headers['strict-transport-security'], undefined);
+    const nope = await writeConfigFile(validYaml({ extra: ['hsts: nope'] }));
+    const n = check(nope.file);
+    assert.equal(n.code, 1);
+    assert.deepEqual(diagnostics(n.stderr, nope.file).map((d) => d.msg), ["hsts: expected a mapping or off, got 'nope'"]);
+  });
+
+  it('the HSTS preload warning only with preload: true', T, async () => {
+    const short = await writeConfigFile(validYaml({ extra: ['hsts:', '  max_age: 300'] }));
+    assert.equal(check(short.file).stderr, '', 'a short max_age is how a rollout starts');
+    const pre = await writeConfigFile(validYaml({ extra: ['hsts:', '  max_age: 300', '  preload: true'] }));
+    const d = diagnostics(check(pre.file).stderr, pre.file);
+    assert.deepEqual(d.map((x) => [x.line, x.level, x.msg]), [[15, 'warning',
+      'HSTS max_age is 300 s; the preload list (hsts.preload: true) needs at least one year — set hsts.max_age: 31536000']]);
+  });
+
+  it('an unquoted ${VAR} inside a flow mapping gets a hint; quoted, it loads', T, async () => {
+    const env = { VISOR_IT_REDIS_URL: 'redis://:pw@127.0.0.1:6390/0' };
+    const bad = await writeConfigFile(validYaml({ extra: ['redis: { url: ${VISOR_IT_REDIS_URL}, on_error: local }'] }));
+    const r = check(bad.file, env);
+    assert.equal(r.code, 1);
+    const d = diagnostics(r.stderr, bad.file);
+    assert.equal(d.length, 1, r.stderr);
+    assert.equal(d[0].line, 14);
+    assert.match(d[0].msg, /an unquoted \$\{VAR\} inside \{ \} or \[ \] reads as a nested mapping: quote it \("\$\{VAR\}"\) or write the section in block style$/);
+    const good = await writeConfigFile(validYaml({ extra: ['redis: { url: "${VISOR_IT_REDIS_URL}", on_error: local }'] }));
+    assert.equal(check(good.file, env).code, 0);
+  });
+
+  it('--config-name: messages name the file as the user knows it (the container runs a copy)', T, async () => {
+    const bad = await writeConfigFile(validYaml({ extra: ['bogus: 1'] }));
+    const r = runVisor(['-t', '-c', bad.file, '--config-name', '/etc/visor/visor.yaml']);
+    assert.equal(r.code, 1);
+    assert.deepEqual(diagnostics(r.stderr, '/etc/visor/visor.yaml').map((d) => [d.line, d.col]), [[14, 1]]);
+    assert.equal(r.summary, 'visor: configuration file /etc/visor/visor.yaml test failed: 1 error');
+    assert.ok(!r.stderr.includes(bad.file), r.stderr);
   });
 });
 

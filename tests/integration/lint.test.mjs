@@ -102,10 +102,10 @@ const CASES = [
     msg: 'cors.credentials is true with an empty cors.origins; credentials need an allowlist of exact origins — list them in cors.origins, or set cors.credentials: false',
   },
   {
-    name: 'HSTS max_age under one year',
-    yaml: () => yaml({ extra: 'hsts:\n  max_age: 86400\n' }),
+    name: 'HSTS max_age under one year with preload: true',
+    yaml: () => yaml({ extra: 'hsts:\n  max_age: 86400\n  preload: true\n' }),
     at: /max_age: (86400)/d,
-    msg: 'HSTS max_age is 86400 s; browsers need at least one year (31536000) for preload — set hsts.max_age: 31536000',
+    msg: 'HSTS max_age is 86400 s; the preload list (hsts.preload: true) needs at least one year — set hsts.max_age: 31536000',
   },
   {
     name: 'HSTS preload without include_subdomains',
@@ -308,7 +308,7 @@ describe('visor -t security lint', () => {
   });
 
   it('several findings: one line each, in file order; exit 0, or 1 with --strict', T, async () => {
-    const { file } = await writeConfigFile(yaml({ listen: '', tls: 'min_version: TLSv1', extra: 'hsts:\n  max_age: 3600\n' }));
+    const { file } = await writeConfigFile(yaml({ listen: '', tls: 'min_version: TLSv1', extra: 'hsts:\n  max_age: 3600\n  preload: true\n' }));
     const text = fs.readFileSync(file, 'utf8');
     const r = runVisor(['-t', '-c', file], { env: ENV });
     const lines = r.stderr.split('\n').filter(Boolean);
@@ -338,7 +338,7 @@ describe('visor -t security lint', () => {
 
   it('running: warnings are logged as JSON lines with their position, and visor serves anyway (start and SIGHUP)', T, async () => {
     const up = await startUpstream();
-    const conf = (maxAge) => minimalYaml({ upstream: up.addr, extra: `hsts:\n  max_age: ${maxAge}\n` });
+    const conf = (maxAge) => minimalYaml({ upstream: up.addr, extra: `hsts:\n  max_age: ${maxAge}\n  preload: true\n` });
     const v = await startVisor({ yaml: conf(600), env: ENV });
     const isWarn = (re) => (j) => j && j.level === 'warn' && re.test(j.msg);
     const a = await v.waitForLog(isWarn(/^config: no listen\.http: /), 5000 * SLOW, { stream: 'stderr' });
@@ -349,7 +349,7 @@ describe('visor -t security lint', () => {
     assert.equal(`${b.json.line}:${b.json.col}`, posOf(fs.readFileSync(v.configPath, 'utf8'), /max_age: (600)/d));
     const r = await https({ port: v.ports.https, path: '/x' });
     assert.equal(r.status, 200);
-    assert.equal(r.headers['strict-transport-security'], 'max-age=600; includeSubDomains');
+    assert.equal(r.headers['strict-transport-security'], 'max-age=600; includeSubDomains; preload');
     await v.writeConfig(conf(1200));
     v.hup();
     await v.waitForLog(isWarn(/^config: HSTS max_age is 1200 s; /), 5000 * SLOW, { stream: 'stderr' });

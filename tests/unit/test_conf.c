@@ -316,6 +316,20 @@ test_bounds(void)
 	T_EQ_INT(CORS->max_age, 600);
 	T_EQ_STR(parse(TLS "hsts: {max_age: 1500ms}\n"),
 	    "t.yaml:2:17: error: hsts.max_age: must be a whole number of seconds, got '1500ms'\n");
+	/* hsts: off (or false): the section's defaults, and the off flag */
+	T_EQ_STR(parse(TLS "hsts: {max_age: 365d}\n"), "");
+	T_EQ_INT(HSTS->off, 0);
+	T_EQ_STR(parse(TLS "hsts: off\n"), "");
+	T_EQ_INT(HSTS->off, 1);
+	T_EQ_INT(HSTS->max_age, 31536000);
+	T_EQ_STR(parse(TLS "hsts: FALSE\n"), "");
+	T_EQ_INT(HSTS->off, 1);
+	T_EQ_STR(parse(TLS "hsts:\n"), "");
+	T_EQ_INT(HSTS->off, 0);
+	T_EQ_STR(parse(TLS "hsts: nope\n"),
+	    "t.yaml:2:7: error: hsts: expected a mapping or off, got 'nope'\n");
+	T_EQ_STR(parse(TLS "hsts: [1]\n"),
+	    "t.yaml:2:7: error: hsts: expected a mapping, got a list\n");
 	T_EQ_STR(parse(TLS "rate_limits: {a: {limit: 1, window: 999ms}}\n"),
 	    "t.yaml:2:37: error: rate_limits.a.window must be at least 1s, got '999ms'\n");
 end:;

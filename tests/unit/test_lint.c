@@ -325,19 +325,26 @@ test_trusted_proxies(void)
 end:;
 }
 
-#define MSG_HSTS(n) "HSTS max_age is " n " s; browsers need at least one year (31536000) " \
-	"for preload — set hsts.max_age: 31536000"
+#define MSG_HSTS(n) "HSTS max_age is " n " s; the preload list (hsts.preload: true) needs at " \
+	"least one year — set hsts.max_age: 31536000"
 #define MSG_PRELOAD "hsts.preload is true without include_subdomains; the preload list " \
 	"(hstspreload.org) refuses such a header — set hsts.include_subdomains: true"
 
 static void
 test_hsts(void)
 {
-	T_EQ_STR(lint(BASE "hsts:\n  max_age: 86400\n"), W("4:12", MSG_HSTS("86400")));
-	T_EQ_STR(lint(BASE "hsts: {max_age: 0}\n"), W("3:17", MSG_HSTS("0")));
-	T_EQ_STR(lint(BASE "hsts: {max_age: 364d}\n"), W("3:17", MSG_HSTS("31449600")));
-	T_EQ_STR(lint(BASE "hsts: {max_age: 31535999}\n"), W("3:17", MSG_HSTS("31535999")));
-	T_EQ_STR(lint(BASE "hsts: {max_age: 365d}\n"), "");
+	/* the one-year floor is the preload list's: a short max_age alone is a rollout */
+	T_EQ_STR(lint(BASE "hsts:\n  max_age: 86400\n"), "");
+	T_EQ_STR(lint(BASE "hsts: {max_age: 0}\n"), "");
+	T_EQ_STR(lint(BASE "hsts:\n  max_age: 86400\n  preload: true\n"), W("4:12", MSG_HSTS("86400")));
+	T_EQ_STR(lint(BASE "hsts: {max_age: 0, preload: true}\n"), W("3:17", MSG_HSTS("0")));
+	T_EQ_STR(lint(BASE "hsts: {max_age: 364d, preload: true}\n"), W("3:17", MSG_HSTS("31449600")));
+	T_EQ_STR(lint(BASE "hsts: {max_age: 31535999, preload: true}\n"),
+	    W("3:17", MSG_HSTS("31535999")));
+	T_EQ_STR(lint(BASE "hsts: {max_age: 365d, preload: true}\n"), "");
+	/* off: no header, nothing to warn about */
+	T_EQ_STR(lint(BASE "hsts: off\n"), "");
+	T_EQ_STR(lint(BASE "hsts: false\n"), "");
 	T_EQ_STR(lint(BASE "hsts: {max_age: 63072000, preload: true}\n"), "");
 	T_EQ_STR(lint(BASE "hsts:\n  include_subdomains: false\n  preload: true\n"),
 	    W("5:12", MSG_PRELOAD));

@@ -248,6 +248,23 @@ test_refusals(void)
 	T_EQ_STR(e.text, "t.yaml:3:1: syntax error: did not find expected ',' or ']' "
 	    "(while parsing a flow sequence at 2:4)\n");
 
+	/* an unquoted ${VAR} in a flow collection: the hint; quoted, or in block style, it loads */
+	r = load("redis: { url: ${REDIS_URL} }\n", &e);
+	T_OK(r == NULL);
+	T_EQ_STR(e.text, "t.yaml:1:16: syntax error: did not find expected ',' or '}' (while "
+	    "parsing a flow mapping at 1:8); an unquoted ${VAR} inside { } or [ ] reads as a "
+	    "nested mapping: quote it (\"${VAR}\") or write the section in block style\n");
+	r = load("u: [a, ${X}]\n", &e);
+	T_OK(r == NULL);
+	T_OK(strstr(e.text, "an unquoted ${VAR}") != NULL);
+	setenv("VISOR_T_U", "redis://h:1", 1);
+	r = load("redis: { url: \"${VISOR_T_U}\" }\n", &e);
+	T_OK(r != NULL);
+	ynode_free(r);
+	r = load("a: {b: 1\n", &e);       /* no variable: no hint */
+	T_OK(r == NULL);
+	T_OK(strstr(e.text, "${VAR}") == NULL);
+
 	r = load("a: 1\n b: 2\n", &e);
 	T_OK(r == NULL);
 	T_EQ_STR(e.text, "t.yaml:2:3: syntax error: mapping values are not allowed in this context\n");

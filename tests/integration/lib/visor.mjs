@@ -632,7 +632,27 @@ export function runVisor(args, { env, cwd, timeoutMs = 10000 * SLOW, wrap = true
   if (reported.length || (code !== null && r.status === code)) {
     throw new Error(`${process.env.VISOR_WRAP && wrap ? 'wrapper' : 'sanitizer'} reported errors for visor ${args.join(' ')}:\n${reported.join('\n')}`);
   }
+  if (args.includes('-t')) splitSummary(res, args);
   return res;
+}
+
+// `visor -t` ends with one line that says how the test went (docs: README, Configuration).
+// It is checked here, against the exit status and the file named, for every caller, and moved
+// to res.summary so res.stderr holds the diagnostics alone.
+const SUMMARY = /^visor: configuration file (.+) test (is successful(?:, with (\d+) warnings?)?|failed: (\d+) (errors?|warnings? with --strict))$/;
+function splitSummary(res, args) {
+  const lines = res.stderr.split('\n');
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const last = lines.pop() || '';
+  const m = last.match(SUMMARY);
+  if (!m) throw new Error(`visor ${args.join(' ')}: the last stderr line is not the test summary: ${JSON.stringify(last)}`);
+  const named = args.includes('--config-name') ? args[args.indexOf('--config-name') + 1]
+    : args.includes('-c') ? args[args.indexOf('-c') + 1] : 'conf/visor.yaml';
+  if (m[1] !== named) throw new Error(`visor -t summary names ${m[1]}, not ${named}`);
+  const ok = m[2].startsWith('is successful');
+  if (ok !== (res.code === 0)) throw new Error(`visor -t summary "${last}" with exit status ${res.code}`);
+  res.summary = last;
+  res.stderr = lines.length ? `${lines.join('\n')}\n` : '';
 }
 
 // Writes a YAML file (placeholders filled, fresh ports) into a temp dir cleaned at test end.
