@@ -430,6 +430,18 @@ core_answer(struct req *r, int status, const char *why)
 	send_edge(r);
 }
 
+/* The upstream is gone while a filter was looking at the start of its answer's body (scrub):
+ * that answer will never be whole, so the wait ends here and visor's own answer goes out. */
+static void
+peek_abandon(struct req *r)
+{
+	if (r->suspended && r->resp_peek) {
+		r->suspended = 0;
+		evbuffer_free(r->resp_peek);
+		r->resp_peek = NULL;
+	}
+}
+
 void
 req_fail_head(struct req *r, int status, const char *why)
 {
@@ -444,6 +456,9 @@ req_fail_head(struct req *r, int status, const char *why)
 		up_release(r->up, 0);
 		r->up = NULL;
 	}
+	/* a body that failed (a bad chunk, over max_body_size) after the upstream's answer began:
+	 * the peek at that answer can never end now */
+	peek_abandon(r);
 	if (r->head_sent) {
 		/* Too late for an answer: cut the connection. */
 		r->resp_done = 1;
@@ -964,13 +979,7 @@ req_up_failed(struct req *r, int status, const char *why)
 	}
 	r->phase = RP_DONE;
 	r->log_reason = why;
-	/* A filter was looking at the start of the body (scrub) when the upstream died: that
-	 * answer will never be whole, so the wait ends here and the client gets the 502. */
-	if (r->suspended && r->resp_peek) {
-		r->suspended = 0;
-		evbuffer_free(r->resp_peek);
-		r->resp_peek = NULL;
-	}
+	peek_abandon(r);                     /* the client gets the 502 */
 	/* the request body may be half-sent: never reuse this client stream */
 	if (!r->body_done)
 		r->resp_close = 1;
@@ -1259,6 +1268,10 @@ req_up_done(struct req *r)
 			up_release(u, reusable);
 			r->up = NULL;
 		}
+		/* and it came before the whole request body (an early 401/404/413 from the app):
+		 * nobody will read the rest, so this client stream ends with the answer */
+		if (!r->body_done)
+			r->resp_close = 1;
 		peek_ready(r);
 		req_maybe_finish(r);
 		return;

@@ -136,4 +136,11 @@ tunnel_start(struct req *r)
 	pump(t->us, t->cs);
 	pump(t->cs, t->us);
 	tunnel_idle(t);
+	/* A sock reports its EOF once, to whoever owned it then: an upstream FIN read together
+	 * with the 101, or a client that half-closed while its handshake was being answered,
+	 * came before these callbacks. Act on it now, or the tunnel waits for the idle timer. */
+	if (t->us->eof)
+		on_upstream(t->us, SOCK_EV_EOF, t);
+	else if (t->cs->eof)
+		on_client(t->cs, SOCK_EV_EOF, t);
 }

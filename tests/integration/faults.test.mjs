@@ -969,3 +969,90 @@ describe('a stdout reader that stops reading', () => {
     assert.equal(v.exitCode, undefined);
   });
 });
+
+// ---- findings of the whole-path fuzzer (tests/fuzz/fuzz_proxy.c), on real sockets --------
+// Each left a client connection that no event would ever move on: held until
+// client.idle_timeout at best (60 s by default), for ever at worst — a client-driven leak.
+describe('stuck states the whole-path fuzzer found', () => {
+  afterEach(cleanupAll);
+
+  const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const WS_ACCEPT = crypto.createHash('sha1').update(`${WS_KEY}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  const WS_HEAD = `GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+  const WS_101 = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${WS_ACCEPT}\r\n\r\n`;
+  const BOUND = 3000 * SLOW;    // far below the 60 s idle timeout the stuck states waited for
+
+  it('a bad chunk while scrub looks at an early 4xx answer: the client gets 400 and the connection closes', T, async () => {
+    const up = await startRawUpstream(async (sock, { head }) => {
+      await head();
+      sock.write('HTTP/1.1 404 X\r\n\r\n{"a":1}');       // close-delimited, not over yet
+    });
+    const v = await startVisor(minimalYaml({ upstream: up.addr }));
+    const c = await rawConnect(v.ports.https);
+    await c.write('POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab');
+    await until(() => up.heads.length === 1, 5000 * SLOW, 'the upstream got the head');
+    await delay(100);
+    await c.write('cdX');                                   // X where CRLF must come
+    const r = await c.readUntilClose(BOUND);
+    assert.equal(r.timedOut, false, `closed within ${BOUND} ms; got ${JSON.stringify(r.text.slice(0, 300))}`);
+    const [res] = r.responses();
+    assertRawEdge(res, 400);
+  });
+
+  for (const when of ['after part of the body', 'before any body byte']) {
+    it(`an answer that fits the peek window ${when}: sent with Connection: close, and the connection ends`, T, async () => {
+      const up = await startRawUpstream(async (sock, { head }) => {
+        await head();
+        sock.write('HTTP/1.1 404 X\r\nContent-Length: 7\r\n\r\n{"a":1}');
+      });
+      const v = await startVisor(minimalYaml({ upstream: up.addr }));
+      const c = await rawConnect(v.ports.https);
+      const head = 'POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n';
+      await c.write(when === 'before any body byte' ? head : `${head}abc`);
+      const data = await c.waitFor(hasResponses(1), 5000 * SLOW, 'the early answer');
+      const [res] = parseResponses(data);
+      assert.equal(res.status, 404);
+      assert.equal(res.headers.connection, 'close', 'the rest of the body will not be read: this stream ends');
+      try { await c.write(when === 'before any body byte' ? 'abcdefghij' : 'defghij'); } catch { /* closed already */ }
+      const r = await c.readUntilClose(BOUND);
+      assert.equal(r.timedOut, false, `closed within ${BOUND} ms`);
+    });
+  }
+
+  it('a WebSocket upstream that sends its 101, data and FIN in one go: the client gets it all, then the tunnel closes', T, async () => {
+    const filler = 'x'.repeat(40000);                       // more than one 4 KiB read: the FIN rides along
+    const up = await startRawUpstream(async (sock, { head }) => {
+      await head();
+      sock.end(WS_101 + filler);
+    });
+    const v = await startVisor(minimalYaml({ upstream: up.addr }));
+    const c = await rawConnect(v.ports.https);
+    await c.write(WS_HEAD);
+    const r = await c.readUntilClose(BOUND);
+    assert.equal(r.timedOut, false, `the tunnel closed within ${BOUND} ms (received ${r.data.length} bytes)`);
+    assert.ok(r.text.startsWith('HTTP/1.1 101 '), r.text.slice(0, 200));
+    assert.ok(r.text.endsWith(filler), 'every byte the upstream sent before its FIN');
+  });
+
+  it('a client that half-closes before the 101 arrives: the tunnel closes both sides once it starts', T, async () => {
+    let upClosed = null;
+    let sent101 = 0;
+    const up = await startRawUpstream(async (sock, { head }) => {
+      sock.on('end', () => { upClosed = Date.now(); });
+      sock.on('close', () => { upClosed ??= Date.now(); });
+      await head();
+      await delay(300);
+      sock.write(WS_101);
+      sent101 = Date.now();
+    });
+    const v = await startVisor(minimalYaml({ upstream: up.addr }));
+    const c = await rawConnect(v.ports.https);
+    await c.write(WS_HEAD);
+    c.socket.end();                                          // FIN: "client EOF closes both"
+    await until(() => sent101 > 0, 5000 * SLOW, 'the upstream sent its 101');
+    await until(() => upClosed !== null, BOUND, 'visor closed the upstream side of the tunnel');
+    const r = await c.readUntilClose(BOUND);
+    assert.equal(r.timedOut, false);
+    assert.ok(r.text.startsWith('HTTP/1.1 101 '), r.text.slice(0, 200));
+  });
+});
