@@ -507,15 +507,25 @@ key_rule(const struct rd *r, size_t ks, size_t ke, int ctx, int cq, int q, size_
 	return *b > *a;
 }
 
-/* Whether s[j] starts "://" or ":\/\/". */
+/* The length of the scheme separator at s[j] (0: none): "://", JSON's ":\/\/", or one
+ * slash after a scheme of two alphanumerics or more ("https:/u:p@h" is how a URL looks in a
+ * path after a proxy, visor included, merged its slashes; "C:/x" is not one). */
 static size_t
 scheme_sep(const char *s, size_t n, size_t j)
 {
-	if (j + 2 < n && s[j] == ':' && s[j + 1] == '/' && s[j + 2] == '/')
+	if (s[j] != ':')
+		return 0;
+	if (j + 2 < n && s[j + 1] == '/' && s[j + 2] == '/')
 		return 3;
-	if (j + 4 < n && s[j] == ':' && s[j + 1] == '\\' && s[j + 2] == '/' && s[j + 3] == '\\' &&
-	    s[j + 4] == '/')
+	if (j + 4 < n && s[j + 1] == '\\' && s[j + 2] == '/' && s[j + 3] == '\\' && s[j + 4] == '/')
 		return 5;
+	if (j < 2 || !(is_alpha((unsigned char)s[j - 1]) || is_digit((unsigned char)s[j - 1])) ||
+	    !(is_alpha((unsigned char)s[j - 2]) || is_digit((unsigned char)s[j - 2])))
+		return 0;
+	if (j + 1 < n && s[j + 1] == '/')
+		return 2;
+	if (j + 2 < n && s[j + 1] == '\\' && s[j + 2] == '/')
+		return 3;
 	return 0;
 }
 
@@ -540,7 +550,7 @@ static int
 url_rule(const struct rd *r, size_t i, size_t *a, size_t *b)
 {
 	const char *s = r->s;
-	size_t n = r->n, t, j, at = NONE, sep = NONE, colon = NONE, l;
+	size_t n = r->n, t, j, at = NONE, at0 = NONE, sep = NONE, colon = NONE, l;
 	unsigned char c;
 
 	if ((l = scheme_sep(s, n, i)) == 0)
@@ -565,9 +575,11 @@ url_rule(const struct rd *r, size_t i, size_t *a, size_t *b)
 		}
 		if (c == ':' && scheme_sep(s, n, j))
 			break;               /* the next URL's: its own scan */
-		if (c == '@')
+		if (c == '@') {
 			at = j;
-		else if ((c == '/' || c == '?' || c == '#') && sep == NONE)
+			if (sep == NONE)
+				at0 = j;
+		} else if ((c == '/' || c == '?' || c == '#') && sep == NONE)
 			sep = j;
 		else if (c == ':' && sep == NONE && colon == NONE)
 			colon = j;
@@ -575,6 +587,12 @@ url_rule(const struct rd *r, size_t i, size_t *a, size_t *b)
 	if (at != NONE && at > t && (sep == NONE || sep > at || userinfo_shape(s, colon, sep))) {
 		*a = t;
 		*b = at;
+		return 1;
+	}
+	/* the last '@' is in the path or the query: the authority's own, if any */
+	if (at0 != NONE && at0 > t) {
+		*a = t;
+		*b = at0;
 		return 1;
 	}
 	if (at == NONE && j == n && j > t && (r->flags & REDACT_CUT) &&

@@ -7,15 +7,17 @@
  *
  * What is caught (ASCII case-insensitive throughout):
  *
- *   1. URL userinfo: after "://" (also JSON's ":\/\/"), any scheme, the text up to the LAST
- *      '@' of the authority becomes the marker: postgres://app:s3cret@db:5432/app →
- *      postgres://[redacted]@db:5432/app; redis://:pw@h, mongodb+srv://u:p@c.example.net,
- *      http://user@host (no password) alike. The authority is the text after "://" up to
- *      whitespace, a control byte, a quote (" ' `), < >, a backslash that is not \\ or \/,
- *      or the next "://". A candidate that holds '/', '?' or '#' before its '@' is taken only
- *      when it has a ':' before that separator followed by something other than a port
- *      number (user:pa/ss@host is caught, https://host/u/bob@example.com and
- *      http://host:8080/a@b are not).
+ *   1. URL userinfo: after "://" (also JSON's ":\/\/", and a single slash after a scheme of
+ *      two alphanumerics or more, as in a path whose slashes were merged), any scheme, the
+ *      text up to the LAST '@' of the authority becomes the marker:
+ *      postgres://app:s3cret@db:5432/app → postgres://[redacted]@db:5432/app; redis://:pw@h,
+ *      mongodb+srv://u:p@c.example.net, http://user@host (no password) alike. The authority
+ *      is the text after the separator up to whitespace, a control byte, a quote (" ' `),
+ *      < >, a backslash that is not \\ or \/, or the next scheme separator. A candidate that
+ *      holds '/', '?' or '#' before its '@' is taken only when it has a ':' before that
+ *      separator followed by something other than a port number (user:pa/ss@host is caught,
+ *      https://host/u/bob@example.com and http://host:8080/a@b are not); otherwise the last
+ *      '@' before the first '/', '?' or '#' ends it, as in any URL parser (u@h/x@y).
  *   2. Credentials after an HTTP auth scheme: "Bearer <token68>" and "Basic <token68>" as
  *      whole words followed by blanks, as in an Authorization header or in prose. A token
  *      that is only lower-case letters and shorter than 20 bytes is taken for prose ("bearer

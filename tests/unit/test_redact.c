@@ -6,8 +6,10 @@
  */
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "t.h"
+#include "core/log.h"
 #include "lib/redact.h"
 
 struct rcase {
@@ -43,6 +45,11 @@ static const struct rcase url_cases[] = {
 	{ "(mysql://a:b@h)", "(mysql://" R "@h)", 0 },
 	/* two URLs, each its own */
 	{ "a=postgres://u:p@h/db?fallback=postgres://u2:p2@h2", "a=postgres://" R "@h/db?fallback=postgres://" R "@h2", 0 },
+	/* an '@' in the path too: the authority's own ends the userinfo */
+	{ "https://u@example.com/users/bob@example.com", "https://" R "@example.com/users/bob@example.com", 0 },
+	/* a path whose slashes a proxy merged; not a drive letter */
+	{ "/proxy/https:/u:p@example.com/x", "/proxy/https:/" R "@example.com/x", 0 },
+	{ "C:/Users/bob@example.com", NULL, 0 },
 	/* a JSON "\\" in the password is part of it */
 	{ "\"redis://:p\\\\w@h\"", "\"redis://" R "@h\"", 0 },
 };
@@ -327,4 +334,41 @@ end:
 	free(p);
 }
 
-T_MAIN(test_tables, test_idempotent, test_maybe, test_binary, test_long)
+/* The log side: log_kv members, and log_msg's stderr line (captured through fd 2). */
+static void
+test_log(void)
+{
+	struct sbuf b = { 0 };
+	char line[2048];
+	FILE *tf = tmpfile();
+	int saved = -1;
+	size_t n;
+
+	sbuf_addc(&b, '{');
+	log_kv(&b, "path", "/a/" JWT, strlen("/a/" JWT));
+	log_kv(&b, "p", "/plain\"q", 8);
+	log_kv_excerpt(&b, "excerpt", "x token=ab\ncd", 13);
+	sbuf_addc(&b, '}');
+	T_EQ_STR(sbuf_cstr(&b), "{\"path\":\"/a/" R "\",\"p\":\"/plain\\\"q\",\"excerpt\":\"x token=" R "\\ncd\"}");
+
+	T_OK(tf != NULL);
+	saved = dup(2);
+	T_OK(saved >= 0 && dup2(fileno(tf), 2) == 2);
+	log_warn("jwks: fetching %s failed: %s", "https://u:pw@keys.example.com/jwks.json",
+	    "Authorization: Bearer abc.DEF");
+	dup2(saved, 2);
+	rewind(tf);
+	n = fread(line, 1, sizeof(line) - 1, tf);
+	line[n] = '\0';
+	T_OK(strstr(line, "\"msg\":\"jwks: fetching https://" R "@keys.example.com/jwks.json "
+	    "failed: Authorization: " R "\"}") != NULL);
+	T_OK(strstr(line, "pw@") == NULL && strstr(line, "abc.DEF") == NULL);
+end:
+	if (saved >= 0)
+		close(saved);
+	if (tf)
+		fclose(tf);
+	sbuf_fini(&b);
+}
+
+T_MAIN(test_tables, test_idempotent, test_maybe, test_binary, test_long, test_log)
