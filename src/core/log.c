@@ -456,6 +456,13 @@ log_line_end(struct sbuf *b)
 static void
 kv_redacted(struct sbuf *b, const char *key, const char *s, size_t n, unsigned flags)
 {
+	if (n == 0)
+		s = "";
+	/* the access log's common case (a path with no ':', '=', blank or "eyJ"): no pass */
+	if (!redact_maybe(s, n)) {
+		sbuf_json_kv(b, key, s, n);
+		return;
+	}
 	if (b->len > 1)
 		sbuf_addc(b, ',');
 	sbuf_addc(b, '"');

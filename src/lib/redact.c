@@ -35,14 +35,15 @@ struct rd {
 	unsigned     flags;
 };
 
-/* Secret-naming substrings of a key, lower-cased with _ - . removed. */
-static const char *const key_subs[] = {
-	"password", "passwd", "passphrase", "pwd", "secret", "token", "apikey", "accesskey",
-	"accountkey", "authorization", "private", "credential", "session", "cookie",
-	"signature", "csrf",
+/* Secret-naming words: only as a whole word of the key (auth, not author or oauth). The
+ * substrings (password, token...) are in key_secret's switch. */
+static const struct {
+	const char *w;
+	size_t      l;
+} key_words[] = {
+	{ "auth", 4 }, { "pass", 4 }, { "pw", 2 }, { "sig", 3 }, { "sid", 3 }, { "jwt", 3 },
+	{ "otp", 3 }, { "creds", 5 },
 };
-/* Secret-naming words: only as a whole word of the key (auth, not author or oauth). */
-static const char *const key_words[] = { "auth", "pass", "pw", "sig", "sid", "jwt", "otp", "creds" };
 /* auth-params of a challenge: "Bearer realm=" is not a credential */
 static const char *const auth_params[] = {
 	"realm", "error", "error_description", "error_uri", "scope", "charset", "nonce",
@@ -76,10 +77,30 @@ is_b64u(unsigned char c)
 	return is_alpha(c) || is_digit(c) || c == '_' || c == '-';
 }
 
+/* Byte classes for the pass: K a key character [A-Za-z0-9_.-]; S a byte that can follow a
+ * key as its separator (a blank, ':', '=', or the start of a quote token: " ' ` \ &). */
+#define K 1
+#define S 2
+static const unsigned char cls[256] = {
+	/*        0  1  2  3  4  5  6  7  8  9  a  b  c  d  e  f */
+	/* 0x */  0, 0, 0, 0, 0, 0, 0, 0, 0, S, 0, 0, 0, 0, 0, 0,
+	/* 1x */  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	/* 2x */  S, 0, S, 0, 0, 0, S, S, 0, 0, 0, 0, 0, K, K, 0,   /* sp " & ' - . */
+	/* 3x */  K, K, K, K, K, K, K, K, K, K, S, 0, 0, S, 0, 0,   /* 0-9 : = */
+	/* 4x */  0, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+	/* 5x */  K, K, K, K, K, K, K, K, K, K, K, 0, S, 0, 0, K,   /* \ _ */
+	/* 6x */  S, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,   /* ` */
+	/* 7x */  K, K, K, K, K, K, K, K, K, K, K, 0, 0, 0, 0, 0,
+};
+#undef K
+#undef S
+#define C_KEY 1
+#define C_SEP 2
+
 static int
 is_key(unsigned char c)
 {
-	return is_b64u(c) || c == '.';
+	return cls[c] & C_KEY;
 }
 
 /* RFC 9110 token68, '=' padding apart */
@@ -191,56 +212,97 @@ word_sep(unsigned char c)
 	return c == '_' || c == '-' || c == '.';
 }
 
-/* Whether `w` (lower case) is a whole word of k[0..m) somewhere. */
+/* Whether k[j] starts a word of the key: after _ - . or at a lower→Upper change. */
 static int
-has_word(const char *k, size_t m, const char *w)
+word_start(const char *k, size_t j)
 {
-	size_t l = strlen(w), j, e;
-
-	for (j = 0; j + l <= m; j++) {
-		if (ascii_casecmp_n(k + j, l, w, l) != 0)
-			continue;
-		e = j + l;
-		if (j > 0 && !word_sep((unsigned char)k[j - 1]) &&
-		    !(is_upper((unsigned char)k[j]) && !is_upper((unsigned char)k[j - 1])))
-			continue;
-		if (e < m && !word_sep((unsigned char)k[e]) && !is_digit((unsigned char)k[e]) &&
-		    !(is_upper((unsigned char)k[e]) && !is_upper((unsigned char)k[e - 1])))
-			continue;
-		return 1;
-	}
-	return 0;
+	return j == 0 || word_sep((unsigned char)k[j - 1]) ||
+	    (is_upper((unsigned char)k[j]) && !is_upper((unsigned char)k[j - 1]));
 }
 
-/* Whether the key k[0..m) (m <= KEY_MAX) names a secret; *strong: its "key: value" line is
- * one wherever it starts (Authorization, Cookie). */
+/* Whether a word of the key ends at e (the next one starts, or a digit follows). */
 static int
-key_secret(const char *k, size_t m, int *strong)
+word_end(const char *k, size_t m, size_t e)
+{
+	return e == m || word_sep((unsigned char)k[e]) || is_digit((unsigned char)k[e]) ||
+	    (is_upper((unsigned char)k[e]) && !is_upper((unsigned char)k[e - 1]));
+}
+
+#define AT(lit) (left >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0)
+
+/* Whether the key k[0..m) (m <= KEY_MAX) names a secret; *strong: its "key: value" line is
+ * one wherever it starts (Authorization, Cookie). One pass over the key, lower-cased with
+ * _ - . removed, looking for the substrings only where their first letter is; then the
+ * words, only where a word starts. weak: 0 when only a strong key would count (a "key:"
+ * in the middle of a sentence). */
+static int
+key_secret(const char *k, size_t m, int weak, int *strong)
 {
 	char norm[KEY_MAX];
-	size_t i, nl = 0;
+	const char *p;
+	size_t i, j, l, nl = 0, left;
+	int found = 0;
 
+	*strong = 0;
 	for (i = 0; i < m; i++) {
 		unsigned char c = (unsigned char)k[i];
 		if (is_alpha(c) || is_digit(c))
 			norm[nl++] = ascii_lower((char)c);
 	}
-	*strong = 0;
+	/* TokenExpiredError, SessionException: names of errors, not keys */
 	if ((nl >= 5 && memcmp(norm + nl - 5, "error", 5) == 0) ||
 	    (nl >= 9 && memcmp(norm + nl - 9, "exception", 9) == 0))
 		return 0;
-	if (memmem(norm, nl, "authorization", 13) || memmem(norm, nl, "cookie", 6)) {
-		*strong = 1;
-		return 1;
+	for (i = 0; i < nl; i++) {
+		p = norm + i;
+		left = nl - i;
+		switch (*p) {
+		case 'a':
+			if (AT("authorization"))
+				*strong = 1;
+			else if (AT("apikey") || AT("accesskey") || AT("accountkey"))
+				found = 1;
+			break;
+		case 'c':
+			if (AT("cookie"))
+				*strong = 1;
+			else if (AT("credential") || AT("csrf"))
+				found = 1;
+			break;
+		case 'p':
+			if (AT("passw") || AT("passphrase") || AT("pwd") || AT("private"))
+				found = 1;
+			break;
+		case 's':
+			if (AT("secret") || AT("session") || AT("signature"))
+				found = 1;
+			break;
+		case 't':
+			if (AT("token"))
+				found = 1;
+			break;
+		default:
+			break;
+		}
 	}
-	for (i = 0; i < ARRAY_LEN(key_subs); i++)
-		if (memmem(norm, nl, key_subs[i], strlen(key_subs[i])))
-			return 1;
-	for (i = 0; i < ARRAY_LEN(key_words); i++)
-		if (has_word(k, m, key_words[i]))
-			return 1;
+	if (*strong || found)
+		return 1;
+	if (!weak)
+		return 0;
+	for (j = 0; j < m; j++) {
+		if (!is_alpha((unsigned char)k[j]) || !word_start(k, j))
+			continue;
+		for (i = 0; i < ARRAY_LEN(key_words); i++) {
+			l = key_words[i].l;
+			if (j + l <= m && ascii_casecmp_n(k + j, l, key_words[i].w, l) == 0 &&
+			    word_end(k, m, j + l))
+				return 1;
+		}
+	}
 	return 0;
 }
+
+#undef AT
 
 /* null, true, false, undefined: a value that tells something and hides nothing */
 static int
@@ -472,7 +534,8 @@ key_rule(const struct rd *r, size_t ks, size_t ke, int ctx, int cq, int q, size_
 		ks = ke - KEY_MAX;
 		m = KEY_MAX;
 	}
-	if (!key_secret(s + ks, m, &strong))
+	/* a "key: value" in a sentence counts only for Authorization and Cookie */
+	if (!key_secret(s + ks, m, !(form == F_LINE && ctx == LC_OTHER), &strong))
 		return 0;
 	if (form == F_LINE && !strong && ctx == LC_OTHER)
 		return 0;
@@ -658,12 +721,13 @@ static const unsigned char trig[256] = {
 int
 redact_maybe(const char *s, size_t n)
 {
-	size_t i;
-	unsigned char t;
+	const unsigned char *p = (const unsigned char *)s, *e = p + n;
 
-	for (i = 0; i < n; i++) {
-		t = trig[(unsigned char)s[i]];
-		if (t == 1 || (t == 2 && i >= 2 && s[i - 1] == 'y' && s[i - 2] == 'e'))
+	/* one load and one test per byte: the access log runs this on every path */
+	for (; p < e; p++) {
+		if (trig[*p] == 0)
+			continue;
+		if (trig[*p] == 1 || (p - (const unsigned char *)s >= 2 && p[-1] == 'y' && p[-2] == 'e'))
 			return 1;
 	}
 	return 0;
@@ -704,7 +768,8 @@ redact_append(struct sbuf *out, const char *s, size_t n, unsigned flags)
 			continue;
 		}
 		if (run != NONE) {
-			if (key_rule(&r, run, i, run_ctx, run_cq, run_q, &a, &b, &nx)) {
+			if ((cls[c] & C_SEP) &&
+			    key_rule(&r, run, i, run_ctx, run_cq, run_q, &a, &b, &nx)) {
 				replace(&r, a, b);
 				i = nx;
 				run = NONE;
