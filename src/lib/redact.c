@@ -230,20 +230,23 @@ word_end(const char *k, size_t m, size_t e)
 
 #define AT(lit) (left >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0)
 
-/* Whether the key k[0..m) (m <= KEY_MAX) names a secret; *strong: its "key: value" line is
- * one wherever it starts (Authorization, Cookie). One pass over the key, lower-cased with
- * _ - . removed, looking for the substrings only where their first letter is; then the
- * words, only where a word starts. weak: 0 when only a strong key would count (a "key:"
- * in the middle of a sentence). */
+/* How sure a key's name is of naming a secret. */
+enum { KS_NONE = 0, KS_WORD, KS_NAME, KS_STRONG };
+
+/* How the key k[0..m) (m <= KEY_MAX) names a secret: KS_STRONG (Authorization, Cookie: its
+ * "key: value" line is one wherever it starts), KS_NAME (password, token...: a substring),
+ * KS_WORD (auth, jwt...: a whole word, which a message's "jwt: ..." prefix also is), or
+ * KS_NONE. One pass over the key, lower-cased with _ - . removed, looking for the substrings
+ * only where their first letter is; then the words, only where a word starts. weak: 0 when
+ * only a strong key would count (a "key:" in the middle of a sentence). */
 static int
-key_secret(const char *k, size_t m, int weak, int *strong)
+key_secret(const char *k, size_t m, int weak)
 {
 	char norm[KEY_MAX];
 	const char *p;
 	size_t i, j, l, nl = 0, left;
-	int found = 0;
+	int found = 0, strong = 0;
 
-	*strong = 0;
 	for (i = 0; i < m; i++) {
 		unsigned char c = (unsigned char)k[i];
 		if (is_alpha(c) || is_digit(c))
@@ -252,20 +255,20 @@ key_secret(const char *k, size_t m, int weak, int *strong)
 	/* TokenExpiredError, SessionException: names of errors, not keys */
 	if ((nl >= 5 && memcmp(norm + nl - 5, "error", 5) == 0) ||
 	    (nl >= 9 && memcmp(norm + nl - 9, "exception", 9) == 0))
-		return 0;
+		return KS_NONE;
 	for (i = 0; i < nl; i++) {
 		p = norm + i;
 		left = nl - i;
 		switch (*p) {
 		case 'a':
 			if (AT("authorization"))
-				*strong = 1;
+				strong = 1;
 			else if (AT("apikey") || AT("accesskey") || AT("accountkey"))
 				found = 1;
 			break;
 		case 'c':
 			if (AT("cookie"))
-				*strong = 1;
+				strong = 1;
 			else if (AT("credential") || AT("csrf"))
 				found = 1;
 			break;
@@ -285,10 +288,12 @@ key_secret(const char *k, size_t m, int weak, int *strong)
 			break;
 		}
 	}
-	if (*strong || found)
-		return 1;
+	if (strong)
+		return KS_STRONG;
+	if (found)
+		return KS_NAME;
 	if (!weak)
-		return 0;
+		return KS_NONE;
 	for (j = 0; j < m; j++) {
 		if (!is_alpha((unsigned char)k[j]) || !word_start(k, j))
 			continue;
@@ -296,10 +301,10 @@ key_secret(const char *k, size_t m, int weak, int *strong)
 			l = key_words[i].l;
 			if (j + l <= m && ascii_casecmp_n(k + j, l, key_words[i].w, l) == 0 &&
 			    word_end(k, m, j + l))
-				return 1;
+				return KS_WORD;
 		}
 	}
-	return 0;
+	return KS_NONE;
 }
 
 #undef AT
@@ -489,7 +494,7 @@ key_rule(const struct rd *r, size_t ks, size_t ke, int ctx, int cq, int q, size_
 {
 	const char *s = r->s;
 	size_t n = r->n, m = ke - ks, j, v, ql, e;
-	int k, form, strong, inq;
+	int k, form, strong, ks_level, inq;
 
 	if (is_blank((unsigned char)s[ke]) &&
 	    ((m == 6 && ascii_casecmp_n(s + ks, 6, "bearer", 6) == 0) ||
@@ -535,8 +540,10 @@ key_rule(const struct rd *r, size_t ks, size_t ke, int ctx, int cq, int q, size_
 		m = KEY_MAX;
 	}
 	/* a "key: value" in a sentence counts only for Authorization and Cookie */
-	if (!key_secret(s + ks, m, !(form == F_LINE && ctx == LC_OTHER), &strong))
+	ks_level = key_secret(s + ks, m, !(form == F_LINE && ctx == LC_OTHER));
+	if (ks_level == KS_NONE)
 		return 0;
+	strong = ks_level == KS_STRONG;
 	if (form == F_LINE && !strong && ctx == LC_OTHER)
 		return 0;
 	v = j;
@@ -556,6 +563,11 @@ key_rule(const struct rd *r, size_t ks, size_t ke, int ctx, int cq, int q, size_
 	} else {
 		if (form == F_LINE) {
 			e = line_end(s, n, v, inq, ctx == LC_OPEN);
+			/* "jwt: claim not forwarded": a message's prefix, not a key; a word-named
+			 * key's line value counts only as one token */
+			if (ks_level == KS_WORD && (memchr(s + v, ' ', e - v) != NULL ||
+			    memchr(s + v, '\t', e - v) != NULL))
+				return 0;
 		} else {
 			for (e = v; e < n; e++)
 				if (form == F_KV ? kv_stop((unsigned char)s[e]) :

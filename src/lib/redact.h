@@ -47,7 +47,9 @@
  *          string, or follow '{' or ','; the value runs to the end of the line (a newline,
  *          a JSON "\n", an HTML tag), to a raw '"' when the key sits inside a JSON string,
  *          and also to , } ) after '{' or ','. Authorization, Proxy-Authorization, Cookie
- *          and Set-Cookie lines are caught wherever they start.
+ *          and Set-Cookie lines are caught wherever they start. A key named by a word only
+ *          (auth, jwt...) takes a line value only when it is one token: "jwt: claim not
+ *          forwarded" is a message's prefix, "auth: s3cret" a value.
  *   With REDACT_CUT (the text is the start of a longer one, e.g. a 4 KiB excerpt), a URL
  *   authority, a JWT-shaped run (8 bytes or more) or a credential that reaches the end is
  *   redacted even though it may be incomplete.

@@ -132,6 +132,8 @@ static const struct rcase key_cases[] = {
 	{ "{\"m\":\"password: s3cret\",\"n\":1}", "{\"m\":\"password: " R "\",\"n\":1}", 0 },
 	{ "<br> &nbsp; &nbsp;password: s3cret<br>", "<br> &nbsp; &nbsp;password: " R "<br>", 0 },
 	{ "basicAuth: x\nsmtp_pass: y\nDB_PW: z\nuserPass: w", "basicAuth: " R "\nsmtp_pass: " R "\nDB_PW: " R "\nuserPass: " R, 0 },
+	/* a name, not a word: the whole line value */
+	{ "password: correct horse battery staple\nx", "password: " R "\nx", 0 },
 };
 
 /* ---- near-misses: must stay byte for byte --------------------------------------------- */
@@ -160,6 +162,9 @@ static const struct rcase kept_cases[] = {
 	{ "C++ std::string token::value() at fe80::1", NULL, 0 },
 	{ "Key (email)=(a@b.c) already exists.", NULL, 0 },
 	{ "{\"code\":\"ER_ACCESS_DENIED_ERROR\",\"errno\":1045,\"sqlState\":\"28000\"}", NULL, 0 },
+	/* a message's prefix named by a word: prose after it stays */
+	{ "jwt: claim not forwarded to the upstream: its value holds control characters", NULL, 0 },
+	{ "auth: login failed for user 42", NULL, 0 },
 	{ "password", NULL, 0 },
 	{ "password=", NULL, 0 },
 	{ "://", NULL, 0 },
