@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/redact.h"
+
 struct log_batch {
 	struct log_batch *next;
 	struct sbuf       out;
@@ -375,6 +377,7 @@ log_vmsg(enum log_level lvl, const char *extra, const char *suffix, const char *
 {
 	char msg[1024], ts[40];
 	struct sbuf b = { 0 };
+	unsigned rf = REDACT_JSON;
 	int n;
 
 	if (!log_enabled(lvl))
@@ -382,15 +385,18 @@ log_vmsg(enum log_level lvl, const char *extra, const char *suffix, const char *
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		return;
-	if ((size_t)n >= sizeof(msg))
+	if ((size_t)n >= sizeof(msg)) {
 		n = sizeof(msg) - 1;
+		rf |= REDACT_CUT;       /* a secret may straddle the cut */
+	}
 	iso8601_now(ts, sizeof(ts));
 	sbuf_add(&b, "{\"time\":\"", 9);
 	sbuf_adds(&b, ts);
 	sbuf_add(&b, "\",\"level\":\"", 11);
 	sbuf_adds(&b, level_names[lvl]);
 	sbuf_add(&b, "\",\"msg\":\"", 9);
-	sbuf_add_json(&b, msg, (size_t)n);
+	/* the arguments may be anything: an upstream's error, a URL from the configuration */
+	redact_append(&b, msg, (size_t)n, rf);
 	if (suffix) {
 		sbuf_add(&b, ": ", 2);
 		sbuf_add_json(&b, suffix, strlen(suffix));
@@ -445,6 +451,37 @@ void
 log_line_end(struct sbuf *b)
 {
 	sbuf_add(b, "}\n", 2);
+}
+
+static void
+kv_redacted(struct sbuf *b, const char *key, const char *s, size_t n, unsigned flags)
+{
+	if (n == 0)
+		s = "";
+	/* the access log's common case (a path with no ':', '=', blank or "eyJ"): no pass */
+	if (!redact_maybe(s, n)) {
+		sbuf_json_kv(b, key, s, n);
+		return;
+	}
+	if (b->len > 1)
+		sbuf_addc(b, ',');
+	sbuf_addc(b, '"');
+	sbuf_adds(b, key);
+	sbuf_add(b, "\":\"", 3);
+	redact_append(b, s, n, REDACT_JSON | flags);
+	sbuf_addc(b, '"');
+}
+
+void
+log_kv(struct sbuf *b, const char *key, const char *s, size_t n)
+{
+	kv_redacted(b, key, s, n, 0);
+}
+
+void
+log_kv_excerpt(struct sbuf *b, const char *key, const char *s, size_t n)
+{
+	kv_redacted(b, key, s, n, REDACT_CUT);
 }
 
 /* ---- the stdout writer ------------------------------------------------------------ */

@@ -4,6 +4,12 @@
  * object per line, built from an allowlist of fields so tokens, cookies and query strings
  * cannot reach it.
  *
+ * Text visor did not write itself — a path, an upstream's error body, a header value, a
+ * formatted message — can still quote a secret (a connection string in a stack trace, a
+ * token in a path). It reaches a line only through log_kv / log_kv_excerpt or log_msg,
+ * which run it through lib/redact: URL userinfo, Bearer/Basic credentials, JWT-shaped
+ * strings and the values of secret-named keys become "[redacted]" (docs/operations.md).
+ *
  * Logging never blocks traffic. While visor runs, two writer threads, one per stream, do
  * every write(2) to fd 1 and 2; the threads that make lines only append them to a queue in
  * memory: stdout lines to their worker's own queue (no lock), stderr lines (rare: lifecycle,
@@ -35,7 +41,9 @@ void log_set_level(enum log_level lvl);
 int  log_enabled(enum log_level lvl);
 
 /* printf-style message; extra is an optional string of pre-rendered JSON members
- * (",\"k\":\"v\"") appended to the object, or NULL. Any thread. */
+ * (",\"k\":\"v\"") appended to the object, or NULL. The formatted message (at most 1023
+ * bytes) is redacted as log_kv does, since its arguments may quote untrusted text; extra is
+ * written as it is. Any thread. */
 void log_msg(enum log_level lvl, const char *extra, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 #define log_error(...) log_msg(LOG_ERROR, NULL, __VA_ARGS__)
@@ -46,9 +54,20 @@ void log_msg(enum log_level lvl, const char *extra, const char *fmt, ...)
 void log_errno(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Starts a stdout JSON line in b: {"time":"...","type":"<type>" — the caller appends
- * members with sbuf_json_kv / sbuf_printf and ends it with log_line_end. */
+ * members with log_kv (untrusted text), sbuf_json_kv (text visor made: ids, addresses,
+ * fixed reasons) or sbuf_printf (numbers), and ends it with log_line_end. */
 void log_line_begin(struct sbuf *b, const char *type);
 void log_line_end(struct sbuf *b);
+
+/* Appends "\"key\":\"<s>\"" (a leading comma when b->len > 1, as sbuf_json_kv) for text
+ * visor did not write: JSON-escaped, every secret lib/redact recognises replaced by
+ * "[redacted]". s[0..n) is any bytes (NULL when n is 0). A text with no ':', '=', blank or
+ * "eyJ" — most paths — costs one table look-up per byte more than sbuf_json_kv. Any
+ * thread; out of memory sets b->oom. */
+void log_kv(struct sbuf *b, const char *key, const char *s, size_t n);
+/* The same for the start of a longer text (a body's first 4 KiB): a URL authority, a
+ * JWT-shaped run or a credential that the cut ends is redacted even though incomplete. */
+void log_kv_excerpt(struct sbuf *b, const char *key, const char *s, size_t n);
 
 /* ---- the writer (main thread) ------------------------------------------------------ */
 

@@ -30,6 +30,7 @@
 #include "conf/schema.h"
 #include "http/filter.h"
 #include "http/http.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "http/req.h"
 
@@ -509,9 +510,13 @@ log_event(struct req *r, const char *reason, const char *p, size_t n, int trunca
 	}
 	if (truncated)
 		n = utf8_cut(p, n);
-	sbuf_printf(&b, ",\"status\":%d,\"reason\":\"%s\",\"excerpt\":\"", r->status, reason);
-	sbuf_add_json(&b, p, n);
-	sbuf_printf(&b, "\",\"truncated\":%s", truncated ? "true" : "false");
+	sbuf_printf(&b, ",\"status\":%d,\"reason\":\"%s\"", r->status, reason);
+	/* the app's words without its secrets; a cut excerpt may end inside one */
+	if (truncated)
+		log_kv_excerpt(&b, "excerpt", p, n);
+	else
+		log_kv(&b, "excerpt", p, n);
+	sbuf_printf(&b, ",\"truncated\":%s", truncated ? "true" : "false");
 	req_security_event(r, "scrubbed_error", b.oom ? NULL : b.p);
 	sbuf_fini(&b);
 	METRIC_INC(filter_metrics(r), scrubbed);

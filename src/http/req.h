@@ -174,8 +174,10 @@ void req_want_resp_body(struct req *r, size_t max);
 void req_replace_body(struct req *r, const char *ctype, const char *body, size_t len);
 /* The default message for a status ("Bad gateway"). */
 const char *req_status_message(int status);
-/* A security event line on stdout: {"type":"security","event":...,"request_id",...}.
- * `extra` is pre-rendered JSON members (",\"k\":v") or NULL. */
+/* A security event line on stdout: {"type":"security","event":...,"request_id",...}, the
+ * path redacted (log_kv). `extra` is pre-rendered JSON members (",\"k\":v") or NULL,
+ * written as it is: build any member that holds text visor did not write (a body, a header
+ * value) with log_kv, which redacts secrets. */
 void req_security_event(struct req *r, const char *event, const char *extra);
 /* Request header value, NULL when absent; first occurrence. */
 const char *req_header(const struct req *r, const char *name, size_t *len);
