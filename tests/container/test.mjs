@@ -392,7 +392,7 @@ async function configPhase() {
     await check('--cpus 1 and VISOR_WORKERS unset: 1 worker (the CPU quota, not the machine\'s CPUs)', () => {
       const err = logs(c).stderr;
       assert.ok(err.some((l) => /"msg":"entrypoint: CPU limit of 1 CPU\(s\): 1 workers/.test(l)), err.join('\n'));
-      assert.ok(err.some((l) => /"msg":"visor \S+ started: 1 workers, config \/etc\/visor\/visor-local\.yaml"/.test(l)), err.join('\n'));
+      assert.ok(err.some((l) => /"msg":"visor \S+ started: 1 workers, config \/etc\/visor\/visor\.yaml"/.test(l)), err.join('\n'));
     });
     await check('listening on 80/443 inside as uid 10001: 301 to https://localhost/path?query (no port)', async () => {
       const r = await http({ port: p80, path: '/x/y?q=1', hostHeader: 'localhost' });
@@ -466,7 +466,7 @@ async function singleChecks(c, P, H, A) {
   await check('PID 1 is visor, uid 10001 (host uid 10001 too), with the in-memory file; no other process', () => {
     const rows = podman(['top', c, 'pid', 'user', 'huser', 'args']).stdout.trim().split('\n').slice(1)
       .map((l) => l.trim().split(/\s+/));
-    assert.deepEqual(rows, [['1', 'visor', '10001', '/usr/local/bin/visor', '-c', '/etc/visor/visor-local.yaml']]);
+    assert.deepEqual(rows, [['1', 'visor', '10001', '/usr/local/bin/visor', '-c', '/etc/visor/visor-local.yaml', '--config-name', '/etc/visor/visor.yaml']]);
     const status = podman(['exec', c, 'grep', '^Uid:', '/proc/1/status']).stdout;
     assert.match(status, /^Uid:\s+10001\s+10001\s+10001\s+10001$/m);
   });
@@ -586,7 +586,7 @@ async function singleChecks(c, P, H, A) {
     assert.ok(ev && ev.request_id === boomId && ev.status === 500 && /users\.js:42/.test(ev.excerpt), 'scrubbed_error event');
     const all = l.stdout.join('\n') + l.stderr.join('\n');
     assert.ok(!all.includes(good.split('.')[2]) && !/Bearer/.test(all), 'a token or Authorization header in the logs');
-    for (const m of [/^visor \S+ started: 2 workers, config \/etc\/visor\/visor-local\.yaml$/, /^SIGTERM: draining/, /^stopped$/]) {
+    for (const m of [/^visor \S+ started: 2 workers, config \/etc\/visor\/visor\.yaml$/, /^SIGTERM: draining/, /^stopped$/]) {
       assert.ok(err.some((j) => m.test(j.msg)), `stderr has ${m}`);
     }
   });
