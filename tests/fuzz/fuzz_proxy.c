@@ -80,9 +80,6 @@
  * their own in corpus/proxy/, named after what they broke (regress_*, written by
  * proxy_seeds.py); a fix undone makes the corpus replay (CI) abort.
  *
- * TEMPORARY: three open findings are stepped around (temp_close_stuck: a connection left in
- * one of their stuck states is closed by hand and counted); remove it with the fixes.
- *
  * Where this goes beyond the plain design, and why:
  *   - upstream.c and store.c keep struct up_pool / up_server / store_w private, and the
  *     plain flag is the only change to src/ this work may make: the pool's busy and idle
@@ -406,7 +403,6 @@ static char tmpdir[64];
 /* ---- reporting ------------------------------------------------------------------------ */
 
 static void dump_out(void);
-static void temp_print_count(void);
 
 NOCOV static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -704,7 +700,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	memset(&S, 0, sizeof(S));
 	S.cfd = -1;
 	S.cur = -1;
-	atexit(temp_print_count);            /* TEMPORARY: three open findings */
 	return 0;
 fail:
 	fprintf(stderr, "fuzz_proxy: set-up failed\n");
@@ -1454,52 +1449,6 @@ check_stream(const struct reqs *q)
 
 /* ---- the end of an input -------------------------------------------------------------- */
 
-/* TEMPORARY step-arounds for three open findings (src/ fixes pending; reproducers and
- * diagnoses in the fuzz-findings notes). Each leaves a connection that no event will ever move
- * on (in production client.idle_timeout ends the first and the third; nothing ends the
- * second). Such a connection is closed by hand and counted. Delete all of this, its call
- * and its atexit once the fixes are on main.
- *   tunnel-eof-before-start: tunnel_start ignores an EOF either sock saw before the switch;
- *   peek-stuck-on-body-error: req_fail_head (a bad chunk, a body too large) releases the
- *     upstream while scrub peeks at the answer's body, and the wait never ends;
- *   early-peeked-answer-body-never-read: an answer that fit in the peek window before the
- *     request body was whole is sent without Connection: close, and the rest of the body is
- *     never read (no upstream to take it, no discard). */
-static unsigned long stuck_tunnel, stuck_peek, stuck_body;
-
-NOCOV static void
-temp_close_stuck(void)
-{
-	struct conn *c, *n;
-	struct req *r;
-
-	for (c = TAILQ_FIRST(&S.cf->w->conns); c; c = n) {
-		n = TAILQ_NEXT(c, link);
-		r = c->req;
-		if (r == NULL)
-			continue;
-		if (c->st == CS_TUNNEL && r->up && c->s.eof && r->up->s.eof)
-			stuck_tunnel++;
-		else if (c->st == CS_REQ && r->up == NULL && r->suspended && r->resp_peek)
-			stuck_peek++;
-		else if (c->st == CS_REQ && r->up == NULL && r->up_done_early && r->resp_done &&
-		    !r->body_done && !r->resp_close && !r->discard)
-			stuck_body++;
-		else
-			continue;
-		conn_close(c);
-	}
-}
-
-NOCOV static void
-temp_print_count(void)
-{
-	if (stuck_tunnel || stuck_peek || stuck_body)
-		fprintf(stderr, "fuzz_proxy: TEMPORARY step-arounds: connections closed by hand: "
-		    "tunnel-eof-before-start %lu, peek-stuck-on-body-error %lu, "
-		    "early-peeked-answer-body-never-read %lu\n", stuck_tunnel, stuck_peek, stuck_body);
-}
-
 NOCOV static void
 check_worker(void)
 {
@@ -1550,10 +1499,6 @@ finish(void)
 	client_flush();
 	client_close();
 	run("client close");
-	if (S.cf->w->n_conns > 0) {          /* TEMPORARY: three open findings */
-		temp_close_stuck();
-		run("stuck connection closed by hand");
-	}
 	/* the stream first: a broken answer explains a stuck connection better than its state */
 	if (debug) {
 		fprintf(stderr, "fuzz_proxy: configuration %s, %s listener, %zu client bytes sent, "
