@@ -76,24 +76,9 @@
  *     errors.stack_traces is on;
  *   - the loop settles (MAX_PASSES), and ASan/UBSan/LeakSanitizer find nothing.
  *
- * Known bugs (being fixed in src/ as this is written) would stop every run within seconds,
- * so the harness steps around them unless FUZZ_PROXY_STRICT=1 is set (then they abort too);
- * each is counted and the counts are printed at exit:
- *   - a 33..64-character X-Request-Id from a trusted proxy overflows req.id[33] (memory
- *     corruption inside struct req, invisible to ASan): such a header value in the client
- *     stream gets its last character replaced by '!', so visor ignores it;
- *   - after an upstream failure on a reused connection, the retry answers 502 "no upstream
- *     server" and the client connection never goes on: such a connection is closed by hand;
- *   - (found here) a connection that saw the client's EOF while a request was in progress
- *     and then starts the next pipelined request with its head or body incomplete waits for
- *     bytes that cannot come (until client.idle_timeout / header_timeout): closed by hand;
- *   - (found here) an upstream 100 Continue is forwarded as the final answer, and the body
- *     llhttp reads for an upstream 1xx, 204 or 304 with Content-Length or Transfer-Encoding
- *     is written raw into the client's stream after a head that has no body: the stream
- *     checks are skipped for inputs whose upstream bytes hold a 100, or such a head;
- *   - (found here) a 100, 204 or 304 from the upstream with a Transfer-Encoding other than
- *     chunked makes up_feed loop forever (the worker spins at 100 % CPU): inputs whose
- *     upstream bytes hold such a head are not run at all.
+ * Regressions: the bugs this target found (and those it was written to find) have seeds of
+ * their own in corpus/proxy/, named after what they broke (regress_*, written by
+ * proxy_seeds.py); a fix undone makes the corpus replay (CI) abort.
  *
  * Where this goes beyond the plain design, and why:
  *   - the pool's busy and idle counts come from up_pool_stats (upstream.c keeps its
@@ -369,16 +354,13 @@ struct fz {
 	int                 c_paused;      /* the client does not read (visor's output backs up) */
 	int                 up_paused;     /* the upstream does not read (request bodies back up) */
 	size_t              nbulk;         /* filler bytes planned */
-	int                 skip_stream;   /* a known bug makes the client stream unreadable */
 
 	struct step         steps[MAX_STEPS];
 	size_t              nsteps;
 };
 
 static struct fz S;
-static int strict;                     /* FUZZ_PROXY_STRICT=1: known bugs abort too */
 static int debug;                      /* FUZZ_PROXY_DEBUG=1: print each client stream */
-static unsigned long known_reqid, known_retry_hang, known_stale_eof, known_1xx, known_spin;
 static char tmpdir[64];
 
 /* ---- reporting ------------------------------------------------------------------------ */
@@ -423,16 +405,6 @@ dump_out(void)
 			fputc(ch, stderr);
 	}
 	fputs(n < S.out_len ? "\"...\n" : "\"\n", stderr);
-}
-
-NOCOV static void
-print_counts(void)
-{
-	if (known_reqid || known_retry_hang || known_stale_eof || known_1xx || known_spin)
-		fprintf(stderr, "fuzz_proxy: known bugs stepped around: long X-Request-Id %lu, "
-		    "retry 502 hang %lu, stale EOF %lu, upstream 1xx %lu, up_feed spin %lu "
-		    "(inputs not run)\n", known_reqid, known_retry_hang, known_stale_eof, known_1xx,
-		    known_spin);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
@@ -641,13 +613,13 @@ rm_tmpdir(void)
 NOCOV int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *e = getenv("FUZZ_PROXY_STRICT");
+	const char *e;
 	int i, devnull;
 
 	(void)argc;
 	(void)argv;
-	strict = e != NULL && strcmp(e, "1") == 0;
-	debug = (e = getenv("FUZZ_PROXY_DEBUG")) != NULL && strcmp(e, "1") == 0;
+	e = getenv("FUZZ_PROXY_DEBUG");
+	debug = e != NULL && strcmp(e, "1") == 0;
 	/* visor writes to sockets the client may have closed: EPIPE, never a signal (as main.c) */
 	signal(SIGPIPE, SIG_IGN);
 	/* the access log goes to stdout; libFuzzer reports on stderr */
@@ -670,11 +642,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	memset(&S, 0, sizeof(S));
 	S.cfd = -1;
 	S.cur = -1;
-	atexit(print_counts);
-	if (!strict)
-		fprintf(stderr, "fuzz_proxy: stepping around known bugs (FUZZ_PROXY_STRICT=1 "
-		    "makes them abort): long trusted X-Request-Id, retry 502 hang, stale EOF, "
-		    "upstream 1xx, up_feed spin\n");
 	return 0;
 fail:
 	fprintf(stderr, "fuzz_proxy: set-up failed\n");
@@ -1068,109 +1035,6 @@ fu_close_all(void)
 		fu_close(&S.ups[i], 0);
 }
 
-/* ---- known bug 1: long X-Request-Id from a trusted proxy -------------------------------- */
-
-NOCOV static int
-idchar(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    c == '-' || c == '_' || c == '.';
-}
-
-/* Makes every X-Request-Id value of 33..64 id characters invalid (its last character '!'),
- * so visor's request_id_ok refuses it. The value is delimited as visor sees it: after the
- * colon and optional whitespace, up to CR, LF or whitespace. */
-NOCOV static void
-defuse_request_ids(char *s, size_t n)
-{
-	static const char name[] = "x-request-id:";
-	size_t i, j, k, v;
-
-	for (i = 0; i + sizeof(name) - 1 <= n; i++) {
-		if (i > 0 && s[i - 1] != '\n')
-			continue;
-		if (strncasecmp(s + i, name, sizeof(name) - 1) != 0)
-			continue;
-		j = i + sizeof(name) - 1;
-		while (j < n && (s[j] == ' ' || s[j] == '\t'))
-			j++;
-		v = j;
-		while (j < n && s[j] != '\r' && s[j] != '\n' && s[j] != ' ' && s[j] != '\t')
-			j++;
-		if (j - v <= 32 || j - v > 64)
-			continue;
-		for (k = v; k < j && idchar(s[k]); k++)
-			;
-		if (k == j) {
-			s[j - 1] = '!';
-			known_reqid++;
-		}
-	}
-}
-
-/* ---- known bugs 4 to 6: informational, 204 and 304 heads from the upstream ------------ */
-
-enum { UP_BAD_STREAM = 1, UP_SPIN = 2 };
-
-/* Scans the upstream bytes of the input (every answer, in input order, as one text) for
- * heads visor mishandles: a 100 (forwarded as final) or a 1xx, 204 or 304 with
- * Content-Length or Transfer-Encoding (the body llhttp reads for it is written raw after a
- * head that says there is none) make the client's stream unreadable; a 100, 204 or 304 with
- * Transfer-Encoding makes the worker spin in up_feed. A scan for status lines,
- * not a parse: it may see more than visor does, which only costs a check or an input. */
-NOCOV static int
-upstream_scan(void)
-{
-	static char *all;
-	static size_t cap;
-	size_t n = 0, i, e;
-	int st, cl, te, r = 0;
-	char *p;
-
-	for (i = 0; i < S.nsteps; i++)
-		if (S.steps[i].kind == ST_UP && S.steps[i].a.p != NULL)
-			n += S.steps[i].a.n;
-	if (n > cap) {
-		if ((p = realloc(all, n)) == NULL)
-			abort();
-		all = p;
-		cap = n;
-	}
-	n = 0;
-	for (i = 0; i < S.nsteps; i++) {
-		if (S.steps[i].kind == ST_UP && S.steps[i].a.p != NULL && S.steps[i].a.n) {
-			memcpy(all + n, S.steps[i].a.p, S.steps[i].a.n);
-			n += S.steps[i].a.n;
-		}
-	}
-	for (i = 0; i + 12 <= n; i++) {
-		if (memcmp(all + i, "HTTP/1.", 7) != 0 || all[i + 8] != ' ' ||
-		    all[i + 9] < '0' || all[i + 9] > '9' || all[i + 10] < '0' || all[i + 10] > '9' ||
-		    all[i + 11] < '0' || all[i + 11] > '9')
-			continue;
-		st = (all[i + 9] - '0') * 100 + (all[i + 10] - '0') * 10 + (all[i + 11] - '0');
-		if (!(st >= 100 && st < 200) && st != 204 && st != 304)
-			continue;
-		cl = te = 0;
-		for (e = i + 12; e < n; e++) {
-			if (all[e] != '\n')
-				continue;
-			if (e + 1 < n && (all[e + 1] == '\n' ||
-			    (all[e + 1] == '\r' && e + 2 < n && all[e + 2] == '\n')))
-				break;
-			if (n - e > 15 && strncasecmp(all + e + 1, "content-length", 14) == 0)
-				cl = 1;
-			if (n - e > 18 && strncasecmp(all + e + 1, "transfer-encoding", 17) == 0)
-				te = 1;
-		}
-		if (st == 100 || (st != 101 && (cl || te)))
-			r |= UP_BAD_STREAM;
-		if ((st == 100 || st == 204 || st == 304) && te)
-			r |= UP_SPIN;
-	}
-	return r;
-}
-
 /* ---- the checks of the client's stream ------------------------------------------------ */
 
 /* The methods of the requests in what the client sent, in order (to know which answers
@@ -1529,33 +1393,6 @@ check_stream(const struct reqs *q)
 
 /* ---- the end of an input -------------------------------------------------------------- */
 
-/* Bugs 2 and 3 after the client closed: a connection that will never go on by itself.
- * Closes each one found and counts it; 1 when there was one. */
-NOCOV static int
-step_around_stuck(void)
-{
-	struct conn *c, *n;
-	int found = 0;
-
-	for (c = TAILQ_FIRST(&S.cf->w->conns); c; c = n) {
-		n = TAILQ_NEXT(c, link);
-		if (c->req && req_finished(c->req) && c->req->log_reason &&
-		    strcmp(c->req->log_reason, "no upstream server") == 0) {
-			/* 2: answered 502 on the retry path, never finished */
-			known_retry_hang++;
-		} else if (c->s.eof && (c->st == CS_HEAD ||
-		    (c->st == CS_REQ && c->req && !c->req->body_done))) {
-			/* 3: waits for client bytes after the client's EOF was already seen */
-			known_stale_eof++;
-		} else {
-			continue;
-		}
-		conn_close(c);
-		found = 1;
-	}
-	return found;
-}
-
 NOCOV static void
 check_worker(void)
 {
@@ -1605,9 +1442,7 @@ finish(void)
 	client_flush();
 	client_close();
 	run("client close");
-	if (!strict && S.cf->w->n_conns > 0 && step_around_stuck())
-		run("known stuck connection");
-	/* the stream first: a broken answer explains a stuck connection better than the count */
+	/* the stream first: a broken answer explains a stuck connection better than its state */
 	if (debug) {
 		fprintf(stderr, "fuzz_proxy: configuration %s, %s listener, %zu client bytes sent, "
 		    "%zu upstream connections\n", S.cf->name, S.https ? "https" : "plain", S.csent,
@@ -1621,8 +1456,7 @@ finish(void)
 	q->n = 0;
 	if (S.csent >= 4 && memmem(S.cin, S.csent, "HEAD", 4) != NULL)
 		reqs_parse(q, S.cin, S.csent, (size_t)S.cf->w->conf->client.max_header_size);
-	if (!S.skip_stream)
-		check_stream(q);
+	check_stream(q);
 	free(q);
 	check_worker();
 }
@@ -1727,20 +1561,7 @@ plan(const uint8_t *d, size_t n)
 		}
 		i += len;
 	}
-	if (!strict && S.cf->trusted)
-		defuse_request_ids(S.cin, S.crel);
 	S.crel = 0;
-	if (!strict) {
-		int u = upstream_scan();
-		if (u & UP_SPIN) {
-			known_spin++;
-			return -1;         /* would hang the worker for good: not run */
-		}
-		if (u & UP_BAD_STREAM) {
-			S.skip_stream = 1;
-			known_1xx++;
-		}
-	}
 	return 0;
 }
 
@@ -1765,7 +1586,6 @@ reset_state(void)
 	S.cur = -1;
 	S.nacts = S.ahead = 0;
 	S.closing_up = 0;
-	S.skip_stream = 0;
 	S.c_paused = S.up_paused = 0;
 	S.nbulk = 0;
 }

@@ -100,8 +100,6 @@ seeds = {
     'bad_framing_obs_fold': [OPEN, C(b'GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n'), RUN],
     'trace_and_dotdot': [OPEN, C(req(b'TRACE', b'/') + req(b'GET', b'/a/../../etc/passwd')), RUN],
     # upstream answers
-    # (a 100 Continue from the upstream is forwarded as a final answer: a known finding,
-    # reproducer kept out of the corpus)
     'up_1xx_then_final': [OPEN, C(GET), A(b'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'), RUN,
                           M(b'HTTP/1.1 102 Processing\r\n\r\n' + OK), RUN],
     'up_close_delimited_body': [OPEN, C(GET), A(resp(b'200 OK', [], b'streamed', cl=False)), RUN, UCLOSE, RUN],
@@ -146,6 +144,27 @@ seeds = {
     'bulk_body_upstream_slow': [OPEN, UPAUSE, C(req(b'POST', b'/up', [(b'Transfer-Encoding', b'chunked')]) + b'c0000\r\n'),
                                 CFILL(768), C(b'\r\n0\r\n\r\n'), RUN, UPAUSE, RUN, A(OK), RUN],
     'plain_redirect_healthz': [OPEN | PLAIN, C(req(b'GET', b'/x?y=1') + req(b'GET', b'/healthz')), RUN],
+    # regressions: bugs found by (or known when writing) this target, each fixed in src/; a fix
+    # undone makes the replay abort (a reproducer of each is in the fuzz-findings notes)
+    # a trusted X-Request-Id of 64 characters is kept whole (it overflowed char id[33]); 65 is replaced
+    'regress_request_id_64': [JWT, C(req(b'GET', b'/api/public/x', [(b'X-Request-Id', b'a' * 64)])
+                                     + req(b'GET', b'/api/public/y', [(b'X-Request-Id', b'b' * 65)])), A(OK), A(OK), RUN],
+    # the pooled connection is closed by the upstream under the second request: the retry
+    # must finish the request (it answered 502 and the client connection hung)
+    'regress_retry_pooled_closed': [OPEN, C(GET), A(OK), RUN, C(req(b'GET', b'/b')), RUN, UCLOSE, RUN],
+    # the client half-closes behind a complete GET and a POST cut short: once the GET is
+    # answered the POST is aborted at once (it waited for idle_timeout)
+    'regress_half_close_pipelined_cut': [JWT, C(req(b'GET', b'/api/public/a') + req(b'POST', b'/api/x', [(b'Content-Length', b'10')], b'abc')),
+                                         RUN, SHUT, RUN, A(resp(b'200 OK')), RUN],
+    # an upstream 100 Continue is not the final answer (it was forwarded as one)
+    'regress_up_100_continue': [OPEN, C(GET), A(b'HTTP/1.1 100 Continue\r\n\r\n'), RUN],
+    # 1xx, 204 and 304 end with their head whatever framing they announce: with a
+    # Transfer-Encoding other than chunked up_feed spun for ever; with Content-Length the
+    # "body" was written raw into the client's stream
+    'regress_up_204_te_gzip': [OPEN, C(GET), A(b'HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip\r\n\r\n'), RUN],
+    'regress_up_100_te_other': [OPEN, C(GET), A(b'HTTP/1.1 100 OK\r\nTransfer-Encoding: chu@ked\r\n\r\n' + OK), RUN],
+    'regress_up_103_cl_body': [OPEN, C(GET), A(b'HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\nHELLO' + OK), RUN],
+    'regress_up_304_cl_body': [OPEN, C(GET), A(resp(b'304 Not Modified', [(b'Content-Length', b'5')], cl=False) + b'HELLO'), RUN],
 }
 
 
