@@ -165,6 +165,20 @@ seeds = {
     'regress_up_100_te_other': [OPEN, C(GET), A(b'HTTP/1.1 100 OK\r\nTransfer-Encoding: chu@ked\r\n\r\n' + OK), RUN],
     'regress_up_103_cl_body': [OPEN, C(GET), A(b'HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\nHELLO' + OK), RUN],
     'regress_up_304_cl_body': [OPEN, C(GET), A(resp(b'304 Not Modified', [(b'Content-Length', b'5')], cl=False) + b'HELLO'), RUN],
+    # the upstream answers 404 early (Express, an unknown route) while the chunked body is still
+    # coming, scrub peeks at the answer's body, then a bad chunk: the 400 was never sent and the
+    # connection never freed (req_fail_head released the upstream under the peek)
+    'regress_peek_body_error': [OPEN, C(req(b'POST', b'/upload', [(b'Transfer-Encoding', b'chunked')]) + b'4\r\nab'),
+                                A(b'HTTP/1.1 404 X\r\n\r\n{"a":1}'), RUN, C(b'cdX'), RUN],
+    # an early answer that fits the peek window before the request body is whole must say
+    # Connection: close (it went out keep-alive and the rest of the body was never read)
+    'regress_early_peek_body_unread': [OPEN, C(req(b'POST', b'/upload', [(b'Content-Length', b'10')]) + b'abc'),
+                                       A(b'HTTP/1.1 404 X\r\nContent-Length: 7\r\n\r\n{"a":1}'), RUN, C(b'def'), RUN],
+    # a 101 then the upstream's close, both before the tunnel starts: the EOF seen by the sock
+    # before tunnel_start was ignored and the tunnel stayed open for ever
+    'regress_tunnel_eof_before_start': [OPEN, C(req(b'GET', b'/ws/chat', WS)),
+                                        A(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n' + b'x' * 65),
+                                        UFILL(36), UCLOSE],
 }
 
 
