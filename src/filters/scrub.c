@@ -60,25 +60,27 @@ find(const char *p, size_t n, const char *needle)
 	return memmem(p, n, needle, strlen(needle));
 }
 
+/* Steps back over ":<digits>" ending at *e; 0 when s[..*e) does not end so. */
+static int
+colon_number_back(const char *s, size_t *e)
+{
+	size_t d = *e;
+
+	while (*e > 0 && is_digit((unsigned char)s[*e - 1]))
+		(*e)--;
+	if (*e == d || *e == 0 || s[*e - 1] != ':')
+		return 0;
+	(*e)--;
+	return 1;
+}
+
 /* "path:line:col" where path looks like a file: has '/' or '\', or is a node: builtin. */
 static int
 loc_ok(const char *s, size_t n)
 {
-	size_t e = n, d;
+	size_t e = n;
 
-	d = e;
-	while (e > 0 && is_digit((unsigned char)s[e - 1]))
-		e--;
-	if (e == d || e == 0 || s[e - 1] != ':')
-		return 0;
-	e--;
-	d = e;
-	while (e > 0 && is_digit((unsigned char)s[e - 1]))
-		e--;
-	if (e == d || e == 0 || s[e - 1] != ':')
-		return 0;
-	e--;
-	if (e == 0)
+	if (!colon_number_back(s, &e) || !colon_number_back(s, &e) || e == 0)
 		return 0;
 	if (e >= 5 && memcmp(s, "node:", 5) == 0)
 		return 1;
