@@ -20,6 +20,9 @@ import {
 } from './lib/harness.mjs';
 
 const T = { timeout: 60000 * SLOW };
+// client.header_timeout for the fault tests: long enough that an immediate close is told
+// apart from a timed-out one even under valgrind
+const HT = SLOW > 1 ? 4000 : 1000;
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 
 // ---- bytes ------------------------------------------------------------------------------
@@ -358,14 +361,14 @@ describe('PROXY protocol, hand-made headers', () => {
 
   it('a listed peer without a header, with garbage, or cut short is closed, counted and logged; the next connection works', T, async () => {
     const up = await startUpstream();
-    const v = await startVisor(ppYaml(up, { client: 'header_timeout: 1s' }));
+    const v = await startVisor(ppYaml(up, { client: `header_timeout: ${HT}ms` }));
     const base = await refusedCount(v);
     // a plain TLS client (ClientHello first): closed at its first byte, nothing answered
     let c = await sendAndWaitClose(v.ports.https, Buffer.from('160301020001', 'hex'));
-    assert.ok(c.closed && c.data.length === 0 && c.ms < 900, JSON.stringify(c));
+    assert.ok(c.closed && c.data.length === 0 && c.ms < HT * 0.9, JSON.stringify(c));
     // an HTTP request on the plain listener
     c = await sendAndWaitClose(v.ports.http, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-    assert.ok(c.closed && c.data.length === 0 && c.ms < 900, JSON.stringify(c));
+    assert.ok(c.closed && c.data.length === 0 && c.ms < HT * 0.9, JSON.stringify(c));
     // garbage after a good start; a bad v2 (UDP); a v2 whose TLV overruns the header
     for (const bad of [
       Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n'),
@@ -375,14 +378,14 @@ describe('PROXY protocol, hand-made headers', () => {
       Buffer.concat([SIG, Buffer.from([0x21, 0x11, 0xff, 0xff])]),
     ]) {
       c = await sendAndWaitClose(v.ports.https, bad);
-      assert.ok(c.closed && c.data.length === 0 && c.ms < 900, `${bad.toString('hex')}: ${JSON.stringify(c)}`);
+      assert.ok(c.closed && c.data.length === 0 && c.ms < HT * 0.9, `${bad.toString('hex')}: ${JSON.stringify(c)}`);
     }
-    // a header that never completes: closed after client.header_timeout (1s)
+    // a header that never completes: closed after client.header_timeout
     c = await sendAndWaitClose(v.ports.https, Buffer.from('PROXY TCP4 1.2.3.4 '));
-    assert.ok(c.closed && c.data.length === 0 && c.ms >= 900 && c.ms < 5000 * SLOW, JSON.stringify(c));
+    assert.ok(c.closed && c.data.length === 0 && c.ms >= HT * 0.9 && c.ms < HT + 4000 * SLOW, JSON.stringify(c));
     // connected, nothing sent: the same timeout
     c = await sendAndWaitClose(v.ports.https, Buffer.alloc(0));
-    assert.ok(c.closed && c.ms >= 900 && c.ms < 5000 * SLOW, JSON.stringify(c));
+    assert.ok(c.closed && c.ms >= HT * 0.9 && c.ms < HT + 4000 * SLOW, JSON.stringify(c));
     // cut short: the peer closes inside the header
     const s = net.connect({ port: v.ports.https, host: '127.0.0.1' });
     await new Promise((resolve) => s.once('connect', resolve));
@@ -441,12 +444,5 @@ describe('PROXY protocol, hand-made headers', () => {
     assert.equal(r.status, 200);
     assert.equal(xffOf(up).xff, '127.0.0.1');
     assert.equal(await refusedCount(v), 0);
-  });
-
-  it('visor -t warns about a proxy_protocol list that admits every peer', T, async () => {
-    const up = await startUpstream();
-    const v = await startVisor(ppYaml(up, { list: '[0.0.0.0/0]' }));
-    await v.waitForLog((_, line) => /listen\.proxy_protocol\[0\] is '?0\.0\.0\.0\/0'?: any client/.test(line),
-      5000 * SLOW);
   });
 });
