@@ -436,6 +436,25 @@ describe('PROXY protocol, hand-made headers', () => {
     assert.equal(xffOf(up).xff, '203.0.113.44');
   });
 
+  it('SIGHUP applies a new list to new connections', T, async () => {
+    const up = await startUpstream();
+    const v = await startVisor(ppYaml(up, { list: '[127.0.0.2]' }));
+    assert.equal((await https({ port: v.ports.https, path: '/before' })).status, 200);
+    assert.equal(xffOf(up).xff, '127.0.0.1');
+    await v.writeConfig(ppYaml(up, { list: '[127.0.0.1]' }));
+    v.hup();
+    let r;
+    await until(async () => {
+      r = await ppRequest(v.ports.https, v1('PROXY TCP4 203.0.113.60 192.0.2.1 1 443'), { path: '/after' })
+        .catch(() => null);
+      return r && r.status === 200;
+    }, 5000 * SLOW, 'the new list in force');
+    assert.equal(xffOf(up).xff, '203.0.113.60');
+    // 127.0.0.1 is now a listed peer: without a header it is refused
+    await assert.rejects(https({ port: v.ports.https, path: '/direct' }));
+    assert.equal(await refusedCount(v), 1);
+  });
+
   it('without listen.proxy_protocol nothing changes: a PROXY line is just bad TLS', T, async () => {
     const up = await startUpstream();
     const v = await startVisor(minimalYaml({ upstream: up.addr, listen: 'admin: {{ADMIN}}' }));
