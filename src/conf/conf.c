@@ -1460,6 +1460,29 @@ cf_cidrs(struct cparse *p, const struct ckey *k, const struct ynode *v, void *fi
 	p->c->client.trusted_proxies = arr;
 }
 
+static void
+rel_pp_cidrs(const struct ckey *k, void *base)
+{
+	struct conf *c = base;
+
+	(void)k;
+	free(c->listen.proxy_protocol);
+	c->listen.proxy_protocol = NULL;
+	c->listen.n_proxy_protocol = 0;
+}
+
+static void
+cf_pp_cidrs(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	void *arr = p->c->listen.proxy_protocol;
+
+	(void)k;
+	(void)field;
+	conf_scalar_items(p, v, "a list of addresses or CIDRs", sizeof(struct units_cidr),
+	    cidr_item, &arr, &p->c->listen.n_proxy_protocol);
+	p->c->listen.proxy_protocol = arr;
+}
+
 /* ---- redis ------------------------------------------------------------------------------ */
 
 /* Percent-decodes s[0..n) into a new string; *bad set on a malformed escape or %00.
@@ -1757,6 +1780,13 @@ static const struct ckey k_listen[] = {
 	  .min = 0, .max = 65535, .defdoc = "the first https listener's port",
 	  .doc = "Port clients use for HTTPS, put in the plain listener's 301 Location (443 is "
 	  "left out): set it when a container or load balancer maps another port to visor's." },
+	{ .name = "proxy_protocol", .type = KT_CUSTOM, .fn = cf_pp_cidrs, .release = rel_pp_cidrs,
+	  .def = "[]", .tname = "list of CIDRs",
+	  .doc = "Peers (L4 load balancers) that put a PROXY protocol v1 or v2 header before "
+	  "every connection on the https and http listeners: its client address replaces the "
+	  "peer's for X-Forwarded-For, rate limits, bans and logs. A listed peer that sends no "
+	  "valid header within client.header_timeout is closed; other peers may not send one. "
+	  "Not on the admin listener (docs/deployment.md)." },
 };
 static const struct csect s_listen = { k_listen, sizeof(k_listen) / sizeof(k_listen[0]),
     post_listen };

@@ -133,6 +133,9 @@ struct conf {
 		struct units_addr admin;
 		int64_t           redirect_port;   /* public HTTPS port for the 301; 0: the first
 		                                    * https listener's own port */
+		struct units_cidr *proxy_protocol; /* peers that must send a PROXY header on the
+		                                    * https and http listeners (conn.c) */
+		size_t             n_proxy_protocol;
 	} listen;
 
 	int             workers;      /* resolved: "auto" → number of online CPUs */

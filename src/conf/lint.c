@@ -136,6 +136,18 @@ lint_proxies(struct lint *l)
 		    "the IP that rate limits, bans and logs see — list only your load balancers' "
 		    "addresses", i, lint_quote(l, text));
 	}
+	list = lint_node(l, "listen.proxy_protocol");
+	for (i = 0; i < c->listen.n_proxy_protocol; i++) {
+		if (c->listen.proxy_protocol[i].bits != 0)
+			continue;
+		at = lint_item(list, i);
+		text = at != NULL && at->type == YN_SCALAR ? at->str :
+		    c->listen.proxy_protocol[i].family == AF_INET6 ? "::/0" : "0.0.0.0/0";
+		conf_warn(l->ctx, lint_first(at, lint_section(l, "listen")),
+		    "listen.proxy_protocol[%zu] is %s: any client that reaches visor directly can "
+		    "send a PROXY header and pick the IP that rate limits, bans and logs see — list "
+		    "only your load balancers' addresses", i, lint_quote(l, text));
+	}
 }
 
 static void

@@ -65,6 +65,7 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 		t.conns_total += LD(m->conns_total);
 		t.conns_active += LD(m->conns_active);
 		t.tls_handshake_failures += LD(m->tls_handshake_failures);
+		t.proxy_refused += LD(m->proxy_refused);
 		for (k = 0; k < 6; k++)
 			t.requests_class[k] += LD(m->requests_class[k]);
 		for (k = 0; k < METRICS_UP_BUCKETS; k++)
@@ -84,6 +85,8 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 	sbuf_printf(b, "visor_connections_active %lld\n", (long long)t.conns_active);
 	one(b, "connections_total", "Client connections accepted.", t.conns_total);
 	one(b, "tls_handshake_failures_total", "Failed TLS handshakes.", t.tls_handshake_failures);
+	one(b, "proxy_protocol_refused_total", "Connections from a listen.proxy_protocol peer "
+	    "closed without a valid PROXY header.", t.proxy_refused);
 	head(b, "requests_total", "counter", "Answers sent, by status class.");
 	for (k = 1; k <= 5; k++)
 		sbuf_printf(b, "visor_requests_total{class=\"%dxx\"} %llu\n", k,

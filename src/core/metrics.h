@@ -17,6 +17,7 @@ struct metrics {
 	uint64_t conns_total;
 	int64_t  conns_active;
 	uint64_t tls_handshake_failures;
+	uint64_t proxy_refused;                 /* listen.proxy_protocol peers without a header */
 	uint64_t requests_class[6];             /* [1]=1xx ... [5]=5xx */
 	uint64_t up_bucket[METRICS_UP_BUCKETS]; /* cumulative at scrape time, not here */
 	uint64_t up_count;

@@ -7,18 +7,21 @@
  * Timers: one per connection. Before and between requests it bounds the wait for a head
  * (header_timeout from the first byte, or from accept for the first request) and the
  * keep-alive idle time (idle_timeout); during a request it bounds inactivity of the body.
+ * For a listen.proxy_protocol peer, header_timeout from accept covers the PROXY header too.
  */
 #include "http/conn.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 
 #include "core/log.h"
 #include "http/req.h"
+#include "net/proxyproto.h"
 #include "net/tls.h"
 #include "http/upstream.h"
 
@@ -29,6 +32,7 @@
 
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 static void conn_sock_cb(struct sock *s, int ev, void *arg);
+static void conn_pp_read(evutil_socket_t fd, short what, void *arg);
 static int  conn_p_head(struct http_parser *p);
 static int  conn_p_body(struct http_parser *p, const char *at, size_t n);
 static int  conn_p_done(struct http_parser *p);
@@ -60,6 +64,9 @@ conn_free(struct conn *c)
 	}
 	if (c->timer)
 		event_free(c->timer);
+	if (c->pp_ev)
+		event_free(c->pp_ev);
+	free(c->pp_buf);
 	http_parser_fini(&c->hp);
 	sock_fini(&c->s);
 	conf_unref(c->conf);
@@ -81,6 +88,8 @@ conn_close(struct conn *c)
 	c->dead = 1;
 	sock_read_stop(&c->s);
 	evtimer_del(c->timer);
+	if (c->pp_ev)
+		event_del(c->pp_ev);
 	if (r && r->up) {
 		/* stop the upstream from calling into a request that is going away */
 		struct upconn *u = r->up;
@@ -115,6 +124,18 @@ addr_text(struct conn *c, const struct sockaddr *sa)
 	inet_ntop(c->family, c->ip_bin, c->ip, sizeof(c->ip));
 }
 
+/* Whether the socket's peer must send a PROXY header (listen.proxy_protocol). */
+static int
+pp_listed(const struct conf *cf, const struct conn *c)
+{
+	size_t i;
+
+	for (i = 0; i < cf->listen.n_proxy_protocol; i++)
+		if (units_cidr_match(&cf->listen.proxy_protocol[i], c->family, c->ip_bin))
+			return 1;
+	return 0;
+}
+
 void
 conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa, int salen)
 {
@@ -141,12 +162,18 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 	c->timer = evtimer_new(w->base, conn_on_timer, c);
 	if (c->timer == NULL)
 		goto fail;
+	if (pp_listed(cf, c)) {
+		/* its own event on the raw socket: the sock (and TLS) start after the header */
+		c->pp_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_pp_read, c);
+		if (c->pp_ev == NULL)
+			goto fail;
+	}
 	if (sock_init(&c->s, w->base, fd, ssl, conn_sock_cb, c) < 0)
 		goto fail;
 	ssl = NULL;
 	fd = -1;
 	http_parser_init(&c->hp, 1, &conn_parser_ops, c, (size_t)cf->client.max_header_size);
-	c->st = CS_IDLE;
+	c->st = c->pp_ev ? CS_PROXY : CS_IDLE;
 	c->head_start_ms = now_ms();
 	TAILQ_INSERT_TAIL(&w->conns, c, link);
 	w->n_conns++;
@@ -155,7 +182,10 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 	METRIC_INC(&w->m, conns_total);
 	__atomic_add_fetch(&w->m.conns_active, 1, __ATOMIC_RELAXED);
 	timer_set(c, cf->client.header_timeout_ms);
-	sock_read_start(&c->s);
+	if (c->st == CS_PROXY)
+		event_add(c->pp_ev, NULL);
+	else
+		sock_read_start(&c->s);
 	return;
 fail:
 	log_warn("cannot accept a connection: out of memory");
@@ -166,9 +196,104 @@ fail:
 	if (c) {
 		if (c->timer)
 			event_free(c->timer);
+		if (c->pp_ev)
+			event_free(c->pp_ev);
 		conf_unref(c->conf);
 		free(c);
 	}
+}
+
+/* ---- PROXY protocol header ---------------------------------------------------------- */
+
+/* A listed peer that did not send a valid header: closed, counted and logged (a balancer
+ * whose PROXY setting is off, or a client reaching visor around it). */
+static void
+pp_refuse(struct conn *c, const char *why)
+{
+	METRIC_INC(&c->w->m, proxy_refused);
+	log_warn("PROXY protocol: closed a connection from %s (listen.proxy_protocol): %s",
+	    c->ip, why);
+	conn_close(c);
+}
+
+/* The header is whole: its client address replaces the peer's, once, before TLS or HTTP
+ * sees a byte; everything after the header is left in the socket for them. LOCAL (a
+ * balancer's own health check) and UNKNOWN / UNSPEC / UNIX keep the socket's addresses. */
+static void
+pp_done(struct conn *c, const struct pp_result *res)
+{
+	char was[INET6_ADDRSTRLEN];
+
+	if (res->has_addr) {
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof(ss));
+		if (res->family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			s4->sin_family = AF_INET;
+			memcpy(&s4->sin_addr, res->src, 4);
+			s4->sin_port = htons(res->src_port);
+		} else {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			s6->sin6_family = AF_INET6;
+			memcpy(&s6->sin6_addr, res->src, 16);
+			s6->sin6_port = htons(res->src_port);
+		}
+		memcpy(was, c->ip, sizeof(was));
+		c->peer = ss;
+		addr_text(c, (const struct sockaddr *)&ss);
+		log_debug("PROXY v%d header from %s: client %s", res->version, was, c->ip);
+	}
+	free(c->pp_buf);
+	c->pp_buf = NULL;
+	event_del(c->pp_ev);         /* freed with the connection */
+	c->st = CS_IDLE;
+	sock_read_start(&c->s);
+}
+
+/* Reads the header without taking a byte that follows it: peek at what has arrived, and
+ * consume what the parser says is header — all of it while the header is incomplete (the
+ * parser promises those bytes are all header), exactly the header's length once whole. */
+static void
+conn_pp_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct pp_result res;
+	const char *why = "malformed";
+	enum pp_status st;
+	ssize_t k, take;
+
+	(void)what;
+	if (c->dead)
+		return;
+	if (c->pp_buf == NULL && (c->pp_buf = malloc(PP_MAX)) == NULL) {
+		log_warn("cannot read a PROXY header: out of memory");
+		conn_close(c);
+		return;
+	}
+	k = recv(fd, c->pp_buf + c->pp_len, PP_MAX - c->pp_len, MSG_PEEK);
+	if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (k <= 0) {
+		/* A connect-and-close before any byte is a balancer's TCP health check. */
+		if (k == 0 && c->pp_len > 0)
+			pp_refuse(c, "the connection ended inside the header");
+		else
+			conn_close(c);
+		return;
+	}
+	st = pp_parse(c->pp_buf, c->pp_len + (size_t)k, &res, &why);
+	if (st == PP_BAD) {
+		pp_refuse(c, why);
+		return;
+	}
+	take = st == PP_OK ? (ssize_t)(res.len - c->pp_len) : k;
+	if (recv(fd, c->pp_buf + c->pp_len, (size_t)take, 0) != take) {
+		conn_close(c);          /* bytes the kernel just showed us are gone: a reset */
+		return;
+	}
+	c->pp_len += (size_t)take;
+	if (st == PP_OK)
+		pp_done(c, &res);
 }
 
 /* ---- parser callbacks ------------------------------------------------------------- */
@@ -242,6 +367,7 @@ conn_eof(struct conn *c)
 	case CS_HEAD:
 	case CS_LINGER:
 	case CS_TUNNEL:
+	case CS_PROXY:
 		conn_close(c);
 		break;
 	case CS_CLOSING:
@@ -475,7 +601,7 @@ conn_drain(struct conn *c)
 	 * go now; the others close after their current request (conn_req_done checks
 	 * w->draining), or when shutdown_timeout cuts them. */
 	if ((c->st == CS_IDLE && evbuffer_get_length(c->s.in) == 0) || c->st == CS_LINGER ||
-	    c->st == CS_TUNNEL ||
+	    c->st == CS_TUNNEL || c->st == CS_PROXY ||
 	    (c->st == CS_CLOSING && evbuffer_get_length(c->s.out) == 0))
 		conn_close(c);
 }
@@ -619,6 +745,10 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	case CS_LINGER:
 	case CS_TUNNEL:            /* idle tunnel */
 		conn_close(c);
+		break;
+	case CS_PROXY:
+		pp_refuse(c, c->pp_len ? "the header did not complete within client.header_timeout" :
+		    "no PROXY header within client.header_timeout");
 		break;
 	}
 	return;

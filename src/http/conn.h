@@ -4,6 +4,10 @@
  * order (one request at a time; the next head is parsed only when the current request is
  * finished), and a lingering close after answers that leave unread input.
  *
+ * On a listener whose peer is in listen.proxy_protocol the connection first reads that peer's
+ * PROXY header straight from the socket (peeking, then consuming exactly the header's bytes,
+ * so TLS starts on the byte after it) and takes the client address it carries.
+ *
  * Ownership: created on accept by its worker, freed by conn_close (deferred to the loop when
  * called from inside a callback of its own). Owns its sock, its parser and its current req.
  */
@@ -27,6 +31,8 @@ enum conn_state {
 	CS_CLOSING,       /* flushing the last answer, then close */
 	CS_LINGER,        /* our side shut; reading and dropping what the client still sends */
 	CS_TUNNEL,        /* upgraded (WebSocket): bytes spliced to the upstream (tunnel.c) */
+	CS_PROXY,         /* a listen.proxy_protocol peer: reading its PROXY header, before TLS
+	                   * or HTTP sees a byte (the sock is not reading yet) */
 };
 
 struct conn {
@@ -40,11 +46,15 @@ struct conn {
 	enum conn_state     st;
 	enum listen_kind    kind;
 	int                 https_port;      /* for the redirect Location */
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer;            /* the client: the socket's peer, or the
+	                                      * address a PROXY header carried */
 	char                ip[INET6_ADDRSTRLEN];
 	int                 family;
 	uint8_t             ip_bin[16];
 	struct event       *timer;
+	struct event       *pp_ev;           /* CS_PROXY: the raw socket's read event */
+	uint8_t            *pp_buf;          /* CS_PROXY: header bytes so far (PP_MAX) */
+	size_t              pp_len;
 	TAILQ_ENTRY(conn)   link;
 	unsigned            nreq;
 	int64_t             head_start_ms;

@@ -138,6 +138,12 @@ const CASES = [
     msg: "client.trusted_proxies[0] is ::/0: every peer is trusted, so any client can write X-Forwarded-For and pick the IP that rate limits, bans and logs see — list only your load balancers' addresses",
   },
   {
+    name: 'proxy_protocol ::/0',
+    yaml: () => yaml({ listen: 'http: {{HTTP}}\nproxy_protocol: [10.0.0.0/8, "::/0"]' }),
+    at: /, ("::\/0")/d,
+    msg: "listen.proxy_protocol[1] is ::/0: any client that reaches visor directly can send a PROXY header and pick the IP that rate limits, bans and logs see — list only your load balancers' addresses",
+  },
+  {
     name: 'HMAC secret written inline',
     yaml: () => yaml({ extra: 'jwt:\n  algorithms: [HS256]\n  keys:\n    - secret: 8f3a0c1e5b7d9f2a4c6e8a0b2d4f6a8c0e2a4c6e\n' }),
     at: /secret: (8f3a)/d,

@@ -8,7 +8,7 @@ pkgs="make gcc libc6-dev pkg-config libevent-dev libssl-dev libjansson-dev libhi
 case $what in
   build) ;;
   run)   pkgs="$pkgs nodejs curl" ;;
-  test)  pkgs="$pkgs nodejs redis-server curl procps" ;;
+  test)  pkgs="$pkgs nodejs redis-server curl procps haproxy" ;;
   bench) pkgs="$pkgs nodejs redis-server curl procps nginx wrk nghttp2-client" ;;
   fuzz)  pkgs="$pkgs clang libclang-rt-dev" ;;
   *) echo "usage: $0 build|run|test|bench|fuzz" >&2; exit 2 ;;
