@@ -433,8 +433,10 @@ on_sock(struct sock *s, int ev, void *arg)
 		sock_read_start(s);
 	if (ev & SOCK_EV_READ) {
 		while (evbuffer_peek(s->in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
-			if (redisReaderFeed(conn->rr, v.iov_base, v.iov_len) != REDIS_OK)
-				break;
+			if (redisReaderFeed(conn->rr, v.iov_base, v.iov_len) != REDIS_OK) {
+				drop_conn(rd, "out of memory");
+				return;
+			}
 			evbuffer_drain(s->in, v.iov_len);
 		}
 		for (;;) {
