@@ -502,6 +502,9 @@ new_ssl(struct redis *rd, int fd)
 	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1)
 		goto fail;
 	SSL_set_connect_state(ssl);
+	/* one busy connection per worker: keep its record buffers instead of freeing them each
+	 * time they empty (the context's default, made for many idle clients) */
+	SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	if (is_ip_literal(name)) {
 		/* SNI carries host names only (RFC 6066 §3); IPs verify against IP SANs */
 		if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) &&
