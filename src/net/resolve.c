@@ -30,6 +30,8 @@
 #include "core/log.h"
 
 #define RESOLV_CONF       "/etc/resolv.conf"
+#define HOSTS_FILE        "/etc/hosts"
+#define HOSTS_MAX         16      /* addresses taken from /etc/hosts for one name */
 #define FAIL_LOG_EVERY_MS 60000   /* a failing name is logged once, then at most this often */
 
 struct rq;
@@ -66,6 +68,7 @@ struct rq {
 	struct units_addr  *v;
 	size_t              nv, cap;
 	int64_t             ttl;        /* smallest TTL of the records, -1: none */
+	int                 hosts;      /* the answer came from /etc/hosts */
 	LIST_ENTRY(rq)      link;
 };
 
@@ -188,6 +191,54 @@ resolve_diff(const struct units_addr *a, size_t na, const struct units_addr *b, 
 			j++;
 		}
 	}
+}
+
+size_t
+resolve_hosts(const char *path, const char *host, int port, struct units_addr *out, size_t max)
+{
+	char line[1024], *p, *tok, *save;
+	unsigned char ip[16];
+	size_t n = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	while (n < max && fgets(line, sizeof(line), f) != NULL) {
+		int fam;
+		if ((p = strchr(line, '#')) != NULL)
+			*p = '\0';
+		if ((tok = strtok_r(line, " \t\r\n", &save)) == NULL)
+			continue;
+		if (inet_pton(AF_INET, tok, ip) == 1)
+			fam = AF_INET;
+		else if (inet_pton(AF_INET6, tok, ip) == 1)
+			fam = AF_INET6;
+		else
+			continue;           /* a zone index (fe80::1%eth0) or junk */
+		while ((p = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
+			struct units_addr *a = &out[n];
+			if (strcasecmp(p, host) != 0)
+				continue;
+			memset(a, 0, sizeof(*a));
+			if (fam == AF_INET) {
+				struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&a->ss;
+				sin->sin_family = AF_INET;
+				memcpy(&sin->sin_addr, ip, 4);
+				sin->sin_port = htons((uint16_t)port);
+				a->len = sizeof(*sin);
+			} else {
+				struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&a->ss;
+				sin6->sin6_family = AF_INET6;
+				memcpy(&sin6->sin6_addr, ip, 16);
+				sin6->sin6_port = htons((uint16_t)port);
+				a->len = sizeof(*sin6);
+			}
+			n++;
+			break;
+		}
+	}
+	fclose(f);
+	return resolve_canon(out, n);
 }
 
 /* ---- snapshots --------------------------------------------------------------------------- */
@@ -389,7 +440,8 @@ lookup_done(struct rq *q)
 		return;
 	}
 	q->nv = resolve_canon(q->v, q->nv);
-	next = resolve_ttl_ms(q->ttl, r->min_ms, r->max_ms);
+	/* /etc/hosts has no TTL: read again every `max`, so an edit is followed */
+	next = q->hosts ? r->max_ms : resolve_ttl_ms(q->ttl, r->min_ms, r->max_ms);
 	if (nm->fails)
 		log_info("upstream name %s resolves again after %u failed lookup%s", nm->key,
 		    nm->fails, nm->fails == 1 ? "" : "s");
@@ -397,10 +449,11 @@ lookup_done(struct rq *q)
 	nm->fail_unlogged = 0;
 	resolve_diff(nm->v, nm->n, q->v, q->nv, &added, &removed);
 	if (added || removed) {
-		log_info("upstream name %s now resolves to %s (was: %s; TTL %lld s, next lookup in "
+		log_info("upstream name %s now resolves to %s (was: %s; %s %lld s, next lookup in "
 		    "%lld ms)", nm->key, addr_list(q->v, q->nv, now, sizeof(now)),
 		    nm->n ? addr_list(nm->v, nm->n, was, sizeof(was)) : "nothing",
-		    (long long)q->ttl, (long long)next);
+		    q->hosts ? HOSTS_FILE ", no TTL; read again in" : "TTL",
+		    (long long)(q->hosts ? next / 1000 : q->ttl), (long long)next);
 		free(nm->v);
 		nm->v = q->v;
 		nm->n = q->nv;
@@ -476,6 +529,20 @@ lookup_start(struct rname *nm)
 	LIST_INSERT_HEAD(&r->queries, q, link);
 	nm->q = q;
 	nm->lookups++;
+	/* "files" before "dns", as glibc's default nsswitch: a name Docker or podman wrote into
+	 * /etc/hosts (extra_hosts, host.containers.internal) is taken from there */
+	{
+		struct units_addr h[HOSTS_MAX];
+		size_t nh = resolve_hosts(HOSTS_FILE, nm->host, nm->port, h, HOSTS_MAX);
+		if (nh > 0 && (q->v = malloc(nh * sizeof(*q->v))) != NULL) {
+			memcpy(q->v, h, nh * sizeof(*q->v));
+			q->nv = q->cap = nh;
+			q->hosts = 1;
+			q->f4.done = q->f6.done = 1;
+			lookup_done(q);
+			return;
+		}
+	}
 	/* evdns calls back from the loop, never from inside these calls; NULL: not sent */
 	if (evdns_base_resolve_ipv4(r->dns, nm->host, 0, on_answer, &q->f4) == NULL) {
 		q->f4.done = 1;

@@ -18,7 +18,11 @@
  * an address, /readyz answers 503 and says which name, and a request that only such a name
  * could serve gets 502.
  *
- * Nothing here blocks: /etc/resolv.conf is read once, when the first name is configured.
+ * A name listed in /etc/hosts is taken from there first (glibc's "files dns" order; Docker's
+ * extra_hosts, podman's host.containers.internal), read again every `max`.
+ *
+ * Nothing here waits on the network: /etc/resolv.conf is read once, when the first name is
+ * configured, /etc/hosts (a local file) at each lookup of a name.
  */
 #ifndef VISOR_RESOLVE_H
 #define VISOR_RESOLVE_H
@@ -78,6 +82,10 @@ size_t  resolve_canon(struct units_addr *v, size_t n);
  * (removed). Both 0: the same set. */
 void    resolve_diff(const struct units_addr *a, size_t na, const struct units_addr *b,
     size_t nb, size_t *added, size_t *removed);
+/* The addresses /etc/hosts-style file `path` gives `host` (case-insensitive, every line that
+ * names it, at most max), with `port`, canonical (resolve_canon); 0: none, or no file. */
+size_t  resolve_hosts(const char *path, const char *host, int port, struct units_addr *out,
+    size_t max);
 /* Next wait after `fails` consecutive failed lookups (>= 1): min doubling up to max. */
 int64_t resolve_retry_ms(unsigned fails, int64_t min_ms, int64_t max_ms);
 

@@ -5,6 +5,8 @@
  * in tests/integration/resolve.test.mjs. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "t.h"
 #include "net/resolve.h"
@@ -136,4 +138,44 @@ test_diff(void)
 end:;
 }
 
-T_MAIN(test_ttl, test_retry, test_canon, test_diff)
+static void
+test_hosts(void)
+{
+	static const char text[] =
+	    "127.0.0.1\tlocalhost\n"
+	    "::1 localhost ip6-localhost\n"
+	    "# 10.0.0.9 app\n"
+	    "172.17.0.1 host.docker.internal   # extra_hosts: host-gateway\n"
+	    "10.0.0.5 web App api\n"
+	    "fe80::1%eth0 app\n"
+	    "not-an-ip app\n"
+	    "fd00::5 app\n"
+	    "10.0.0.5 app\n"
+	    "10.0.0.4 apps app.example\n";
+	char path[] = "/tmp/test_resolve_hostsXXXXXX";
+	struct units_addr v[4];
+	FILE *f;
+	int fd;
+
+	fd = mkstemp(path);
+	T_OK(fd >= 0);
+	f = fdopen(fd, "w");
+	T_OK(f != NULL);
+	fputs(text, f);
+	fclose(f);
+	/* every line naming it, any case, duplicates dropped, canonical order; comments and
+	 * unparsable addresses skipped */
+	T_EQ_INT(resolve_hosts(path, "app", 3000, v, 4), 2);
+	T_EQ_STR(str(&v[0]), "10.0.0.5:3000");
+	T_EQ_STR(str(&v[1]), "[fd00::5]:3000");
+	T_EQ_INT(resolve_hosts(path, "HOST.docker.internal", 80, v, 4), 1);
+	T_EQ_STR(str(&v[0]), "172.17.0.1:80");
+	T_EQ_INT(resolve_hosts(path, "ap", 80, v, 4), 0);
+	T_EQ_INT(resolve_hosts(path, "example", 80, v, 4), 0);
+	T_EQ_INT(resolve_hosts(path, "app", 80, v, 1), 1);         /* at most max */
+	T_EQ_INT(resolve_hosts("/nonexistent/hosts", "app", 80, v, 4), 0);
+end:
+	unlink(path);
+}
+
+T_MAIN(test_ttl, test_retry, test_canon, test_diff, test_hosts)
