@@ -22,8 +22,8 @@
  * Every error is collected with its file:line:col and parsing goes on (relayd), so one
  * `visor -t` run shows them all. Nothing here opens a socket or a TLS context: files are
  * only read for `K_file` keys (secrets); the files a config merely names (certificates,
- * keys, schemas) are checked by conf_build() in build.c. Upstream host names are resolved
- * here, once, unless ctx->no_resolve.
+ * keys, schemas) are checked by conf_build() in build.c. Upstream host names are only
+ * checked here: net/resolve resolves them at run time (docs/deployment.md).
  *
  * Generations are reference-counted with atomics; the last conf_unref() releases the
  * runtime objects first (conf_release_runtime), then the typed fields (by their rows) and
@@ -1260,8 +1260,9 @@ parse_addr(struct cparse *p, const struct ckey *k, const struct ynode *it, const
 	const char *err;
 
 	if (k->flags & CK_RESOLVE) {
-		if ((p->ctx->no_resolve ? units_addr_unresolved(s, out, &err) :
-		    units_addr_resolve(s, out, &err)) == 0)
+		/* a name is left zeroed (AF_UNSPEC) for net/resolve: loading, `visor -t` and
+		 * SIGHUP never wait for DNS */
+		if (units_addr_unresolved(s, out, &err) == 0)
 			return 0;
 	} else if (units_addr(s, (k->flags & CK_LISTEN) != 0, out, &err) == 0) {
 		if (k->flags & CK_LISTEN)
@@ -1823,12 +1824,39 @@ static const struct ckey k_uptls[] = {
 };
 static const struct csect s_uptls = { k_uptls, sizeof(k_uptls) / sizeof(k_uptls[0]), NULL };
 
+static void
+post_resolve(struct cparse *p, const struct ynode *map, const struct ynode *where)
+{
+	char a[32], b[32];
+
+	if (p->c->upstream.resolve_max_ms < p->c->upstream.resolve_min_ms)
+		conf_err(p->ctx, map ? map : where, "%s: max (%s) is below min (%s)", p->path,
+		    conf_fmt_dur(a, sizeof(a), p->c->upstream.resolve_max_ms),
+		    conf_fmt_dur(b, sizeof(b), p->c->upstream.resolve_min_ms));
+}
+
+static const struct ckey k_resolve[] = {
+	{ .name = "min", .type = KT_DUR, .off = OFF(upstream.resolve_min_ms), .def = "1s",
+	  .min = 100, .max = 3600000,
+	  .doc = "Floor of a name's TTL: a name is never asked again sooner (a TTL of 0 too). "
+	    "Also the first wait after a failed lookup, doubling up to `max`." },
+	{ .name = "max", .type = KT_DUR, .off = OFF(upstream.resolve_max_ms), .def = "60s",
+	  .min = 100, .max = 86400000,
+	  .doc = "Ceiling of a name's TTL: a moved address is followed within this at most." },
+	{ .name = "nameservers", .type = KT_CUSTOM, .fn = cf_addrs, .release = rel_addrs,
+	  .off = OFF(upstream.resolve_ns), .tname = "list of IP:port", .defdoc = "/etc/resolv.conf",
+	  .doc = "DNS servers asked instead of those of /etc/resolv.conf (whose search domains "
+	    "and ndots then no longer apply). Read at start; a change needs a restart." },
+};
+static const struct csect s_resolve = CONF_SECT(k_resolve, post_resolve);
+
 static const struct ckey k_upstream[] = {
 	{ .name = "servers", .type = KT_CUSTOM, .fn = cf_addrs, .release = rel_addrs,
 	  .off = OFF(upstream.servers),
 	  .def = "[127.0.0.1:3000]", .flags = CK_RESOLVE, .tname = "host:port or list",
-	  .doc = "Round robin; host names are resolved once, at load. A failing server is "
-	    "taken out and probed back." },
+	  .doc = "Round robin. A host name is resolved at run time and followed on its TTL "
+	    "(`resolve`): each of its A/AAAA records is a server. A failing server is taken out "
+	    "and probed back." },
 	{ .name = "keepalive", .type = KT_INT, .off = OFF(upstream.keepalive), .def = "64",
 	  .min = 0, .max = 100000, .doc = "Idle upstream connections kept per worker." },
 	{ .name = "connect_timeout", .type = KT_DUR, .off = OFF(upstream.connect_timeout_ms),
@@ -1843,6 +1871,8 @@ static const struct ckey k_upstream[] = {
 	{ .name = "tls", .type = KT_SECTION, .arg = &s_uptls, .flags = CK_OPTIONAL,
 	  .en_off = OFF(upstream.tls_enabled),
 	  .doc = "Re-encrypt to the upstream; present = enabled." },
+	{ .name = "resolve", .type = KT_SECTION, .arg = &s_resolve,
+	  .doc = "How host names in `servers` are followed (docs/deployment.md)." },
 };
 static const struct csect s_upstream = { k_upstream,
     sizeof(k_upstream) / sizeof(k_upstream[0]), NULL };

@@ -508,6 +508,26 @@ test_upstream_client(void)
 		T_EQ_STR(addr(&C.upstream.servers.v[0]), "127.0.0.1:3000");
 	}
 
+	/* upstream.resolve: defaults, values, nameservers are IP:port, max >= min; a name keeps
+	 * a zeroed address for net/resolve */
+	T_EQ_STR(parse(TLS "upstream: {servers: app:3000}\n"), "");
+	T_EQ_INT(C.upstream.servers.v[0].ss.ss_family, AF_UNSPEC);
+	T_EQ_INT(C.upstream.resolve_min_ms, 1000);
+	T_EQ_INT(C.upstream.resolve_max_ms, 60000);
+	T_EQ_INT(C.upstream.resolve_ns.n, 0);
+	T_EQ_STR(parse(TLS "upstream:\n  servers: app:3000\n  resolve: {min: 500ms, max: 5s, "
+	    "nameservers: [\"10.96.0.10:53\", \"[fd00::a]:5353\"]}\n"), "");
+	T_EQ_INT(C.upstream.resolve_min_ms, 500);
+	T_EQ_INT(C.upstream.resolve_max_ms, 5000);
+	T_EQ_INT(C.upstream.resolve_ns.n, 2);
+	T_EQ_STR(addr(&C.upstream.resolve_ns.v[1]), "[fd00::a]:5353");
+	T_EQ_STR(parse(TLS "upstream:\n  resolve: {min: 10s, max: 5s, nameservers: [dns:53]}\n"),
+	    "t.yaml:3:12: error: upstream.resolve: max (5s) is below min (10s)\n"
+	    "t.yaml:3:46: error: upstream.resolve.nameservers[0]: expected a numeric IP address or "
+	    "localhost (no host names here), got 'dns:53'\n");
+	T_EQ_STR(parse(TLS "upstream:\n  resolve: {min: 10ms}\n"),
+	    "t.yaml:3:18: error: upstream.resolve.min must be between 100ms and 1h, got '10ms'\n");
+
 	T_EQ_STR(parse(TLS "client:\n  trusted_proxies: [10.0.0.0/8, \"::1\", 172.16.0.1/12]\n"),
 	    "t.yaml:3:40: error: client.trusted_proxies[2]: host bits must be zero "
 	    "(10.0.0.0/8, not 10.1.2.3/8), got '172.16.0.1/12'\n");
