@@ -1523,7 +1523,7 @@ bad:
 static void
 cf_redis_url(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
 {
-	static const char form[] = "redis://[[user]:password@]host[:port][/db]";
+	static const char form[] = "redis[s]://[[user]:password@]host[:port][/db]";
 	const char *s, *rest, *at, *colon, *hp, *slash, *h, *he, *pe;
 	char tmp[256];
 	int64_t x;
@@ -1534,15 +1534,12 @@ cf_redis_url(struct cparse *p, const struct ckey *k, const struct ynode *v, void
 	if ((s = conf_string_text(p, v)) == NULL)
 		return;
 	/* The URL may hold a password: messages never quote it. */
-	if (strncasecmp(s, "rediss://", 9) == 0) {
-		conf_err(p->ctx, v, "%s: rediss:// (TLS) is not supported; use redis://", p->path);
-		return;
-	}
-	if (strncasecmp(s, "redis://", 8) != 0) {
+	p->c->redis.tls = strncasecmp(s, "rediss://", 9) == 0;
+	if (!p->c->redis.tls && strncasecmp(s, "redis://", 8) != 0) {
 		conf_err(p->ctx, v, "%s: expected a URL of the form %s", p->path, form);
 		return;
 	}
-	rest = s + 8;
+	rest = s + (p->c->redis.tls ? 9 : 8);
 	at = strrchr(rest, '@');        /* the last one: a password may hold '@', '/', '#' */
 	hp = at != NULL ? at + 1 : rest;
 	if (strpbrk(hp, "?#") != NULL) {
@@ -1907,18 +1904,41 @@ static const struct csect s_client = { k_client, sizeof(k_client) / sizeof(k_cli
 static const struct cenum e_onerr[] = { { "local", REDIS_LOCAL }, { "open", REDIS_OPEN },
     { "closed", REDIS_CLOSED }, { NULL, 0 } };
 
+static const struct ckey k_redistls[] = {
+	{ .name = "ca_file", .type = KT_STR, .off = OFF(redis.tls_ca), .defdoc = "system store",
+	  .doc = "PEM bundle of the CAs trusted for the Redis server's certificate." },
+	{ .name = "cert_file", .type = KT_STR, .off = OFF(redis.tls_cert), .defdoc = "none",
+	  .doc = "Client certificate (PEM chain), for a server with `tls-auth-clients yes`." },
+	{ .name = "key_file", .type = KT_STR, .off = OFF(redis.tls_key), .defdoc = "none",
+	  .doc = "The client certificate's private key (PEM)." },
+	{ .name = "server_name", .type = KT_STR, .off = OFF(redis.tls_server_name),
+	  .defdoc = "the URL's host",
+	  .doc = "SNI and the name checked against the server's certificate (an IP address is "
+	    "checked against its IP SANs)." },
+	{ .name = "insecure_skip_verify", .type = KT_BOOL, .off = OFF(redis.tls_insecure),
+	  .def = "false",
+	  .doc = "Accept any certificate and name (encryption without authentication; "
+	    "`visor -t` warns)." },
+};
+static const struct csect s_redistls = { k_redistls,
+    sizeof(k_redistls) / sizeof(k_redistls[0]), NULL };
+
 static const struct ckey k_redis[] = {
 	{ .name = "url", .type = KT_CUSTOM, .fn = cf_redis_url, .release = rel_redis_url,
 	  .def = "redis://127.0.0.1:6379/0",
-	  .flags = CK_SCALAR, .tname = "redis:// URL",
-	  .doc = "redis://[[user]:password@]host[:port][/db]; db 0 to 1000. rediss:// is not "
-	    "supported." },
+	  .flags = CK_SCALAR, .tname = "redis[s]:// URL",
+	  .doc = "redis[s]://[[user]:password@]host[:port][/db]; db 0 to 1000. rediss:// speaks TLS, "
+	    "verifying the certificate and the host name against the system store (see `tls`)." },
 	{ .name = "timeout", .type = KT_DUR, .off = OFF(redis.timeout_ms), .def = "50ms",
 	  .min = 1, .max = 60000, .doc = "Per command." },
 	{ .name = "on_error", .type = KT_ENUM, .off = OFF(redis.on_error), .def = "local",
 	  .arg = e_onerr,
 	  .doc = "Redis unreachable: local = in-memory store with the same limits; open = allow; "
 	    "closed = 503." },
+	{ .name = "tls", .type = KT_SECTION, .arg = &s_redistls, .flags = CK_OPTIONAL,
+	  .en_off = OFF(redis.tls_section),
+	  .doc = "TLS settings for a rediss:// URL (a redis:// URL with this section is an "
+	    "error)." },
 };
 static const struct csect s_redis = { k_redis, sizeof(k_redis) / sizeof(k_redis[0]), NULL };
 

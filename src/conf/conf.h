@@ -188,6 +188,12 @@ struct conf {
 		int              db;
 		int64_t          timeout_ms;
 		enum redis_onerr on_error;
+		int              tls;           /* rediss:// */
+		int              tls_section;   /* redis.tls is present */
+		char            *tls_ca;        /* NULL: the system store */
+		char            *tls_cert, *tls_key;   /* client certificate, or NULL */
+		char            *tls_server_name;      /* NULL: the URL's host */
+		int              tls_insecure;  /* insecure_skip_verify */
 	} redis;
 
 	struct {

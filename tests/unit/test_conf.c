@@ -663,22 +663,49 @@ test_redis(void)
 	T_EQ_STR(parse(TLS "redis: {url: \"redis://h/\"}\n"), "");
 	T_EQ_STR(C.redis.host, "h");
 	T_EQ_INT(C.redis.db, 0);
+	T_EQ_INT(C.redis.tls, 0);
+	T_EQ_INT(C.redis.tls_section, 0);
+
+	/* rediss:// is TLS, verifying against the system store unless redis.tls says more */
+	T_EQ_STR(parse(TLS "redis: {url: \"rediss://app:pw@cache.internal:6380/2\"}\n"), "");
+	T_EQ_INT(C.redis.tls, 1);
+	T_EQ_STR(C.redis.username, "app");
+	T_EQ_STR(C.redis.password, "pw");
+	T_EQ_STR(C.redis.host, "cache.internal");
+	T_EQ_INT(C.redis.port, 6380);
+	T_EQ_INT(C.redis.db, 2);
+	T_OK(C.redis.tls_ca == NULL && C.redis.tls_cert == NULL && C.redis.tls_key == NULL);
+	T_OK(C.redis.tls_server_name == NULL);
+	T_EQ_INT(C.redis.tls_insecure, 0);
+	T_EQ_STR(parse(TLS "redis:\n  url: REDISS://h\n  tls:\n    ca_file: /ca.pem\n"
+	    "    cert_file: /c.pem\n    key_file: /k.pem\n    server_name: redis.example\n"
+	    "    insecure_skip_verify: true\n"), "");
+	T_EQ_INT(C.redis.tls, 1);
+	T_EQ_INT(C.redis.tls_section, 1);
+	T_EQ_STR(C.redis.tls_ca, "/ca.pem");
+	T_EQ_STR(C.redis.tls_cert, "/c.pem");
+	T_EQ_STR(C.redis.tls_key, "/k.pem");
+	T_EQ_STR(C.redis.tls_server_name, "redis.example");
+	T_EQ_INT(C.redis.tls_insecure, 1);
+	T_EQ_STR(parse(TLS "redis: {url: \"rediss://h\", tls: {ca_fle: x}}\n"),
+	    "t.yaml:2:34: error: unknown key 'ca_fle' in redis.tls (did you mean 'ca_file'?)\n");
 
 	static const char *const bad[][2] = {
-		{ "rediss://h", "rediss:// (TLS) is not supported; use redis://" },
-		{ "http://h", "expected a URL of the form redis://[[user]:password@]host[:port][/db]" },
+		{ "rediss://", "missing or invalid host (expected redis[s]://[[user]:password@]host[:port][/db])" },
+		{ "redisss://h", "expected a URL of the form redis[s]://[[user]:password@]host[:port][/db]" },
+		{ "http://h", "expected a URL of the form redis[s]://[[user]:password@]host[:port][/db]" },
 		{ "redis://h:0", "the port must be a number from 1 to 65535" },
 		{ "redis://h:", "the port must be a number from 1 to 65535" },
 		{ "redis://h/1001", "the database must be a number from 0 to 1000" },
 		{ "redis://h/x", "the database must be a number from 0 to 1000" },
-		{ "redis://", "missing or invalid host (expected redis://[[user]:password@]host[:port][/db])" },
+		{ "redis://", "missing or invalid host (expected redis[s]://[[user]:password@]host[:port][/db])" },
 		{ "redis://pw@h", "credentials must be written as [user]:password@ (expected "
-		  "redis://[[user]:password@]host[:port][/db])" },
+		  "redis[s]://[[user]:password@]host[:port][/db])" },
 		{ "redis://:p%zz@h", "invalid %-escape in the credentials" },
 		{ "redis://h?db=1", "query parameters are not supported (expected "
-		  "redis://[[user]:password@]host[:port][/db])" },
-		{ "redis://[::1", "missing or invalid host (expected redis://[[user]:password@]host[:port][/db])" },
-		{ "redis://a b", "missing or invalid host (expected redis://[[user]:password@]host[:port][/db])" },
+		  "redis[s]://[[user]:password@]host[:port][/db])" },
+		{ "redis://[::1", "missing or invalid host (expected redis[s]://[[user]:password@]host[:port][/db])" },
+		{ "redis://a b", "missing or invalid host (expected redis[s]://[[user]:password@]host[:port][/db])" },
 	};
 	char src[256], want[512];
 	size_t i;
