@@ -80,6 +80,7 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 		t.scrubbed += LD(m->scrubbed);
 		t.probes += LD(m->probes);
 		t.redis_errors += LD(m->redis_errors);
+		t.redis_failovers += LD(m->redis_failovers);
 	}
 	head(b, "connections_active", "gauge", "Client connections open now.");
 	sbuf_printf(b, "visor_connections_active %lld\n", (long long)t.conns_active);
@@ -114,6 +115,8 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 	one(b, "scrubbed_total", "Upstream error bodies replaced.", t.scrubbed);
 	one(b, "probes_total", "Scanner probes answered.", t.probes);
 	one(b, "redis_errors_total", "Redis commands that failed or timed out.", t.redis_errors);
+	one(b, "redis_failovers_total", "Moves to a new Redis primary named by the sentinels, "
+	    "counted by each worker (a failover counts once per worker).", t.redis_failovers);
 	head(b, "log_dropped_total", "counter",
 	    "Log lines dropped because stdout or stderr was not read fast enough.");
 	sbuf_printf(b, "visor_log_dropped_total{stream=\"stdout\"} %llu\n",

@@ -29,6 +29,7 @@ struct metrics {
 	uint64_t scrubbed;
 	uint64_t probes;
 	uint64_t redis_errors;
+	uint64_t redis_failovers;               /* primary changes followed (redis.sentinel) */
 };
 
 /* Upper bounds of the upstream latency buckets, in seconds (the last is +Inf). */
