@@ -1710,8 +1710,12 @@ check_sentinel_node(struct cparse *p, const struct ynode *v, const char *s)
 static void
 post_sentinel(struct cparse *p, const struct ynode *map, const struct ynode *where)
 {
-	if (map != NULL && p->c->redis.sentinel_nodes.n == 0)
-		conf_err(p->ctx, where, "%s.nodes: at least one sentinel (host:port) is needed",
+	const struct ynode *n = ynode_get(map, "nodes");
+
+	/* an empty list (a missing key is reported as required; bad items at themselves) */
+	if (map != NULL && p->c->redis.sentinel_nodes.n == 0 && n != NULL &&
+	    (n->type != YN_SEQ || n->n == 0))
+		conf_err(p->ctx, n, "%s.nodes: at least one sentinel (host:port) is needed",
 		    p->path);
 }
 
