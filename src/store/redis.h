@@ -21,7 +21,13 @@
  *    that never saw the script) resends that command once as EVAL with the script text, which
  *    also puts the script back in Redis's cache;
  *  - never frees a connection from inside its own socket callback: a connection we give up
- *    on is unhooked at once and freed from a deferred event on the next loop turn.
+ *    on is unhooked at once and freed from a deferred event on the next loop turn;
+ *  - with redis.sentinel (sentinel.c) the address is not the URL's: every connect first asks
+ *    the sentinels for the primary (the question shares the connect deadline), the handshake
+ *    adds ROLE (not "master": dropped, asked again after the backoff), a READONLY or LOADING
+ *    reply is passed to its caller and then drops the connection and asks again at once, and
+ *    a +switch-master naming our master reconnects at once. Each change of primary is logged
+ *    and counted in m->redis_failovers.
  *
  * Ownership: a struct redis belongs to one worker (store.c); everything runs on the worker's
  * thread except redis_is_up(), which any thread may read. A callback runs at most once, with the

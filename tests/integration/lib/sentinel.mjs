@@ -25,8 +25,8 @@ async function startSentinel(dir, i, primaryPort) {
     'bind 127.0.0.1',
     `dir ${dir}`,
     `sentinel monitor ${MASTER} 127.0.0.1 ${primaryPort} 2`,
-    `sentinel down-after-milliseconds ${MASTER} ${1000 * SLOW}`,
-    `sentinel failover-timeout ${MASTER} ${3000 * SLOW}`,
+    `sentinel down-after-milliseconds ${MASTER} 1000`,
+    `sentinel failover-timeout ${MASTER} 3000`,
     `sentinel parallel-syncs ${MASTER} 1`,
     '',
   ].join('\n'));
