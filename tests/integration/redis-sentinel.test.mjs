@@ -20,8 +20,12 @@
 //    that sentinel mode does not use.
 // After each test the harness checks the process is up and its fds / connections_active are
 // back to the baseline.
-import { describe, it, afterEach } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   startVisor, startUpstream, https, keepAliveAgent, runVisor, writeConfigFile, cleanupAll, SLOW,
   delay, until, http,
@@ -32,7 +36,7 @@ import { startSentinelSet, subscribe, MASTER } from './lib/sentinel.mjs';
 const T = { timeout: 90000 * SLOW };
 
 // /free is not limited; /exact by 10 a minute per client IP; everything else by `limit`.
-function yaml(up, set, { limit = 100000, onError = 'local', workers = 2, url = `redis://${MASTER}/0`, timeout = '200ms' } = {}) {
+function yaml(up, set, { limit = 100000, onError = 'local', workers = 2, url = `redis://${MASTER}/0`, timeout = '200ms', tls = '' } = {}) {
   return rlYaml({
     upstream: up.addr,
     workers,
@@ -40,7 +44,7 @@ function yaml(up, set, { limit = 100000, onError = 'local', workers = 2, url = `
     policies: `api: { limit: ${limit}, window: 60s, key: ip }\nexact: { limit: 10, window: 60s, key: ip }`,
     routes: '- path: /free\n- path: /exact\n  rate_limits: [exact]\n- path: /\n  rate_limits: [api]',
     extra: `redis:\n  url: "${url}"\n  timeout: ${SLOW > 1 ? '2s' : timeout}\n  on_error: ${onError}\n` +
-      `  sentinel:\n    master: ${set.master}\n    nodes: ${set.nodes}\n`,
+      `  sentinel:\n    master: ${set.master}\n    nodes: ${set.nodes}\n` + tls,
   });
 }
 
@@ -50,7 +54,7 @@ const waitLog = (v, re, ms = 5000) => v.waitForLog((j) => j && re.test(j.msg || 
 
 // Every worker's store connection up on `port` (the data connection, not a sentinel's).
 async function dataUp(v, port, workers = 2) {
-  const re = new RegExp(`^redis 127\\.0\\.0\\.1:${port} \\(worker \\d\\): connected$`);
+  const re = new RegExp(`^redis 127\\.0\\.0\\.1:${port} \\(worker \\d\\): connected( \\(TLS\\))?$`);
   await until(() => new Set(logged(v, re).map((j) => j.msg)).size >= workers, 10000 * SLOW,
     `${workers} workers connected to ${port}`);
 }
@@ -267,5 +271,63 @@ describe('redis.sentinel configuration', () => {
     r = runVisor(['-t', '-c', file]);
     assert.equal(r.code, 0);
     assert.doesNotMatch(r.stderr, /warning: redis/);
+  });
+});
+
+// A CA and one server certificate (SAN DNS:localhost, IP:127.0.0.1) for every server and
+// sentinel of the TLS set, made with the openssl CLI.
+function makePki() {
+  const dir = fs.mkdtempSync(path.join(process.env.VISOR_IT_DIR || os.tmpdir(), 'sentinel-pki-'));
+  const ossl = (args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  ossl(['genpkey', ...ec, '-out', 'ca.key']);
+  ossl(['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '2', '-subj', '/CN=sentinel test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', 'ca.crt']);
+  ossl(['genpkey', ...ec, '-out', 'server.key']);
+  ossl(['req', '-new', '-key', 'server.key', '-subj', '/CN=localhost', '-out', 'server.csr']);
+  fs.writeFileSync(path.join(dir, 'server.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n' +
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  ossl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x1234',
+    '-days', '2', '-sha256', '-extfile', 'server.ext', '-out', 'server.crt']);
+  const f = (n) => path.join(dir, n);
+  const read = (n) => fs.readFileSync(f(n));
+  return {
+    dir,
+    ca: f('ca.crt'),
+    tls: { cert: f('server.crt'), key: f('server.key'), ca: f('ca.crt'), authClients: 'no',
+      client: { ca: read('ca.crt'), cert: read('server.crt'), key: read('server.key') } },
+  };
+}
+
+describe('redis.sentinel over TLS (rediss://)', () => {
+  let pki;
+  before(() => {
+    pki = makePki();
+  });
+  after(() => fs.rmSync(pki.dir, { recursive: true, force: true }));
+  afterEach(cleanupAll);
+
+  it('TLS to the sentinels and to the primary, verified against ca_file; a SIGKILLed primary is followed over TLS with 0 unplanned 5xx', T, async () => {
+    const up = await startUpstream();
+    const set = await startSentinelSet({ tls: pki.tls });
+    const v = await startVisor(yaml(up, set, { url: `rediss://${MASTER}/0`, tls: `  tls:\n    ca_file: ${pki.ca}\n` }));
+    await dataUp(v, set.primary.port);
+    assert.match(logged(v, /^redis 127\.0\.0\.1:\d+ \(worker 0\): connected/)[0].msg, /connected \(TLS\)$/);
+    assert.ok(logged(v, /^redis sentinel 127\.0\.0\.1:\d+ \(worker \d\): connected \(TLS\)$/).length >= 2);
+    assert.deepEqual(await statuses(v, 12, '/exact'), [...Array(10).fill(200), 429, 429]);
+    const newp = set.replicas[0];
+    const l = load(v);
+    try {
+      await delay(200);
+      await set.primary.kill('SIGKILL');
+      await until(() => logged(v, new RegExp(`^redis 127\\.0\\.0\\.1:${newp.port} \\(worker \\d\\): connected \\(TLS\\)$`)).length >= 2,
+        20000 * SLOW, 'both workers on the new primary over TLS', 50);
+      await delay(200);
+    } finally {
+      await l.stop();
+    }
+    assert.deepEqual(tally(l.seen), { 200: l.seen.length }, 'every request answered 200');
+    assert.equal(await newp.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 1, 'counted on the new primary');
+    assert.equal(await metric(v, 'visor_redis_failovers_total'), 2);
   });
 });

@@ -12,16 +12,20 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, redisCmd, SLOW, delay, until, track } from './harness.mjs';
+import { freePort, redisCmdVia, startRedis, SLOW, delay, until, track } from './harness.mjs';
 import { redisOnPort } from './rl-helpers.mjs';
 
 export const MASTER = 'mymaster';
 
-async function startSentinel(dir, i, primaryPort) {
+async function startSentinel(dir, i, primaryPort, t) {
   const port = await freePort();
   const file = path.join(dir, `sentinel-${i}.conf`);
+  const listen = t
+    ? ['port 0', `tls-port ${port}`, `tls-cert-file ${t.cert}`, `tls-key-file ${t.key}`,
+      `tls-ca-cert-file ${t.ca}`, 'tls-auth-clients no', 'tls-replication yes']
+    : [`port ${port}`];
   fs.writeFileSync(file, [
-    `port ${port}`,
+    ...listen,
     'bind 127.0.0.1',
     `dir ${dir}`,
     `sentinel monitor ${MASTER} 127.0.0.1 ${primaryPort} 2`,
@@ -40,7 +44,7 @@ async function startSentinel(dir, i, primaryPort) {
     port,
     proc,
     log: () => out,
-    cmd: (...args) => redisCmd(port, ...args),
+    cmd: (...args) => redisCmdVia({ port, tls: t ? t.client : null }, ...args),
     kill: async (sig = 'SIGKILL') => {
       if (!exited) {
         proc.kill(sig);
@@ -65,20 +69,34 @@ async function startSentinel(dir, i, primaryPort) {
   return s;
 }
 
-export async function startSentinelSet({ replicas = 1, sentinels = 3 } = {}) {
+// tls: { cert, key, ca, client: { ca, cert, key } } runs every server and sentinel on TLS only
+// (tls-replication yes), as lib/redis.mjs's startRedis does for one server.
+export async function startSentinelSet({ replicas = 1, sentinels = 3, tls: t = null } = {}) {
   const dir = fs.mkdtempSync(path.join(process.env.VISOR_IT_DIR || os.tmpdir(), 'sentinel-'));
   track(`rm ${dir}`, async () => fs.rmSync(dir, { recursive: true, force: true }), () => {}, { last: true });
-  const primary = await redisOnPort(await freePort());
+  const server = async (args = []) => {
+    if (!t) return redisOnPort(await freePort(), args);
+    const r = await startRedis({ tls: t, extraArgs: ['--tls-replication', 'yes', ...args] });
+    r.kill = async (sig = 'SIGKILL') => {
+      if (r.proc.exitCode === null && r.proc.signalCode === null) {
+        const gone = new Promise((res) => r.proc.once('close', res));
+        r.proc.kill(sig);
+        await gone;
+      }
+    };
+    return r;
+  };
+  const primary = await server();
   const reps = [];
   for (let i = 0; i < replicas; i++) {
-    reps.push(await redisOnPort(await freePort(), ['--replicaof', '127.0.0.1', String(primary.port)]));
+    reps.push(await server(['--replicaof', '127.0.0.1', String(primary.port)]));
   }
   for (const r of reps) {
     await until(async () => /master_link_status:up/.test(String(await r.cmd('INFO', 'replication'))),
       10000 * SLOW, 'the replica in sync');
   }
   const sens = [];
-  for (let i = 0; i < sentinels; i++) sens.push(await startSentinel(dir, i, primary.port));
+  for (let i = 0; i < sentinels; i++) sens.push(await startSentinel(dir, i, primary.port, t));
   // every sentinel knows the replicas and the other sentinels before a test may fail anything
   for (const s of sens) {
     await until(async () => {
