@@ -74,9 +74,10 @@ async function startSentinel(dir, i, primaryPort, t) {
 export async function startSentinelSet({ replicas = 1, sentinels = 3, tls: t = null } = {}) {
   const dir = fs.mkdtempSync(path.join(process.env.VISOR_IT_DIR || os.tmpdir(), 'sentinel-'));
   track(`rm ${dir}`, async () => fs.rmSync(dir, { recursive: true, force: true }), () => {}, { last: true });
+  // --dir: a replica's full sync writes an RDB file, which must not land in the repository
   const server = async (args = []) => {
-    if (!t) return redisOnPort(await freePort(), args);
-    const r = await startRedis({ tls: t, extraArgs: ['--tls-replication', 'yes', ...args] });
+    if (!t) return redisOnPort(await freePort(), ['--dir', dir, ...args]);
+    const r = await startRedis({ tls: t, extraArgs: ['--dir', dir, '--tls-replication', 'yes', ...args] });
     r.kill = async (sig = 'SIGKILL') => {
       if (r.proc.exitCode === null && r.proc.signalCode === null) {
         const gone = new Promise((res) => r.proc.once('close', res));
