@@ -246,6 +246,35 @@ describe('redis.sentinel', () => {
   });
 });
 
+describe('redis.sentinel authentication', () => {
+  afterEach(cleanupAll);
+
+  it('an ACL user on the sentinels (username + password_file); a wrong password is logged as the sentinels\' refusal and on_error applies', T, async () => {
+    const up = await startUpstream();
+    const set = await startSentinelSet();
+    for (const s of set.sentinels) {
+      assert.equal(await s.cmd('ACL', 'SETUSER', 'visor', 'on', '>sentinel-pw', 'allcommands', 'allchannels'), 'OK');
+    }
+    const pwFile = path.join(set.dir, 'sentinel_pw');
+    const cfg = () => yaml(up, set, { workers: 1, onError: 'closed' })
+      .replace(/(nodes: \[[^\n]*\]\n)/, `$1    username: visor\n    password_file: ${pwFile}\n`);
+    fs.writeFileSync(pwFile, 'sentinel-pw\n');
+    const v = await startVisor(cfg());
+    await dataUp(v, set.primary.port, 1);
+    assert.deepEqual(await statuses(v, 3, '/exact'), [200, 200, 200]);
+    const who = String(await set.sentinels[0].cmd('CLIENT', 'LIST'));
+    assert.match(who, /user=visor /, 'visor asked as the ACL user');
+    await v.stop();
+
+    fs.writeFileSync(pwFile, 'wrong-pw\n');
+    const v2 = await startVisor(cfg());
+    await waitLog(v2, /redis sentinel 127\.0\.0\.1:\d+ \(worker 0\): cannot connect: handshake refused: WRONGPASS/);
+    assert.ok(!v2.stderr.join('\n').includes('wrong-pw'), 'the password is never logged');
+    assert.deepEqual(await statuses(v2, 2, '/x'), [503, 503], 'no primary known: on_error: closed');
+    assert.equal((await get(v2, '/free')).status, 200);
+  });
+});
+
 describe('redis.sentinel configuration', () => {
   afterEach(cleanupAll);
 
