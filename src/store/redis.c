@@ -230,10 +230,15 @@ conn_lost(struct redis *rd, const char *why)
 	set_state(rd, RS_DOWN);
 	rd->handshake = 0;
 	rd->owed = 0;
-	if (was_up || !rd->outage_logged) {
-		log_msg(LOG_WARN, NULL, "%s %s:%d (worker %d): %s: %s", KIND(rd),
-		    rd->host ? rd->host : "-", rd->port, rd->wid,
-		    was_up ? "connection lost" : "cannot connect", why ? why : "error");
+	if ((was_up || !rd->outage_logged) && rd->host == NULL) {
+		/* sentinel mode before any primary was named */
+		log_msg(LOG_WARN, NULL, "redis sentinel %s (worker %d): cannot connect: %s",
+		    rd->sn_master ? rd->sn_master : "-", rd->wid, why ? why : "error");
+		rd->outage_logged = 1;
+	} else if (was_up || !rd->outage_logged) {
+		log_msg(LOG_WARN, NULL, "%s %s:%d (worker %d): %s: %s", KIND(rd), rd->host,
+		    rd->port, rd->wid, was_up ? "connection lost" : "cannot connect",
+		    why ? why : "error");
 		rd->outage_logged = 1;
 	}
 	if (was_up)

@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startVisor, startUpstream, https, keepAliveAgent, runVisor, writeConfigFile, cleanupAll, SLOW,
-  delay, until, http,
+  delay, until, http, deadPort,
 } from './lib/harness.mjs';
 import { tally, rlYaml } from './lib/rl-helpers.mjs';
 import { startSentinelSet, subscribe, MASTER } from './lib/sentinel.mjs';
@@ -243,6 +243,22 @@ describe('redis.sentinel', () => {
     await until(async () => (await get(v, '/free')).status === 200, 1000);
     assert.deepEqual(await statuses(v, 5, '/exact'), [200, 200, 200, 429, 429], 'the count went on in Redis: 10 in all');
     assert.equal(await metric(v, 'visor_redis_failovers_total'), 0);
+  });
+});
+
+describe('redis.sentinel with no sentinel reachable', () => {
+  afterEach(cleanupAll);
+
+  it('every sentinel refuses: logged once, on_error: closed answers 503, unlimited routes answer, the process stays up', T, async () => {
+    const up = await startUpstream();
+    const dead = { master: MASTER, nodes: `["127.0.0.1:${await deadPort()}", "127.0.0.1:${await deadPort()}"]` };
+    const v = await startVisor(yaml(up, dead, { workers: 1, onError: 'closed' }));
+    await waitLog(v, new RegExp(`^redis sentinel ${MASTER} \\(worker 0\\): cannot connect: no sentinel could name the primary$`));
+    assert.deepEqual(await statuses(v, 2, '/x'), [503, 503]);
+    assert.equal((await get(v, '/free')).status, 200);
+    await delay(1200);                    // several rounds of questions later
+    assert.equal(logged(v, /cannot connect: no sentinel could name the primary/).length, 1, 'once per outage');
+    assert.deepEqual(await statuses(v, 2, '/y'), [503, 503]);
   });
 });
 
