@@ -203,7 +203,10 @@ describe('the upstream killed and restarted under keep-alive load', () => {
     const loops = keepAliveLoops(v, { n: CLIENTS });
     let tRestart = null;
     try {
-      await delay(600 * SLOW);
+      // every client answered once before the kill (slow handshakes under valgrind)
+      await until(() => new Set(loops.out.filter((x) => x.status === 200).map((x) => x.c)).size === CLIENTS,
+        10000 * SLOW, 'a 200 on every client before the kill');
+      await delay(300);
       await up.kill();
       const tKill = Date.now();
       await delay(800 * SLOW);
@@ -839,7 +842,8 @@ describe('SIGTERM with shutdown_delay', () => {
     const v = await startVisor(minimalYaml({
       upstream: up.addr,
       listen: 'admin: {{ADMIN}}',
-      extra: 'shutdown_delay: 1s\nshutdown_timeout: 10s\n',
+      // the slow answer takes 3 s × SLOW: the drain must outlast it under valgrind too
+      extra: `shutdown_delay: 1s\nshutdown_timeout: ${10 * SLOW}s\n`,
     }));
     assert.equal((await adminGet(v, '/readyz')).status, 200);
     const inflight = https({ port: v.ports.https, path: '/slow', timeoutMs: 8000 * SLOW });
