@@ -602,11 +602,7 @@ conf_check_token(struct cparse *p, const struct ynode *v, const char *s)
 void
 conf_strs_free(struct conf_strs *s)
 {
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
+	strv_free(s->v, s->n);
 	s->v = NULL;
 	s->n = 0;
 }
@@ -1276,11 +1272,7 @@ parse_addr(struct cparse *p, const struct ckey *k, const struct ynode *it, const
 static void
 addrs_free(struct conf_addrs *a)
 {
-	size_t i;
-
-	for (i = 0; i < a->n; i++)
-		free(a->text[i]);
-	free(a->text);
+	strv_free(a->text, a->n);
 	free(a->v);
 	memset(a, 0, sizeof(*a));
 }

@@ -557,3 +557,15 @@ fail:
 	close(fd);
 	return NULL;
 }
+
+void
+strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}

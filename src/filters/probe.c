@@ -78,13 +78,10 @@ static void
 pr_conf_free(void *p)
 {
 	struct pr_conf *pc = p;
-	size_t i;
 
 	if (pc == NULL)
 		return;
-	for (i = 0; i < pc->n; i++)
-		free(pc->paths[i]);
-	free(pc->paths);
+	strv_free(pc->paths, pc->n);
 	free(pc->lens);
 	free(pc);
 }
