@@ -1118,12 +1118,8 @@ conf_scalar_items(struct cparse *p, const struct ynode *v, const char *expect, s
 	free(*arr);
 	*arr = NULL;
 	*n = 0;
-	if (cnt == 0)
+	if ((a = conf_items_alloc(p, v, (size_t)cnt, size)) == NULL)
 		return;
-	if ((a = calloc((size_t)cnt, size)) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
 	*arr = a;
 	for (i = 0; i < (size_t)cnt; i++) {
 		it = conf_item_at(lv, i);
@@ -1136,6 +1132,38 @@ conf_scalar_items(struct cparse *p, const struct ynode *v, const char *expect, s
 		}
 		conf_path_pop(p, old);
 	}
+}
+
+void *
+conf_items_alloc(struct cparse *p, const struct ynode *v, size_t n, size_t size)
+{
+	void *arr;
+
+	if (n == 0)
+		return NULL;
+	if ((arr = calloc(n, size)) == NULL)
+		conf_oom(p, v);
+	return arr;
+}
+
+void
+conf_parse_list(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	const struct clist *cl = k->arg;
+
+	conf_scalar_items(p, v, cl->expect, cl->size, cl->item, (void **)field,
+	    (size_t *)(void *)((char *)p->base + cl->n_off));
+}
+
+void
+conf_release_list(const struct ckey *k, void *base)
+{
+	const struct clist *cl = k->arg;
+	void **arr = (void **)(void *)((char *)base + k->off);
+
+	free(*arr);
+	*arr = NULL;
+	*(size_t *)(void *)((char *)base + cl->n_off) = 0;
 }
 
 void *
@@ -1152,12 +1180,8 @@ conf_parse_items(struct cparse *p, const struct ynode *v, const struct csect *s,
 		    "a scalar");
 		return NULL;
 	}
-	if (v->n == 0)
+	if ((arr = conf_items_alloc(p, v, v->n, size)) == NULL)
 		return NULL;
-	if ((arr = calloc(v->n, size)) == NULL) {
-		conf_oom(p, v);
-		return NULL;
-	}
 	for (i = 0; i < v->n; i++) {
 		old = conf_path_push(p, "[%zu]", i);
 		p->base = (char *)arr + i * size;
@@ -1424,57 +1448,17 @@ rel_certs(const struct ckey *k, void *base)
 	c->tls.n_certs = 0;
 }
 
-static void
-rel_cidrs(const struct ckey *k, void *base)
-{
-	struct conf *c = base;
-
-	(void)k;
-	free(c->client.trusted_proxies);
-	c->client.trusted_proxies = NULL;
-	c->client.n_trusted_proxies = 0;
-}
-
 static int
 cidr_item(const char *s, void *elem, const char **err)
 {
 	return units_cidr(s, elem, err);
 }
 
-static void
-cf_cidrs(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
-{
-	void *arr = p->c->client.trusted_proxies;
-
-	(void)k;
-	(void)field;
-	conf_scalar_items(p, v, "a list of addresses or CIDRs", sizeof(struct units_cidr),
-	    cidr_item, &arr, &p->c->client.n_trusted_proxies);
-	p->c->client.trusted_proxies = arr;
-}
-
-static void
-rel_pp_cidrs(const struct ckey *k, void *base)
-{
-	struct conf *c = base;
-
-	(void)k;
-	free(c->listen.proxy_protocol);
-	c->listen.proxy_protocol = NULL;
-	c->listen.n_proxy_protocol = 0;
-}
-
-static void
-cf_pp_cidrs(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
-{
-	void *arr = p->c->listen.proxy_protocol;
-
-	(void)k;
-	(void)field;
-	conf_scalar_items(p, v, "a list of addresses or CIDRs", sizeof(struct units_cidr),
-	    cidr_item, &arr, &p->c->listen.n_proxy_protocol);
-	p->c->listen.proxy_protocol = arr;
-}
+/* The two CIDR lists, listen.proxy_protocol and client.trusted_proxies (conf_parse_list). */
+static const struct clist l_pp_cidrs = { offsetof(struct conf, listen.n_proxy_protocol),
+    sizeof(struct units_cidr), cidr_item, "a list of addresses or CIDRs" };
+static const struct clist l_trusted_cidrs = { offsetof(struct conf, client.n_trusted_proxies),
+    sizeof(struct units_cidr), cidr_item, "a list of addresses or CIDRs" };
 
 /* ---- redis ------------------------------------------------------------------------------ */
 
@@ -1707,12 +1691,8 @@ cf_routes(struct cparse *p, const struct ckey *k, const struct ynode *v, void *f
 		    "a scalar");
 		return;
 	}
-	if (v->n == 0)
+	if ((arr = conf_items_alloc(p, v, v->n, sizeof(*arr))) == NULL)
 		return;
-	if ((arr = calloc(v->n, sizeof(*arr))) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
 	p->c->routes.v = arr;
 	p->c->routes.n = v->n;
 	for (i = 0; i < v->n; i++) {
@@ -1773,7 +1753,8 @@ static const struct ckey k_listen[] = {
 	  .min = 0, .max = 65535, .defdoc = "the first https listener's port",
 	  .doc = "Port clients use for HTTPS, put in the plain listener's 301 Location (443 is "
 	  "left out): set it when a container or load balancer maps another port to visor's." },
-	{ .name = "proxy_protocol", .type = KT_CUSTOM, .fn = cf_pp_cidrs, .release = rel_pp_cidrs,
+	{ .name = "proxy_protocol", .type = KT_CUSTOM, .off = OFF(listen.proxy_protocol),
+	  .fn = conf_parse_list, .release = conf_release_list, .arg = &l_pp_cidrs,
 	  .def = "[]", .tname = "list of CIDRs",
 	  .doc = "Peers (L4 load balancers) that put a PROXY protocol v1 or v2 header before "
 	  "every connection on the https and http listeners: its client address replaces the "
@@ -1873,7 +1854,8 @@ static const struct csect s_upstream = { k_upstream,
     sizeof(k_upstream) / sizeof(k_upstream[0]), NULL };
 
 static const struct ckey k_client[] = {
-	{ .name = "trusted_proxies", .type = KT_CUSTOM, .fn = cf_cidrs, .release = rel_cidrs,
+	{ .name = "trusted_proxies", .type = KT_CUSTOM, .off = OFF(client.trusted_proxies),
+	  .fn = conf_parse_list, .release = conf_release_list, .arg = &l_trusted_cidrs,
 	  .def = "[]",
 	  .tname = "list of CIDRs",
 	  .doc = "Peers whose X-Forwarded-For is believed (empty: none)." },

@@ -448,12 +448,8 @@ cf_rate_limits(struct cparse *p, const struct ckey *k, const struct ynode *v, vo
 			    "got %s", p->path, v->type == YN_SEQ ? "a list" : "a scalar");
 		return;
 	}
-	if (v->n == 0)
+	if ((arr = conf_items_alloc(p, v, v->n, sizeof(*arr))) == NULL)
 		return;
-	if ((arr = calloc(v->n, sizeof(*arr))) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
 	rs->rate_limits.v = arr;
 	rs->rate_limits.n = v->n;
 	for (i = 0; i < v->n; i++) {
@@ -516,19 +512,13 @@ cf_route_rls(struct cparse *p, const struct ckey *k, const struct ynode *v, void
 	long n = conf_list_count(p, lv, "a list of rate limit names");
 	size_t i, j, old, nc;
 
-	(void)k;
 	(void)field;
 	if (n < 0)
 		return;
-	free(rt->rate_limits);
-	rt->rate_limits = NULL;
-	rt->n_rate_limits = 0;
-	if (n == 0)
+	/* replaces what the field held, as conf_scalar_items does */
+	conf_release_list(k, p->base);
+	if ((rt->rate_limits = conf_items_alloc(p, v, (size_t)n, sizeof(*rt->rate_limits))) == NULL)
 		return;
-	if ((rt->rate_limits = calloc((size_t)n, sizeof(*rt->rate_limits))) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
 	for (nc = 0; nc < rs->rate_limits.n && nc < 64; nc++)
 		cand[nc] = rs->rate_limits.v[nc].name;
 	for (i = 0; i < (size_t)n; i++) {
@@ -555,19 +545,13 @@ cf_route_rls(struct cparse *p, const struct ckey *k, const struct ynode *v, void
 	}
 }
 
-static void
-rel_route_rls(const struct ckey *k, void *base)
-{
-	struct rl_route *rt = base;
-
-	(void)k;
-	free(rt->rate_limits);
-	rt->rate_limits = NULL;
-	rt->n_rate_limits = 0;
-}
+/* route rate_limits: indexes into rl_sect.rate_limits (cf_route_rls resolves the names) */
+static const struct clist l_route_rls = { offsetof(struct rl_route, n_rate_limits),
+    sizeof(size_t), NULL, NULL };
 
 static const struct ckey k_route[] = {
-	{ .name = "rate_limits", .type = KT_CUSTOM, .fn = cf_route_rls, .release = rel_route_rls,
+	{ .name = "rate_limits", .type = KT_CUSTOM, .off = offsetof(struct rl_route, rate_limits),
+	  .arg = &l_route_rls, .fn = cf_route_rls, .release = conf_release_list,
 	  .tname = "list of policy names", .defdoc = "none",
 	  .doc = "Policies from rate_limits applied to this route, in order." },
 };
