@@ -101,13 +101,25 @@ lead_number(const char **s, int64_t *v, const char *syntax, const char *too_larg
 	return 0;
 }
 
+/* v * mult into *out: 0, or -1 with err `too_large` when that passes max. */
+static int
+scaled(int64_t v, int64_t mult, int64_t max, int64_t *out, const char *too_large,
+    const char **err)
+{
+	if (v > max / mult)
+		return set_err(err, too_large);
+	*out = v * mult;
+	return 0;
+}
+
 int
 units_duration_ms(const char *s, int64_t *out_ms, const char **err)
 {
 	static const char syntax[] = "expected a duration such as 500ms, 30s, 15m, 2h or 7d";
+	static const char big[] = "duration too large (at most 100 years)";
 	int64_t v, mult;
 
-	if (lead_number(&s, &v, syntax, "duration too large (at most 100 years)", err) < 0)
+	if (lead_number(&s, &v, syntax, big, err) < 0)
 		return -1;
 	if (strcmp(s, "ms") == 0)
 		mult = 1;
@@ -121,19 +133,17 @@ units_duration_ms(const char *s, int64_t *out_ms, const char **err)
 		mult = 86400 * 1000;
 	else
 		return set_err(err, syntax);
-	if (v > DUR_MAX_MS / mult)
-		return set_err(err, "duration too large (at most 100 years)");
-	*out_ms = v * mult;
-	return 0;
+	return scaled(v, mult, DUR_MAX_MS, out_ms, big, err);
 }
 
 int
 units_size(const char *s, int64_t *out, const char **err)
 {
 	static const char syntax[] = "expected a size such as 512, 16k, 1m or 2g";
+	static const char big[] = "size too large (at most 1 TiB)";
 	int64_t v, mult = 1;
 
-	if (lead_number(&s, &v, syntax, "size too large (at most 1 TiB)", err) < 0)
+	if (lead_number(&s, &v, syntax, big, err) < 0)
 		return -1;
 	switch (lower(*s)) {
 	case 'k': mult = 1LL << 10; s++; break;
@@ -148,10 +158,7 @@ units_size(const char *s, int64_t *out, const char **err)
 		s++;
 	if (*s != '\0')
 		return set_err(err, syntax);
-	if (v > SIZE_MAX_B / mult)
-		return set_err(err, "size too large (at most 1 TiB)");
-	*out = v * mult;
-	return 0;
+	return scaled(v, mult, SIZE_MAX_B, out, big, err);
 }
 
 int
