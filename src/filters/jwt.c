@@ -920,6 +920,23 @@ load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struc
 	return rc;
 }
 
+/* The strings of s as the const array jwt_core's policy takes (NULL when s is empty); the
+ * strings stay the section's, the array is the caller's. 0, or -1 out of memory. */
+static int
+strs_view(const struct conf_strs *s, const char ***out)
+{
+	size_t i;
+
+	*out = NULL;
+	if (s->n == 0)
+		return 0;
+	if ((*out = calloc(s->n, sizeof(**out))) == NULL)
+		return -1;
+	for (i = 0; i < s->n; i++)
+		(*out)[i] = s->v[i];
+	return 0;
+}
+
 static int
 jwt_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
@@ -946,22 +963,12 @@ jwt_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fco
 	jc->cookie_len = jc->cookie ? strlen(jc->cookie) : 0;
 	jc->policy.issuer = js->issuer;
 	jc->policy.leeway_s = js->leeway_ms / 1000;
-	if (js->audience.n) {
-		if ((jc->aud = calloc(js->audience.n, sizeof(*jc->aud))) == NULL)
-			goto oom;
-		for (i = 0; i < js->audience.n; i++)
-			jc->aud[i] = js->audience.v[i];
-		jc->policy.audience = jc->aud;
-		jc->policy.n_audience = js->audience.n;
-	}
-	if (js->required_claims.n) {
-		if ((jc->req = calloc(js->required_claims.n, sizeof(*jc->req))) == NULL)
-			goto oom;
-		for (i = 0; i < js->required_claims.n; i++)
-			jc->req[i] = js->required_claims.v[i];
-		jc->policy.required = jc->req;
-		jc->policy.n_required = js->required_claims.n;
-	}
+	if (strs_view(&js->audience, &jc->aud) < 0 || strs_view(&js->required_claims, &jc->req) < 0)
+		goto oom;
+	jc->policy.audience = jc->aud;
+	jc->policy.n_audience = js->audience.n;
+	jc->policy.required = jc->req;
+	jc->policy.n_required = js->required_claims.n;
 	if (js->claims_to_headers.n) {
 		jc->ch = calloc(js->claims_to_headers.n, sizeof(*jc->ch));
 		if (jc->ch == NULL)
