@@ -354,6 +354,18 @@ cpush_idx(struct cctx *cc, size_t i)
 static struct js_node *compile_node(struct cctx *cc, const json_t *j);
 
 /* A keyword's value that must be a non-negative integer. */
+/* Zeroed arena room for n (at least one: an empty value still gets a pointer) elements of
+ * `size` bytes for keyword kw; NULL after "out of memory" at kw. */
+static void *
+c_alloc(struct cctx *cc, const char *kw, size_t n, size_t size)
+{
+	void *p = arena_zalloc(&cc->s->a, (n ? n : 1) * size);
+
+	if (p == NULL)
+		cerr(cc, kw, "out of memory");
+	return p;
+}
+
 static int
 c_count(struct cctx *cc, const char *kw, const json_t *v, uint64_t *out)
 {
@@ -402,11 +414,8 @@ c_subs(struct cctx *cc, const char *kw, const json_t *v, size_t *np)
 		return NULL;
 	}
 	n = json_array_size(v);
-	out = arena_zalloc(&cc->s->a, n * sizeof(*out));
-	if (out == NULL) {
-		cerr(cc, kw, "out of memory");
+	if ((out = c_alloc(cc, kw, n, sizeof(*out))) == NULL)
 		return NULL;
-	}
 	if (cpush_key(cc, kw) < 0)
 		return NULL;
 	for (i = 0; i < n; i++) {
@@ -520,11 +529,8 @@ c_properties(struct cctx *cc, struct js_node *n, const json_t *v)
 		return -1;
 	}
 	n->nprops = json_object_size(v);
-	n->props = arena_zalloc(&cc->s->a, (n->nprops ? n->nprops : 1) * sizeof(*n->props));
-	if (n->props == NULL) {
-		cerr(cc, "properties", "out of memory");
+	if ((n->props = c_alloc(cc, "properties", n->nprops, sizeof(*n->props))) == NULL)
 		return -1;
-	}
 	if (cpush_key(cc, "properties") < 0)
 		return -1;
 	json_object_foreach((json_t *)(uintptr_t)v, k, sv) {
@@ -553,11 +559,9 @@ c_pattern_properties(struct cctx *cc, struct js_node *n, const json_t *v)
 		return -1;
 	}
 	n->npprops = json_object_size(v);
-	n->pprops = arena_zalloc(&cc->s->a, (n->npprops ? n->npprops : 1) * sizeof(*n->pprops));
-	if (n->pprops == NULL) {
-		cerr(cc, "patternProperties", "out of memory");
+	n->pprops = c_alloc(cc, "patternProperties", n->npprops, sizeof(*n->pprops));
+	if (n->pprops == NULL)
 		return -1;
-	}
 	if (cpush_key(cc, "patternProperties") < 0)
 		return -1;
 	json_object_foreach((json_t *)(uintptr_t)v, k, sv) {
@@ -582,12 +586,9 @@ c_required(struct cctx *cc, struct js_node *n, const json_t *v)
 	if (!json_is_array(v))
 		goto bad;
 	n->nreq = json_array_size(v);
-	n->req = arena_zalloc(&cc->s->a, (n->nreq ? n->nreq : 1) * sizeof(*n->req));
-	n->reqlen = arena_zalloc(&cc->s->a, (n->nreq ? n->nreq : 1) * sizeof(*n->reqlen));
-	if (n->req == NULL || n->reqlen == NULL) {
-		cerr(cc, "required", "out of memory");
+	if ((n->req = c_alloc(cc, "required", n->nreq, sizeof(*n->req))) == NULL ||
+	    (n->reqlen = c_alloc(cc, "required", n->nreq, sizeof(*n->reqlen))) == NULL)
 		return -1;
-	}
 	for (i = 0; i < n->nreq; i++) {
 		const json_t *e = json_array_get(v, i);
 		if (!json_is_string(e))
@@ -630,11 +631,32 @@ c_ref(struct cctx *cc, struct js_node *n, const json_t *v)
 static const char *const kw_ignored[] = { "title", "description", "$schema", "$id", "$comment",
 	"default", "examples" };
 
+/* The bounds: one number (c_number, a double) or one count (c_count, a uint64_t), stored
+ * at `off` in the node, with the flag that says it was given. */
+static const struct {
+	const char *name;
+	uint32_t    flag;
+	size_t      off;
+	int         count;
+} kw_bounds[] = {
+	{ "minimum", H_MINIMUM, offsetof(struct js_node, minimum), 0 },
+	{ "maximum", H_MAXIMUM, offsetof(struct js_node, maximum), 0 },
+	{ "exclusiveMinimum", H_XMIN, offsetof(struct js_node, xmin), 0 },
+	{ "exclusiveMaximum", H_XMAX, offsetof(struct js_node, xmax), 0 },
+	{ "minLength", H_MINLEN, offsetof(struct js_node, min_len), 1 },
+	{ "maxLength", H_MAXLEN, offsetof(struct js_node, max_len), 1 },
+	{ "minItems", H_MINITEMS, offsetof(struct js_node, min_items), 1 },
+	{ "maxItems", H_MAXITEMS, offsetof(struct js_node, max_items), 1 },
+	{ "minProperties", H_MINPROPS, offsetof(struct js_node, min_props), 1 },
+	{ "maxProperties", H_MAXPROPS, offsetof(struct js_node, max_props), 1 },
+};
+
 static int
 c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 {
 	size_t i;
 	double d;
+	char *f;
 
 	for (i = 0; i < ARRAY_LEN(kw_ignored); i++)
 		if (strcmp(k, kw_ignored[i]) == 0)
@@ -655,21 +677,13 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 		n->has |= H_ENUM;
 		return 0;
 	}
-	if (strcmp(k, "minimum") == 0) {
-		n->has |= H_MINIMUM;
-		return c_number(cc, k, v, &n->minimum);
-	}
-	if (strcmp(k, "maximum") == 0) {
-		n->has |= H_MAXIMUM;
-		return c_number(cc, k, v, &n->maximum);
-	}
-	if (strcmp(k, "exclusiveMinimum") == 0) {
-		n->has |= H_XMIN;
-		return c_number(cc, k, v, &n->xmin);
-	}
-	if (strcmp(k, "exclusiveMaximum") == 0) {
-		n->has |= H_XMAX;
-		return c_number(cc, k, v, &n->xmax);
+	for (i = 0; i < ARRAY_LEN(kw_bounds); i++) {
+		if (strcmp(k, kw_bounds[i].name) != 0)
+			continue;
+		n->has |= kw_bounds[i].flag;
+		f = (char *)n + kw_bounds[i].off;
+		return kw_bounds[i].count ? c_count(cc, k, v, (uint64_t *)(void *)f) :
+		    c_number(cc, k, v, (double *)(void *)f);
 	}
 	if (strcmp(k, "multipleOf") == 0) {
 		n->has |= H_MULT;
@@ -679,30 +693,6 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 		}
 		n->mult = d;
 		return 0;
-	}
-	if (strcmp(k, "minLength") == 0) {
-		n->has |= H_MINLEN;
-		return c_count(cc, k, v, &n->min_len);
-	}
-	if (strcmp(k, "maxLength") == 0) {
-		n->has |= H_MAXLEN;
-		return c_count(cc, k, v, &n->max_len);
-	}
-	if (strcmp(k, "minItems") == 0) {
-		n->has |= H_MINITEMS;
-		return c_count(cc, k, v, &n->min_items);
-	}
-	if (strcmp(k, "maxItems") == 0) {
-		n->has |= H_MAXITEMS;
-		return c_count(cc, k, v, &n->max_items);
-	}
-	if (strcmp(k, "minProperties") == 0) {
-		n->has |= H_MINPROPS;
-		return c_count(cc, k, v, &n->min_props);
-	}
-	if (strcmp(k, "maxProperties") == 0) {
-		n->has |= H_MAXPROPS;
-		return c_count(cc, k, v, &n->max_props);
 	}
 	if (strcmp(k, "uniqueItems") == 0) {
 		if (!json_is_boolean(v)) {
