@@ -813,6 +813,33 @@ warn_useless(struct conf_ctx *ctx, const struct ynode *at, const char *what, uin
 	    "will never be used", what, have, want);
 }
 
+/* Reads the file `path` of jwt.keys[i].<name>; NULL after the error at `at`. */
+static char *
+read_key_file(struct conf_ctx *ctx, const struct ynode *at, size_t i, const char *name,
+    const char *path, size_t *len)
+{
+	char *buf = file_read_all(path, JWT_MAX_KEYFILE, len);
+
+	if (buf == NULL)
+		conf_err(ctx, at, "jwt.keys[%zu].%s: cannot read '%s': %s", i, name, path,
+		    strerror(errno));
+	return buf;
+}
+
+/* Adds key k (from a file or a secret; `what` names it in the warning) to jc's keyset: 0, or
+ * -1 after "out of memory" at `at`, k freed. */
+static int
+add_key(struct conf_ctx *ctx, struct jwt_conf *jc, const struct ynode *at, const char *what,
+    struct jwt_key *k)
+{
+	warn_useless(ctx, at, what, k->algs, jc->algs);
+	if (jwt_keyset_add(jc->keys, k) == 0)
+		return 0;
+	jwt_key_fini(k);
+	conf_err(ctx, at, "out of memory");
+	return -1;
+}
+
 static int
 load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struct jwt_conf *jc)
 {
@@ -830,9 +857,7 @@ load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struc
 		memset(&k, 0, sizeof(k));
 		if (ck->file) {
 			at = key_node(c, i, "file");
-			if ((buf = file_read_all(ck->file, JWT_MAX_KEYFILE, &len)) == NULL) {
-				conf_err(ctx, at, "jwt.keys[%zu].file: cannot read '%s': %s", i,
-				    ck->file, strerror(errno));
+			if ((buf = read_key_file(ctx, at, i, "file", ck->file, &len)) == NULL) {
 				rc = -1;
 				continue;
 			}
@@ -843,12 +868,8 @@ load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struc
 				continue;
 			}
 			free(buf);
-			warn_useless(ctx, at, "this key", k.algs, jc->algs);
-			if (jwt_keyset_add(jc->keys, &k) < 0) {
-				jwt_key_fini(&k);
-				conf_err(ctx, at, "out of memory");
+			if (add_key(ctx, jc, at, "this key", &k) < 0)
 				rc = -1;
-			}
 		} else if (ck->secret) {
 			at = key_node(c, i, "secret");
 			if (jwt_key_from_secret((const unsigned char *)ck->secret, ck->secret_len,
@@ -857,17 +878,11 @@ load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struc
 				rc = -1;
 				continue;
 			}
-			warn_useless(ctx, at, "this secret", k.algs, jc->algs);
-			if (jwt_keyset_add(jc->keys, &k) < 0) {
-				jwt_key_fini(&k);
-				conf_err(ctx, at, "out of memory");
+			if (add_key(ctx, jc, at, "this secret", &k) < 0)
 				rc = -1;
-			}
 		} else if (ck->jwks_file) {
 			at = key_node(c, i, "jwks_file");
-			if ((buf = file_read_all(ck->jwks_file, JWT_MAX_KEYFILE, &len)) == NULL) {
-				conf_err(ctx, at, "jwt.keys[%zu].jwks_file: cannot read '%s': %s", i,
-				    ck->jwks_file, strerror(errno));
+			if ((buf = read_key_file(ctx, at, i, "jwks_file", ck->jwks_file, &len)) == NULL) {
 				rc = -1;
 				continue;
 			}
