@@ -147,29 +147,6 @@ struct jwt_rstate {
 	int64_t                  deadline_ms;
 };
 
-static const char *const reason_text[JWT_E_COUNT] = {
-	[JWT_OK] = "jwt:ok",
-	[JWT_E_MALFORMED] = "jwt:malformed",
-	[JWT_E_TOO_LARGE] = "jwt:too_large",
-	[JWT_E_DUPLICATE_KEY] = "jwt:duplicate_key",
-	[JWT_E_CRIT] = "jwt:crit",
-	[JWT_E_ALG_NOT_ALLOWED] = "jwt:alg_not_allowed",
-	[JWT_E_UNKNOWN_KID] = "jwt:unknown_kid",
-	[JWT_E_NO_KEY] = "jwt:no_key",
-	[JWT_E_BAD_SIGNATURE] = "jwt:bad_signature",
-	[JWT_E_EXPIRED] = "jwt:expired",
-	[JWT_E_NOT_YET_VALID] = "jwt:not_yet_valid",
-	[JWT_E_IAT_FUTURE] = "jwt:iat_future",
-	[JWT_E_BAD_ISSUER] = "jwt:bad_issuer",
-	[JWT_E_BAD_AUDIENCE] = "jwt:bad_audience",
-	[JWT_E_MISSING_CLAIM] = "jwt:missing_claim",
-	[JWT_E_BAD_CLAIM] = "jwt:bad_claim",
-	[JWT_E_REVOKED] = "jwt:revoked",
-	[JWT_E_INTERNAL] = "jwt:internal",
-	[JWT_E_NO_TOKEN] = "jwt:no_token",
-	[JWT_E_AMBIGUOUS] = "jwt:ambiguous",
-};
-
 extern const struct filter jwt_filter;
 
 /* ---- pure helpers -------------------------------------------------------------------- */
@@ -177,9 +154,9 @@ extern const struct filter jwt_filter;
 const char *
 jwt_log_reason(int reason)
 {
-	if (reason <= 0 || reason >= JWT_E_COUNT || reason_text[reason] == NULL)
+	if (reason <= 0 || reason >= JWT_E_COUNT)
 		return "jwt";
-	return reason_text[reason];
+	return jwt_err_tag((enum jwt_err)reason);
 }
 
 int
