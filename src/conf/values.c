@@ -369,24 +369,34 @@ units_addr_str(const struct units_addr *a, char *buf, size_t len)
 	return buf;
 }
 
+/* The part of s before its first `sep` (all of s when there is none) into buf[cap] as a
+ * string, *sep_at at that separator (NULL: none). 0, or -1 when the part is empty or does
+ * not fit: "10.0.0.0/8" -> "10.0.0.0", "500-599" -> "500". */
+static int
+head_before(const char *s, char sep, char *buf, size_t cap, const char **sep_at)
+{
+	size_t n;
+
+	*sep_at = strchr(s, sep);
+	n = *sep_at != NULL ? (size_t)(*sep_at - s) : strlen(s);
+	if (n == 0 || n >= cap)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return 0;
+}
+
 int
 units_cidr(const char *s, struct units_cidr *out, const char **err)
 {
 	static const char syntax[] = "expected an address or CIDR such as 10.0.0.0/8 or fd00::/8";
 	char ip[INET6_ADDRSTRLEN];
 	const char *slash;
-	size_t n;
 	int64_t bits;
 	int i, maxbits;
 
-	if (s == NULL || *s == '\0')
+	if (s == NULL || *s == '\0' || head_before(s, '/', ip, sizeof(ip), &slash) < 0)
 		return set_err(err, syntax);
-	slash = strchr(s, '/');
-	n = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	if (n == 0 || n >= sizeof(ip))
-		return set_err(err, syntax);
-	memcpy(ip, s, n);
-	ip[n] = '\0';
 	memset(out, 0, sizeof(*out));
 	if (inet_pton(AF_INET, ip, out->addr) == 1) {
 		out->family = AF_INET;
@@ -447,16 +457,9 @@ units_status_range(const char *s, int *lo, int *hi, const char **err)
 	char a[8];
 	const char *dash;
 	int64_t l, h;
-	size_t n;
 
-	if (s == NULL)
+	if (s == NULL || head_before(s, '-', a, sizeof(a), &dash) < 0)
 		return set_err(err, syntax);
-	dash = strchr(s, '-');
-	n = dash != NULL ? (size_t)(dash - s) : strlen(s);
-	if (n == 0 || n >= sizeof(a))
-		return set_err(err, syntax);
-	memcpy(a, s, n);
-	a[n] = '\0';
 	if (units_int(a, 0, 999, &l, NULL) < 0)
 		return set_err(err, syntax);
 	h = l;
