@@ -110,6 +110,15 @@ conf_err(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 	va_end(ap);
 }
 
+int
+conf_build_oom(struct conf_ctx *ctx, void (*free_fn)(void *), void *built, const char *what)
+{
+	if (built != NULL)
+		free_fn(built);
+	conf_err(ctx, NULL, "out of memory building %s", what);
+	return -1;
+}
+
 void
 conf_warn(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 {

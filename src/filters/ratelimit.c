@@ -725,9 +725,7 @@ rl_build(struct conf_ctx *ctx, struct conf *c, int role, void **fconf)
 	*fconf = rc;
 	return 0;
 oom:
-	rl_conf_free(rc);
-	conf_err(ctx, NULL, "out of memory building rate limits");
-	return -1;
+	return conf_build_oom(ctx, rl_conf_free, rc, "rate limits");
 }
 
 static int
@@ -803,17 +801,6 @@ rl_refuse(struct req *r)
 	return V_RESPOND;
 }
 
-static enum verdict
-rl_unavailable_answer(struct req *r)
-{
-	if (r->conf->redis.on_error == REDIS_CLOSED) {
-		req_respond(r, 503, NULL);
-		r->log_reason = "redis unavailable";
-		return V_RESPOND;
-	}
-	return V_CONTINUE;                   /* open: no limits, no headers */
-}
-
 /* The store answered. RL_CLIENT only records the verdict (RL_ANSWER acts on it, after cors);
  * RL_USER acts at once. */
 static enum verdict
@@ -846,7 +833,7 @@ static enum verdict
 rl_unavailable(struct rl_state *st, int role)
 {
 	st->unavailable = 1;
-	return role == RL_USER ? rl_unavailable_answer(st->w.r) : V_CONTINUE;
+	return role == RL_USER ? filter_store_unavailable(st->w.r) : V_CONTINUE;
 }
 
 static void
@@ -994,7 +981,7 @@ rl_answer_on_request(struct req *r, const void *fconf, void *state)
 	if (c->refused)
 		return rl_refuse(r);
 	if (c->unavailable)
-		return rl_unavailable_answer(r);
+		return filter_store_unavailable(r);   /* open: no limits, no headers */
 	return V_CONTINUE;
 }
 
