@@ -228,6 +228,17 @@ conf_is_null(const struct ynode *v)
 	    strcmp(v->str, "NULL") == 0);
 }
 
+int
+conf_is_map(struct cparse *p, const struct ynode *v, const char *what)
+{
+	if (v->type == YN_MAP)
+		return 1;
+	if (!conf_is_null(v))
+		conf_err(p->ctx, v, "%s: expected %s, got %s", p->path, what,
+		    v->type == YN_SEQ ? "a list" : "a scalar");
+	return 0;
+}
+
 const char *
 conf_got(const struct ynode *v)
 {
@@ -1036,14 +1047,10 @@ walk_groups(struct cparse *p, const struct cgroup *g, size_t ng, const struct yn
 	size_t i, j, old;
 	int r, ff;
 
-	if (map != NULL && map->type != YN_MAP) {
-		if (!conf_is_null(map)) {
-			conf_err(p->ctx, map, "%s: expected a mapping, got %s", p->path,
-			    map->type == YN_SEQ ? "a list" : "a scalar");
-			return;
-		}
+	if (map != NULL && conf_is_null(map))
 		map = NULL;         /* "section:" with nothing under it */
-	}
+	if (map != NULL && !conf_is_map(p, map, "a mapping"))
+		return;
 	rows_of(&rows, g, ng);
 	memset(given, 0, sizeof(given));
 	memset(gkey, 0, sizeof(gkey));

@@ -195,6 +195,9 @@ const char *conf_nearest(const char *s, const char *const *cand, size_t n);
 int conf_is_null(const struct ynode *v);
 /* "a mapping", "a list" or "an empty value": what a non-scalar or null value is. */
 const char *conf_got(const struct ynode *v);
+/* Whether v is a mapping. When it is not: 0, silently for a null (nothing given: the caller
+ * keeps its default), else after "<path>: expected <what>, got a list|a scalar" at v. */
+int conf_is_map(struct cparse *p, const struct ynode *v, const char *what);
 /* An HTTP token (RFC 9110 tchar+). */
 int conf_is_token(const char *s);
 /* Holds a control character (< 0x20 or DEL). */

@@ -494,12 +494,8 @@ cf_claims_to_headers(struct cparse *p, const struct ckey *k, const struct ynode 
 	size_t i, j, old;
 
 	(void)k;
-	if (v->type != YN_MAP) {
-		if (!conf_is_null(v))
-			conf_err(p->ctx, v, "%s: expected a mapping of claim names to header names, "
-			    "got %s", p->path, v->type == YN_SEQ ? "a list" : "a scalar");
+	if (!conf_is_map(p, v, "a mapping of claim names to header names"))
 		return;
-	}
 	for (i = 0; i < v->n; i++) {
 		key = v->pairs[i].key;
 		val = v->pairs[i].val;

@@ -442,12 +442,8 @@ cf_rate_limits(struct cparse *p, const struct ckey *k, const struct ynode *v, vo
 	size_t i, old;
 
 	(void)field;
-	if (v->type != YN_MAP) {
-		if (!conf_is_null(v))
-			conf_err(p->ctx, v, "%s: expected a mapping of policy names to policies, "
-			    "got %s", p->path, v->type == YN_SEQ ? "a list" : "a scalar");
+	if (!conf_is_map(p, v, "a mapping of policy names to policies"))
 		return;
-	}
 	if ((arr = conf_items_alloc(p, v, v->n, sizeof(*arr))) == NULL)
 		return;
 	rs->rate_limits.v = arr;
