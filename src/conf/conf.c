@@ -408,6 +408,13 @@ conf_string_text(struct cparse *p, const struct ynode *v)
 	return s;
 }
 
+/* "<path>: <why>, got '<text>'" at `at`: a value (or list item) its parser refused. */
+static void
+value_err(struct cparse *p, const struct ynode *at, const char *why, const char *s)
+{
+	conf_err(p->ctx, at, "%s: %s, got '%s'", p->path, why, conf_quote(p, s));
+}
+
 int
 conf_bool_value(struct cparse *p, const struct ynode *v, int *out)
 {
@@ -416,7 +423,24 @@ conf_bool_value(struct cparse *p, const struct ynode *v, int *out)
 	if ((s = conf_scalar_text(p, v, "true or false")) == NULL)
 		return -1;
 	if (units_bool(s, out, &err) < 0) {
-		conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+		value_err(p, v, err, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* The scalar v (`what`: "a duration", "a size") through a units_* parser into *x, its text
+ * in *s for later messages: 0, or -1 after the error at v. */
+static int
+units_value(struct cparse *p, const struct ynode *v, const char *what,
+    int (*parse)(const char *s, int64_t *out, const char **err), int64_t *x, const char **s)
+{
+	const char *err;
+
+	if ((*s = conf_scalar_text(p, v, what)) == NULL)
+		return -1;
+	if (parse(*s, x, &err) < 0) {
+		value_err(p, v, err, *s);
 		return -1;
 	}
 	return 0;
@@ -789,11 +813,7 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 		*(char **)field = conf_strdup(p, v, s);
 		return;
 	case KT_BOOL:
-		if ((s = conf_scalar_text(p, v, "true or false")) == NULL)
-			return;
-		if (units_bool(s, &b, &err) < 0)
-			conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
-		else
+		if (conf_bool_value(p, v, &b) == 0)
 			*(int *)field = b;
 		return;
 	case KT_INT:
@@ -801,8 +821,7 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 			return;
 		if (units_int(s, INT64_MIN, INT64_MAX, &x, &err) < 0) {
 			if (strcmp(err, "integer out of range") != 0) {
-				conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p,
-				    s));
+				value_err(p, v, err, s);
 				return;
 			}
 			x = s[0] == '-' ? INT64_MIN : INT64_MAX;  /* too long: say the bounds */
@@ -810,12 +829,8 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 		break;
 	case KT_DUR:
 	case KT_DUR_S:
-		if ((s = conf_scalar_text(p, v, "a duration")) == NULL)
+		if (units_value(p, v, "a duration", units_duration_ms, &x, &s) < 0)
 			return;
-		if (units_duration_ms(s, &x, &err) < 0) {
-			conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
-			return;
-		}
 		if (k->type == KT_DUR_S) {
 			if (x % 1000 != 0) {
 				conf_err(p->ctx, v, "%s: must be a whole number of seconds, got '%s'",
@@ -826,12 +841,8 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 		}
 		break;
 	case KT_SIZE:
-		if ((s = conf_scalar_text(p, v, "a size")) == NULL)
+		if (units_value(p, v, "a size", units_size, &x, &s) < 0)
 			return;
-		if (units_size(s, &x, &err) < 0) {
-			conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
-			return;
-		}
 		break;
 	default:
 		return;
@@ -1144,7 +1155,7 @@ conf_scalar_items(struct cparse *p, const struct ynode *v, const char *expect, s
 			if (item(s, a + *n * size, &err) == 0)
 				(*n)++;
 			else
-				conf_err(p->ctx, it, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+				value_err(p, it, err, s);
 		}
 		conf_path_pop(p, old);
 	}
@@ -1305,7 +1316,7 @@ parse_addr(struct cparse *p, const struct ckey *k, const struct ynode *it, const
 			remember_listener(p, out, it, k->name);
 		return 0;
 	}
-	conf_err(p->ctx, it, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+	value_err(p, it, err, s);
 	return -1;
 }
 
