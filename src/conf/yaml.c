@@ -13,14 +13,11 @@
  * It never prints: every message goes through the caller's yaml_err_fn.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* libyaml's header has the same name as ours: src/ is on the quote path only (-iquote), so
  * <yaml.h> is libyaml's and "yaml.h" is ours. */
