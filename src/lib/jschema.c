@@ -354,6 +354,16 @@ cpush_idx(struct cctx *cc, size_t i)
 static struct js_node *compile_node(struct cctx *cc, const json_t *j);
 
 /* A keyword's value that must be a non-negative integer. */
+/* Whether keyword kw's value passed its JSON type test `ok`; if not, after "\"kw\" must
+ * be <what>". */
+static int
+c_is(struct cctx *cc, const char *kw, int ok, const char *what)
+{
+	if (!ok)
+		cerr(cc, kw, "\"%s\" must be %s", kw, what);
+	return ok;
+}
+
 /* Zeroed arena room for n (at least one: an empty value still gets a pointer) elements of
  * `size` bytes for keyword kw; NULL after "out of memory" at kw. */
 static void *
@@ -524,10 +534,8 @@ c_properties(struct cctx *cc, struct js_node *n, const json_t *v)
 	const json_t *sv;
 	size_t i = 0;
 
-	if (!json_is_object(v)) {
-		cerr(cc, "properties", "\"properties\" must be an object of schemas");
+	if (!c_is(cc, "properties", json_is_object(v), "an object of schemas"))
 		return -1;
-	}
 	n->nprops = json_object_size(v);
 	if ((n->props = c_alloc(cc, "properties", n->nprops, sizeof(*n->props))) == NULL)
 		return -1;
@@ -554,10 +562,8 @@ c_pattern_properties(struct cctx *cc, struct js_node *n, const json_t *v)
 	const struct regex *re;
 	size_t i = 0;
 
-	if (!json_is_object(v)) {
-		cerr(cc, "patternProperties", "\"patternProperties\" must be an object of schemas");
+	if (!c_is(cc, "patternProperties", json_is_object(v), "an object of schemas"))
 		return -1;
-	}
 	n->npprops = json_object_size(v);
 	n->pprops = c_alloc(cc, "patternProperties", n->npprops, sizeof(*n->pprops));
 	if (n->pprops == NULL)
@@ -612,10 +618,8 @@ c_ref(struct cctx *cc, struct js_node *n, const json_t *v)
 {
 	const char *r;
 
-	if (!json_is_string(v)) {
-		cerr(cc, "$ref", "\"$ref\" must be a string");
+	if (!c_is(cc, "$ref", json_is_string(v), "a string"))
 		return -1;
-	}
 	r = json_string_value(v);
 	if (strcmp(r, "#") != 0 && (strncmp(r, "#/$defs/", 8) != 0 || r[8] == '\0' ||
 	    strchr(r + 8, '/') != NULL || strchr(r, '%') != NULL ||
@@ -669,10 +673,8 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 		return 0;
 	}
 	if (strcmp(k, "enum") == 0) {
-		if (!json_is_array(v)) {
-			cerr(cc, k, "\"enum\" must be an array");
+		if (!c_is(cc, k, json_is_array(v), "an array"))
 			return -1;
-		}
 		n->enm = v;
 		n->has |= H_ENUM;
 		return 0;
@@ -695,27 +697,21 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 		return 0;
 	}
 	if (strcmp(k, "uniqueItems") == 0) {
-		if (!json_is_boolean(v)) {
-			cerr(cc, k, "\"uniqueItems\" must be a boolean");
+		if (!c_is(cc, k, json_is_boolean(v), "a boolean"))
 			return -1;
-		}
 		if (json_is_true(v))
 			n->has |= H_UNIQUE;
 		return 0;
 	}
 	if (strcmp(k, "pattern") == 0) {
-		if (!json_is_string(v)) {
-			cerr(cc, k, "\"pattern\" must be a string");
+		if (!c_is(cc, k, json_is_string(v), "a string"))
 			return -1;
-		}
 		n->pattern = c_pattern(cc, k, json_string_value(v), json_string_length(v));
 		return n->pattern ? 0 : -1;
 	}
 	if (strcmp(k, "format") == 0) {
-		if (!json_is_string(v)) {
-			cerr(cc, k, "\"format\" must be a string");
+		if (!c_is(cc, k, json_is_string(v), "a string"))
 			return -1;
-		}
 		n->format = jsformat_lookup(json_string_value(v));
 		if (n->format == JSFORMAT_NONE) {
 			cerr(cc, k, "unsupported format \"%.64s\" (supported: " JSFORMAT_NAMES ")",
@@ -757,10 +753,8 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 	if (strcmp(k, "$defs") == 0) {
 		const char *dk;
 		const json_t *dv;
-		if (!json_is_object(v)) {
-			cerr(cc, k, "\"$defs\" must be an object of schemas");
+		if (!c_is(cc, k, json_is_object(v), "an object of schemas"))
 			return -1;
-		}
 		if (cpush_key(cc, k) < 0)
 			return -1;
 		json_object_foreach((json_t *)(uintptr_t)v, dk, dv)
@@ -1075,15 +1069,12 @@ sc_value(struct scan *t)
 	if (t->i >= t->n)
 		return;
 	c = t->s[t->i];
-	if (c == '"') {
-		sc_string(t);
-		return;
-	}
-	if (c != '{' && c != '[') {
+	if (c != '"' && c != '{' && c != '[') {
 		while (t->i < t->n && (c = t->s[t->i]) != 0 && strchr(",]} \t\r\n", c) == NULL)
 			t->i++;
 		return;
 	}
+	/* a string, an object or an array: a string alone leaves depth at 0, ending the loop */
 	do {
 		if (t->i >= t->n)
 			return;
