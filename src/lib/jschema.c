@@ -1404,6 +1404,44 @@ vfail(struct vctx *v, const char *member, size_t mlen, const char *rule, const c
 	result_set(v->res, rule, text);
 }
 
+/* The count bounds, each a min/max pair counted in one unit: how their messages read. */
+struct count_rule {
+	uint32_t    hmin, hmax;
+	const char *kmin, *kmax;
+	const char *verb, *one, *many, *tail;
+};
+static const struct count_rule cr_len = { H_MINLEN, H_MAXLEN, "minLength", "maxLength",
+	"be", "character", "characters", " long" };
+static const struct count_rule cr_items = { H_MINITEMS, H_MAXITEMS, "minItems", "maxItems",
+	"have", "item", "items", "" };
+static const struct count_rule cr_props = { H_MINPROPS, H_MAXPROPS, "minProperties",
+	"maxProperties", "have", "property", "properties", "" };
+
+/* Whether `got` falls outside the node's bounds of rule r (min first, each only when the
+ * schema gives it): 1 after the failure ("must have at least 2 items"), else 0. */
+static int
+count_fails(struct vctx *v, const struct js_node *n, const struct count_rule *r, uint64_t min,
+    uint64_t max, uint64_t got)
+{
+	const char *kw, *side;
+	uint64_t b;
+
+	if ((n->has & r->hmin) && got < min) {
+		kw = r->kmin;
+		side = "least";
+		b = min;
+	} else if ((n->has & r->hmax) && got > max) {
+		kw = r->kmax;
+		side = "most";
+		b = max;
+	} else {
+		return 0;
+	}
+	vfail(v, NULL, 0, kw, "must %s at %s %llu %s%s", r->verb, side, (unsigned long long)b,
+	    b == 1 ? r->one : r->many, r->tail);
+	return 1;
+}
+
 static int
 push_key(struct vctx *v, const char *k, size_t kl, uint32_t ord)
 {
@@ -1816,12 +1854,10 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 			if (!charge(v, sl / 64))
 				goto out;
 			cps = utf8_count(s, sl);
-			if ((n->has & H_MINLEN) && cps < n->min_len)
-				FAIL("minLength", "must be at least %llu character%s long",
-				    (unsigned long long)n->min_len, n->min_len == 1 ? "" : "s");
-			if ((n->has & H_MAXLEN) && cps > n->max_len)
-				FAIL("maxLength", "must be at most %llu character%s long",
-				    (unsigned long long)n->max_len, n->max_len == 1 ? "" : "s");
+			if (count_fails(v, n, &cr_len, n->min_len, n->max_len, cps)) {
+				ok = 0;
+				goto out;
+			}
 		}
 		if (n->pattern) {
 			r = pattern_run(v, n->pattern, s, sl);
@@ -1838,12 +1874,10 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 		}
 	} else if (t == T_ARR) {
 		sz = json_array_size(x);
-		if ((n->has & H_MINITEMS) && sz < n->min_items)
-			FAIL("minItems", "must have at least %llu item%s",
-			    (unsigned long long)n->min_items, n->min_items == 1 ? "" : "s");
-		if ((n->has & H_MAXITEMS) && sz > n->max_items)
-			FAIL("maxItems", "must have at most %llu item%s",
-			    (unsigned long long)n->max_items, n->max_items == 1 ? "" : "s");
+		if (count_fails(v, n, &cr_items, n->min_items, n->max_items, sz)) {
+			ok = 0;
+			goto out;
+		}
 		if (n->has & H_UNIQUE) {
 			r = has_dup(v, x);
 			if (v->over)
@@ -1853,12 +1887,10 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 		}
 	} else if (t == T_OBJ) {
 		sz = json_object_size(x);
-		if ((n->has & H_MINPROPS) && sz < n->min_props)
-			FAIL("minProperties", "must have at least %llu propert%s",
-			    (unsigned long long)n->min_props, n->min_props == 1 ? "y" : "ies");
-		if ((n->has & H_MAXPROPS) && sz > n->max_props)
-			FAIL("maxProperties", "must have at most %llu propert%s",
-			    (unsigned long long)n->max_props, n->max_props == 1 ? "y" : "ies");
+		if (count_fails(v, n, &cr_props, n->min_props, n->max_props, sz)) {
+			ok = 0;
+			goto out;
+		}
 		for (i = 0; i < n->nreq; i++) {
 			if (!charge(v, 1))
 				goto fail_quiet;
