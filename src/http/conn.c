@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 
 #include "core/log.h"
+#include "http/h2.h"
 #include "http/req.h"
 #include "net/proxyproto.h"
 #include "net/tls.h"
@@ -62,6 +63,8 @@ conn_free(struct conn *c)
 		req_abort(c->req);
 		c->req = NULL;
 	}
+	if (c->h2)
+		h2_free(c->h2);
 	if (c->timer)
 		event_free(c->timer);
 	if (c->pp_ev)
@@ -90,6 +93,8 @@ conn_close(struct conn *c)
 	evtimer_del(c->timer);
 	if (c->pp_ev)
 		event_del(c->pp_ev);
+	if (c->h2)
+		h2_closing(c->h2);
 	if (r && r->up) {
 		/* stop the upstream from calling into a request that is going away */
 		struct upconn *u = r->up;
@@ -368,6 +373,7 @@ conn_eof(struct conn *c)
 	case CS_LINGER:
 	case CS_TUNNEL:
 	case CS_PROXY:
+	case CS_H2:
 		conn_close(c);
 		break;
 	case CS_CLOSING:
@@ -537,7 +543,10 @@ conn_body_resume(struct conn *c)
 void
 conn_flush(struct conn *c)
 {
-	sock_flush(&c->s);
+	if (c->h2)
+		h2_flush(c->h2);
+	else
+		sock_flush(&c->s);
 }
 
 static void
@@ -599,7 +608,12 @@ conn_drain(struct conn *c)
 {
 	/* Idle keep-alive connections and finished ones lingering for the client's last bytes
 	 * go now; the others close after their current request (conn_req_done checks
-	 * w->draining), or when shutdown_timeout cuts them. */
+	 * w->draining), or when shutdown_timeout cuts them. HTTP/2: GOAWAY, and the streams
+	 * open finish. */
+	if (c->h2) {
+		h2_drain(c->h2);
+		return;
+	}
 	if ((c->st == CS_IDLE && evbuffer_get_length(c->s.in) == 0) || c->st == CS_LINGER ||
 	    c->st == CS_TUNNEL || c->st == CS_PROXY ||
 	    (c->st == CS_CLOSING && evbuffer_get_length(c->s.out) == 0))
@@ -610,6 +624,17 @@ int
 conn_is_dead(const struct conn *c)
 {
 	return c->dead;
+}
+
+/* ---- HTTP/2 takeover --------------------------------------------------------------- */
+
+void
+conn_h2_begin(struct conn *c, sock_cb cb, void *arg)
+{
+	c->st = CS_H2;
+	evtimer_del(c->timer);
+	c->s.cb = cb;
+	c->s.arg = arg;
 }
 
 /* ---- tunnel takeover -------------------------------------------------------------- */
@@ -675,6 +700,14 @@ conn_sock_cb(struct sock *s, int ev, void *arg)
 	}
 	if (ev & SOCK_EV_READ) {
 		c->got_bytes = 1;
+		if (c->st == CS_IDLE && c->nreq == 0 && c->h2 == NULL && h2_negotiated(c)) {
+			/* ALPN chose h2: its preface is what arrived */
+			if (h2_begin(c) < 0) {
+				log_warn("cannot start HTTP/2: out of memory");
+				conn_close(c);
+			}
+			goto out;
+		}
 		if (c->st == CS_LINGER) {
 			evbuffer_drain(c->s.in, evbuffer_get_length(c->s.in));
 		} else {
@@ -744,6 +777,7 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	case CS_CLOSING:
 	case CS_LINGER:
 	case CS_TUNNEL:            /* idle tunnel */
+	case CS_H2:                /* not armed: h2.c has its own timer */
 		conn_close(c);
 		break;
 	case CS_PROXY:
