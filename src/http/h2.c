@@ -92,6 +92,7 @@ struct h2conn {
 	unsigned          blocked : 1;     /* the sock's output is full */
 	unsigned          freeing : 1;
 	unsigned          kicked : 1;
+	unsigned          fatal : 1;       /* nghttp2 gave up: only the output leaves, then close */
 };
 
 static const struct req_tx h2_tx;
@@ -878,6 +879,10 @@ h2_flush(struct h2conn *h)
 
 	if (c->dead)
 		return;
+	if (h->fatal) {
+		sock_flush(&c->s);
+		return;
+	}
 	if (h->busy) {
 		h->want_send = 1;
 		return;
@@ -909,7 +914,7 @@ h2_kick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	h->kicked = 0;
-	if (h->c->dead)
+	if (h->c->dead || h->fatal)
 		return;
 	for (s = TAILQ_FIRST(&h->streams); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, link);
@@ -955,6 +960,57 @@ h2_kick(struct h2conn *h)
 	}
 }
 
+/* nghttp2 gave up on the session (a bad preface, a flood it detects itself, too many
+ * CONTINUATION frames): it cannot be used to send any more, so the GOAWAY is written here,
+ * after whatever was framed already, and the connection closes once it has left. */
+static void
+h2_fatal(struct h2conn *h, int rv)
+{
+	struct conn *c = h->c;
+	uint8_t g[17] = { 0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0 };
+	uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(h->ss);
+	uint32_t code = NGHTTP2_PROTOCOL_ERROR;
+	enum h2_refusal why = H2R_PROTOCOL;
+	struct h2s *s;
+
+	if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+		code = NGHTTP2_ENHANCE_YOUR_CALM;
+		why = H2R_HEADER_BLOCK;
+	} else if (rv == NGHTTP2_ERR_FLOODED) {
+		code = NGHTTP2_ENHANCE_YOUR_CALM;
+		why = H2R_FLOOD;
+	}
+	if (!h->counted) {
+		h->counted = 1;
+		refusal(h, why);
+		if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+			log_debug("HTTP/2: connection from %s closed: %s", c->ip, nghttp2_strerror(rv));
+		else
+			log_warn("HTTP/2: GOAWAY to %s: %s", c->ip, nghttp2_strerror(rv));
+	}
+	h->goaway = 1;
+	g[9] = (uint8_t)(last >> 24);
+	g[10] = (uint8_t)(last >> 16);
+	g[11] = (uint8_t)(last >> 8);
+	g[12] = (uint8_t)last;
+	g[13] = (uint8_t)(code >> 24);
+	g[14] = (uint8_t)(code >> 16);
+	g[15] = (uint8_t)(code >> 8);
+	g[16] = (uint8_t)code;
+	evbuffer_drain(c->s.in, evbuffer_get_length(c->s.in));
+	if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+		evbuffer_add(c->s.out, g, sizeof(g));
+	h->fatal = 1;
+	TAILQ_FOREACH(s, &h->streams, link)
+		s->closed = 1;           /* the transport hooks do nothing more on them */
+	sock_read_stop(&c->s);
+	sock_flush(&c->s);
+	if (evbuffer_get_length(c->s.out) == 0)
+		conn_close(c);
+	else
+		sock_notify_drained(&c->s, 0);
+}
+
 static void
 h2_input(struct h2conn *h)
 {
@@ -970,10 +1026,8 @@ h2_input(struct h2conn *h)
 		n = v.iov_len < H2_SLICE ? v.iov_len : H2_SLICE;
 		rv = nghttp2_session_mem_recv(h->ss, v.iov_base, n);
 		if (rv < 0) {
-			log_debug("HTTP/2: connection from %s closed: %s", c->ip, nghttp2_strerror((int)rv));
-			refusal(h, H2R_PROTOCOL);
 			h->busy--;
-			conn_close(c);
+			h2_fatal(h, (int)rv);
 			return;
 		}
 		evbuffer_drain(c->s.in, (size_t)rv);
@@ -1008,11 +1062,16 @@ h2_sock_cb(struct sock *sk, int ev, void *arg)
 	}
 	if (ev & SOCK_EV_DRAINED) {
 		h->blocked = 0;
+		if (h->fatal) {
+			if (evbuffer_get_length(c->s.out) == 0)
+				conn_close(c);
+			return;
+		}
 		h2_flush(h);
 		if (c->dead)
 			return;
 	}
-	if (ev & SOCK_EV_READ)
+	if ((ev & SOCK_EV_READ) && !h->fatal)
 		h2_input(h);
 	if (!c->dead && (ev & SOCK_EV_EOF))
 		conn_close(c);       /* an HTTP/2 client that stops sending is gone */
@@ -1049,7 +1108,7 @@ h2_timer(struct h2conn *h)
 	int64_t now = now_ms();
 	struct h2s *s;
 
-	if (h->c->dead)
+	if (h->c->dead || h->fatal)
 		return;
 	if (h->nstreams == 0) {
 		if (now - h->last_ms >= cf->client.idle_timeout_ms) {
@@ -1188,7 +1247,7 @@ fail:
 void
 h2_drain(struct h2conn *h)
 {
-	if (h->c->dead || h->goaway)
+	if (h->c->dead || h->goaway || h->fatal)
 		return;
 	h->goaway = 1;
 	nghttp2_submit_goaway(h->ss, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->ss),
