@@ -742,8 +742,9 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 			timer_set(c, c->w->conf->client.idle_timeout_ms - IDLE_TRIM_MS);
 			break;
 		}
-		if (c->nreq == 0 && c->s.ssl && SSL_is_init_finished(c->s.ssl)) {
-			/* A TLS client that sent nothing in header_timeout gets the 408 too. */
+		if (c->nreq == 0 && c->s.ssl && SSL_is_init_finished(c->s.ssl) && !h2_negotiated(c)) {
+			/* A TLS client that sent nothing in header_timeout gets the 408 too (not one
+			 * that chose h2: an HTTP/1.1 answer would be garbage to it; it is closed). */
 			c->st = CS_HEAD;
 			c->hp.err = HTTP_E_BAD;
 			c->req = req_new(c);

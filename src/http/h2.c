@@ -37,6 +37,7 @@
 #define H2_BLOCK_FRAMES  32             /* HEADERS + CONTINUATION frames in one header block */
 #define H2_TICK_MS       1000           /* stream timeouts are checked this often */
 #define H2_SLICE         (16 * 1024)    /* input handed to nghttp2 per call */
+#define H2_TRIM_MS       1000           /* idle this long: the TLS record buffers go back */
 
 const char *const h2_refusal_name[H2R_COUNT] = {
 	"malformed", "head", "rapid_reset", "flood", "header_block", "timeout",
@@ -93,10 +94,13 @@ struct h2conn {
 	unsigned          freeing : 1;
 	unsigned          kicked : 1;
 	unsigned          fatal : 1;       /* nghttp2 gave up: only the output leaves, then close */
+	unsigned          ticking : 1;     /* the timer is on its one-second tick */
+	unsigned          trimmed : 1;     /* TLS record buffers given back in this idle period */
 };
 
 static const struct req_tx h2_tx;
 static void h2_kick(struct h2conn *h);
+static void timer_arm(struct h2conn *h);
 
 static struct worker *
 W(const struct h2conn *h)
@@ -601,6 +605,7 @@ cb_begin_frame(nghttp2_session *ss, const nghttp2_frame_hd *hd, void *ud)
 
 	(void)ss;
 	h->last_ms = now_ms();
+	h->trimmed = 0;
 	if (hd->type == NGHTTP2_HEADERS) {
 		h->block_bytes = hd->length;
 		h->block_frames = 1;
@@ -650,6 +655,8 @@ cb_begin_headers(nghttp2_session *ss, const nghttp2_frame *f, void *ud)
 	TAILQ_INSERT_TAIL(&h->streams, s, link);
 	h->nstreams++;
 	nghttp2_session_set_stream_user_data(ss, s->id, s);
+	if (!h->ticking)
+		timer_arm(h);            /* from the idle wait to the stream tick */
 	return 0;
 }
 
@@ -935,8 +942,16 @@ h2_kick_cb(evutil_socket_t fd, short what, void *arg)
 				if (s->r == r)
 					stream_feed(s);
 				if (s->r == r && req_finished(r)) {
+					size_t left = evbuffer_get_length(s->in);
 					s->r = NULL;
 					req_free(r);
+					if (left > 0) {     /* a body nobody will read */
+						evbuffer_drain(s->in, left);
+						if (!s->closed)
+							nghttp2_session_consume(h->ss, s->id, left);
+						else
+							nghttp2_session_consume_connection(h->ss, left);
+					}
 					if (!s->closed && s->sent_end && !s->in_end)
 						nghttp2_submit_rst_stream(h->ss, NGHTTP2_FLAG_NONE, s->id,
 						    NGHTTP2_NO_ERROR);
@@ -1077,12 +1092,23 @@ h2_sock_cb(struct sock *sk, int ev, void *arg)
 		conn_close(c);       /* an HTTP/2 client that stops sending is gone */
 }
 
+/* With streams open the timer ticks every second (their timeouts); without, it waits for
+ * the rest of idle_timeout, so an idle connection costs no wake-ups. */
 static void
 timer_arm(struct h2conn *h)
 {
 	struct timeval tmp;
-	int64_t ms = h->nstreams ? H2_TICK_MS : h->c->conf->client.idle_timeout_ms;
+	int64_t ms = H2_TICK_MS;
 
+	h->ticking = h->nstreams > 0;
+	if (!h->ticking) {
+		int64_t idle = W(h)->conf->client.idle_timeout_ms;
+		if (!h->trimmed && idle > H2_TRIM_MS)
+			idle = H2_TRIM_MS;
+		ms = idle - (now_ms() - h->last_ms);
+		if (ms < 1)
+			ms = 1;
+	}
 	evtimer_add(h->timer, worker_timeout(W(h), ms, &tmp));
 }
 
@@ -1111,6 +1137,14 @@ h2_timer(struct h2conn *h)
 	if (h->c->dead || h->fatal)
 		return;
 	if (h->nstreams == 0) {
+		/* as conn.c does for an idle HTTP/1.1 connection: ~34 KiB of TLS record buffers
+		 * back after a second (OpenSSL refuses while it holds unread bytes) */
+		if (!h->trimmed && now - h->last_ms >= H2_TRIM_MS &&
+		    evbuffer_get_length(h->c->s.out) == 0) {
+			h->trimmed = 1;
+			if (h->c->s.ssl)
+				SSL_free_buffers(h->c->s.ssl);
+		}
 		if (now - h->last_ms >= cf->client.idle_timeout_ms) {
 			/* idle: a polite GOAWAY, then the close */
 			if (!h->goaway) {
