@@ -339,7 +339,7 @@ describe('h2: policies per stream', () => {
     assert.deepEqual(JSON.parse(r.text), { error: MESSAGES[500], requestId: hget(r.headers, 'x-request-id') });
   });
 
-  it('404-free edge answers: TRACE 405 with Allow; unknown method 400', T, async () => {
+  it('TRACE: 405 with Allow, as over HTTP/1.1', T, async () => {
     const r = await h2req(s, { method: 'TRACE', path: '/x' });
     assert.equal(r.status, 405);
     assert.match(hget(r.headers, 'allow'), /GET/);
@@ -679,5 +679,49 @@ describe('h2: SIGTERM', () => {
     assert.equal(r.status, 200);
     assert.equal(JSON.parse(r.text).url, '/slow/800');
     assert.equal(await v.waitExit(), 0);
+  });
+});
+
+// ---- other clients and paths --------------------------------------------------------------
+
+describe('h2: curl, 100-continue, a client that cancels', () => {
+  afterEach(cleanupAll);
+
+  it('curl --http2 gets HTTP/2 and the same answer', T, async () => {
+    const up = await policyUpstream();
+    const v = await startVisor(policyConf(up));
+    const { stdout } = await promisify(execFile)('curl', ['-sk', '--http2', '-o', '/dev/null', '-w', '%{http_version} %{http_code}',
+      '--resolve', `localhost:${v.ports.https}:127.0.0.1`, `https://localhost:${v.ports.https}/c`]);
+    assert.equal(stdout, '2 200');
+  });
+
+  it('Expect: 100-continue gets a 100 over the stream, then the answer', T, async () => {
+    const up = await policyUpstream();
+    const v = await startVisor(policyConf(up));
+    const s = h2session(v.ports.https);
+    const r = await new Promise((resolve, reject) => {
+      const st = s.request({ ':method': 'POST', ':path': '/e', 'content-type': 'application/json', expect: '100-continue' }, { endStream: false });
+      let cont = false;
+      const chunks = [];
+      st.on('continue', () => { cont = true; st.end('{"a":1}'); });
+      st.on('response', (h) => { st.on('data', (d) => chunks.push(d)); st.on('end', () => resolve({ cont, status: h[':status'], text: Buffer.concat(chunks).toString() })); });
+      st.on('error', reject);
+    });
+    assert.equal(r.cont, true);
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.text).bodyLength, 7);
+    assert.deepEqual(upHeader(JSON.parse(r.text), 'expect'), []);
+  });
+
+  it('a stream the client cancels while the upstream works: logged 499, the connection and the next stream go on', T, async () => {
+    const up = await policyUpstream();
+    const v = await startVisor(policyConf(up));
+    const s = h2session(v.ports.https);
+    const st = s.request({ ':path': '/slow/1000' });
+    st.on('error', () => {});
+    await until(() => up.requests.some((r) => r.url === '/slow/1000'), 5000 * SLOW);
+    st.close(http2.constants.NGHTTP2_CANCEL);
+    await until(() => v.accessLogs().some((j) => j.path === '/slow/1000' && j.status === 499), 5000 * SLOW, 'a 499 line');
+    assert.equal((await h2req(s, { path: '/next' })).status, 200);
   });
 });
