@@ -620,6 +620,13 @@ conn_drain(struct conn *c)
 		conn_close(c);
 }
 
+void
+conn_reload(struct conn *c)
+{
+	if (c->h2 && !c->dead)
+		h2_drain(c->h2);
+}
+
 int
 conn_is_dead(const struct conn *c)
 {

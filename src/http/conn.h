@@ -84,6 +84,9 @@ void conn_body_resume(struct conn *c);
 void conn_feed(struct conn *c);
 /* Worker is draining: close idle connections, mark others to close after their request. */
 void conn_drain(struct conn *c);
+/* A new generation (SIGHUP): an HTTP/2 connection gets a GOAWAY (its open streams finish) so
+ * its long-lived client moves to the new certificates and limits; HTTP/1.1 ones go on. */
+void conn_reload(struct conn *c);
 int  conn_is_dead(const struct conn *c);
 
 /* ---- HTTP/2 takes the connection over (h2.c) ---- */

@@ -448,6 +448,12 @@ describe('h2: downgrade refusals', () => {
     ['response pseudo-header in a request', [...BASE, [':status', '200']], 'rst'],
     ['missing :path', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost']], 'rst'],
     ['empty :path', [[':method', 'GET'], [':scheme', 'https'], [':path', ''], [':authority', 'localhost']], 'rst'],
+    ['space in :path', [[':method', 'GET'], [':scheme', 'https'], [':path', '/a b'], [':authority', 'localhost']], 'either'],
+    ['# in :path', [[':method', 'GET'], [':scheme', 'https'], [':path', '/a#b'], [':authority', 'localhost']], 'either'],
+    ['userinfo in :authority', [[':method', 'GET'], [':scheme', 'https'], [':path', '/'], [':authority', 'user@localhost']], 'either'],
+    ['lower-case method', [[':method', 'get'], [':scheme', 'https'], [':path', '/'], [':authority', 'localhost']], 'either'],
+    ['Content-Length not a number', [...BASE, ['content-length', 'abc']], 'rst'],
+    ['two Content-Length', [...BASE, ['content-length', '0'], ['content-length', '1']], 'rst'],
     [':path not starting with /', [[':method', 'GET'], [':scheme', 'https'], [':path', 'x/y'], [':authority', 'localhost']], 'either'],
     ['absolute-form :path', [[':method', 'GET'], [':scheme', 'https'], [':path', 'https://localhost/'], [':authority', 'localhost']], 'either'],
     [':authority and Host disagree', [...BASE, ['host', 'evil.example']], 400],
@@ -679,6 +685,23 @@ describe('h2: SIGTERM', () => {
     assert.equal(r.status, 200);
     assert.equal(JSON.parse(r.text).url, '/slow/800');
     assert.equal(await v.waitExit(), 0);
+  });
+
+  it('SIGHUP: GOAWAY, the stream in flight completes, a new connection gets the new generation', T, async () => {
+    const up = await policyUpstream();
+    const v = await startVisor(policyConf(up));
+    const s = h2session(v.ports.https);
+    let goaway = null;
+    s.on('goaway', (code) => { goaway = code; });
+    assert.equal((await h2req(s, { path: '/warm' })).status, 200);
+    const p = h2req(s, { path: '/slow/800' });
+    await until(() => up.requests.some((r) => r.url === '/slow/800'), 5000 * SLOW);
+    process.kill(v.pid, 'SIGHUP');
+    await until(() => goaway !== null, 5000 * SLOW, 'GOAWAY');
+    assert.equal(goaway, 0);
+    assert.equal((await p).status, 200);
+    await v.waitForLog((j) => j && /configuration reloaded/.test(j.msg || ''), 5000 * SLOW, { stream: 'stderr' });
+    assert.equal((await h2req(v.ports.https, { path: '/after' })).status, 200);
   });
 });
 
