@@ -16,7 +16,8 @@
  * Receive windows are opened (nghttp2_session_consume) only as the request takes the bytes:
  * a stream holds at most http2.window_size unread bytes, a connection at most
  * http2.connection_window. The answer goes out as the client's windows allow; an upstream
- * that is faster is paused at the same watermarks as for HTTP/1.1.
+ * that is faster is paused once its stream holds 64 KiB not yet framed (h2_tx.out_hwm), so
+ * a connection's answers hold at most max_concurrent_streams × 64 KiB.
  */
 #include "http/h2.h"
 
@@ -443,6 +444,8 @@ static const struct req_tx h2_tx = {
 	.body_resume = tx_body_resume,
 	.body_paused = tx_body_paused,
 	.feed = tx_feed,
+	/* 100 streams × 64 KiB: what one connection's answers may hold beyond the windows */
+	.out_hwm = 64 * 1024,
 };
 
 /* ---- a head becomes a request ------------------------------------------------------------ */

@@ -1330,10 +1330,10 @@ req_up_body(struct req *r, const char *p, size_t n)
 	if (r->tx) {
 		r->tx->body(r, p, n);
 		r->bytes_out += n;
-		if (r->tx->pending(r) > STREAM_HWM && r->up && !up_paused(r->up)) {
+		if (r->tx->pending(r) > r->tx->out_hwm && r->up && !up_paused(r->up)) {
 			r->tx->flush(r);
 			up_pause(r->up);
-			r->tx->notify_drained(r, STREAM_LWM);
+			r->tx->notify_drained(r, r->tx->out_hwm / 4);
 		}
 		return 0;
 	}

@@ -59,6 +59,8 @@ struct req_tx {
 	void   (*body_resume)(struct req *r);
 	int    (*body_paused)(const struct req *r);
 	void   (*feed)(struct req *r);                /* deliver what arrived; finish if done */
+	size_t   out_hwm;     /* pending answer bytes past which the upstream pauses (resumes
+	                       * at a quarter): per stream, so smaller than HTTP/1.1's */
 };
 
 struct req {
