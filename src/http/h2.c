@@ -882,8 +882,10 @@ h2_check_end(struct h2conn *h)
 		sock_notify_drained(&c->s, 0);
 }
 
-void
-h2_flush(struct h2conn *h)
+/* Frames everything queued and writes it: one TLS write for all that the streams produced
+ * since the last one. */
+static void
+h2_send(struct h2conn *h)
 {
 	struct conn *c = h->c;
 
@@ -913,7 +915,17 @@ h2_flush(struct h2conn *h)
 	h2_check_end(h);
 }
 
-/* Everything the callbacks only marked: aborts, drained answers, bodies, frees. */
+/* conn_flush and the transport's flush: the write happens from the kick event, after the
+ * callbacks of this loop turn (upstream answers for many streams, typically) have queued
+ * theirs, so they leave together — one write instead of one per stream. */
+void
+h2_flush(struct h2conn *h)
+{
+	h2_kick(h);
+}
+
+/* Everything the callbacks only marked: aborts, drained answers, bodies, frees; then the
+ * write. */
 static void
 h2_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -966,7 +978,7 @@ h2_kick_cb(evutil_socket_t fd, short what, void *arg)
 		if (h->c->dead)
 			return;
 	}
-	h2_flush(h);
+	h2_send(h);
 }
 
 static void
@@ -1062,7 +1074,7 @@ h2_input(struct h2conn *h)
 			stream_feed(s);
 	}
 	h2_kick(h);
-	h2_flush(h);
+	h2_send(h);
 }
 
 static void
@@ -1085,7 +1097,7 @@ h2_sock_cb(struct sock *sk, int ev, void *arg)
 				conn_close(c);
 			return;
 		}
-		h2_flush(h);
+		h2_send(h);
 		if (c->dead)
 			return;
 	}
@@ -1156,7 +1168,7 @@ h2_timer(struct h2conn *h)
 				    nghttp2_session_get_last_proc_stream_id(h->ss), NGHTTP2_NO_ERROR,
 				    NULL, 0);
 			}
-			h2_flush(h);
+			h2_send(h);
 			if (!h->c->dead)
 				conn_close(h->c);
 			return;
@@ -1289,7 +1301,7 @@ h2_drain(struct h2conn *h)
 	h->goaway = 1;
 	nghttp2_submit_goaway(h->ss, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->ss),
 	    NGHTTP2_NO_ERROR, NULL, 0);
-	h2_flush(h);
+	h2_send(h);
 }
 
 void
