@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
-  startVisor, startUpstream, https, tlsConnect, minimalYaml, cleanupAll, track, until, SLOW,
+  startVisor, startUpstream, startRawUpstream, deadPort, https, tlsConnect, minimalYaml, cleanupAll, track, until, SLOW,
   assertSecurityHeaders, MESSAGES, REQUEST_ID, delay,
 } from './lib/harness.mjs';
 import { hs256 } from './lib/rl-helpers.mjs';
@@ -746,5 +746,35 @@ describe('h2: curl, 100-continue, a client that cancels', () => {
     st.close(http2.constants.NGHTTP2_CANCEL);
     await until(() => v.accessLogs().some((j) => j.path === '/slow/1000' && j.status === 499), 5000 * SLOW, 'a 499 line');
     assert.equal((await h2req(s, { path: '/next' })).status, 200);
+  });
+});
+
+// ---- upstream faults ---------------------------------------------------------------------
+
+describe('h2: upstream faults', () => {
+  afterEach(cleanupAll);
+
+  it('an upstream that closes mid-body: the stream is reset, the next stream on the connection works', T, async () => {
+    const up = await startRawUpstream(async (sock, ctx) => {
+      const head = await ctx.head();
+      if (/^GET \/cut /.test(head)) sock.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc');
+      else sock.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+    });
+    const v = await startVisor(minimalYaml({ upstream: up.addr }));
+    const s = h2session(v.ports.https);
+    const r = await h2req(s, { path: '/cut' });
+    assert.equal(r.status, 200, 'the head had left');
+    assert.equal(r.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
+    assert.ok(r.body.length < 100);
+    const n = await h2req(s, { path: '/next' });
+    assert.equal(n.status, 200);
+    assert.equal(n.text, 'ok');
+  });
+
+  it('no upstream: 502 with the generic body on the stream', T, async () => {
+    const v = await startVisor(minimalYaml({ upstream: `127.0.0.1:${await deadPort()}` }));
+    const r = await h2req(v.ports.https, { path: '/x' });
+    assert.equal(r.status, 502);
+    assert.deepEqual(JSON.parse(r.text), { error: MESSAGES[502], requestId: hget(r.headers, 'x-request-id') });
   });
 });
