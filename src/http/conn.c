@@ -161,6 +161,7 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 		if (ssl == NULL)
 			goto fail;
 	}
+	c->plain_h2 = l->kind == LK_HTTPS && l->plain == 2;
 	c->https_port = cf->listen.redirect_port ? (int)cf->listen.redirect_port :
 	    cf->listen.https.n ?
 	    ntohs(((const struct sockaddr_in *)&cf->listen.https.v[0].ss)->sin_port) : 443;
@@ -707,7 +708,8 @@ conn_sock_cb(struct sock *s, int ev, void *arg)
 	}
 	if (ev & SOCK_EV_READ) {
 		c->got_bytes = 1;
-		if (c->st == CS_IDLE && c->nreq == 0 && c->h2 == NULL && h2_negotiated(c)) {
+		if (c->st == CS_IDLE && c->nreq == 0 && c->h2 == NULL &&
+		    (h2_negotiated(c) || c->plain_h2)) {
 			/* ALPN chose h2: its preface is what arrived */
 			if (h2_begin(c) < 0) {
 				log_warn("cannot start HTTP/2: out of memory");

@@ -66,6 +66,7 @@ struct conn {
 	                                      * conn_feed returns at once, that frame feeds last */
 	unsigned            body_paused : 1; /* reading stopped for upstream backpressure */
 	unsigned            idle_trimmed : 1;/* TLS buffers freed in this idle period */
+	unsigned            plain_h2 : 1;    /* a `plain: 2` listener's (fuzz_h2): h2 without TLS */
 };
 
 /* Accept path: takes ownership of fd. */
