@@ -255,17 +255,42 @@ out_more(struct h2s *s)
 	}
 }
 
-/* Names HTTP/2 forbids (RFC 9113 §8.2.2); the upstream's hop-by-hop headers are gone
- * already, this keeps a filter's header from breaking the stream. */
+/* Names HTTP/2 forbids (RFC 9113 §8.2.2), and Content-Length (visor writes its own): the
+ * upstream's hop-by-hop headers are gone already, this keeps a filter's header from breaking
+ * the stream. By length first: it runs for every header of every answer. */
 static int
-h2_forbidden(const char *n, size_t nl)
+h2_skip(const char *n, size_t nl)
 {
-	return ascii_casecmp_n(n, nl, "connection", 10) == 0 ||
-	    ascii_casecmp_n(n, nl, "keep-alive", 10) == 0 ||
-	    ascii_casecmp_n(n, nl, "proxy-connection", 16) == 0 ||
-	    ascii_casecmp_n(n, nl, "transfer-encoding", 17) == 0 ||
-	    ascii_casecmp_n(n, nl, "upgrade", 7) == 0 ||
-	    ascii_casecmp_n(n, nl, "te", 2) == 0;
+	switch (nl) {
+	case 2:
+		return ascii_casecmp_n(n, nl, "te", 2) == 0;
+	case 7:
+		return ascii_casecmp_n(n, nl, "upgrade", 7) == 0;
+	case 10:
+		return ascii_casecmp_n(n, nl, "connection", 10) == 0 ||
+		    ascii_casecmp_n(n, nl, "keep-alive", 10) == 0;
+	case 14:
+		return ascii_casecmp_n(n, nl, "content-length", 14) == 0;
+	case 16:
+		return ascii_casecmp_n(n, nl, "proxy-connection", 16) == 0;
+	case 17:
+		return ascii_casecmp_n(n, nl, "transfer-encoding", 17) == 0;
+	default:
+		return 0;
+	}
+}
+
+/* Values that differ on every answer: kept out of the HPACK dynamic table (4 KiB), where
+ * each would evict the headers every answer repeats (helmet's, CSP above all), which would
+ * then be Huffman-coded again for each answer (callgrind: half of nghttp2_session_send). */
+static int
+h2_unique(const char *ln, size_t nl)
+{
+	return (nl == 12 && memcmp(ln, "x-request-id", 12) == 0) ||
+	    (nl == 4 && memcmp(ln, "date", 4) == 0) ||
+	    (nl == 4 && memcmp(ln, "etag", 4) == 0) ||
+	    (nl == 10 && memcmp(ln, "set-cookie", 10) == 0) ||
+	    (nl == 13 && memcmp(ln, "last-modified", 13) == 0);
 }
 
 static void
@@ -274,18 +299,22 @@ tx_head(struct req *r, int has_len, uint64_t len, int nobody)
 	struct h2s *s = r->tx_arg;
 	nghttp2_data_provider prd;
 	nghttp2_nv *nv;
-	char *st, *cl = NULL;
+	char *st, *cl = NULL, *lower;
+	size_t names = 0;
 	uint32_t i, n = 0;
 
 	if (s->closed || s->head_out)
 		return;
 	s->head_out = 1;
 	s->nobody = nobody;
+	for (i = 0; i < r->out.n; i++)
+		names += r->out.v[i].nlen;
 	nv = arena_alloc(&r->a, (r->out.n + 2) * sizeof(*nv));
+	lower = arena_alloc(&r->a, names + 1);     /* every name, lower-cased, in one block */
 	st = arena_printf(&r->a, "%d", r->status);
 	if (has_len)
 		cl = arena_printf(&r->a, "%llu", (unsigned long long)len);
-	if (nv == NULL || st == NULL || (has_len && cl == NULL)) {
+	if (nv == NULL || lower == NULL || st == NULL || (has_len && cl == NULL)) {
 		nghttp2_submit_rst_stream(s->h->ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
@@ -293,17 +322,17 @@ tx_head(struct req *r, int has_len, uint64_t len, int nobody)
 	    NGHTTP2_NV_FLAG_NO_COPY_NAME };
 	for (i = 0; i < r->out.n; i++) {
 		const struct hdr *e = &r->out.v[i];
-		char *ln;
+		char *ln = lower;
 		uint32_t k;
-		if (e->nlen == 0 || h2_forbidden(e->name, e->nlen) ||
-		    ascii_casecmp_n(e->name, e->nlen, "content-length", 14) == 0)
-			continue;
-		if ((ln = arena_alloc(&r->a, e->nlen)) == NULL)
+		if (e->nlen == 0 || h2_skip(e->name, e->nlen))
 			continue;
 		for (k = 0; k < e->nlen; k++)
 			ln[k] = ascii_lower(e->name[k]);
+		lower += e->nlen;
+		/* copied by nghttp2: the request (and its arena) may be freed before the frame
+		 * leaves (a full socket, or the kick freeing a finished request first) */
 		nv[n++] = (nghttp2_nv){ (uint8_t *)ln, (uint8_t *)(uintptr_t)e->val, e->nlen, e->vlen,
-		    NGHTTP2_NV_FLAG_NONE };
+		    h2_unique(ln, e->nlen) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE };
 	}
 	if (has_len)
 		nv[n++] = (nghttp2_nv){ (uint8_t *)"content-length", (uint8_t *)cl, 14, strlen(cl),
