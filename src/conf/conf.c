@@ -22,8 +22,8 @@
  * Every error is collected with its file:line:col and parsing goes on (relayd), so one
  * `visor -t` run shows them all. Nothing here opens a socket or a TLS context: files are
  * only read for `K_file` keys (secrets); the files a config merely names (certificates,
- * keys, schemas) are checked by conf_build() in build.c. Upstream host names are resolved
- * here, once, unless ctx->no_resolve.
+ * keys, schemas) are checked by conf_build() in build.c. Upstream host names are only
+ * checked here: net/resolve resolves them at run time (docs/deployment.md).
  *
  * Generations are reference-counted with atomics; the last conf_unref() releases the
  * runtime objects first (conf_release_runtime), then the typed fields (by their rows) and
@@ -1260,8 +1260,9 @@ parse_addr(struct cparse *p, const struct ckey *k, const struct ynode *it, const
 	const char *err;
 
 	if (k->flags & CK_RESOLVE) {
-		if ((p->ctx->no_resolve ? units_addr_unresolved(s, out, &err) :
-		    units_addr_resolve(s, out, &err)) == 0)
+		/* a name is left zeroed (AF_UNSPEC) for net/resolve: loading, `visor -t` and
+		 * SIGHUP never wait for DNS */
+		if (units_addr_unresolved(s, out, &err) == 0)
 			return 0;
 	} else if (units_addr(s, (k->flags & CK_LISTEN) != 0, out, &err) == 0) {
 		if (k->flags & CK_LISTEN)
@@ -1522,7 +1523,7 @@ bad:
 static void
 cf_redis_url(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
 {
-	static const char form[] = "redis://[[user]:password@]host[:port][/db]";
+	static const char form[] = "redis[s]://[[user]:password@]host[:port][/db]";
 	const char *s, *rest, *at, *colon, *hp, *slash, *h, *he, *pe;
 	char tmp[256];
 	int64_t x;
@@ -1533,15 +1534,12 @@ cf_redis_url(struct cparse *p, const struct ckey *k, const struct ynode *v, void
 	if ((s = conf_string_text(p, v)) == NULL)
 		return;
 	/* The URL may hold a password: messages never quote it. */
-	if (strncasecmp(s, "rediss://", 9) == 0) {
-		conf_err(p->ctx, v, "%s: rediss:// (TLS) is not supported; use redis://", p->path);
-		return;
-	}
-	if (strncasecmp(s, "redis://", 8) != 0) {
+	p->c->redis.tls = strncasecmp(s, "rediss://", 9) == 0;
+	if (!p->c->redis.tls && strncasecmp(s, "redis://", 8) != 0) {
 		conf_err(p->ctx, v, "%s: expected a URL of the form %s", p->path, form);
 		return;
 	}
-	rest = s + 8;
+	rest = s + (p->c->redis.tls ? 9 : 8);
 	at = strrchr(rest, '@');        /* the last one: a password may hold '@', '/', '#' */
 	hp = at != NULL ? at + 1 : rest;
 	if (strpbrk(hp, "?#") != NULL) {
@@ -1826,12 +1824,39 @@ static const struct ckey k_uptls[] = {
 };
 static const struct csect s_uptls = { k_uptls, sizeof(k_uptls) / sizeof(k_uptls[0]), NULL };
 
+static void
+post_resolve(struct cparse *p, const struct ynode *map, const struct ynode *where)
+{
+	char a[32], b[32];
+
+	if (p->c->upstream.resolve_max_ms < p->c->upstream.resolve_min_ms)
+		conf_err(p->ctx, map ? map : where, "%s: max (%s) is below min (%s)", p->path,
+		    conf_fmt_dur(a, sizeof(a), p->c->upstream.resolve_max_ms),
+		    conf_fmt_dur(b, sizeof(b), p->c->upstream.resolve_min_ms));
+}
+
+static const struct ckey k_resolve[] = {
+	{ .name = "min", .type = KT_DUR, .off = OFF(upstream.resolve_min_ms), .def = "1s",
+	  .min = 100, .max = 3600000,
+	  .doc = "Floor of a name's TTL: a name is never asked again sooner (a TTL of 0 too). "
+	    "Also the first wait after a failed lookup, doubling up to `max`." },
+	{ .name = "max", .type = KT_DUR, .off = OFF(upstream.resolve_max_ms), .def = "60s",
+	  .min = 100, .max = 86400000,
+	  .doc = "Ceiling of a name's TTL: a moved address is followed within this at most." },
+	{ .name = "nameservers", .type = KT_CUSTOM, .fn = cf_addrs, .release = rel_addrs,
+	  .off = OFF(upstream.resolve_ns), .tname = "list of IP:port", .defdoc = "/etc/resolv.conf",
+	  .doc = "DNS servers asked instead of those of /etc/resolv.conf (whose search domains "
+	    "and ndots then no longer apply). Read at start; a change needs a restart." },
+};
+static const struct csect s_resolve = CONF_SECT(k_resolve, post_resolve);
+
 static const struct ckey k_upstream[] = {
 	{ .name = "servers", .type = KT_CUSTOM, .fn = cf_addrs, .release = rel_addrs,
 	  .off = OFF(upstream.servers),
 	  .def = "[127.0.0.1:3000]", .flags = CK_RESOLVE, .tname = "host:port or list",
-	  .doc = "Round robin; host names are resolved once, at load. A failing server is "
-	    "taken out and probed back." },
+	  .doc = "Round robin. A host name is resolved at run time and followed on its TTL "
+	    "(`resolve`): each of its A/AAAA records is a server. A failing server is taken out "
+	    "and probed back." },
 	{ .name = "keepalive", .type = KT_INT, .off = OFF(upstream.keepalive), .def = "64",
 	  .min = 0, .max = 100000, .doc = "Idle upstream connections kept per worker." },
 	{ .name = "connect_timeout", .type = KT_DUR, .off = OFF(upstream.connect_timeout_ms),
@@ -1846,6 +1871,8 @@ static const struct ckey k_upstream[] = {
 	{ .name = "tls", .type = KT_SECTION, .arg = &s_uptls, .flags = CK_OPTIONAL,
 	  .en_off = OFF(upstream.tls_enabled),
 	  .doc = "Re-encrypt to the upstream; present = enabled." },
+	{ .name = "resolve", .type = KT_SECTION, .arg = &s_resolve,
+	  .doc = "How host names in `servers` are followed (docs/deployment.md)." },
 };
 static const struct csect s_upstream = { k_upstream,
     sizeof(k_upstream) / sizeof(k_upstream[0]), NULL };
@@ -1905,18 +1932,41 @@ static const struct csect s_http2 = { k_http2, sizeof(k_http2) / sizeof(k_http2[
 static const struct cenum e_onerr[] = { { "local", REDIS_LOCAL }, { "open", REDIS_OPEN },
     { "closed", REDIS_CLOSED }, { NULL, 0 } };
 
+static const struct ckey k_redistls[] = {
+	{ .name = "ca_file", .type = KT_STR, .off = OFF(redis.tls_ca), .defdoc = "system store",
+	  .doc = "PEM bundle of the CAs trusted for the Redis server's certificate." },
+	{ .name = "cert_file", .type = KT_STR, .off = OFF(redis.tls_cert), .defdoc = "none",
+	  .doc = "Client certificate (PEM chain), for a server with `tls-auth-clients yes`." },
+	{ .name = "key_file", .type = KT_STR, .off = OFF(redis.tls_key), .defdoc = "none",
+	  .doc = "The client certificate's private key (PEM)." },
+	{ .name = "server_name", .type = KT_STR, .off = OFF(redis.tls_server_name),
+	  .defdoc = "the URL's host",
+	  .doc = "SNI and the name checked against the server's certificate (an IP address is "
+	    "checked against its IP SANs)." },
+	{ .name = "insecure_skip_verify", .type = KT_BOOL, .off = OFF(redis.tls_insecure),
+	  .def = "false",
+	  .doc = "Accept any certificate and name (encryption without authentication; "
+	    "`visor -t` warns)." },
+};
+static const struct csect s_redistls = { k_redistls,
+    sizeof(k_redistls) / sizeof(k_redistls[0]), NULL };
+
 static const struct ckey k_redis[] = {
 	{ .name = "url", .type = KT_CUSTOM, .fn = cf_redis_url, .release = rel_redis_url,
 	  .def = "redis://127.0.0.1:6379/0",
-	  .flags = CK_SCALAR, .tname = "redis:// URL",
-	  .doc = "redis://[[user]:password@]host[:port][/db]; db 0 to 1000. rediss:// is not "
-	    "supported." },
+	  .flags = CK_SCALAR, .tname = "redis[s]:// URL",
+	  .doc = "redis[s]://[[user]:password@]host[:port][/db]; db 0 to 1000. rediss:// speaks TLS, "
+	    "verifying the certificate and the host name against the system store (see `tls`)." },
 	{ .name = "timeout", .type = KT_DUR, .off = OFF(redis.timeout_ms), .def = "50ms",
 	  .min = 1, .max = 60000, .doc = "Per command." },
 	{ .name = "on_error", .type = KT_ENUM, .off = OFF(redis.on_error), .def = "local",
 	  .arg = e_onerr,
 	  .doc = "Redis unreachable: local = in-memory store with the same limits; open = allow; "
 	    "closed = 503." },
+	{ .name = "tls", .type = KT_SECTION, .arg = &s_redistls, .flags = CK_OPTIONAL,
+	  .en_off = OFF(redis.tls_section),
+	  .doc = "TLS settings for a rediss:// URL (a redis:// URL with this section is an "
+	    "error)." },
 };
 static const struct csect s_redis = { k_redis, sizeof(k_redis) / sizeof(k_redis[0]), NULL };
 

@@ -50,8 +50,9 @@ struct conf_ctx {
 	struct conf_msg *msgs;
 	size_t           nmsgs, cap;
 	int              nerr, nwarn;
-	int              no_resolve;  /* tests, fuzzing: upstream host names are checked for syntax
-	                               * only, never resolved (their address is left zeroed) */
+	int              no_resolve;  /* no longer read: upstream host names are never resolved at
+	                               * load (net/resolve follows them at run time) and always
+	                               * leave their address zeroed; kept for existing callers */
 };
 
 /* Adds an error/warning at node `at` (NULL: at the file, line 0). printf-style. */
@@ -161,6 +162,9 @@ struct conf {
 		int               tls_verify;
 		char             *tls_ca;
 		char             *tls_server_name;
+		int64_t           resolve_min_ms; /* floor and ceiling of a name's TTL */
+		int64_t           resolve_max_ms;
+		struct conf_addrs resolve_ns;     /* n == 0: /etc/resolv.conf */
 	} upstream;
 
 	struct {
@@ -193,6 +197,12 @@ struct conf {
 		int              db;
 		int64_t          timeout_ms;
 		enum redis_onerr on_error;
+		int              tls;           /* rediss:// */
+		int              tls_section;   /* redis.tls is present */
+		char            *tls_ca;        /* NULL: the system store */
+		char            *tls_cert, *tls_key;   /* client certificate, or NULL */
+		char            *tls_server_name;      /* NULL: the URL's host */
+		int              tls_insecure;  /* insecure_skip_verify */
 	} redis;
 
 	struct {

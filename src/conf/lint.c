@@ -8,7 +8,8 @@
  *   tls       min_version TLSv1 / TLSv1.1
  *   upstream  tls.verify: false
  *   client    trusted_proxies holding a /0
- *   redis     no password on a non-loopback host; a password written inline; on_error: open
+ *   redis     no password on a non-loopback host; a password written inline; on_error: open;
+ *             rediss:// with insecure_skip_verify
  *   routes    routes that can never match; routes: []
  *
  * and, through each filter's conf_lint, in table order: hsts (https.c), headers' CSP
@@ -260,6 +261,12 @@ lint_redis(struct lint *l)
 		conf_warn(l->ctx, url, "redis.url carries a password written in the file: anyone "
 		    "who can read the config can reach the store — give it as url: ${REDIS_URL} or "
 		    "url_file: /run/secrets/redis_url");
+	if (c->redis.tls && c->redis.tls_insecure)
+		conf_warn(l->ctx, lint_first(lint_node(l, "redis.tls.insecure_skip_verify"),
+		    lint_section(l, "redis")),
+		    "redis.tls.insecure_skip_verify is true: anyone on the network path can "
+		    "impersonate Redis, read the password and answer every limit check — remove it "
+		    "(with redis.tls.ca_file for a private CA)");
 	if (c->redis.on_error == REDIS_OPEN)
 		conf_warn(l->ctx, lint_first(lint_node(l, "redis.on_error"), lint_section(l,
 		    "redis")),

@@ -48,7 +48,7 @@ enum ckey_type {
 #define CK_UPPER     0x020u  /* list: items upper-cased */
 #define CK_TOKEN     0x040u  /* list: items are HTTP tokens */
 #define CK_URLPATH   0x080u  /* list/string: items are URL paths */
-#define CK_RESOLVE   0x100u  /* addresses: DNS names allowed, resolved now */
+#define CK_RESOLVE   0x100u  /* addresses: DNS names allowed (zeroed address, net/resolve) */
 #define CK_LISTEN    0x200u  /* addresses: a listener (port 0 allowed, conflicts checked) */
 #define CK_ITEMS     0x400u  /* custom list of mappings described by arg (docs: "key[]") */
 #define CK_NAMED     0x800u  /* custom mapping of named mappings (docs: "key.<name>") */

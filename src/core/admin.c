@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "net/resolve.h"
 #include "store/store.h"
 #include "core/util.h"
 #include "core/worker.h"
@@ -28,6 +29,7 @@ struct admin {
 	struct worker *const  *ws;
 	int                    nw;
 	int                    draining;
+	struct resolve        *res;     /* borrowed; NULL in tests without one */
 };
 
 struct admin_conn {
@@ -114,41 +116,74 @@ static void
 readyz(struct admin_conn *ac)
 {
 	const struct conf *c = ac->a->conf;
+	const struct conf_addrs *sv = &c->upstream.servers;
+	struct resolve_set *dns = NULL;
+	const struct units_addr *a;
 	struct timeval tv;
-	size_t i, n = c->upstream.servers.n;
+	size_t i, k, na, n = 0;
+	char why[400], body[512];
 
 	if (ac->a->draining) {
 		reply_json(ac, 503, "{\"status\":\"draining\"}");
 		return;
 	}
+	/* A name nothing answered for yet: say which (names are [A-Za-z0-9._-]:port, no
+	 * escaping needed). */
+	if (ac->a->res && resolve_missing(ac->a->res, c, why, sizeof(why))) {
+		snprintf(body, sizeof(body), "{\"status\":\"not ready\",\"reason\":\"%s\"}", why);
+		reply_json(ac, 503, body);
+		return;
+	}
+	if (ac->a->res)
+		dns = resolve_current(ac->a->res);
+	/* every server: the literal addresses, and each address of each name */
+	for (i = 0; i < sv->n; i++) {
+		if (sv->v[i].ss.ss_family != AF_UNSPEC)
+			n++;
+		else if (resolve_set_find(dns, sv->text[i], &na) != NULL)
+			n += na;
+	}
 	tv = tv_ms(c->upstream.connect_timeout_ms);
 	ac->probes = calloc(n ? n : 1, sizeof(*ac->probes));
 	if (ac->probes == NULL || n == 0) {
+		resolve_set_unref(dns);
 		reply_json(ac, 503, "{\"status\":\"not ready\"}");
 		return;
 	}
 	/* With on_error: closed a Redis outage means 503s, so not ready either. */
 	if (!store_ready(ac->a->ws, ac->a->nw, c)) {
+		resolve_set_unref(dns);
 		reply_json(ac, 503, "{\"status\":\"not ready\"}");
 		return;
 	}
 	ac->nprobes = n;
-	for (i = 0; i < n; i++) {
-		struct bufferevent *b = bufferevent_socket_new(ac->a->base, -1, BEV_OPT_CLOSE_ON_FREE);
-		if (b == NULL) {
-			ac->failed++;
+	n = 0;
+	for (i = 0; i < sv->n; i++) {
+		if (sv->v[i].ss.ss_family != AF_UNSPEC) {
+			a = &sv->v[i];
+			na = 1;
+		} else if ((a = resolve_set_find(dns, sv->text[i], &na)) == NULL) {
 			continue;
 		}
-		ac->probes[i] = b;
-		bufferevent_setcb(b, NULL, NULL, probe_cb, ac);
-		bufferevent_set_timeouts(b, &tv, &tv);
-		if (bufferevent_socket_connect(b, (struct sockaddr *)&c->upstream.servers.v[i].ss,
-		    (int)c->upstream.servers.v[i].len) < 0) {
-			bufferevent_free(b);
-			ac->probes[i] = NULL;
-			ac->failed++;
+		for (k = 0; k < na && n < ac->nprobes; k++, n++) {
+			struct bufferevent *b = bufferevent_socket_new(ac->a->base, -1,
+			    BEV_OPT_CLOSE_ON_FREE);
+			if (b == NULL) {
+				ac->failed++;
+				continue;
+			}
+			ac->probes[n] = b;
+			bufferevent_setcb(b, NULL, NULL, probe_cb, ac);
+			bufferevent_set_timeouts(b, &tv, &tv);
+			if (bufferevent_socket_connect(b, (struct sockaddr *)(uintptr_t)&a[k].ss,
+			    (int)a[k].len) < 0) {
+				bufferevent_free(b);
+				ac->probes[n] = NULL;
+				ac->failed++;
+			}
 		}
 	}
+	resolve_set_unref(dns);
 	if (ac->failed == ac->nprobes && !ac->answered)
 		reply_json(ac, 503, "{\"status\":\"not ready\"}");
 }
@@ -195,6 +230,8 @@ on_read(struct bufferevent *bev, void *arg)
 	} else if (strcmp(sp1 + 1, "/metrics") == 0) {
 		struct sbuf b = { 0 };
 		metrics_render(&b, ac->a->ws, ac->a->nw);
+		if (ac->a->res)
+			resolve_metrics(ac->a->res, &b);
 		reply(ac, 200, "text/plain; version=0.0.4; charset=utf-8", sbuf_cstr(&b), b.len);
 		sbuf_fini(&b);
 	} else {
@@ -267,6 +304,12 @@ void
 admin_set_conf(struct admin *a, const struct conf *c)
 {
 	a->conf = c;
+}
+
+void
+admin_set_resolve(struct admin *a, struct resolve *r)
+{
+	a->res = r;
 }
 
 void

@@ -33,6 +33,7 @@
 #include "core/admin.h"
 #include "conf/conf.h"
 #include "core/log.h"
+#include "net/resolve.h"
 #include "store/store.h"
 #include "core/worker.h"
 
@@ -52,6 +53,7 @@ struct visor {
 	int                nw;           /* created */
 	int                nstarted;     /* threads running (a prefix of ws) */
 	struct admin      *admin;
+	struct resolve    *res;          /* upstream names (one resolver for every worker) */
 	struct mstore     *mem;
 	int                stopping;     /* SIGTERM/SIGINT seen: /readyz 503 */
 	int                workers_told; /* the workers were asked to drain */
@@ -165,6 +167,8 @@ reload(struct visor *v)
 	if (!same_listeners(v->conf, c))
 		log_warn("reload: changes to listen or workers take effect only after a restart");
 	log_set_level(c->log.level);
+	/* names new to this generation are asked now; until answered they have no server */
+	resolve_conf(v->res, c);
 	for (i = 0; i < v->nw; i++)
 		worker_post_conf(v->ws[i], c);
 	if (v->admin)
@@ -173,6 +177,17 @@ reload(struct visor *v)
 	v->conf = c;
 	log_msg(LOG_INFO, NULL, "configuration reloaded (generation %llu)",
 	    (unsigned long long)c->generation);
+}
+
+/* A new snapshot of the upstream names' addresses: every worker picks it up. */
+static void
+on_dns(void *arg, struct resolve_set *s)
+{
+	struct visor *v = arg;
+	int i;
+
+	for (i = 0; i < v->nw; i++)
+		worker_post_dns(v->ws[i], s);
 }
 
 /* The end of shutdown_delay (or a second signal): the workers close their listeners and
@@ -310,6 +325,9 @@ run(const char *path, const char *shown)
 		goto out;
 	if (ports_free(v.conf) < 0)
 		goto out;
+	v.res = resolve_new(v.base, on_dns, &v);
+	if (v.res == NULL)
+		goto out;
 	v.mem = mstore_new();
 	v.ws = calloc((size_t)v.conf->workers, sizeof(*v.ws));
 	if (v.ws == NULL || v.mem == NULL)
@@ -324,7 +342,11 @@ run(const char *path, const char *shown)
 		v.admin = admin_new(v.base, v.conf, v.ws, v.nw);
 		if (v.admin == NULL)
 			goto out;
+		admin_set_resolve(v.admin, v.res);
 	}
+	/* asynchronous: the first answers arrive once the loop runs (resolve.h, "Startup") */
+	if (resolve_conf(v.res, v.conf) < 0)
+		log_warn("upstream names cannot be followed; /readyz stays 503 for them");
 	sig_term = evsignal_new(v.base, SIGTERM, on_signal, &v);
 	sig_int = evsignal_new(v.base, SIGINT, on_signal, &v);
 	sig_hup = evsignal_new(v.base, SIGHUP, on_signal, &v);
@@ -380,6 +402,7 @@ out:
 	for (i = 0; v.ws && i < v.nw; i++)
 		worker_free(v.ws[i]);
 	free(v.ws);
+	resolve_free(v.res);
 	mstore_free(v.mem);
 	conf_unref(v.conf);
 	if (v.base)

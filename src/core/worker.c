@@ -20,6 +20,7 @@
 #include "http/conn.h"
 #include "store/store.h"
 #include "http/upstream.h"
+#include "net/resolve.h"
 
 #define ACCEPT_BACKLOG 4096
 
@@ -284,6 +285,7 @@ on_mbox(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	struct conf *c;
+	struct resolve_set *dns;
 	uint64_t v;
 	size_t i;
 
@@ -293,6 +295,9 @@ on_mbox(evutil_socket_t fd, short what, void *arg)
 	c = __atomic_exchange_n(&w->next, NULL, __ATOMIC_ACQ_REL);
 	if (c)
 		apply_conf(w, c);
+	dns = __atomic_exchange_n(&w->next_dns, NULL, __ATOMIC_ACQ_REL);
+	if (dns)
+		up_pool_dns(w->pool, dns);
 	if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) && !w->draining) {
 		struct timeval tv;
 		w->draining = 1;
@@ -444,6 +449,14 @@ worker_post_conf(struct worker *w, struct conf *c)
 }
 
 void
+worker_post_dns(struct worker *w, struct resolve_set *s)
+{
+	/* a snapshot the worker never picked up is simply replaced */
+	resolve_set_unref(__atomic_exchange_n(&w->next_dns, resolve_set_ref(s), __ATOMIC_ACQ_REL));
+	mbox_ring(w);
+}
+
+void
 worker_post_stop(struct worker *w)
 {
 	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
@@ -492,6 +505,7 @@ worker_free(struct worker *w)
 	if (w->mbox_fd >= 0)
 		close(w->mbox_fd);
 	conf_unref(__atomic_exchange_n(&w->next, NULL, __ATOMIC_ACQ_REL));
+	resolve_set_unref(__atomic_exchange_n(&w->next_dns, NULL, __ATOMIC_ACQ_REL));
 	conf_unref(w->conf);
 	if (w->base)
 		event_base_free(w->base);

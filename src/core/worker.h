@@ -5,7 +5,8 @@
  * connection) and its metrics. Nothing on the request path is shared with another thread.
  *
  * The main thread talks to a worker only through its mailbox (an eventfd): "a new conf
- * generation is waiting in w->next" and "drain". Worker structs are created and freed by
+ * generation is waiting in w->next", "new upstream addresses are waiting in w->next_dns"
+ * (net/resolve) and "drain". Worker structs are created and freed by
  * main; everything inside is touched only by the worker's own thread once it runs.
  */
 #ifndef VISOR_WORKER_H
@@ -45,6 +46,7 @@ struct worker {
 	struct event_base  *base;
 	struct conf        *conf;           /* current generation, one ref */
 	struct conf        *next;           /* handed over by main (atomic exchange) */
+	struct resolve_set *next_dns;       /* upstream names' addresses, the same way */
 	int                 mbox_fd;        /* eventfd */
 	struct event       *mbox_ev;
 	int                 stop;           /* atomic: drain requested */
@@ -97,6 +99,9 @@ int  worker_start(struct worker *w, int done_fd);
 /* Main thread: hand a new generation over (takes a ref) / ask to drain. */
 void worker_post_conf(struct worker *w, struct conf *c);
 void worker_post_stop(struct worker *w);
+/* Main thread: new addresses for the upstream names (takes a reference to s). */
+struct resolve_set;
+void worker_post_dns(struct worker *w, struct resolve_set *s);
 void worker_join(struct worker *w);
 void worker_free(struct worker *w);
 

@@ -609,14 +609,18 @@ conn_drain(struct conn *c)
 {
 	/* Idle keep-alive connections and finished ones lingering for the client's last bytes
 	 * go now; the others close after their current request (conn_req_done checks
-	 * w->draining), or when shutdown_timeout cuts them. HTTP/2: GOAWAY, and the streams
-	 * open finish. */
+	 * w->draining), or when shutdown_timeout cuts them. A connection accepted but not yet
+	 * asked anything (handshake or PROXY header under way, first head not sent: accepted
+	 * during shutdown_delay, or just before SIGTERM) keeps its first request, answered with
+	 * Connection: close: closing it would fail a request the client could not know to
+	 * retry. header_timeout and shutdown_timeout still bound it. HTTP/2: GOAWAY, and the
+	 * streams open finish. */
 	if (c->h2) {
 		h2_drain(c->h2);
 		return;
 	}
-	if ((c->st == CS_IDLE && evbuffer_get_length(c->s.in) == 0) || c->st == CS_LINGER ||
-	    c->st == CS_TUNNEL || c->st == CS_PROXY ||
+	if ((c->st == CS_IDLE && c->nreq > 0 && evbuffer_get_length(c->s.in) == 0) ||
+	    c->st == CS_LINGER || c->st == CS_TUNNEL ||
 	    (c->st == CS_CLOSING && evbuffer_get_length(c->s.out) == 0))
 		conn_close(c);
 }

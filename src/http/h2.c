@@ -1316,9 +1316,11 @@ fail:
 	METRIC_INC(&c->w->m, h2_conns);
 	conn_h2_begin(c, h2_sock_cb, h);
 	timer_arm(h);
-	if (W(h)->draining)
-		h2_drain(h);
 	h2_input(h);
+	/* accepted before the drain: the streams of its first read are served (as conn.c keeps
+	 * an HTTP/1.1 connection's first request), the GOAWAY names them */
+	if (W(h)->draining && !c->dead)
+		h2_drain(h);
 	return 0;
 }
 

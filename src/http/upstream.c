@@ -7,6 +7,13 @@
  * soonest is still tried, so recovery never waits for a probe. A request whose connect fails
  * moves on to the next untried server before it gets 502/504.
  *
+ * Names: a host name in upstream.servers is as many servers as net/resolve found addresses
+ * for it. A new answer or generation rebuilds the list (pool_build): a server with the same
+ * text and address keeps its state (idle connections, backoff); one that is gone is retired
+ * — idle connections closed, busy ones finish and are never pooled again — and freed with
+ * its last connection. The list's epoch moves on, so a request's tried set (indexes into the
+ * list) starts again rather than mean other servers.
+ *
  * Reuse: a connection returns to the pool only after a complete, well-framed response to a
  * fully sent request, with nothing extra buffered; idle ones are dropped after idle_timeout,
  * when the server closes them, or beyond `keepalive` per worker.
@@ -22,6 +29,7 @@
 #include "http/conn.h"
 #include "core/log.h"
 #include "http/req.h"
+#include "net/resolve.h"
 #include "net/tls.h"
 #include "core/worker.h"
 
@@ -52,8 +60,11 @@ struct upconn {
 struct up_server {
 	struct up_pool      *pool;
 	struct units_addr    addr;
-	char                *name;
+	char                *name;            /* as written in upstream.servers (TLS name) */
+	char                *label;           /* for logs: the name, and the address of a host
+	                                       * name's record */
 	unsigned             idx;
+	int                  mark;            /* pool_build: kept in the new list */
 	int                  down;
 	int64_t              retry_at_ms;
 	int64_t              backoff_ms;
@@ -75,6 +86,8 @@ struct up_pool {
 	const struct conf   *conf;            /* borrowed; the worker holds the ref */
 	size_t               nidle;
 	TAILQ_HEAD(, up_server) retired;
+	struct resolve_set  *dns;             /* addresses of the host names; one reference */
+	uint64_t             epoch;           /* moves on when the list changes */
 };
 
 static void up_on_sock(struct sock *s, int ev, void *arg);
@@ -115,6 +128,7 @@ server_free(struct up_server *s)
 	if (s->probe_fd >= 0)
 		close(s->probe_fd);
 	free(s->name);
+	free(s->label);
 	free(s);
 }
 
@@ -131,7 +145,7 @@ static void
 server_up(struct up_server *s)
 {
 	if (s->down)
-		log_info("upstream %s is back", s->name);
+		log_info("upstream %s is back", s->label);
 	s->down = 0;
 	s->backoff_ms = 0;
 	if (s->probe_timer)
@@ -144,7 +158,7 @@ server_down(struct up_server *s, const char *why)
 	int64_t now = now_ms();
 
 	if (!s->down)
-		log_warn("upstream %s taken out: %s", s->name, why);
+		log_warn("upstream %s taken out: %s", s->label, why);
 	s->down = 1;
 	s->backoff_ms = s->backoff_ms ? MIN(s->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
 	s->retry_at_ms = now + s->backoff_ms;
@@ -236,66 +250,150 @@ up_pool_new(struct worker *w)
 	return p;
 }
 
-static int
-same_servers(const struct up_pool *p, const struct conf *c)
+/* Out of the list: idle connections close, busy ones finish (up_release never pools them). */
+static void
+server_retire(struct up_server *s)
 {
-	size_t i;
+	struct upconn *u;
 
-	if (p->nsrv != c->upstream.servers.n)
-		return 0;
-	for (i = 0; i < p->nsrv; i++)
-		if (p->srv[i]->addr.len != c->upstream.servers.v[i].len ||
-		    memcmp(&p->srv[i]->addr.ss, &c->upstream.servers.v[i].ss, p->srv[i]->addr.len) != 0)
-			return 0;
-	return 1;
+	while ((u = TAILQ_FIRST(&s->idle)) != NULL)
+		up_close(u);
+	if (s->probe_timer)
+		evtimer_del(s->probe_timer);
+	s->retired = 1;
+	TAILQ_INSERT_TAIL(&s->pool->retired, s, rlink);
+	server_maybe_free(s);
 }
 
 static void
 retire_all(struct up_pool *p)
 {
 	size_t i;
-	struct upconn *u;
 
-	for (i = 0; i < p->nsrv; i++) {
-		struct up_server *s = p->srv[i];
-		while ((u = TAILQ_FIRST(&s->idle)) != NULL)
-			up_close(u);
-		if (s->probe_timer)
-			evtimer_del(s->probe_timer);
-		s->retired = 1;
-		TAILQ_INSERT_TAIL(&p->retired, s, rlink);
-		server_maybe_free(s);
-	}
+	for (i = 0; i < p->nsrv; i++)
+		server_retire(p->srv[i]);
 	free(p->srv);
 	p->srv = NULL;
 	p->nsrv = 0;
 }
 
+static struct up_server *
+server_new(struct up_pool *p, const struct units_addr *a, const char *text, int named)
+{
+	struct up_server *s = calloc(1, sizeof(*s));
+	char buf[80];
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	s->pool = p;
+	s->addr = *a;
+	s->probe_fd = -1;
+	TAILQ_INIT(&s->idle);
+	s->name = strdup(text);
+	n = strlen(text) + sizeof(buf) + 4;
+	if ((s->label = malloc(n)) != NULL) {
+		if (named)
+			snprintf(s->label, n, "%s (%s)", text, units_addr_str(a, buf, sizeof(buf)));
+		else
+			snprintf(s->label, n, "%s", text);
+	}
+	if (s->name == NULL || s->label == NULL) {
+		free(s->name);
+		free(s->label);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int
+same_addr(const struct units_addr *a, const struct units_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* The list from the generation's servers and the names' addresses; `fresh`: keep nothing of
+ * the old list. On out of memory the old list stays. */
+static void
+pool_build(struct up_pool *p, int fresh)
+{
+	const struct conf_addrs *sv = &p->conf->upstream.servers;
+	struct up_server **ns, **old = p->srv, *s;
+	const struct units_addr *a;
+	size_t nold = p->nsrv, cap = 0, nw = 0, i, j, k, na;
+	int changed;
+
+	for (i = 0; i < sv->n; i++) {
+		if (sv->v[i].ss.ss_family != AF_UNSPEC)
+			cap++;
+		else if (resolve_set_find(p->dns, sv->text[i], &na) != NULL)
+			cap += na;
+	}
+	if ((ns = calloc(cap ? cap : 1, sizeof(*ns))) == NULL) {
+		log_error("worker %d: out of memory for the upstream list; the old one stays",
+		    p->w->id);
+		return;
+	}
+	for (j = 0; j < nold; j++)
+		old[j]->mark = 0;
+	for (i = 0; i < sv->n; i++) {
+		int named = sv->v[i].ss.ss_family == AF_UNSPEC;
+		if (named) {
+			a = resolve_set_find(p->dns, sv->text[i], &na);
+		} else {
+			a = &sv->v[i];
+			na = 1;
+		}
+		for (k = 0; k < na && nw < cap; k++) {
+			s = NULL;
+			for (j = 0; !fresh && j < nold; j++) {
+				if (!old[j]->mark && same_addr(&old[j]->addr, &a[k]) &&
+				    strcmp(old[j]->name, sv->text[i]) == 0) {
+					s = old[j];
+					break;
+				}
+			}
+			if (s == NULL && (s = server_new(p, &a[k], sv->text[i], named)) == NULL)
+				continue;
+			s->mark = 1;
+			s->idx = (unsigned)nw;
+			ns[nw++] = s;
+		}
+	}
+	changed = nw != nold;
+	for (j = 0; j < nold; j++) {
+		if (j < nw && ns[j] != old[j])
+			changed = 1;
+		if (!old[j]->mark)
+			server_retire(old[j]);
+	}
+	free(old);
+	p->srv = ns;
+	p->nsrv = nw;
+	if (changed)
+		p->epoch++;
+	if (p->rr >= nw)
+		p->rr = 0;
+}
+
 void
 up_pool_conf(struct up_pool *p, const struct conf *c)
 {
-	size_t i;
-	int tls_changed = p->conf && (p->conf->upstream.tls_enabled || c->upstream.tls_enabled);
+	/* re-encryption: connections made under another generation's TLS context go */
+	int fresh = p->conf && (p->conf->upstream.tls_enabled || c->upstream.tls_enabled);
 
 	p->conf = c;
-	if (p->srv && same_servers(p, c) && !tls_changed)
-		return;
-	retire_all(p);
-	p->srv = calloc(c->upstream.servers.n ? c->upstream.servers.n : 1, sizeof(*p->srv));
-	if (p->srv == NULL)
-		return;
-	for (i = 0; i < c->upstream.servers.n; i++) {
-		struct up_server *s = calloc(1, sizeof(*s));
-		if (s == NULL)
-			break;
-		s->pool = p;
-		s->addr = c->upstream.servers.v[i];
-		s->name = strdup(c->upstream.servers.text[i]);
-		s->idx = (unsigned)i;
-		s->probe_fd = -1;
-		TAILQ_INIT(&s->idle);
-		p->srv[p->nsrv++] = s;
-	}
+	pool_build(p, fresh);
+}
+
+void
+up_pool_dns(struct up_pool *p, struct resolve_set *s)
+{
+	resolve_set_unref(p->dns);
+	p->dns = s;
+	if (p->conf)
+		pool_build(p, 0);
 }
 
 void
@@ -310,6 +408,7 @@ up_pool_free(struct up_pool *p)
 		TAILQ_REMOVE(&p->retired, s, rlink);
 		server_free(s);
 	}
+	resolve_set_unref(p->dns);
 	free(p);
 }
 
@@ -495,6 +594,12 @@ up_acquire(struct up_pool *p, struct req *r, int fresh)
 	struct up_server *s;
 	struct upconn *u;
 
+	if (r->up_tried.epoch != p->epoch) {
+		/* the list was renumbered since this request last tried: its indexes mean other
+		 * servers now (bounded: the list changes at most once per DNS answer or reload) */
+		up_tried_reset(r);
+		r->up_tried.epoch = p->epoch;
+	}
 	while ((s = pick(p, &r->up_tried)) != NULL) {
 		if (tried_add(&r->up_tried, &r->a, s->idx) < 0)
 			return -1;

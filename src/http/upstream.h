@@ -5,6 +5,9 @@
  * with connect_timeout, passive failure detection with active probing back, optional TLS
  * re-encryption with verification, and the response parser feeding the request.
  *
+ * A host name in upstream.servers stands for the addresses net/resolve last found for it
+ * (up_pool_dns): one server per address; a literal address is one server, as written.
+ *
  * Ownership: the pool belongs to the worker; an upconn belongs to the pool while idle and
  * to exactly one request while busy (req->up / up->req). up_release hands it back.
  */
@@ -27,6 +30,8 @@ struct up_tried {
 	uint64_t   bits;
 	uint64_t  *more;
 	size_t     nmore;          /* words in more */
+	uint64_t   epoch;          /* the pool's list these indexes refer to (a new DNS answer or
+	                            * generation renumbers the list: the set starts again) */
 };
 
 /* One connection to an upstream server. Private to upstream.c: the request drives it through
@@ -38,6 +43,12 @@ struct up_pool *up_pool_new(struct worker *w);
 void up_pool_free(struct up_pool *p);
 /* A new generation: rebuild the server list; idle connections to other servers close. */
 void up_pool_conf(struct up_pool *p, const struct conf *c);
+/* New addresses for the host names of upstream.servers (net/resolve; takes over the
+ * reference `s`): each address is a server, listed after the names' order in the config.
+ * Servers whose address went away are retired: their idle connections close, requests on
+ * them finish and their connections are not pooled again. Worker thread. */
+struct resolve_set;
+void up_pool_dns(struct up_pool *p, struct resolve_set *s);
 /* Number of servers considered up (for /readyz-like checks inside the worker). */
 int  up_pool_servers_up(const struct up_pool *p);
 /* Connections held now: carrying a request (or connecting) and idle in the pool. */

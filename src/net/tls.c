@@ -34,6 +34,7 @@ struct tls_rt {
 	size_t     n;
 	SSL_CTX   *up;           /* upstream client, when upstream.tls */
 	char      *up_name;      /* server_name to verify, or NULL: the host of each server */
+	SSL_CTX   *redis;        /* Redis client, for a rediss:// URL */
 };
 
 /* One entry of tls.certificates while tls_build groups them; freed at the end of the build. */
@@ -511,18 +512,77 @@ upstream_ctx(struct conf_ctx *ctx, struct conf *c)
 	return s;
 }
 
+/* The Redis client context (rediss://): verification on unless insecure_skip_verify, the
+ * client certificate when one is given. Errors at the key that names the file. */
+static int
+redis_ctx(struct conf_ctx *ctx, struct conf *c, struct tls_rt *t)
+{
+	const struct ynode *tree = c->tree;
+	char eb[256];
+
+	if (!c->redis.tls) {
+		if (c->redis.tls_section)
+			conf_err(ctx, ynode_path(tree, "redis.tls"), "redis.tls is set but redis.url "
+			    "is redis:// (plain TCP): use rediss:// to connect with TLS");
+		return c->redis.tls_section ? -1 : 0;
+	}
+	if (!c->redis.tls_cert != !c->redis.tls_key) {
+		conf_err(ctx, ynode_path(tree, c->redis.tls_cert ? "redis.tls.cert_file" :
+		    "redis.tls.key_file"), "redis.tls: cert_file and key_file go together");
+		return -1;
+	}
+	t->redis = tls_client_ctx_new(!c->redis.tls_insecure, c->redis.tls_ca, eb, sizeof(eb));
+	if (t->redis == NULL) {
+		if (c->redis.tls_ca)
+			conf_err(ctx, ynode_path(tree, "redis.tls.ca_file"), "cannot load CA %s: %s",
+			    c->redis.tls_ca, eb);
+		else
+			conf_err(ctx, NULL, "redis TLS context: %s", eb);
+		return -1;
+	}
+	if (c->redis.tls_cert == NULL)
+		return 0;
+	if (SSL_CTX_use_certificate_chain_file(t->redis, c->redis.tls_cert) != 1) {
+		ssl_err_text(eb, sizeof(eb));
+		conf_err(ctx, ynode_path(tree, "redis.tls.cert_file"), "cannot load %s: %s",
+		    c->redis.tls_cert, eb);
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(t->redis, c->redis.tls_key, SSL_FILETYPE_PEM) != 1) {
+		ssl_err_text(eb, sizeof(eb));
+		conf_err(ctx, ynode_path(tree, "redis.tls.key_file"), "cannot load %s: %s",
+		    c->redis.tls_key, eb);
+		return -1;
+	}
+	if (SSL_CTX_check_private_key(t->redis) != 1) {
+		ERR_clear_error();
+		conf_err(ctx, ynode_path(tree, "redis.tls.key_file"), "%s does not match the "
+		    "certificate %s", c->redis.tls_key, c->redis.tls_cert);
+		return -1;
+	}
+	return 0;
+}
+
+SSL_CTX *
+tls_redis_ctx(const struct tls_rt *t)
+{
+	return t ? t->redis : NULL;
+}
+
 int
 tls_build(struct conf_ctx *ctx, struct conf *c)
 {
 	struct certinfo *ci = NULL;
 	struct tls_rt *t;
 	size_t i, j, n = c->tls.n_certs, nsites;
-	int rc = -1;
+	int rc = -1, rrc = 0;
 
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return -1;
 	c->tls_rt = t;
+	if (c->redis.enabled && redis_ctx(ctx, c, t) < 0)
+		rrc = -1;
 	ci = calloc(n ? n : 1, sizeof(*ci));
 	if (ci == NULL)
 		goto done;
@@ -574,7 +634,7 @@ done:
 		free(ci[i].names);
 	}
 	free(ci);
-	return rc;
+	return rrc < 0 ? -1 : rc;
 }
 
 void
@@ -589,6 +649,7 @@ tls_rt_free(struct tls_rt *t)
 	free(t->ctx);
 	SSL_CTX_free(t->up);
 	free(t->up_name);
+	SSL_CTX_free(t->redis);
 	free(t);
 }
 

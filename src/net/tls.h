@@ -5,7 +5,7 @@
  * certificate's site is the default; SNI picks another whose certificate names the host.
  * ALPN "http/1.1" (h2 can be added to the list later), TLS 1.2/1.3 with the Mozilla
  * intermediate ciphers by default, session tickets with keys that rotate, no compression, no
- * renegotiation; and the client context for upstream.tls, verifying the server.
+ * renegotiation; and the client contexts for upstream.tls and rediss://, verifying the server.
  * Built on the main thread by conf_build; used read-only by workers (SSL_new is thread-safe
  * on a shared SSL_CTX). Freed with the generation, after the last SSL using it.
  */
@@ -32,6 +32,10 @@ SSL *tls_new_ssl(struct tls_rt *t, int fd);
  * verified against ca_file (PEM bundle) or, when NULL, the system store. NULL with the
  * OpenSSL reason in err. Any thread. */
 SSL_CTX *tls_client_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
+/* The generation's Redis client context (rediss://; verification and client certificate
+ * as redis.tls says), or NULL without TLS. Borrowed: a holder beyond the generation takes
+ * its own reference (SSL_CTX_up_ref). */
+SSL_CTX *tls_redis_ctx(const struct tls_rt *t);
 /* A client-side SSL towards an upstream (SNI + hostname verification). NULL on error. */
 SSL *tls_new_upstream_ssl(struct tls_rt *t, int fd, const char *server_text);
 

@@ -1,52 +1,65 @@
 /* SPDX-License-Identifier: MIT
  * redis — a worker's async Redis connection (contract in redis.h).
  *
- * States: DOWN (waiting for the backoff timer), CONNECTING (resolving, connecting, or sending
- * AUTH / SELECT / SCRIPT LOAD — one deadline covers all of it), UP. Only UP accepts commands:
- * a request never waits on a connection that is not known to work.
+ * States: DOWN (waiting for the backoff timer), CONNECTING (resolving, connecting, the TLS
+ * handshake, or sending AUTH / SELECT / SCRIPT LOAD — one deadline covers all of it), UP. Only
+ * UP accepts commands: a request never waits on a connection that is not known to work.
  *
  * Deadlines: a command past its deadline is failed alone; `owed` counts the replies the live
  * connection still owes (timed-out commands included) and `last_io_ms` is the last reply (or
  * when the connection started owing): owing for dead_ms without a word is what kills it.
  *
- * Events: hiredis's own libevent adapter. (Writing each pass's commands at the end of that
- * pass through hooks of our own was tried: 0.88 against the adapter's 0.78 in one pair of
- * ratelimit.sh runs, 0.79 against 0.82 in the next — no difference the bench can see.)
+ * The socket is visor's own (net/sock: plain or TLS, the same code for both), because Debian's
+ * hiredis 0.14 speaks no TLS; hiredis keeps what it is good at, the RESP reader (redisReader)
+ * and the formatting of the handshake's commands. A connection (struct rconn) keeps the
+ * commands whose replies it owes in send order (`wait`): Redis answers in that order, so each
+ * parsed reply belongs to the head of the list. A timed-out or detached command stays there
+ * (its fn cleared) until its reply, or the connection, is gone.
  *
- * hiredis 0.14 rules this file lives by: a context whose connect fails is freed by hiredis
- * right after onConnect(REDIS_ERR); one that loses its connection is freed right after the
- * pending callbacks ran with a NULL reply and onDisconnect; redisAsyncFree() runs the pending
- * callbacks with NULL too. So `rd->ac` is cleared in every one of those callbacks before anything
- * else can send on it, and contexts we drop ourselves go to `dying`, freed by reap_ev outside
- * any hiredis callback.
+ * Writes: commands go into the socket's output buffer and one deferred event per worker turn
+ * (`wflush_ev`) writes them, so a pass's commands leave in one write (or one TLS record), as
+ * hiredis's libevent adapter did with its write event.
+ *
+ * Freeing: a connection we give up on is unhooked at once (rd->conn cleared, its commands
+ * failed to their callers) and freed from a deferred event on the next loop turn, never from
+ * inside its own socket callback, which may be walking its replies.
  */
 #include "store/redis.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/util.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/x509v3.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "net/sock.h"
+#include "net/tls.h"
 
 #define BACKOFF_MIN_MS   25
 #define BACKOFF_MAX_MS   500
 #define DEAD_MIN_MS      1000            /* silence, with replies owed, that kills a connection */
 #define DEAD_TIMEOUTS    4               /* ... or this many timeouts when that is longer */
+#define KEEPALIVE_IDLE_S 15              /* TCP keepalive, as hiredis's redisEnableKeepAlive */
 
 enum rstate { RS_DOWN = 0, RS_CONNECTING, RS_UP };
 
 struct redis_cmd {
-	TAILQ_ENTRY(redis_cmd) link;
+	TAILQ_ENTRY(redis_cmd) link;     /* rd->q: unanswered, live, in deadline order */
+	STAILQ_ENTRY(redis_cmd) rlink;   /* conn->wait: replies owed, in send order */
 	struct redis *rd;
 	redis_fn      fn;
 	void         *arg;
@@ -54,15 +67,22 @@ struct redis_cmd {
 	unsigned      in_q : 1;
 	unsigned      script : 1;
 	unsigned      retried : 1;
+	unsigned      hs : 1;            /* a handshake step (AUTH, SELECT, SCRIPT LOAD) */
 	int           argc;
 	size_t        rest;              /* script: offset of the arguments after the sha */
 	size_t        len;
 	char          buf[];             /* the RESP-formatted command */
 };
 
-struct dying {
-	struct dying      *next;
-	redisAsyncContext *ac;
+/* One connection; owned by rd->conn while live, by rd->dying once given up. */
+struct rconn {
+	struct rconn *next;              /* rd->dying */
+	struct redis *rd;
+	struct sock   s;
+	int           s_on;
+	int           dead;
+	redisReader  *rr;
+	STAILQ_HEAD(, redis_cmd) wait;
 };
 
 struct redis {
@@ -81,9 +101,13 @@ struct redis {
 	int                db;
 	int64_t            timeout_ms;
 	int64_t            dead_ms;
+	int                tls;          /* rediss:// */
+	char              *tls_ca, *tls_cert, *tls_key, *tls_name;
+	int                tls_insecure;
+	SSL_CTX           *ctx;          /* our reference to the latest generation's context */
 
 	/* connection */
-	redisAsyncContext *ac;
+	struct rconn      *conn;
 	int                state;        /* enum rstate; read by other threads */
 	int                handshake;    /* replies still due before UP */
 	int64_t            last_io_ms;   /* last reply, or when the connection started owing one */
@@ -91,19 +115,20 @@ struct redis {
 	int                backoff_ms;
 	int                outage_logged;
 	int                ever_up;
-	struct dying      *dying;
+	struct rconn      *dying;
 	TAILQ_HEAD(, redis_cmd) q;       /* sent, unanswered, in send order (= deadline order) */
 	struct event      *tmo_ev;
 	int                tmo_armed;
 	int64_t            tmo_at;
 	struct event      *retry_ev;
 	struct event      *reap_ev;
+	struct event      *wflush_ev;
+	int                wflush_on;
 	struct evdns_base *dns;
 	struct evdns_getaddrinfo_request *dnsreq;
 };
 
 static void connect_start(struct redis *rd);
-static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -141,10 +166,19 @@ dup_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+static int
+is_ip_literal(const char *h)
+{
+	unsigned char tmp[16];
+
+	return inet_pton(AF_INET, h, tmp) == 1 || inet_pton(AF_INET6, h, tmp) == 1;
+}
+
 /* ---- failing and dropping ----------------------------------------------------------------- */
 
-/* Every command waiting on the connection fails now (their hiredis callbacks, when they come,
- * find fn == NULL). Callers may send again from inside fn: rd->ac is already NULL or fine. */
+/* Every command waiting on the connection fails now (when their replies come, or their
+ * connection is freed, they find fn == NULL). Callers may send again from inside fn: the
+ * state is no longer UP, so nothing is sent. */
 static void
 fail_queue(struct redis *rd)
 {
@@ -170,7 +204,7 @@ schedule_retry(struct redis *rd)
 	rd->backoff_ms = MIN(rd->backoff_ms * 2, BACKOFF_MAX_MS);
 }
 
-/* The connection is gone (rd->ac already cleared by the caller). */
+/* The connection is gone (rd->conn already cleared by the caller). */
 static void
 conn_lost(struct redis *rd, const char *why)
 {
@@ -192,108 +226,99 @@ conn_lost(struct redis *rd, const char *why)
 	fail_queue(rd);
 }
 
-/* We give up on the live context: unhook it now, free it on the next loop turn. */
+/* Frees a connection that is no longer rd->conn, outside its own callbacks. A command still
+ * listening (there should be none: fail_queue ran) hears NULL. */
 static void
-drop_ctx(struct redis *rd, const char *why)
+conn_free(struct rconn *conn)
 {
-	redisAsyncContext *ac = rd->ac;
-	struct dying *d;
+	struct redis_cmd *c;
+	redis_fn fn;
 
-	if (ac == NULL)
-		return;
-	rd->ac = NULL;
-	d = malloc(sizeof(*d));
-	if (d) {
-		d->ac = ac;
-		d->next = rd->dying;
-		rd->dying = d;
-		event_active(rd->reap_ev, EV_TIMEOUT, 0);
-	} else {
-		/* cannot defer: close its socket so hiredis frees it on its next read */
-		redisAsyncDisconnect(ac);
+	while ((c = STAILQ_FIRST(&conn->wait)) != NULL) {
+		STAILQ_REMOVE_HEAD(&conn->wait, rlink);
+		if (c->in_q) {
+			TAILQ_REMOVE(&c->rd->q, c, link);
+			c->in_q = 0;
+		}
+		fn = c->fn;
+		c->fn = NULL;
+		if (fn)
+			fn(c->arg, NULL);
+		free(c);
 	}
-	conn_lost(rd, why);
+	if (conn->s_on)
+		sock_fini(&conn->s);
+	if (conn->rr)
+		redisReaderFree(conn->rr);
+	free(conn);
 }
 
+/* We give up on the live connection: unhook it now, free it on the next loop turn. */
 static void
-dying_forget(struct redis *rd, const redisAsyncContext *ac)
+drop_conn(struct redis *rd, const char *why)
 {
-	struct dying **pp, *d;
+	struct rconn *conn = rd->conn;
 
-	for (pp = &rd->dying; (d = *pp) != NULL; pp = &d->next) {
-		if (d->ac == ac) {
-			*pp = d->next;
-			free(d);
-			return;
-		}
-	}
+	if (conn == NULL)
+		return;
+	rd->conn = NULL;
+	conn->dead = 1;
+	conn->next = rd->dying;
+	rd->dying = conn;
+	event_active(rd->reap_ev, EV_TIMEOUT, 0);
+	conn_lost(rd, why);
 }
 
 static void
 on_reap(evutil_socket_t fd, short what, void *arg)
 {
 	struct redis *rd = arg;
-	struct dying *d;
+	struct rconn *conn;
 
 	(void)fd;
 	(void)what;
-	while ((d = rd->dying) != NULL) {
-		redisAsyncContext *ac = d->ac;
-		rd->dying = d->next;
-		free(d);
-		redisAsyncFree(ac);          /* callbacks: NULL replies, onDisconnect — all stale */
+	while ((conn = rd->dying) != NULL) {
+		rd->dying = conn->next;
+		conn_free(conn);
 	}
 }
 
-/* ---- hiredis connection callbacks ---------------------------------------------------------- */
+/* ---- writing -------------------------------------------------------------------------------- */
 
 static void
-on_connect(const redisAsyncContext *cac, int status)
+on_wflush(evutil_socket_t fd, short what, void *arg)
 {
-	struct redis *rd = cac->data;
+	struct redis *rd = arg;
 
-	if (cac != rd->ac) {
-		if (status != REDIS_OK)
-			dying_forget(rd, cac);    /* hiredis frees it after this returns */
-		return;
-	}
-	if (status != REDIS_OK) {
-		rd->ac = NULL;                /* hiredis frees it after this returns */
-		conn_lost(rd, cac->errstr[0] ? cac->errstr : "connect failed");
-	}
-	/* else: the handshake replies decide */
+	(void)fd;
+	(void)what;
+	rd->wflush_on = 0;
+	if (rd->conn != NULL)
+		sock_flush(&rd->conn->s);
 }
 
+/* The commands appended this turn leave together, from the loop. */
 static void
-on_disconnect(const redisAsyncContext *cac, int status)
+wflush_soon(struct redis *rd)
 {
-	struct redis *rd = cac->data;
-
-	(void)status;
-	if (cac != rd->ac) {
-		dying_forget(rd, cac);
-		return;
+	if (!rd->wflush_on) {
+		rd->wflush_on = 1;
+		event_active(rd->wflush_ev, EV_TIMEOUT, 0);
 	}
-	rd->ac = NULL;
-	conn_lost(rd, cac->err ? cac->errstr : "closed by the server");
 }
 
-static void
-on_handshake(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct redis *rd = priv;
-	redisReply *rp = reply;
+/* ---- replies ------------------------------------------------------------------------------- */
 
-	if (ac != rd->ac || rp == NULL)
-		return;          /* stale context, or it is going away (its disconnect callback runs) */
-	rd->last_io_ms = now_ms();
+static void
+on_handshake(struct redis *rd, const redisReply *rp)
+{
 	if (rp->type == REDIS_REPLY_ERROR) {
 		char why[160];
 		/* Redis's own words ("WRONGPASS ...", "ERR DB index is out of range"); no secrets */
 		snprintf(why, sizeof(why), "handshake refused: %.*s", (int)MIN(rp->len, 120),
 		    rp->str);
 		rd->outage_logged = 0;        /* a new reason deserves a line */
-		drop_ctx(rd, why);
+		drop_conn(rd, why);
 		return;
 	}
 	if (--rd->handshake > 0)
@@ -302,55 +327,265 @@ on_handshake(redisAsyncContext *ac, void *reply, void *priv)
 	evtimer_del(rd->retry_ev);
 	rd->backoff_ms = BACKOFF_MIN_MS;
 	if (rd->outage_logged || !rd->ever_up)
-		log_info("redis %s:%d (worker %d): connected", rd->host, rd->port, rd->wid);
+		log_info("redis %s:%d (worker %d): connected%s", rd->host, rd->port, rd->wid,
+		    rd->tls ? " (TLS)" : "");
 	rd->outage_logged = 0;
 	rd->ever_up = 1;
 }
 
+/* NOSCRIPT: the script left Redis's cache (SCRIPT FLUSH, a failover to a replica that never
+ * saw it). EVAL puts it back; EVALSHA works again after. 1 when resent. */
 static int
-send_argv(struct redis *rd, int argc, const char **argv, const size_t *lens)
+resend_eval(struct redis *rd, struct rconn *conn, struct redis_cmd *c)
 {
-	if (redisAsyncCommandArgv(rd->ac, on_handshake, rd, argc, argv, lens) != REDIS_OK)
+	struct evbuffer *out = conn->s.out;
+
+	c->retried = 1;
+	if (evbuffer_add_printf(out, "*%d\r\n$4\r\nEVAL\r\n$%zu\r\n", c->argc,
+	    rd->script_len) < 0 ||
+	    evbuffer_add(out, rd->script, rd->script_len) < 0 ||
+	    evbuffer_add(out, "\r\n", 2) < 0 ||
+	    evbuffer_add(out, c->buf + c->rest, c->len - c->rest) < 0)
+		return 0;            /* the stream is broken now: the reply never matches; drop */
+	STAILQ_INSERT_TAIL(&conn->wait, c, rlink);
+	rd->owed++;
+	wflush_soon(rd);
+	log_info("redis (worker %d): script not cached (NOSCRIPT), sent it again", rd->wid);
+	return 1;
+}
+
+/* One parsed reply, for the head of conn->wait. */
+static void
+on_reply(struct redis *rd, struct rconn *conn, redisReply *rp)
+{
+	struct redis_cmd *c = STAILQ_FIRST(&conn->wait);
+	redis_fn fn;
+
+	if (c == NULL) {
+		freeReplyObject(rp);
+		drop_conn(rd, "a reply nobody asked for");
+		return;
+	}
+	STAILQ_REMOVE_HEAD(&conn->wait, rlink);
+	rd->last_io_ms = now_ms();
+	if (c->hs) {
+		free(c);
+		on_handshake(rd, rp);
+		freeReplyObject(rp);
+		return;
+	}
+	if (rd->owed > 0)
+		rd->owed--;
+	if (rp->type == REDIS_REPLY_ERROR && c->script && !c->retried && c->fn &&
+	    rp->len >= 8 && memcmp(rp->str, "NOSCRIPT", 8) == 0) {
+		freeReplyObject(rp);
+		if (resend_eval(rd, conn, c))
+			return;               /* same cmd, same place in the deadline queue */
+		STAILQ_INSERT_HEAD(&conn->wait, c, rlink);    /* freed with the connection */
+		drop_conn(rd, "out of memory");
+		return;
+	}
+	if (c->in_q) {
+		TAILQ_REMOVE(&rd->q, c, link);
+		c->in_q = 0;
+	}
+	fn = c->fn;
+	c->fn = NULL;
+	if (fn)
+		fn(c->arg, rp);
+	free(c);
+	freeReplyObject(rp);
+}
+
+/* What went wrong on a socket, for the log: the certificate check, TLS, or the system. */
+static void
+sock_why(struct rconn *conn, int err, char *why, size_t len)
+{
+	long vr = conn->s.ssl ? SSL_get_verify_result(conn->s.ssl) : X509_V_OK;
+	char eb[200];
+
+	if (vr != X509_V_OK) {
+		snprintf(why, len, "TLS: certificate verify failed: %s",
+		    X509_verify_cert_error_string(vr));
+	} else if (conn->s.ssl_err != 0) {
+		ERR_error_string_n(conn->s.ssl_err, eb, sizeof(eb));
+		snprintf(why, len, "TLS: %s", eb);
+	} else if (err != 0) {
+		snprintf(why, len, "%s", strerror(err));
+	} else {
+		snprintf(why, len, "I/O error");
+	}
+}
+
+static void
+on_sock(struct sock *s, int ev, void *arg)
+{
+	struct rconn *conn = arg;
+	struct redis *rd = conn->rd;
+	struct evbuffer_iovec v;
+	void *reply;
+	int err = errno;
+	char why[256];
+
+	if (conn->dead)
+		return;
+	if (ev & SOCK_EV_CONNECTED)
+		sock_read_start(s);
+	if (ev & SOCK_EV_READ) {
+		while (evbuffer_peek(s->in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+			if (redisReaderFeed(conn->rr, v.iov_base, v.iov_len) != REDIS_OK) {
+				drop_conn(rd, "out of memory");
+				return;
+			}
+			evbuffer_drain(s->in, v.iov_len);
+		}
+		for (;;) {
+			reply = NULL;
+			if (redisReaderGetReply(conn->rr, &reply) != REDIS_OK) {
+				snprintf(why, sizeof(why), "protocol error: %s", conn->rr->errstr);
+				drop_conn(rd, why);
+				return;
+			}
+			if (reply == NULL)
+				break;
+			on_reply(rd, conn, reply);
+			if (conn->dead)
+				return;
+		}
+		sock_read_start(s);           /* input consumed: reading may resume */
+	}
+	if (ev & SOCK_EV_ERROR) {
+		sock_why(conn, err, why, sizeof(why));
+		drop_conn(rd, why);
+	} else if (ev & SOCK_EV_EOF) {
+		drop_conn(rd, "closed by the server");
+	}
+}
+
+/* ---- connecting ----------------------------------------------------------------------------- */
+
+/* Appends one handshake command (formatted by hiredis) and its place in the reply order. */
+static int
+send_hs(struct redis *rd, struct rconn *conn, int argc, const char **argv, const size_t *lens)
+{
+	struct redis_cmd *c;
+	char *cmd = NULL;
+	int n;
+
+	n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (n < 0 || (c = calloc(1, sizeof(*c))) == NULL) {
+		redisFreeCommand(cmd);
 		return -1;
+	}
+	if (evbuffer_add(conn->s.out, cmd, (size_t)n) < 0) {
+		redisFreeCommand(cmd);
+		free(c);
+		return -1;
+	}
+	if (n > 0 && argc > 1 && argv[0][0] == 'A')
+		explicit_bzero(cmd, (size_t)n);       /* AUTH: the password */
+	redisFreeCommand(cmd);
+	c->rd = rd;
+	c->hs = 1;
+	STAILQ_INSERT_TAIL(&conn->wait, c, rlink);
 	rd->handshake++;
 	return 0;
 }
 
-static void
-connect_addr(struct redis *rd, const char *ip)
+/* A client SSL for the connection: SNI and the name (or IP) the certificate must carry. */
+static SSL *
+new_ssl(struct redis *rd, int fd)
 {
-	redisAsyncContext *ac;
+	const char *name = rd->tls_name ? rd->tls_name : rd->host;
+	SSL *ssl = SSL_new(rd->ctx);
+
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1)
+		goto fail;
+	SSL_set_connect_state(ssl);
+	/* one busy connection per worker: keep its record buffers instead of freeing them each
+	 * time they empty (the context's default, made for many idle clients) */
+	SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	if (is_ip_literal(name)) {
+		/* SNI carries host names only (RFC 6066 §3); IPs verify against IP SANs */
+		if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) &&
+		    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1)
+			goto fail;
+	} else {
+		if (SSL_set_tlsext_host_name(ssl, name) != 1)
+			goto fail;
+		if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) && SSL_set1_host(ssl, name) != 1)
+			goto fail;
+	}
+	return ssl;
+fail:
+	SSL_free(ssl);
+	ERR_clear_error();
+	return NULL;
+}
+
+static void
+keepalive(int fd)
+{
+	int on = 1, idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_IDLE_S / 3, cnt = 3;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+/* Opens the socket to sa and queues the handshake (AUTH, SELECT, SCRIPT LOAD), which leaves
+ * as soon as the connect (and the TLS handshake, which the first write starts) completes. */
+static void
+connect_addr(struct redis *rd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct rconn *conn;
 	const char *argv[3];
 	size_t lens[3];
-	char dbs[16];
-	int64_t dl;
+	char dbs[16], why[160];
+	SSL *ssl = NULL;
+	int fd, n;
 
-	ac = redisAsyncConnect(ip, rd->port);
-	if (ac == NULL) {
+	if (rd->tls && rd->ctx == NULL) {
+		conn_lost(rd, "no TLS context");
+		return;
+	}
+	if ((conn = calloc(1, sizeof(*conn))) == NULL) {
 		conn_lost(rd, "out of memory");
 		return;
 	}
-	if (ac->err) {
-		char why[128];
-		snprintf(why, sizeof(why), "%s", ac->errstr);
-		redisAsyncFree(ac);           /* ours, not in a callback */
+	conn->rd = rd;
+	STAILQ_INIT(&conn->wait);
+	if ((conn->rr = redisReaderCreate()) == NULL) {
+		conn_free(conn);
+		conn_lost(rd, "out of memory");
+		return;
+	}
+	if ((fd = sock_tcp_socket(sa->sa_family)) < 0) {
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		conn_free(conn);
 		conn_lost(rd, why);
 		return;
 	}
-	ac->data = rd;
-	if (redisLibeventAttach(ac, rd->base) != REDIS_OK) {
-		redisAsyncFree(ac);
-		conn_lost(rd, "cannot attach to the event loop");
+	keepalive(fd);
+	if (rd->tls && (ssl = new_ssl(rd, fd)) == NULL) {
+		close(fd);
+		conn_free(conn);
+		conn_lost(rd, "cannot set up TLS");
 		return;
 	}
-	redisEnableKeepAlive(&ac->c);
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	rd->ac = ac;
+	if (sock_init(&conn->s, rd->base, fd, ssl, on_sock, conn) < 0) {
+		SSL_free(ssl);
+		close(fd);
+		conn_free(conn);
+		conn_lost(rd, "out of memory");
+		return;
+	}
+	conn->s_on = 1;
+	rd->conn = conn;
 	rd->handshake = 0;
-	/* pipelined: hiredis buffers them until the connection is established */
 	if (rd->pass) {
-		int n = 0;
+		n = 0;
 		argv[n] = "AUTH";
 		lens[n++] = 4;
 		if (rd->user) {
@@ -359,7 +594,7 @@ connect_addr(struct redis *rd, const char *ip)
 		}
 		argv[n] = rd->pass;
 		lens[n++] = strlen(rd->pass);
-		if (send_argv(rd, n, argv, lens) < 0)
+		if (send_hs(rd, conn, n, argv, lens) < 0)
 			goto fail;
 	}
 	if (rd->db != 0) {
@@ -368,7 +603,7 @@ connect_addr(struct redis *rd, const char *ip)
 		lens[0] = 6;
 		argv[1] = dbs;
 		lens[1] = strlen(dbs);
-		if (send_argv(rd, 2, argv, lens) < 0)
+		if (send_hs(rd, conn, 2, argv, lens) < 0)
 			goto fail;
 	}
 	argv[0] = "SCRIPT";
@@ -377,22 +612,38 @@ connect_addr(struct redis *rd, const char *ip)
 	lens[1] = 4;
 	argv[2] = rd->script;
 	lens[2] = rd->script_len;
-	if (send_argv(rd, 3, argv, lens) < 0)
+	if (send_hs(rd, conn, 3, argv, lens) < 0)
 		goto fail;
-	/* connect + handshake deadline */
-	dl = MAX(1000, rd->timeout_ms * 4);
-	timer_in(rd->retry_ev, dl);
+	if (sock_connect(&conn->s, sa, salen) < 0) {
+		snprintf(why, sizeof(why), "connect: %s", strerror(errno));
+		drop_conn(rd, why);
+		return;
+	}
+	/* connect + TLS + handshake deadline */
+	timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
 	return;
 fail:
-	drop_ctx(rd, "cannot send the handshake");
+	drop_conn(rd, "cannot queue the handshake");
+}
+
+static void
+connect_ai(struct redis *rd, const struct evutil_addrinfo *res)
+{
+	struct sockaddr_storage ss;
+
+	if (res->ai_addrlen > sizeof(ss) || (res->ai_family != AF_INET &&
+	    res->ai_family != AF_INET6)) {
+		conn_lost(rd, "bad address from the resolver");
+		return;
+	}
+	memcpy(&ss, res->ai_addr, res->ai_addrlen);
+	connect_addr(rd, (const struct sockaddr *)&ss, (socklen_t)res->ai_addrlen);
 }
 
 static void
 on_dns(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct redis *rd = arg;
-	char ip[INET6_ADDRSTRLEN];
-	const void *a;
 
 	rd->dnsreq = NULL;
 	if (result == EVUTIL_EAI_CANCEL)
@@ -406,48 +657,68 @@ on_dns(int result, struct evutil_addrinfo *res, void *arg)
 		conn_lost(rd, why);
 		return;
 	}
-	if (res->ai_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)(const void *)res->ai_addr)->sin6_addr;
-	else
-		a = &((const struct sockaddr_in *)(const void *)res->ai_addr)->sin_addr;
-	if (inet_ntop(res->ai_family, a, ip, sizeof(ip)) == NULL) {
-		evutil_freeaddrinfo(res);
-		conn_lost(rd, "bad address from the resolver");
-		return;
-	}
+	connect_ai(rd, res);
 	evutil_freeaddrinfo(res);
-	connect_addr(rd, ip);
 }
 
 static void
 connect_start(struct redis *rd)
 {
-	unsigned char tmp[16];
-	struct evutil_addrinfo hints;
+	struct evutil_addrinfo hints, *res = NULL;
 	struct evdns_getaddrinfo_request *req;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	int r;
 
-	if (!rd->configured || rd->ac || rd->dnsreq)
+	if (!rd->configured || rd->conn || rd->dnsreq)
 		return;
 	set_state(rd, RS_CONNECTING);
-	if (inet_pton(AF_INET, rd->host, tmp) == 1 || inet_pton(AF_INET6, rd->host, tmp) == 1) {
-		connect_addr(rd, rd->host);
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (inet_pton(AF_INET, rd->host, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)rd->port);
+		connect_addr(rd, (const struct sockaddr *)&sin, sizeof(sin));
 		return;
 	}
-	if (rd->dns == NULL)
-		rd->dns = evdns_base_new(rd->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-		    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (rd->dns == NULL) {
-		/* no resolver: let hiredis resolve (blocks this worker for the lookup) */
-		connect_addr(rd, rd->host);
+	if (inet_pton(AF_INET6, rd->host, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)rd->port);
+		connect_addr(rd, (const struct sockaddr *)&sin6, sizeof(sin6));
 		return;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
+	if (rd->dns == NULL)
+		rd->dns = evdns_base_new(rd->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+		    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (rd->dns == NULL) {
+		/* no resolver: look it up the blocking way (this worker waits for the lookup) */
+		char port[8];
+		snprintf(port, sizeof(port), "%d", rd->port);
+		r = evutil_getaddrinfo(rd->host, port, &hints, &res);
+		if (r != 0 || res == NULL) {
+			char why[160];
+			snprintf(why, sizeof(why), "cannot resolve %s: %s", rd->host,
+			    evutil_gai_strerror(r));
+			if (res)
+				evutil_freeaddrinfo(res);
+			conn_lost(rd, why);
+			return;
+		}
+		connect_ai(rd, res);
+		evutil_freeaddrinfo(res);
+		return;
+	}
 	/* deadline for the lookup too */
 	timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
-	req = evdns_getaddrinfo(rd->dns, rd->host, NULL, &hints, on_dns, rd);
+	{
+		char port[8];
+		snprintf(port, sizeof(port), "%d", rd->port);
+		req = evdns_getaddrinfo(rd->dns, rd->host, port, &hints, on_dns, rd);
+	}
 	if (req)
 		rd->dnsreq = req;            /* else the callback already ran */
 }
@@ -468,8 +739,9 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 			rd->dnsreq = NULL;
 			evdns_getaddrinfo_cancel(req);
 			conn_lost(rd, "name lookup timed out");
-		} else if (rd->ac) {
-			drop_ctx(rd, "connect or handshake timed out");
+		} else if (rd->conn) {
+			drop_conn(rd, rd->tls ? "connect, TLS or handshake timed out" :
+			    "connect or handshake timed out");
 		} else {
 			conn_lost(rd, "connect timed out");
 		}
@@ -491,7 +763,7 @@ arm_tmo(struct redis *rd)
 
 	if (c)
 		at = c->deadline;
-	if (rd->ac && rd->owed > 0)
+	if (rd->conn && rd->owed > 0)
 		at = MIN(at, rd->last_io_ms + rd->dead_ms);
 	if (at == INT64_MAX || (rd->tmo_armed && rd->tmo_at <= at))
 		return;
@@ -521,89 +793,16 @@ on_tmo(evutil_socket_t fd, short what, void *arg)
 		if (fn)
 			fn(c->arg, NULL);        /* its reply, if it ever comes, is dropped */
 	}
-	if (rd->ac && rd->state == RS_UP && rd->owed > 0 && now - rd->last_io_ms >= rd->dead_ms) {
+	if (rd->conn && rd->state == RS_UP && rd->owed > 0 && now - rd->last_io_ms >= rd->dead_ms) {
 		/* not a word for dead_ms while replies are owed: the connection is stuck */
 		snprintf(why, sizeof(why), "no reply for %lld ms", (long long)(now - rd->last_io_ms));
-		drop_ctx(rd, why);
+		drop_conn(rd, why);
 		return;
 	}
 	arm_tmo(rd);
 }
 
 /* ---- commands ------------------------------------------------------------------------------ */
-
-static void
-cmd_free(struct redis_cmd *c)
-{
-	free(c);
-}
-
-static void
-on_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct redis_cmd *c = priv;
-	struct redis *rd = c->rd;
-	redisReply *rp = reply;
-	redis_fn fn;
-
-	if (rp == NULL) {
-		/* the context is being freed: if it is the live one, nobody may send on it now */
-		if (ac == rd->ac) {
-			rd->ac = NULL;
-			if (c->in_q) {
-				TAILQ_REMOVE(&rd->q, c, link);
-				c->in_q = 0;
-			}
-			fn = c->fn;
-			c->fn = NULL;
-			conn_lost(rd, ac->err ? ac->errstr : "connection closed");
-			if (fn)
-				fn(c->arg, NULL);
-		} else if (c->fn) {
-			if (c->in_q) {
-				TAILQ_REMOVE(&rd->q, c, link);
-				c->in_q = 0;
-			}
-			fn = c->fn;
-			c->fn = NULL;
-			fn(c->arg, NULL);
-		}
-		cmd_free(c);
-		return;
-	}
-	if (ac == rd->ac) {
-		rd->last_io_ms = now_ms();
-		if (rd->owed > 0)
-			rd->owed--;
-	}
-	if (rp->type == REDIS_REPLY_ERROR && c->script && !c->retried && c->fn &&
-	    rp->len >= 8 && memcmp(rp->str, "NOSCRIPT", 8) == 0 && ac == rd->ac) {
-		/* the script left Redis's cache: EVAL puts it back; EVALSHA works again after */
-		struct sbuf b = { 0 };
-		sbuf_printf(&b, "*%d\r\n$4\r\nEVAL\r\n$%zu\r\n", c->argc, rd->script_len);
-		sbuf_add(&b, rd->script, rd->script_len);
-		sbuf_add(&b, "\r\n", 2);
-		sbuf_add(&b, c->buf + c->rest, c->len - c->rest);
-		c->retried = 1;
-		if (!b.oom && redisAsyncFormattedCommand(ac, on_reply, c, b.p, b.len) == REDIS_OK) {
-			sbuf_fini(&b);
-			rd->owed++;
-			log_info("redis (worker %d): script not cached (NOSCRIPT), sent it again",
-			    rd->wid);
-			return;               /* same cmd, same place in the deadline queue */
-		}
-		sbuf_fini(&b);
-	}
-	if (c->in_q) {
-		TAILQ_REMOVE(&rd->q, c, link);
-		c->in_q = 0;
-	}
-	fn = c->fn;
-	c->fn = NULL;
-	if (fn)
-		fn(c->arg, rp);
-	cmd_free(c);
-}
 
 /* Decimal digits of v into p (no NUL); returns the count. */
 static size_t
@@ -651,7 +850,7 @@ cmd_new(struct redis *rd, int script, int nkeys, int nargs, size_t need)
 	size_t o = 0, nkl;
 	char nk[20];
 
-	if (!redis_is_up(rd) || rd->ac == NULL || nargs < 0 || nkeys < 0)
+	if (!redis_is_up(rd) || rd->conn == NULL || nargs < 0 || nkeys < 0)
 		return NULL;
 	if ((c = malloc(sizeof(*c) + HEAD_MAX + need)) == NULL)
 		return NULL;
@@ -674,7 +873,7 @@ cmd_new(struct redis *rd, int script, int nkeys, int nargs, size_t need)
 	return c;
 }
 
-/* Hands c (fully formatted) to hiredis and starts its deadline (the queue stays in deadline
+/* Queues c (fully formatted) on the connection and starts its deadline (the queue stays in deadline
  * order: every command gets the same timeout). */
 static struct redis_cmd *
 cmd_send(struct redis *rd, struct redis_cmd *c, redis_fn fn, void *arg)
@@ -683,10 +882,12 @@ cmd_send(struct redis *rd, struct redis_cmd *c, redis_fn fn, void *arg)
 
 	c->fn = fn;
 	c->arg = arg;
-	if (redisAsyncFormattedCommand(rd->ac, on_reply, c, c->buf, c->len) != REDIS_OK) {
+	if (evbuffer_add(rd->conn->s.out, c->buf, c->len) < 0) {
 		free(c);
 		return NULL;
 	}
+	STAILQ_INSERT_TAIL(&rd->conn->wait, c, rlink);
+	wflush_soon(rd);
 	now = now_ms();
 	if (rd->owed++ == 0)
 		rd->last_io_ms = now;        /* owing starts now */
@@ -826,12 +1027,31 @@ redis_new(struct event_base *base, struct metrics *m, int worker_id, const char 
 	rd->tmo_ev = evtimer_new(base, on_tmo, rd);
 	rd->retry_ev = evtimer_new(base, on_retry, rd);
 	rd->reap_ev = event_new(base, -1, 0, on_reap, rd);
-	if (!rd->tmo_ev || !rd->retry_ev || !rd->reap_ev)
+	rd->wflush_ev = event_new(base, -1, 0, on_wflush, rd);
+	if (!rd->tmo_ev || !rd->retry_ev || !rd->reap_ev || !rd->wflush_ev)
 		goto fail;
 	return rd;
 fail:
 	redis_free(rd);
 	return NULL;
+}
+
+static void
+free_settings(struct redis *rd)
+{
+	if (rd->pass)
+		explicit_bzero(rd->pass, strlen(rd->pass));
+	free(rd->host);
+	free(rd->user);
+	free(rd->pass);
+	free(rd->tls_ca);
+	free(rd->tls_cert);
+	free(rd->tls_key);
+	free(rd->tls_name);
+	rd->host = rd->user = rd->pass = NULL;
+	rd->tls_ca = rd->tls_cert = rd->tls_key = rd->tls_name = NULL;
+	SSL_CTX_free(rd->ctx);
+	rd->ctx = NULL;
 }
 
 static void
@@ -844,14 +1064,39 @@ unconfigure(struct redis *rd)
 		rd->dnsreq = NULL;
 		evdns_getaddrinfo_cancel(req);
 	}
-	if (rd->ac)
-		drop_ctx(rd, "configuration changed");
+	if (rd->conn)
+		drop_conn(rd, "configuration changed");
 	set_state(rd, RS_DOWN);
 	fail_queue(rd);
-	free(rd->host);
-	free(rd->user);
-	free(rd->pass);
-	rd->host = rd->user = rd->pass = NULL;
+	free_settings(rd);
+}
+
+/* The same server, the same credentials, the same TLS settings. */
+static int
+same_settings(const struct redis *rd, const struct conf *c)
+{
+	return streq_null(rd->host, c->redis.host) && rd->port == c->redis.port &&
+	    streq_null(rd->user, c->redis.username) && streq_null(rd->pass, c->redis.password) &&
+	    rd->db == c->redis.db && rd->tls == c->redis.tls &&
+	    (!rd->tls || (streq_null(rd->tls_ca, c->redis.tls_ca) &&
+	    streq_null(rd->tls_cert, c->redis.tls_cert) &&
+	    streq_null(rd->tls_key, c->redis.tls_key) &&
+	    streq_null(rd->tls_name, c->redis.tls_server_name) &&
+	    rd->tls_insecure == c->redis.tls_insecure));
+}
+
+/* Takes a reference to the generation's TLS context (later connections use the newest). */
+static void
+take_ctx(struct redis *rd, const struct conf *c)
+{
+	SSL_CTX *ctx = c->redis.tls ? tls_redis_ctx(c->tls_rt) : NULL;
+
+	if (ctx == rd->ctx)
+		return;
+	if (ctx != NULL && SSL_CTX_up_ref(ctx) != 1)
+		ctx = NULL;
+	SSL_CTX_free(rd->ctx);
+	rd->ctx = ctx;
 }
 
 void
@@ -864,10 +1109,10 @@ redis_configure(struct redis *rd, const struct conf *c)
 	}
 	rd->timeout_ms = c->redis.timeout_ms > 0 ? c->redis.timeout_ms : 50;
 	rd->dead_ms = MAX(DEAD_MIN_MS, DEAD_TIMEOUTS * rd->timeout_ms);
-	if (rd->configured && streq_null(rd->host, c->redis.host) && rd->port == c->redis.port &&
-	    streq_null(rd->user, c->redis.username) && streq_null(rd->pass, c->redis.password) &&
-	    rd->db == c->redis.db)
+	if (rd->configured && same_settings(rd, c)) {
+		take_ctx(rd, c);
 		return;
+	}
 	if (rd->configured)
 		unconfigure(rd);
 	rd->host = dup_null(c->redis.host ? c->redis.host : "127.0.0.1");
@@ -875,15 +1120,23 @@ redis_configure(struct redis *rd, const struct conf *c)
 	rd->pass = dup_null(c->redis.password);
 	rd->port = c->redis.port;
 	rd->db = c->redis.db;
+	rd->tls = c->redis.tls;
+	rd->tls_insecure = c->redis.tls_insecure;
+	if (rd->tls) {
+		rd->tls_ca = dup_null(c->redis.tls_ca);
+		rd->tls_cert = dup_null(c->redis.tls_cert);
+		rd->tls_key = dup_null(c->redis.tls_key);
+		rd->tls_name = dup_null(c->redis.tls_server_name);
+	}
 	if (rd->host == NULL || (c->redis.username && !rd->user) ||
-	    (c->redis.password && !rd->pass)) {
+	    (c->redis.password && !rd->pass) || (rd->tls && ((c->redis.tls_ca && !rd->tls_ca) ||
+	    (c->redis.tls_cert && !rd->tls_cert) || (c->redis.tls_key && !rd->tls_key) ||
+	    (c->redis.tls_server_name && !rd->tls_name)))) {
 		log_error("redis (worker %d): out of memory", rd->wid);
-		free(rd->host);
-		free(rd->user);
-		free(rd->pass);
-		rd->host = rd->user = rd->pass = NULL;
+		free_settings(rd);
 		return;
 	}
+	take_ctx(rd, c);
 	rd->configured = 1;
 	rd->outage_logged = 0;
 	rd->backoff_ms = BACKOFF_MIN_MS;
@@ -893,7 +1146,7 @@ redis_configure(struct redis *rd, const struct conf *c)
 void
 redis_free(struct redis *rd)
 {
-	redisAsyncContext *ac;
+	struct rconn *conn;
 
 	if (rd == NULL)
 		return;
@@ -904,11 +1157,11 @@ redis_free(struct redis *rd)
 		evdns_getaddrinfo_cancel(req);
 	}
 	set_state(rd, RS_DOWN);
+	conn = rd->conn;
+	rd->conn = NULL;
 	fail_queue(rd);
-	ac = rd->ac;
-	rd->ac = NULL;
-	if (ac)
-		redisAsyncFree(ac);           /* not in a callback: the worker has stopped */
+	if (conn)
+		conn_free(conn);              /* not in a callback: the worker has stopped */
 	on_reap(-1, 0, rd);
 	if (rd->dns)
 		evdns_base_free(rd->dns, 0);
@@ -918,8 +1171,8 @@ redis_free(struct redis *rd)
 		event_free(rd->retry_ev);
 	if (rd->reap_ev)
 		event_free(rd->reap_ev);
-	free(rd->host);
-	free(rd->user);
-	free(rd->pass);
+	if (rd->wflush_ev)
+		event_free(rd->wflush_ev);
+	free_settings(rd);
 	free(rd);
 }

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT
- * redis — one worker's connection to Redis: hiredis's async API on the worker's event_base
- * (its libevent adapter), never a blocking call.
+ * redis — one worker's connection to Redis on the worker's event_base, never a blocking
+ * call: visor's own socket (net/sock, plain for redis://, TLS for rediss:// with the
+ * generation's client context from net/tls) and hiredis's RESP reader.
  *
- *  - connects (host names resolved with evdns, asynchronously), authenticates (AUTH, with the
- *    ACL user when the URL has one), selects the db, loads the store script (SCRIPT LOAD) and
- *    only then reports itself up; reconnects with a backoff of 25 ms doubling to 500 ms, and
- *    gives a connect plus handshake max(1 s, 4 x timeout) before trying again;
+ *  - connects (host names resolved with evdns, asynchronously), for rediss:// verifies the
+ *    certificate and the name (the URL's host or redis.tls.server_name) before sending a byte,
+ *    authenticates (AUTH, with the ACL user when the URL has one), selects the db, loads the
+ *    store script (SCRIPT LOAD) and only then reports itself up; reconnects with a backoff of
+ *    25 ms doubling to 500 ms, and gives a connect plus TLS plus handshake max(1 s,
+ *    4 x timeout) before trying again;
  *  - every command has a deadline (redis.timeout): a command past it is answered "failed" to
  *    its caller at once, and its late reply, when it comes, finds nobody waiting; the other
  *    commands keep waiting for theirs. The deadlines are kept in send order (a FIFO connection
@@ -13,11 +16,11 @@
  *    that stays silent much longer — max(1 s, 4 x timeout) with replies owed — or fails is
  *    declared dead and replaced: a slow reply under a CPU burst costs the commands it delays,
  *    not every command in flight;
- *  - events through hiredis's libevent adapter, on the worker's own event_base;
+ *  - a loop turn's commands leave together, in one write, from a deferred event;
  *  - script calls go out as EVALSHA; a NOSCRIPT answer (SCRIPT FLUSH, a failover to a replica
  *    that never saw the script) resends that command once as EVAL with the script text, which
  *    also puts the script back in Redis's cache;
- *  - never frees a redisAsyncContext from inside one of its callbacks: a connection we give up
+ *  - never frees a connection from inside its own socket callback: a connection we give up
  *    on is unhooked at once and freed from a deferred event on the next loop turn.
  *
  * Ownership: a struct redis belongs to one worker (store.c); everything runs on the worker's
@@ -47,7 +50,8 @@ typedef void (*redis_fn)(void *arg, const struct redisReply *reply);
 struct redis *redis_new(struct event_base *base, struct metrics *m, int worker_id,
     const char *script, size_t script_len);
 /* Applies a generation's redis section: connects, or reconnects when the address, the
- * credentials or the db changed; a new timeout applies to the next commands. */
+ * credentials, the db or the TLS settings changed; a new timeout applies to the next
+ * commands, a new generation's TLS context to the next connection. */
 void redis_configure(struct redis *rd, const struct conf *c);
 /* Fails every command in flight (callbacks run with NULL) and frees everything. NULL: no-op. */
 void redis_free(struct redis *rd);

@@ -508,6 +508,26 @@ test_upstream_client(void)
 		T_EQ_STR(addr(&C.upstream.servers.v[0]), "127.0.0.1:3000");
 	}
 
+	/* upstream.resolve: defaults, values, nameservers are IP:port, max >= min; a name keeps
+	 * a zeroed address for net/resolve */
+	T_EQ_STR(parse(TLS "upstream: {servers: app:3000}\n"), "");
+	T_EQ_INT(C.upstream.servers.v[0].ss.ss_family, AF_UNSPEC);
+	T_EQ_INT(C.upstream.resolve_min_ms, 1000);
+	T_EQ_INT(C.upstream.resolve_max_ms, 60000);
+	T_EQ_INT(C.upstream.resolve_ns.n, 0);
+	T_EQ_STR(parse(TLS "upstream:\n  servers: app:3000\n  resolve: {min: 500ms, max: 5s, "
+	    "nameservers: [\"10.96.0.10:53\", \"[fd00::a]:5353\"]}\n"), "");
+	T_EQ_INT(C.upstream.resolve_min_ms, 500);
+	T_EQ_INT(C.upstream.resolve_max_ms, 5000);
+	T_EQ_INT(C.upstream.resolve_ns.n, 2);
+	T_EQ_STR(addr(&C.upstream.resolve_ns.v[1]), "[fd00::a]:5353");
+	T_EQ_STR(parse(TLS "upstream:\n  resolve: {min: 10s, max: 5s, nameservers: [dns:53]}\n"),
+	    "t.yaml:3:12: error: upstream.resolve: max (5s) is below min (10s)\n"
+	    "t.yaml:3:46: error: upstream.resolve.nameservers[0]: expected a numeric IP address or "
+	    "localhost (no host names here), got 'dns:53'\n");
+	T_EQ_STR(parse(TLS "upstream:\n  resolve: {min: 10ms}\n"),
+	    "t.yaml:3:18: error: upstream.resolve.min must be between 100ms and 1h, got '10ms'\n");
+
 	T_EQ_STR(parse(TLS "client:\n  trusted_proxies: [10.0.0.0/8, \"::1\", 172.16.0.1/12]\n"),
 	    "t.yaml:3:40: error: client.trusted_proxies[2]: host bits must be zero "
 	    "(10.0.0.0/8, not 10.1.2.3/8), got '172.16.0.1/12'\n");
@@ -643,22 +663,49 @@ test_redis(void)
 	T_EQ_STR(parse(TLS "redis: {url: \"redis://h/\"}\n"), "");
 	T_EQ_STR(C.redis.host, "h");
 	T_EQ_INT(C.redis.db, 0);
+	T_EQ_INT(C.redis.tls, 0);
+	T_EQ_INT(C.redis.tls_section, 0);
+
+	/* rediss:// is TLS, verifying against the system store unless redis.tls says more */
+	T_EQ_STR(parse(TLS "redis: {url: \"rediss://app:pw@cache.internal:6380/2\"}\n"), "");
+	T_EQ_INT(C.redis.tls, 1);
+	T_EQ_STR(C.redis.username, "app");
+	T_EQ_STR(C.redis.password, "pw");
+	T_EQ_STR(C.redis.host, "cache.internal");
+	T_EQ_INT(C.redis.port, 6380);
+	T_EQ_INT(C.redis.db, 2);
+	T_OK(C.redis.tls_ca == NULL && C.redis.tls_cert == NULL && C.redis.tls_key == NULL);
+	T_OK(C.redis.tls_server_name == NULL);
+	T_EQ_INT(C.redis.tls_insecure, 0);
+	T_EQ_STR(parse(TLS "redis:\n  url: REDISS://h\n  tls:\n    ca_file: /ca.pem\n"
+	    "    cert_file: /c.pem\n    key_file: /k.pem\n    server_name: redis.example\n"
+	    "    insecure_skip_verify: true\n"), "");
+	T_EQ_INT(C.redis.tls, 1);
+	T_EQ_INT(C.redis.tls_section, 1);
+	T_EQ_STR(C.redis.tls_ca, "/ca.pem");
+	T_EQ_STR(C.redis.tls_cert, "/c.pem");
+	T_EQ_STR(C.redis.tls_key, "/k.pem");
+	T_EQ_STR(C.redis.tls_server_name, "redis.example");
+	T_EQ_INT(C.redis.tls_insecure, 1);
+	T_EQ_STR(parse(TLS "redis: {url: \"rediss://h\", tls: {ca_fle: x}}\n"),
+	    "t.yaml:2:34: error: unknown key 'ca_fle' in redis.tls (did you mean 'ca_file'?)\n");
 
 	static const char *const bad[][2] = {
-		{ "rediss://h", "rediss:// (TLS) is not supported; use redis://" },
-		{ "http://h", "expected a URL of the form redis://[[user]:password@]host[:port][/db]" },
+		{ "rediss://", "missing or invalid host (expected redis[s]://[[user]:password@]host[:port][/db])" },
+		{ "redisss://h", "expected a URL of the form redis[s]://[[user]:password@]host[:port][/db]" },
+		{ "http://h", "expected a URL of the form redis[s]://[[user]:password@]host[:port][/db]" },
 		{ "redis://h:0", "the port must be a number from 1 to 65535" },
 		{ "redis://h:", "the port must be a number from 1 to 65535" },
 		{ "redis://h/1001", "the database must be a number from 0 to 1000" },
 		{ "redis://h/x", "the database must be a number from 0 to 1000" },
-		{ "redis://", "missing or invalid host (expected redis://[[user]:password@]host[:port][/db])" },
+		{ "redis://", "missing or invalid host (expected redis[s]://[[user]:password@]host[:port][/db])" },
 		{ "redis://pw@h", "credentials must be written as [user]:password@ (expected "
-		  "redis://[[user]:password@]host[:port][/db])" },
+		  "redis[s]://[[user]:password@]host[:port][/db])" },
 		{ "redis://:p%zz@h", "invalid %-escape in the credentials" },
 		{ "redis://h?db=1", "query parameters are not supported (expected "
-		  "redis://[[user]:password@]host[:port][/db])" },
-		{ "redis://[::1", "missing or invalid host (expected redis://[[user]:password@]host[:port][/db])" },
-		{ "redis://a b", "missing or invalid host (expected redis://[[user]:password@]host[:port][/db])" },
+		  "redis[s]://[[user]:password@]host[:port][/db])" },
+		{ "redis://[::1", "missing or invalid host (expected redis[s]://[[user]:password@]host[:port][/db])" },
+		{ "redis://a b", "missing or invalid host (expected redis[s]://[[user]:password@]host[:port][/db])" },
 	};
 	char src[256], want[512];
 	size_t i;

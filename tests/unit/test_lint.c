@@ -589,6 +589,10 @@ end:;
 	"is enforced, so whoever can disturb Redis gets unlimited login attempts — use local " \
 	"(the same limits in memory) or closed (503)"
 
+#define MSG_INSECURE "redis.tls.insecure_skip_verify is true: anyone on the network path can " \
+	"impersonate Redis, read the password and answer every limit check — remove it (with " \
+	"redis.tls.ca_file for a private CA)"
+
 static void
 test_errors_scrub(void)
 {
@@ -613,6 +617,10 @@ test_redis(void)
 	T_OK(strstr(out, "hunter2") == NULL);
 	T_EQ_STR(lint(BASE "redis: {url: \"redis://:pw@127.0.0.1:6379\"}\n"), W("3:14", MSG_REDIS_INLINE));
 	T_EQ_STR(lint(BASE "redis: {on_error: open}\n"), W("3:19", MSG_OPEN));
+	T_EQ_STR(lint(BASE "redis:\n  url: rediss://localhost\n  tls:\n"
+	    "    insecure_skip_verify: true\n"), W("6:27", MSG_INSECURE));
+	T_EQ_STR(lint(BASE "redis:\n  url: rediss://localhost\n  tls:\n"
+	    "    insecure_skip_verify: false\n"), "");
 
 	/* safe: loopback without password, password from the environment, local/closed */
 	T_EQ_STR(lint(BASE "redis: {url: \"redis://127.0.0.1:6379/0\"}\n"), "");

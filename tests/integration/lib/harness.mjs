@@ -1,7 +1,7 @@
 // The one import for test files.
 export { startVisor, runVisor, writeConfigFile, freePort, VISOR_BIN, SANITIZED } from './visor.mjs';
 export { startUpstream, startRawUpstream, rawResponder, headPath, echoHandler, deadPort, headerAll, headerPairs } from './upstream.mjs';
-export { startRedis, redisCmd } from './redis.mjs';
+export { startRedis, redisCmd, redisCmdVia } from './redis.mjs';
 export { https, http, keepAliveAgent, tlsConnect, rawConnect, rawTls, rawTcp, hasResponses } from './clients.mjs';
 export { parseResponses } from './httpparse.mjs';
 export { getCerts, ALT_NAME } from './certs.mjs';

@@ -1,7 +1,10 @@
 // A throw-away redis-server on a random loopback port (no persistence), and a tiny RESP
-// client for tests that need to look into it or seed keys.
+// client for tests that need to look into it or seed keys. With `tls` the server listens on
+// TLS only (--port 0 --tls-port N): { cert, key, ca } are the server's files, authClients
+// 'no' (default) or 'yes', and client: { ca, cert, key } what the helper's own client presents.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import tls from 'node:tls';
 import { freePort } from './visor.mjs';
 import { SLOW, delay, track } from './util.mjs';
 
@@ -54,14 +57,22 @@ function decode(buf, pos = 0) {
 
 // One command on a fresh connection: redisCmd(port, 'SET', 'k', 'v') → reply.
 export function redisCmd(port, ...args) {
+  return redisCmdVia({ port }, ...args);
+}
+
+// The same over TLS when `to.tls` ({ ca, cert, key } contents) is given.
+export function redisCmdVia(to, ...args) {
+  const { port } = to;
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
+    const s = to.tls
+      ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ...to.tls })
+      : net.connect({ port, host: '127.0.0.1' });
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => {
       s.destroy();
       reject(new Error(`redis ${args[0]} timed out`));
     }, 5000);
-    s.on('connect', () => s.write(encode(args)));
+    s.on(to.tls ? 'secureConnect' : 'connect', () => s.write(encode(args)));
     s.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       const r = decode(buf);
@@ -79,11 +90,16 @@ export function redisCmd(port, ...args) {
   });
 }
 
-export async function startRedis({ extraArgs = [] } = {}) {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], {
+export async function startRedis({ extraArgs = [], tls: t = null, port: fixedPort = null } = {}) {
+  const port = fixedPort || await freePort();
+  const listenArgs = t
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', t.cert, '--tls-key-file', t.key,
+      '--tls-ca-cert-file', t.ca, '--tls-auth-clients', t.authClients || 'no']
+    : ['--port', String(port)];
+  const proc = spawn('redis-server', [...listenArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const via = { port, tls: t ? t.client : null };
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
   proc.stderr.on('data', (d) => (out += d));
@@ -95,9 +111,9 @@ export async function startRedis({ extraArgs = [] } = {}) {
   const r = {
     port,
     proc,
-    url: `redis://127.0.0.1:${port}/0`,
+    url: `${t ? 'rediss' : 'redis'}://127.0.0.1:${port}/0`,
     addr: `127.0.0.1:${port}`,
-    cmd: (...args) => redisCmd(port, ...args),
+    cmd: (...args) => redisCmdVia(via, ...args),
     stop: async () => {
       if (!exited) {
         proc.kill('SIGTERM');
@@ -121,7 +137,7 @@ export async function startRedis({ extraArgs = [] } = {}) {
   for (;;) {
     if (exited) throw new Error(`redis-server exited early:\n${out}`);
     try {
-      if ((await redisCmd(port, 'PING')) === 'PONG') break;
+      if ((await redisCmdVia(via, 'PING')) === 'PONG') break;
     } catch {
       /* not yet */
     }
