@@ -20,7 +20,8 @@
  * After the input: the client half-closes and the loop runs, every upstream connection closes
  * and the loop runs, the client closes and the loop runs. Invariants (abort): the loop settles
  * (MAX_PASSES), the worker is back to zero (no connection, none dead, nothing busy or idle in
- * the pool), and ASan/UBSan/LeakSanitizer find nothing.
+ * the pool), and ASan/UBSan/LeakSanitizer find nothing. FUZZ_H2_DEBUG=1 prints the size and
+ * first frame types of each read the client makes.
  */
 #include <errno.h>
 #include <fcntl.h>
