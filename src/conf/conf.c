@@ -1902,6 +1902,34 @@ static const struct ckey k_client[] = {
 };
 static const struct csect s_client = { k_client, sizeof(k_client) / sizeof(k_client[0]), NULL };
 
+static const struct ckey k_http2[] = {
+	{ .name = "enabled", .type = KT_BOOL, .off = OFF(http2.enabled), .def = "true",
+	  .doc = "ALPN offers `h2, http/1.1` on the https listeners (false: `http/1.1` only). "
+	    "Every policy runs per stream as per HTTP/1.1 request; the upstream side stays "
+	    "HTTP/1.1. Prior-knowledge h2c (no TLS) is always refused." },
+	{ .name = "max_concurrent_streams", .type = KT_INT,
+	  .off = OFF(http2.max_concurrent_streams), .def = "100", .min = 1, .max = 1000,
+	  .doc = "Streams a client may have open on one connection (SETTINGS); one more is "
+	    "refused (RST_STREAM REFUSED_STREAM)." },
+	{ .name = "window_size", .type = KT_SIZE, .off = OFF(http2.window_size), .def = "64k",
+	  .min = 16 << 10, .max = 16 << 20,
+	  .doc = "Request body bytes one stream may have in flight: its window is reopened only "
+	    "as the upstream takes them." },
+	{ .name = "connection_window", .type = KT_SIZE, .off = OFF(http2.connection_window),
+	  .def = "1m", .min = 64 << 10, .max = 256 << 20,
+	  .doc = "Request body bytes all streams of a connection may have in flight: the bound on "
+	    "what one connection's uploads hold in memory." },
+	{ .name = "max_resets", .type = KT_INT, .off = OFF(http2.max_resets), .def = "200",
+	  .min = 1, .max = 1000000,
+	  .doc = "Streams the client may reset (RST_STREAM) in 10 s; past it the connection "
+	    "gets GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487)." },
+	{ .name = "max_control_frames", .type = KT_INT, .off = OFF(http2.max_control_frames),
+	  .def = "1000", .min = 10, .max = 1000000,
+	  .doc = "PING, SETTINGS, PRIORITY, empty DATA and zero-length CONTINUATION frames "
+	    "a client may send in 10 s; past it, GOAWAY ENHANCE_YOUR_CALM (flood)." },
+};
+static const struct csect s_http2 = { k_http2, sizeof(k_http2) / sizeof(k_http2[0]), NULL };
+
 static const struct cenum e_onerr[] = { { "local", REDIS_LOCAL }, { "open", REDIS_OPEN },
     { "closed", REDIS_CLOSED }, { NULL, 0 } };
 
@@ -1978,6 +2006,8 @@ static const struct ckey k_core[] = {
 	  .doc = "The Node.js servers behind visor." },
 	{ .name = "client", .type = KT_SECTION, .arg = &s_client,
 	  .doc = "Limits and timeouts on the client side." },
+	{ .name = "http2", .type = KT_SECTION, .arg = &s_http2,
+	  .doc = "HTTP/2 to clients (docs/security.md, \"HTTP/2\")." },
 	{ .name = "redis", .type = KT_SECTION, .arg = &s_redis, .flags = CK_OPTIONAL,
 	  .en_off = OFF(redis.enabled),
 	  .doc = "Shared store for rate limits, lockout and revocation; absent: in-memory "

@@ -182,6 +182,15 @@ struct conf {
 		int                allow_underscores;/* forward header names holding '_' */
 	} client;
 
+	struct {                       /* HTTP/2 to clients (http/h2.c, docs/security.md) */
+		int                enabled;         /* ALPN offers h2 before http/1.1 */
+		int64_t            max_concurrent_streams;
+		int64_t            window_size;     /* per stream: what one stream may buffer */
+		int64_t            connection_window;
+		int64_t            max_resets;      /* client RST_STREAMs per 10 s, then GOAWAY */
+		int64_t            max_control_frames; /* PING/SETTINGS/PRIORITY/... per 10 s */
+	} http2;
+
 	struct {                       /* the store behind rate limits, lockout and revocation */
 		int              enabled;       /* the section is present */
 		char            *url;
