@@ -21,7 +21,7 @@ RUN set -eux; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         make gcc libc6-dev pkg-config libevent-dev libssl-dev libjansson-dev \
-        libhiredis-dev libyaml-dev node-llhttp; \
+        libhiredis-dev libyaml-dev node-llhttp libnghttp2-dev; \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what `make visor` reads (.dockerignore keeps the rest out of the context), so an
@@ -44,7 +44,7 @@ RUN set -eux; \
     DEBIAN_FRONTEND=noninteractive apt-get upgrade -y; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libevent-2.1-7 libevent-pthreads-2.1-7 libssl3 libjansson4 libhiredis0.14 \
-        libyaml-0-2 ca-certificates openssl; \
+        libyaml-0-2 libnghttp2-14 ca-certificates openssl; \
     apt-get clean; \
     rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/cache/debconf/*-old; \
     groupadd --gid 10001 visor; \

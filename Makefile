@@ -5,7 +5,7 @@ CC      ?= cc
 B       ?= build
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
-PKGS    := libevent libevent_pthreads openssl jansson hiredis yaml-0.1
+PKGS    := libevent libevent_pthreads openssl jansson hiredis yaml-0.1 libnghttp2
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wcast-qual -Wformat=2 -Wundef -Wno-unused-parameter

@@ -110,6 +110,15 @@ conf_err(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 	va_end(ap);
 }
 
+int
+conf_build_oom(struct conf_ctx *ctx, void (*free_fn)(void *), void *built, const char *what)
+{
+	if (built != NULL)
+		free_fn(built);
+	conf_err(ctx, NULL, "out of memory building %s", what);
+	return -1;
+}
+
 void
 conf_warn(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 {
@@ -217,6 +226,17 @@ conf_is_null(const struct ynode *v)
 	return v->type == YN_SCALAR && v->plain && (v->len == 0 || strcmp(v->str, "~") == 0 ||
 	    strcmp(v->str, "null") == 0 || strcmp(v->str, "Null") == 0 ||
 	    strcmp(v->str, "NULL") == 0);
+}
+
+int
+conf_is_map(struct cparse *p, const struct ynode *v, const char *what)
+{
+	if (v->type == YN_MAP)
+		return 1;
+	if (!conf_is_null(v))
+		conf_err(p->ctx, v, "%s: expected %s, got %s", p->path, what,
+		    v->type == YN_SEQ ? "a list" : "a scalar");
+	return 0;
 }
 
 const char *
@@ -388,6 +408,13 @@ conf_string_text(struct cparse *p, const struct ynode *v)
 	return s;
 }
 
+/* "<path>: <why>, got '<text>'" at `at`: a value (or list item) its parser refused. */
+static void
+value_err(struct cparse *p, const struct ynode *at, const char *why, const char *s)
+{
+	conf_err(p->ctx, at, "%s: %s, got '%s'", p->path, why, conf_quote(p, s));
+}
+
 int
 conf_bool_value(struct cparse *p, const struct ynode *v, int *out)
 {
@@ -396,7 +423,24 @@ conf_bool_value(struct cparse *p, const struct ynode *v, int *out)
 	if ((s = conf_scalar_text(p, v, "true or false")) == NULL)
 		return -1;
 	if (units_bool(s, out, &err) < 0) {
-		conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+		value_err(p, v, err, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* The scalar v (`what`: "a duration", "a size") through a units_* parser into *x, its text
+ * in *s for later messages: 0, or -1 after the error at v. */
+static int
+units_value(struct cparse *p, const struct ynode *v, const char *what,
+    int (*parse)(const char *s, int64_t *out, const char **err), int64_t *x, const char **s)
+{
+	const char *err;
+
+	if ((*s = conf_scalar_text(p, v, what)) == NULL)
+		return -1;
+	if (parse(*s, x, &err) < 0) {
+		value_err(p, v, err, *s);
 		return -1;
 	}
 	return 0;
@@ -602,11 +646,7 @@ conf_check_token(struct cparse *p, const struct ynode *v, const char *s)
 void
 conf_strs_free(struct conf_strs *s)
 {
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
+	strv_free(s->v, s->n);
 	s->v = NULL;
 	s->n = 0;
 }
@@ -773,11 +813,7 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 		*(char **)field = conf_strdup(p, v, s);
 		return;
 	case KT_BOOL:
-		if ((s = conf_scalar_text(p, v, "true or false")) == NULL)
-			return;
-		if (units_bool(s, &b, &err) < 0)
-			conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
-		else
+		if (conf_bool_value(p, v, &b) == 0)
 			*(int *)field = b;
 		return;
 	case KT_INT:
@@ -785,8 +821,7 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 			return;
 		if (units_int(s, INT64_MIN, INT64_MAX, &x, &err) < 0) {
 			if (strcmp(err, "integer out of range") != 0) {
-				conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p,
-				    s));
+				value_err(p, v, err, s);
 				return;
 			}
 			x = s[0] == '-' ? INT64_MIN : INT64_MAX;  /* too long: say the bounds */
@@ -794,12 +829,8 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 		break;
 	case KT_DUR:
 	case KT_DUR_S:
-		if ((s = conf_scalar_text(p, v, "a duration")) == NULL)
+		if (units_value(p, v, "a duration", units_duration_ms, &x, &s) < 0)
 			return;
-		if (units_duration_ms(s, &x, &err) < 0) {
-			conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
-			return;
-		}
 		if (k->type == KT_DUR_S) {
 			if (x % 1000 != 0) {
 				conf_err(p->ctx, v, "%s: must be a whole number of seconds, got '%s'",
@@ -810,12 +841,8 @@ parse_value(struct cparse *p, const struct ckey *k, const struct ynode *v,
 		}
 		break;
 	case KT_SIZE:
-		if ((s = conf_scalar_text(p, v, "a size")) == NULL)
+		if (units_value(p, v, "a size", units_size, &x, &s) < 0)
 			return;
-		if (units_size(s, &x, &err) < 0) {
-			conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
-			return;
-		}
 		break;
 	default:
 		return;
@@ -1031,14 +1058,10 @@ walk_groups(struct cparse *p, const struct cgroup *g, size_t ng, const struct yn
 	size_t i, j, old;
 	int r, ff;
 
-	if (map != NULL && map->type != YN_MAP) {
-		if (!conf_is_null(map)) {
-			conf_err(p->ctx, map, "%s: expected a mapping, got %s", p->path,
-			    map->type == YN_SEQ ? "a list" : "a scalar");
-			return;
-		}
+	if (map != NULL && conf_is_null(map))
 		map = NULL;         /* "section:" with nothing under it */
-	}
+	if (map != NULL && !conf_is_map(p, map, "a mapping"))
+		return;
 	rows_of(&rows, g, ng);
 	memset(given, 0, sizeof(given));
 	memset(gkey, 0, sizeof(gkey));
@@ -1122,12 +1145,8 @@ conf_scalar_items(struct cparse *p, const struct ynode *v, const char *expect, s
 	free(*arr);
 	*arr = NULL;
 	*n = 0;
-	if (cnt == 0)
+	if ((a = conf_items_alloc(p, v, (size_t)cnt, size)) == NULL)
 		return;
-	if ((a = calloc((size_t)cnt, size)) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
 	*arr = a;
 	for (i = 0; i < (size_t)cnt; i++) {
 		it = conf_item_at(lv, i);
@@ -1136,10 +1155,42 @@ conf_scalar_items(struct cparse *p, const struct ynode *v, const char *expect, s
 			if (item(s, a + *n * size, &err) == 0)
 				(*n)++;
 			else
-				conf_err(p->ctx, it, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+				value_err(p, it, err, s);
 		}
 		conf_path_pop(p, old);
 	}
+}
+
+void *
+conf_items_alloc(struct cparse *p, const struct ynode *v, size_t n, size_t size)
+{
+	void *arr;
+
+	if (n == 0)
+		return NULL;
+	if ((arr = calloc(n, size)) == NULL)
+		conf_oom(p, v);
+	return arr;
+}
+
+void
+conf_parse_list(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
+{
+	const struct clist *cl = k->arg;
+
+	conf_scalar_items(p, v, cl->expect, cl->size, cl->item, (void **)field,
+	    (size_t *)(void *)((char *)p->base + cl->n_off));
+}
+
+void
+conf_release_list(const struct ckey *k, void *base)
+{
+	const struct clist *cl = k->arg;
+	void **arr = (void **)(void *)((char *)base + k->off);
+
+	free(*arr);
+	*arr = NULL;
+	*(size_t *)(void *)((char *)base + cl->n_off) = 0;
 }
 
 void *
@@ -1156,12 +1207,8 @@ conf_parse_items(struct cparse *p, const struct ynode *v, const struct csect *s,
 		    "a scalar");
 		return NULL;
 	}
-	if (v->n == 0)
+	if ((arr = conf_items_alloc(p, v, v->n, size)) == NULL)
 		return NULL;
-	if ((arr = calloc(v->n, size)) == NULL) {
-		conf_oom(p, v);
-		return NULL;
-	}
 	for (i = 0; i < v->n; i++) {
 		old = conf_path_push(p, "[%zu]", i);
 		p->base = (char *)arr + i * size;
@@ -1269,18 +1316,14 @@ parse_addr(struct cparse *p, const struct ckey *k, const struct ynode *it, const
 			remember_listener(p, out, it, k->name);
 		return 0;
 	}
-	conf_err(p->ctx, it, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+	value_err(p, it, err, s);
 	return -1;
 }
 
 static void
 addrs_free(struct conf_addrs *a)
 {
-	size_t i;
-
-	for (i = 0; i < a->n; i++)
-		free(a->text[i]);
-	free(a->text);
+	strv_free(a->text, a->n);
 	free(a->v);
 	memset(a, 0, sizeof(*a));
 }
@@ -1432,57 +1475,17 @@ rel_certs(const struct ckey *k, void *base)
 	c->tls.n_certs = 0;
 }
 
-static void
-rel_cidrs(const struct ckey *k, void *base)
-{
-	struct conf *c = base;
-
-	(void)k;
-	free(c->client.trusted_proxies);
-	c->client.trusted_proxies = NULL;
-	c->client.n_trusted_proxies = 0;
-}
-
 static int
 cidr_item(const char *s, void *elem, const char **err)
 {
 	return units_cidr(s, elem, err);
 }
 
-static void
-cf_cidrs(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
-{
-	void *arr = p->c->client.trusted_proxies;
-
-	(void)k;
-	(void)field;
-	conf_scalar_items(p, v, "a list of addresses or CIDRs", sizeof(struct units_cidr),
-	    cidr_item, &arr, &p->c->client.n_trusted_proxies);
-	p->c->client.trusted_proxies = arr;
-}
-
-static void
-rel_pp_cidrs(const struct ckey *k, void *base)
-{
-	struct conf *c = base;
-
-	(void)k;
-	free(c->listen.proxy_protocol);
-	c->listen.proxy_protocol = NULL;
-	c->listen.n_proxy_protocol = 0;
-}
-
-static void
-cf_pp_cidrs(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
-{
-	void *arr = p->c->listen.proxy_protocol;
-
-	(void)k;
-	(void)field;
-	conf_scalar_items(p, v, "a list of addresses or CIDRs", sizeof(struct units_cidr),
-	    cidr_item, &arr, &p->c->listen.n_proxy_protocol);
-	p->c->listen.proxy_protocol = arr;
-}
+/* The two CIDR lists, listen.proxy_protocol and client.trusted_proxies (conf_parse_list). */
+static const struct clist l_pp_cidrs = { offsetof(struct conf, listen.n_proxy_protocol),
+    sizeof(struct units_cidr), cidr_item, "a list of addresses or CIDRs" };
+static const struct clist l_trusted_cidrs = { offsetof(struct conf, client.n_trusted_proxies),
+    sizeof(struct units_cidr), cidr_item, "a list of addresses or CIDRs" };
 
 /* ---- redis ------------------------------------------------------------------------------ */
 
@@ -1782,12 +1785,8 @@ cf_routes(struct cparse *p, const struct ckey *k, const struct ynode *v, void *f
 		    "a scalar");
 		return;
 	}
-	if (v->n == 0)
+	if ((arr = conf_items_alloc(p, v, v->n, sizeof(*arr))) == NULL)
 		return;
-	if ((arr = calloc(v->n, sizeof(*arr))) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
 	p->c->routes.v = arr;
 	p->c->routes.n = v->n;
 	for (i = 0; i < v->n; i++) {
@@ -1848,7 +1847,8 @@ static const struct ckey k_listen[] = {
 	  .min = 0, .max = 65535, .defdoc = "the first https listener's port",
 	  .doc = "Port clients use for HTTPS, put in the plain listener's 301 Location (443 is "
 	  "left out): set it when a container or load balancer maps another port to visor's." },
-	{ .name = "proxy_protocol", .type = KT_CUSTOM, .fn = cf_pp_cidrs, .release = rel_pp_cidrs,
+	{ .name = "proxy_protocol", .type = KT_CUSTOM, .off = OFF(listen.proxy_protocol),
+	  .fn = conf_parse_list, .release = conf_release_list, .arg = &l_pp_cidrs,
 	  .def = "[]", .tname = "list of CIDRs",
 	  .doc = "Peers (L4 load balancers) that put a PROXY protocol v1 or v2 header before "
 	  "every connection on the https and http listeners: its client address replaces the "
@@ -1948,7 +1948,8 @@ static const struct csect s_upstream = { k_upstream,
     sizeof(k_upstream) / sizeof(k_upstream[0]), NULL };
 
 static const struct ckey k_client[] = {
-	{ .name = "trusted_proxies", .type = KT_CUSTOM, .fn = cf_cidrs, .release = rel_cidrs,
+	{ .name = "trusted_proxies", .type = KT_CUSTOM, .off = OFF(client.trusted_proxies),
+	  .fn = conf_parse_list, .release = conf_release_list, .arg = &l_trusted_cidrs,
 	  .def = "[]",
 	  .tname = "list of CIDRs",
 	  .doc = "Peers whose X-Forwarded-For is believed (empty: none)." },
@@ -1970,6 +1971,34 @@ static const struct ckey k_client[] = {
 	    "underscores_in_headers)." },
 };
 static const struct csect s_client = { k_client, sizeof(k_client) / sizeof(k_client[0]), NULL };
+
+static const struct ckey k_http2[] = {
+	{ .name = "enabled", .type = KT_BOOL, .off = OFF(http2.enabled), .def = "true",
+	  .doc = "ALPN offers `h2, http/1.1` on the https listeners (false: `http/1.1` only). "
+	    "Every policy runs per stream as per HTTP/1.1 request; the upstream side stays "
+	    "HTTP/1.1. Prior-knowledge h2c (no TLS) is always refused." },
+	{ .name = "max_concurrent_streams", .type = KT_INT,
+	  .off = OFF(http2.max_concurrent_streams), .def = "100", .min = 1, .max = 1000,
+	  .doc = "Streams a client may have open on one connection (SETTINGS); one more is "
+	    "refused (RST_STREAM REFUSED_STREAM)." },
+	{ .name = "window_size", .type = KT_SIZE, .off = OFF(http2.window_size), .def = "64k",
+	  .min = 16 << 10, .max = 16 << 20,
+	  .doc = "Request body bytes one stream may have in flight: its window is reopened only "
+	    "as the upstream takes them." },
+	{ .name = "connection_window", .type = KT_SIZE, .off = OFF(http2.connection_window),
+	  .def = "1m", .min = 64 << 10, .max = 256 << 20,
+	  .doc = "Request body bytes all streams of a connection may have in flight: the bound on "
+	    "what one connection's uploads hold in memory." },
+	{ .name = "max_resets", .type = KT_INT, .off = OFF(http2.max_resets), .def = "200",
+	  .min = 1, .max = 1000000,
+	  .doc = "Streams the client may reset (RST_STREAM) in 10 s; past it the connection "
+	    "gets GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487)." },
+	{ .name = "max_control_frames", .type = KT_INT, .off = OFF(http2.max_control_frames),
+	  .def = "1000", .min = 10, .max = 1000000,
+	  .doc = "PING, SETTINGS, PRIORITY, empty DATA and zero-length CONTINUATION frames "
+	    "a client may send in 10 s; past it, GOAWAY ENHANCE_YOUR_CALM (flood)." },
+};
+static const struct csect s_http2 = { k_http2, sizeof(k_http2) / sizeof(k_http2[0]), NULL };
 
 static const struct cenum e_onerr[] = { { "local", REDIS_LOCAL }, { "open", REDIS_OPEN },
     { "closed", REDIS_CLOSED }, { NULL, 0 } };
@@ -2068,6 +2097,8 @@ static const struct ckey k_core[] = {
 	  .doc = "The Node.js servers behind visor." },
 	{ .name = "client", .type = KT_SECTION, .arg = &s_client,
 	  .doc = "Limits and timeouts on the client side." },
+	{ .name = "http2", .type = KT_SECTION, .arg = &s_http2,
+	  .doc = "HTTP/2 to clients (docs/security.md, \"HTTP/2\")." },
 	{ .name = "redis", .type = KT_SECTION, .arg = &s_redis, .flags = CK_OPTIONAL,
 	  .en_off = OFF(redis.enabled),
 	  .doc = "Shared store for rate limits, lockout and revocation; absent: in-memory "

@@ -58,6 +58,10 @@ struct conf_ctx {
 /* Adds an error/warning at node `at` (NULL: at the file, line 0). printf-style. */
 void conf_err(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* For a builder that ran out of memory half-way (a filter's conf_init): frees what it built
+ * so far through free_fn (unless `built` is NULL), reports "out of memory building <what>"
+ * and returns -1, the builder's answer. */
+int conf_build_oom(struct conf_ctx *ctx, void (*free_fn)(void *), void *built, const char *what);
 /* A yaml_err_fn (yaml.h) reporting the parser's messages through conf_err; arg: the ctx. */
 void conf_yaml_err(void *arg, const char *file, int line, int col, const char *msg);
 void conf_warn(struct conf_ctx *ctx, const struct ynode *at, const char *fmt, ...)
@@ -177,6 +181,15 @@ struct conf {
 		int64_t            max_connections;  /* per worker */
 		int                allow_underscores;/* forward header names holding '_' */
 	} client;
+
+	struct {                       /* HTTP/2 to clients (http/h2.c, docs/security.md) */
+		int                enabled;         /* ALPN offers h2 before http/1.1 */
+		int64_t            max_concurrent_streams;
+		int64_t            window_size;     /* per stream: what one stream may buffer */
+		int64_t            connection_window;
+		int64_t            max_resets;      /* client RST_STREAMs per 10 s, then GOAWAY */
+		int64_t            max_control_frames; /* PING/SETTINGS/PRIORITY/... per 10 s */
+	} http2;
 
 	struct {                       /* the store behind rate limits, lockout and revocation */
 		int              enabled;       /* the section is present */

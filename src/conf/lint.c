@@ -117,38 +117,39 @@ lint_tls(struct lint *l)
 	    "TLSv1.2", lint_quote(l, v));
 }
 
+/* Warns at each /0 entry of the CIDR list `key` (in `section`): it matches every address,
+ * so `who` (what anyone may then do) can pick the client address visor believes. */
+static void
+lint_open_cidrs(struct lint *l, const char *section, const char *key,
+    const struct units_cidr *v, size_t n, const char *who)
+{
+	const struct ynode *list = lint_node(l, "%s", key), *at;
+	const char *text;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].bits != 0)
+			continue;
+		at = lint_item(list, i);
+		text = at != NULL && at->type == YN_SCALAR ? at->str :
+		    v[i].family == AF_INET6 ? "::/0" : "0.0.0.0/0";
+		conf_warn(l->ctx, lint_first(at, lint_section(l, section)),
+		    "%s[%zu] is %s: %s and pick the IP that rate limits, bans and logs see — list "
+		    "only your load balancers' addresses", key, i, lint_quote(l, text), who);
+	}
+}
+
 static void
 lint_proxies(struct lint *l)
 {
 	const struct conf *c = l->c;
-	const struct ynode *list = lint_node(l, "client.trusted_proxies"), *at;
-	const char *text;
-	size_t i;
 
-	for (i = 0; i < c->client.n_trusted_proxies; i++) {
-		if (c->client.trusted_proxies[i].bits != 0)
-			continue;
-		at = lint_item(list, i);
-		text = at != NULL && at->type == YN_SCALAR ? at->str :
-		    c->client.trusted_proxies[i].family == AF_INET6 ? "::/0" : "0.0.0.0/0";
-		conf_warn(l->ctx, lint_first(at, lint_section(l, "client")),
-		    "client.trusted_proxies[%zu] is "
-		    "%s: every peer is trusted, so any client can write X-Forwarded-For and pick "
-		    "the IP that rate limits, bans and logs see — list only your load balancers' "
-		    "addresses", i, lint_quote(l, text));
-	}
-	list = lint_node(l, "listen.proxy_protocol");
-	for (i = 0; i < c->listen.n_proxy_protocol; i++) {
-		if (c->listen.proxy_protocol[i].bits != 0)
-			continue;
-		at = lint_item(list, i);
-		text = at != NULL && at->type == YN_SCALAR ? at->str :
-		    c->listen.proxy_protocol[i].family == AF_INET6 ? "::/0" : "0.0.0.0/0";
-		conf_warn(l->ctx, lint_first(at, lint_section(l, "listen")),
-		    "listen.proxy_protocol[%zu] is %s: any client that reaches visor directly can "
-		    "send a PROXY header and pick the IP that rate limits, bans and logs see — list "
-		    "only your load balancers' addresses", i, lint_quote(l, text));
-	}
+	lint_open_cidrs(l, "client", "client.trusted_proxies", c->client.trusted_proxies,
+	    c->client.n_trusted_proxies,
+	    "every peer is trusted, so any client can write X-Forwarded-For");
+	lint_open_cidrs(l, "listen", "listen.proxy_protocol", c->listen.proxy_protocol,
+	    c->listen.n_proxy_protocol,
+	    "any client that reaches visor directly can send a PROXY header");
 }
 
 static void

@@ -146,6 +146,22 @@ void *conf_parse_items(struct cparse *p, const struct ynode *v, const struct cse
  * the message when v is not one. */
 void conf_scalar_items(struct cparse *p, const struct ynode *v, const char *expect, size_t size,
     int (*item)(const char *s, void *elem, const char **err), void **arr, size_t *n);
+/* A zeroed array of n elements of `size` bytes for the items of list (or mapping) v: NULL
+ * when n is 0 or out of memory (reported at v) — either way the caller has nothing to fill. */
+void *conf_items_alloc(struct cparse *p, const struct ynode *v, size_t n, size_t size);
+
+/* A row whose value is a plain array (no pointer inside, so freeing it frees all) and its
+ * count: .off is the array pointer's offset in the base, .arg points at one of these.
+ * .release = conf_release_list serves any such row; .fn = conf_parse_list those whose
+ * items are scalars parsed one by one (conf_scalar_items, with `item` and `expect`). */
+struct clist {
+	size_t      n_off;      /* the size_t count's offset in the same base */
+	size_t      size;       /* bytes per element */
+	int       (*item)(const char *s, void *elem, const char **err);
+	const char *expect;     /* "a list of ...": the message when the value is not one */
+};
+void conf_parse_list(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field);
+void conf_release_list(const struct ckey *k, void *base);
 
 /* Releases what the rows of `s` parsed into base: KT_STR and KT_STRS fields, nested
  * sections, and custom rows through their release function. base itself is not freed. */
@@ -179,6 +195,9 @@ const char *conf_nearest(const char *s, const char *const *cand, size_t n);
 int conf_is_null(const struct ynode *v);
 /* "a mapping", "a list" or "an empty value": what a non-scalar or null value is. */
 const char *conf_got(const struct ynode *v);
+/* Whether v is a mapping. When it is not: 0, silently for a null (nothing given: the caller
+ * keeps its default), else after "<path>: expected <what>, got a list|a scalar" at v. */
+int conf_is_map(struct cparse *p, const struct ynode *v, const char *what);
 /* An HTTP token (RFC 9110 tchar+). */
 int conf_is_token(const char *s);
 /* Holds a control character (< 0x20 or DEL). */

@@ -101,13 +101,25 @@ lead_number(const char **s, int64_t *v, const char *syntax, const char *too_larg
 	return 0;
 }
 
+/* v * mult into *out: 0, or -1 with err `too_large` when that passes max. */
+static int
+scaled(int64_t v, int64_t mult, int64_t max, int64_t *out, const char *too_large,
+    const char **err)
+{
+	if (v > max / mult)
+		return set_err(err, too_large);
+	*out = v * mult;
+	return 0;
+}
+
 int
 units_duration_ms(const char *s, int64_t *out_ms, const char **err)
 {
 	static const char syntax[] = "expected a duration such as 500ms, 30s, 15m, 2h or 7d";
+	static const char big[] = "duration too large (at most 100 years)";
 	int64_t v, mult;
 
-	if (lead_number(&s, &v, syntax, "duration too large (at most 100 years)", err) < 0)
+	if (lead_number(&s, &v, syntax, big, err) < 0)
 		return -1;
 	if (strcmp(s, "ms") == 0)
 		mult = 1;
@@ -121,19 +133,17 @@ units_duration_ms(const char *s, int64_t *out_ms, const char **err)
 		mult = 86400 * 1000;
 	else
 		return set_err(err, syntax);
-	if (v > DUR_MAX_MS / mult)
-		return set_err(err, "duration too large (at most 100 years)");
-	*out_ms = v * mult;
-	return 0;
+	return scaled(v, mult, DUR_MAX_MS, out_ms, big, err);
 }
 
 int
 units_size(const char *s, int64_t *out, const char **err)
 {
 	static const char syntax[] = "expected a size such as 512, 16k, 1m or 2g";
+	static const char big[] = "size too large (at most 1 TiB)";
 	int64_t v, mult = 1;
 
-	if (lead_number(&s, &v, syntax, "size too large (at most 1 TiB)", err) < 0)
+	if (lead_number(&s, &v, syntax, big, err) < 0)
 		return -1;
 	switch (lower(*s)) {
 	case 'k': mult = 1LL << 10; s++; break;
@@ -148,10 +158,7 @@ units_size(const char *s, int64_t *out, const char **err)
 		s++;
 	if (*s != '\0')
 		return set_err(err, syntax);
-	if (v > SIZE_MAX_B / mult)
-		return set_err(err, "size too large (at most 1 TiB)");
-	*out = v * mult;
-	return 0;
+	return scaled(v, mult, SIZE_MAX_B, out, big, err);
 }
 
 int
@@ -362,24 +369,34 @@ units_addr_str(const struct units_addr *a, char *buf, size_t len)
 	return buf;
 }
 
+/* The part of s before its first `sep` (all of s when there is none) into buf[cap] as a
+ * string, *sep_at at that separator (NULL: none). 0, or -1 when the part is empty or does
+ * not fit: "10.0.0.0/8" -> "10.0.0.0", "500-599" -> "500". */
+static int
+head_before(const char *s, char sep, char *buf, size_t cap, const char **sep_at)
+{
+	size_t n;
+
+	*sep_at = strchr(s, sep);
+	n = *sep_at != NULL ? (size_t)(*sep_at - s) : strlen(s);
+	if (n == 0 || n >= cap)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return 0;
+}
+
 int
 units_cidr(const char *s, struct units_cidr *out, const char **err)
 {
 	static const char syntax[] = "expected an address or CIDR such as 10.0.0.0/8 or fd00::/8";
 	char ip[INET6_ADDRSTRLEN];
 	const char *slash;
-	size_t n;
 	int64_t bits;
 	int i, maxbits;
 
-	if (s == NULL || *s == '\0')
+	if (s == NULL || *s == '\0' || head_before(s, '/', ip, sizeof(ip), &slash) < 0)
 		return set_err(err, syntax);
-	slash = strchr(s, '/');
-	n = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	if (n == 0 || n >= sizeof(ip))
-		return set_err(err, syntax);
-	memcpy(ip, s, n);
-	ip[n] = '\0';
 	memset(out, 0, sizeof(*out));
 	if (inet_pton(AF_INET, ip, out->addr) == 1) {
 		out->family = AF_INET;
@@ -440,16 +457,9 @@ units_status_range(const char *s, int *lo, int *hi, const char **err)
 	char a[8];
 	const char *dash;
 	int64_t l, h;
-	size_t n;
 
-	if (s == NULL)
+	if (s == NULL || head_before(s, '-', a, sizeof(a), &dash) < 0)
 		return set_err(err, syntax);
-	dash = strchr(s, '-');
-	n = dash != NULL ? (size_t)(dash - s) : strlen(s);
-	if (n == 0 || n >= sizeof(a))
-		return set_err(err, syntax);
-	memcpy(a, s, n);
-	a[n] = '\0';
 	if (units_int(a, 0, 999, &l, NULL) < 0)
 		return set_err(err, syntax);
 	h = l;

@@ -13,20 +13,18 @@
  * It never prints: every message goes through the caller's yaml_err_fn.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* libyaml's header has the same name as ours: src/ is on the quote path only (-iquote), so
  * <yaml.h> is libyaml's and "yaml.h" is ours. */
 #include <yaml.h>
 
 #include "conf/yaml.h"
+#include "core/util.h"
 
 #define YAML_MAX_DEPTH    64
 #define YAML_MAX_FILE     (8 << 20)
@@ -53,7 +51,7 @@ struct ybuild {
 	int                  fatal;         /* stop reading: the structure is broken */
 };
 
-struct sbuf {
+struct ystr {
 	char   *p;
 	size_t  n, cap;
 	int     oom;
@@ -95,7 +93,7 @@ show(char *dst, size_t dstlen, const char *s, size_t len)
 }
 
 static void
-sb_add(struct sbuf *sb, const char *s, size_t n)
+sb_add(struct ystr *sb, const char *s, size_t n)
 {
 	char *np;
 	size_t ncap;
@@ -130,7 +128,7 @@ is_name_char(char c, int first)
  * stays as it is (passwords, regexes). The default is expanded in turn. Returns 0, or -1
  * after reporting each problem at (line, col). */
 static int
-expand(struct ybuild *b, int line, int col, const char *s, size_t len, struct sbuf *out,
+expand(struct ybuild *b, int line, int col, const char *s, size_t len, struct ystr *out,
     int depth, int *had_var)
 {
 	char name[YAML_MAX_VARNAME + 1], tmp[64];
@@ -357,7 +355,7 @@ check_anchor_tag(struct ybuild *b, const yaml_mark_t *m, const yaml_char_t *anch
 static void
 on_scalar(struct ybuild *b, const yaml_event_t *ev)
 {
-	struct sbuf sb = { NULL, 0, 0, 0 };
+	struct ystr sb = { NULL, 0, 0, 0 };
 	struct ynode *n;
 	const char *raw = (const char *)ev->data.scalar.value;
 	size_t rawlen = ev->data.scalar.length;
@@ -609,51 +607,22 @@ yaml_load_buf(const char *name, const char *buf, size_t len, yaml_err_fn err, vo
 struct ynode *
 yaml_load_file(const char *path, yaml_err_fn err, void *arg)
 {
-	struct ynode *root = NULL;
-	char *buf = NULL, *np;
-	size_t len = 0, cap = 0;
-	ssize_t r;
-	int fd;
+	struct ynode *root;
+	char msg[256];
+	size_t len;
+	char *buf;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		goto fail_errno;
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 16384;
-			np = realloc(buf, cap + 1);
-			if (np == NULL) {
-				errno = ENOMEM;
-				goto fail_errno;
-			}
-			buf = np;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail_errno;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if (len > YAML_MAX_FILE) {
-			if (err != NULL)
-				err(arg, path, 0, 0, "file is larger than 8 MiB");
-			goto fail;
-		}
+	if ((buf = file_read_all(path, YAML_MAX_FILE, &len)) == NULL) {
+		if (err == NULL)
+			return NULL;
+		if (errno == EFBIG)
+			snprintf(msg, sizeof(msg), "file is larger than 8 MiB");
+		else
+			snprintf(msg, sizeof(msg), "cannot read the file: %s", strerror(errno));
+		err(arg, path, 0, 0, msg);
+		return NULL;
 	}
 	root = yaml_load_buf(path, buf, len, err, arg);
-	goto fail;
-fail_errno:
-	if (err != NULL) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "cannot read the file: %s", strerror(errno));
-		err(arg, path, 0, 0, msg);
-	}
-fail:
-	if (fd >= 0)
-		close(fd);
 	free(buf);
 	return root;
 }

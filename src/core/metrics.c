@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "lib/jwt_core.h"
+#include "http/h2.h"
 #include "core/log.h"
 #include "core/worker.h"
 
@@ -81,6 +82,10 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 		t.probes += LD(m->probes);
 		t.redis_errors += LD(m->redis_errors);
 		t.redis_failovers += LD(m->redis_failovers);
+		t.h2_conns += LD(m->h2_conns);
+		t.h2_streams += LD(m->h2_streams);
+		for (k = 0; k < H2R_COUNT; k++)
+			t.h2_refused[k] += LD(m->h2_refused[k]);
 	}
 	head(b, "connections_active", "gauge", "Client connections open now.");
 	sbuf_printf(b, "visor_connections_active %lld\n", (long long)t.conns_active);
@@ -117,6 +122,14 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 	one(b, "redis_errors_total", "Redis commands that failed or timed out.", t.redis_errors);
 	one(b, "redis_failovers_total", "Moves to a new Redis primary named by the sentinels, "
 	    "counted by each worker (a failover counts once per worker).", t.redis_failovers);
+	one(b, "http2_connections_total", "Client connections that negotiated HTTP/2.",
+	    t.h2_conns);
+	one(b, "http2_streams_total", "HTTP/2 streams that carried a request.", t.h2_streams);
+	head(b, "http2_refused_total", "counter",
+	    "HTTP/2 streams reset or refused and connections sent GOAWAY for an error, by reason.");
+	for (k = 0; k < H2R_COUNT; k++)
+		sbuf_printf(b, "visor_http2_refused_total{reason=\"%s\"} %llu\n",
+		    h2_refusal_name[k], (unsigned long long)t.h2_refused[k]);
 	head(b, "log_dropped_total", "counter",
 	    "Log lines dropped because stdout or stderr was not read fast enough.");
 	sbuf_printf(b, "visor_log_dropped_total{stream=\"stdout\"} %llu\n",

@@ -208,40 +208,42 @@ sbuf_reset(struct sbuf *b)
 
 /* ---- UTF-8 ---------------------------------------------------------------------- */
 
+/* Unicode table 3-7, the well-formed sequences: the lead byte fixes the length, and the range
+ * allowed for the second byte is what rules out overlongs (E0, F0), surrogates (ED) and code
+ * points past U+10FFFF (F4). Lead bytes in no row (80-C1, F5-FF) start nothing. */
+static const struct {
+	unsigned char first, last;      /* lead bytes */
+	unsigned char len;
+	unsigned char lo, hi;           /* the second byte */
+} utf8_rows[] = {
+	{ 0xc2, 0xdf, 2, 0x80, 0xbf },
+	{ 0xe0, 0xe0, 3, 0xa0, 0xbf },
+	{ 0xe1, 0xec, 3, 0x80, 0xbf },
+	{ 0xed, 0xed, 3, 0x80, 0x9f },
+	{ 0xee, 0xef, 3, 0x80, 0xbf },
+	{ 0xf0, 0xf0, 4, 0x90, 0xbf },
+	{ 0xf1, 0xf3, 4, 0x80, 0xbf },
+	{ 0xf4, 0xf4, 4, 0x80, 0x8f },
+};
+
 size_t
 utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
-	unsigned c = s[0], lo = 0x80, hi = 0xbf;
+	unsigned c = s[0];
 	uint32_t v;
-	size_t len, k;
+	size_t len, k, r;
 
 	if (c < 0x80) {
 		*cp = c;
 		return 1;
 	}
-	/* The lead byte fixes the length; the range allowed for the second byte is what rules
-	 * out overlongs (E0, F0), surrogates (ED) and code points past U+10FFFF (F4). */
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		v = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		v = c & 0x0f;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		v = c & 0x07;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else {
+	for (r = 0; r < ARRAY_LEN(utf8_rows) && c > utf8_rows[r].last; r++)
+		;
+	if (r == ARRAY_LEN(utf8_rows) || c < utf8_rows[r].first)
 		return 0;
-	}
-	if (n < len || s[1] < lo || s[1] > hi)
+	len = utf8_rows[r].len;
+	v = c & (0x7fu >> len);              /* the lead byte's payload bits */
+	if (n < len || s[1] < utf8_rows[r].lo || s[1] > utf8_rows[r].hi)
 		return 0;
 	for (k = 1; k < len; k++) {
 		if ((s[k] & 0xc0) != 0x80)
@@ -556,4 +558,16 @@ fail:
 	free(buf);
 	close(fd);
 	return NULL;
+}
+
+void
+strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }

@@ -152,7 +152,12 @@ void http_date(int64_t t, char *buf, size_t len);
  * cgroup CPU quota (v2 cpu.max, v1 cfs_quota_us/period_us), rounded up; at least 1. */
 int cpu_count_available(void);
 
-/* Reads a whole file (up to max bytes) into a malloc'd NUL-terminated buffer. */
+/* Reads a whole file (up to max bytes) into a malloc'd NUL-terminated buffer. NULL with
+ * errno set: EFBIG when the file is larger than max, EISDIR for a directory. */
 char *file_read_all(const char *path, size_t max, size_t *len);
+
+/* Frees v[0..n) and v (NULL v: nothing): the malloc'd string vectors that configurations
+ * build, whose n counts only the strings made so far when a build stops half-way. */
+void strv_free(char **v, size_t n);
 
 #endif

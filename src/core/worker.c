@@ -234,6 +234,7 @@ static void
 apply_conf(struct worker *w, struct conf *c)
 {
 	struct conf *old = w->conf;
+	struct conn *cn, *nx;
 	size_t i;
 
 	/* Everyone below may still compare with the old generation: drop it last. */
@@ -243,6 +244,10 @@ apply_conf(struct worker *w, struct conf *c)
 	for (i = 0; filter_table[i]; i++)
 		if (filter_table[i]->worker_conf)
 			filter_table[i]->worker_conf(w, w->fstate[i], c);
+	for (cn = TAILQ_FIRST(&w->conns); cn != NULL; cn = nx) {
+		nx = TAILQ_NEXT(cn, link);   /* a connection with nothing open closes at once */
+		conn_reload(cn);
+	}
 	conf_unref(old);
 }
 

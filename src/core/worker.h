@@ -32,7 +32,9 @@ struct listener {
 	int                     port;
 	int                     plain;   /* in-process tests and fuzzing only: an LK_HTTPS
 	                                  * listener whose connections skip TLS but are otherwise
-	                                  * HTTPS (routes, filters); never set by visor itself */
+	                                  * HTTPS (routes, filters); 2: and they speak HTTP/2
+	                                  * from the first byte, as if ALPN had chosen h2
+	                                  * (fuzz_h2); never set by visor itself */
 };
 
 struct conn;

@@ -533,24 +533,14 @@ fail:
 void
 cors_conf_free(struct cors_conf *cc)
 {
-	size_t i;
-
 	if (cc == NULL)
 		return;
-	for (i = 0; cc->origins && i < cc->n_origins; i++)
-		free(cc->origins[i]);
-	for (i = 0; cc->ws_origins && i < cc->n_ws_origins; i++)
-		free(cc->ws_origins[i]);
-	free(cc->ws_origins);
-	free(cc->ws_origin_lens);
-	for (i = 0; cc->methods && i < cc->n_methods; i++)
-		free(cc->methods[i]);
-	for (i = 0; cc->headers && i < cc->n_headers; i++)
-		free(cc->headers[i]);
-	free(cc->origins);
+	strv_free(cc->origins, cc->n_origins);
 	free(cc->origin_lens);
-	free(cc->methods);
-	free(cc->headers);
+	strv_free(cc->ws_origins, cc->n_ws_origins);
+	free(cc->ws_origin_lens);
+	strv_free(cc->methods, cc->n_methods);
+	strv_free(cc->headers, cc->n_headers);
 	free(cc->allow_methods);
 	free(cc->allow_headers);
 	free(cc->expose);

@@ -77,12 +77,8 @@ merge_headers(struct cparse *p, const struct ynode *map)
 	const char *owner, *s;
 	size_t i, j, old;
 
-	if (map->type != YN_MAP) {
-		if (!conf_is_null(map))
-			conf_err(p->ctx, map, "%s: expected a mapping of header names to values, got %s",
-			    p->path, map->type == YN_SEQ ? "a list" : "a scalar");
+	if (!conf_is_map(p, map, "a mapping of header names to values"))
 		return;
-	}
 	for (i = 0; i < map->n; i++) {
 		key = map->pairs[i].key;
 		val = map->pairs[i].val;

@@ -147,29 +147,6 @@ struct jwt_rstate {
 	int64_t                  deadline_ms;
 };
 
-static const char *const reason_text[JWT_E_COUNT] = {
-	[JWT_OK] = "jwt:ok",
-	[JWT_E_MALFORMED] = "jwt:malformed",
-	[JWT_E_TOO_LARGE] = "jwt:too_large",
-	[JWT_E_DUPLICATE_KEY] = "jwt:duplicate_key",
-	[JWT_E_CRIT] = "jwt:crit",
-	[JWT_E_ALG_NOT_ALLOWED] = "jwt:alg_not_allowed",
-	[JWT_E_UNKNOWN_KID] = "jwt:unknown_kid",
-	[JWT_E_NO_KEY] = "jwt:no_key",
-	[JWT_E_BAD_SIGNATURE] = "jwt:bad_signature",
-	[JWT_E_EXPIRED] = "jwt:expired",
-	[JWT_E_NOT_YET_VALID] = "jwt:not_yet_valid",
-	[JWT_E_IAT_FUTURE] = "jwt:iat_future",
-	[JWT_E_BAD_ISSUER] = "jwt:bad_issuer",
-	[JWT_E_BAD_AUDIENCE] = "jwt:bad_audience",
-	[JWT_E_MISSING_CLAIM] = "jwt:missing_claim",
-	[JWT_E_BAD_CLAIM] = "jwt:bad_claim",
-	[JWT_E_REVOKED] = "jwt:revoked",
-	[JWT_E_INTERNAL] = "jwt:internal",
-	[JWT_E_NO_TOKEN] = "jwt:no_token",
-	[JWT_E_AMBIGUOUS] = "jwt:ambiguous",
-};
-
 extern const struct filter jwt_filter;
 
 /* ---- pure helpers -------------------------------------------------------------------- */
@@ -177,9 +154,9 @@ extern const struct filter jwt_filter;
 const char *
 jwt_log_reason(int reason)
 {
-	if (reason <= 0 || reason >= JWT_E_COUNT || reason_text[reason] == NULL)
+	if (reason <= 0 || reason >= JWT_E_COUNT)
 		return "jwt";
-	return reason_text[reason];
+	return jwt_err_tag((enum jwt_err)reason);
 }
 
 int
@@ -517,12 +494,8 @@ cf_claims_to_headers(struct cparse *p, const struct ckey *k, const struct ynode 
 	size_t i, j, old;
 
 	(void)k;
-	if (v->type != YN_MAP) {
-		if (!conf_is_null(v))
-			conf_err(p->ctx, v, "%s: expected a mapping of claim names to header names, "
-			    "got %s", p->path, v->type == YN_SEQ ? "a list" : "a scalar");
+	if (!conf_is_map(p, v, "a mapping of claim names to header names"))
 		return;
-	}
 	for (i = 0; i < v->n; i++) {
 		key = v->pairs[i].key;
 		val = v->pairs[i].val;
@@ -813,6 +786,33 @@ warn_useless(struct conf_ctx *ctx, const struct ynode *at, const char *what, uin
 	    "will never be used", what, have, want);
 }
 
+/* Reads the file `path` of jwt.keys[i].<name>; NULL after the error at `at`. */
+static char *
+read_key_file(struct conf_ctx *ctx, const struct ynode *at, size_t i, const char *name,
+    const char *path, size_t *len)
+{
+	char *buf = file_read_all(path, JWT_MAX_KEYFILE, len);
+
+	if (buf == NULL)
+		conf_err(ctx, at, "jwt.keys[%zu].%s: cannot read '%s': %s", i, name, path,
+		    strerror(errno));
+	return buf;
+}
+
+/* Adds key k (from a file or a secret; `what` names it in the warning) to jc's keyset: 0, or
+ * -1 after "out of memory" at `at`, k freed. */
+static int
+add_key(struct conf_ctx *ctx, struct jwt_conf *jc, const struct ynode *at, const char *what,
+    struct jwt_key *k)
+{
+	warn_useless(ctx, at, what, k->algs, jc->algs);
+	if (jwt_keyset_add(jc->keys, k) == 0)
+		return 0;
+	jwt_key_fini(k);
+	conf_err(ctx, at, "out of memory");
+	return -1;
+}
+
 static int
 load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struct jwt_conf *jc)
 {
@@ -830,9 +830,7 @@ load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struc
 		memset(&k, 0, sizeof(k));
 		if (ck->file) {
 			at = key_node(c, i, "file");
-			if ((buf = file_read_all(ck->file, JWT_MAX_KEYFILE, &len)) == NULL) {
-				conf_err(ctx, at, "jwt.keys[%zu].file: cannot read '%s': %s", i,
-				    ck->file, strerror(errno));
+			if ((buf = read_key_file(ctx, at, i, "file", ck->file, &len)) == NULL) {
 				rc = -1;
 				continue;
 			}
@@ -843,12 +841,8 @@ load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struc
 				continue;
 			}
 			free(buf);
-			warn_useless(ctx, at, "this key", k.algs, jc->algs);
-			if (jwt_keyset_add(jc->keys, &k) < 0) {
-				jwt_key_fini(&k);
-				conf_err(ctx, at, "out of memory");
+			if (add_key(ctx, jc, at, "this key", &k) < 0)
 				rc = -1;
-			}
 		} else if (ck->secret) {
 			at = key_node(c, i, "secret");
 			if (jwt_key_from_secret((const unsigned char *)ck->secret, ck->secret_len,
@@ -857,17 +851,11 @@ load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struc
 				rc = -1;
 				continue;
 			}
-			warn_useless(ctx, at, "this secret", k.algs, jc->algs);
-			if (jwt_keyset_add(jc->keys, &k) < 0) {
-				jwt_key_fini(&k);
-				conf_err(ctx, at, "out of memory");
+			if (add_key(ctx, jc, at, "this secret", &k) < 0)
 				rc = -1;
-			}
 		} else if (ck->jwks_file) {
 			at = key_node(c, i, "jwks_file");
-			if ((buf = file_read_all(ck->jwks_file, JWT_MAX_KEYFILE, &len)) == NULL) {
-				conf_err(ctx, at, "jwt.keys[%zu].jwks_file: cannot read '%s': %s", i,
-				    ck->jwks_file, strerror(errno));
+			if ((buf = read_key_file(ctx, at, i, "jwks_file", ck->jwks_file, &len)) == NULL) {
 				rc = -1;
 				continue;
 			}
@@ -920,6 +908,23 @@ load_keys(struct conf_ctx *ctx, struct conf *c, const struct jwt_sect *js, struc
 	return rc;
 }
 
+/* The strings of s as the const array jwt_core's policy takes (NULL when s is empty); the
+ * strings stay the section's, the array is the caller's. 0, or -1 out of memory. */
+static int
+strs_view(const struct conf_strs *s, const char ***out)
+{
+	size_t i;
+
+	*out = NULL;
+	if (s->n == 0)
+		return 0;
+	if ((*out = calloc(s->n, sizeof(**out))) == NULL)
+		return -1;
+	for (i = 0; i < s->n; i++)
+		(*out)[i] = s->v[i];
+	return 0;
+}
+
 static int
 jwt_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fconf)
 {
@@ -946,22 +951,12 @@ jwt_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fco
 	jc->cookie_len = jc->cookie ? strlen(jc->cookie) : 0;
 	jc->policy.issuer = js->issuer;
 	jc->policy.leeway_s = js->leeway_ms / 1000;
-	if (js->audience.n) {
-		if ((jc->aud = calloc(js->audience.n, sizeof(*jc->aud))) == NULL)
-			goto oom;
-		for (i = 0; i < js->audience.n; i++)
-			jc->aud[i] = js->audience.v[i];
-		jc->policy.audience = jc->aud;
-		jc->policy.n_audience = js->audience.n;
-	}
-	if (js->required_claims.n) {
-		if ((jc->req = calloc(js->required_claims.n, sizeof(*jc->req))) == NULL)
-			goto oom;
-		for (i = 0; i < js->required_claims.n; i++)
-			jc->req[i] = js->required_claims.v[i];
-		jc->policy.required = jc->req;
-		jc->policy.n_required = js->required_claims.n;
-	}
+	if (strs_view(&js->audience, &jc->aud) < 0 || strs_view(&js->required_claims, &jc->req) < 0)
+		goto oom;
+	jc->policy.audience = jc->aud;
+	jc->policy.n_audience = js->audience.n;
+	jc->policy.required = jc->req;
+	jc->policy.n_required = js->required_claims.n;
 	if (js->claims_to_headers.n) {
 		jc->ch = calloc(js->claims_to_headers.n, sizeof(*jc->ch));
 		if (jc->ch == NULL)

@@ -287,9 +287,7 @@ lk_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fcon
 	*fconf = lc;
 	return 0;
 oom:
-	lk_conf_free(lc);
-	conf_err(ctx, NULL, "out of memory building the lockout");
-	return -1;
+	return conf_build_oom(ctx, lk_conf_free, lc, "the lockout");
 }
 
 /* The routes whose prefix covers the login path (and that take POST). */
@@ -355,13 +353,9 @@ lk_decide(struct lk_state *st)
 static enum verdict
 lk_unavailable(struct lk_state *st)
 {
-	if (st->w.r->conf->redis.on_error == REDIS_CLOSED) {
-		st->key = NULL;              /* nothing was checked: count nothing */
-		req_respond(st->w.r, 503, NULL);
-		st->w.r->log_reason = "redis unavailable";
-		return V_RESPOND;
-	}
-	return V_CONTINUE;
+	if (st->w.r->conf->redis.on_error == REDIS_CLOSED)
+		st->key = NULL;              /* refused unchecked: count nothing */
+	return filter_store_unavailable(st->w.r);
 }
 
 static void

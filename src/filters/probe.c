@@ -78,13 +78,10 @@ static void
 pr_conf_free(void *p)
 {
 	struct pr_conf *pc = p;
-	size_t i;
 
 	if (pc == NULL)
 		return;
-	for (i = 0; i < pc->n; i++)
-		free(pc->paths[i]);
-	free(pc->paths);
+	strv_free(pc->paths, pc->n);
 	free(pc->lens);
 	free(pc);
 }
@@ -118,9 +115,7 @@ pr_conf_init(struct conf_ctx *ctx, struct conf *c, const void *sect, void **fcon
 	*fconf = pc;
 	return 0;
 oom:
-	pr_conf_free(pc);
-	conf_err(ctx, NULL, "out of memory building probes");
-	return -1;
+	return conf_build_oom(ctx, pr_conf_free, pc, "probes");
 }
 
 /* The store polls bans decided elsewhere only while probes are on (store.c). */

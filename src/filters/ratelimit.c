@@ -442,18 +442,10 @@ cf_rate_limits(struct cparse *p, const struct ckey *k, const struct ynode *v, vo
 	size_t i, old;
 
 	(void)field;
-	if (v->type != YN_MAP) {
-		if (!conf_is_null(v))
-			conf_err(p->ctx, v, "%s: expected a mapping of policy names to policies, "
-			    "got %s", p->path, v->type == YN_SEQ ? "a list" : "a scalar");
+	if (!conf_is_map(p, v, "a mapping of policy names to policies"))
 		return;
-	}
-	if (v->n == 0)
+	if ((arr = conf_items_alloc(p, v, v->n, sizeof(*arr))) == NULL)
 		return;
-	if ((arr = calloc(v->n, sizeof(*arr))) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
 	rs->rate_limits.v = arr;
 	rs->rate_limits.n = v->n;
 	for (i = 0; i < v->n; i++) {
@@ -516,19 +508,13 @@ cf_route_rls(struct cparse *p, const struct ckey *k, const struct ynode *v, void
 	long n = conf_list_count(p, lv, "a list of rate limit names");
 	size_t i, j, old, nc;
 
-	(void)k;
 	(void)field;
 	if (n < 0)
 		return;
-	free(rt->rate_limits);
-	rt->rate_limits = NULL;
-	rt->n_rate_limits = 0;
-	if (n == 0)
+	/* replaces what the field held, as conf_scalar_items does */
+	conf_release_list(k, p->base);
+	if ((rt->rate_limits = conf_items_alloc(p, v, (size_t)n, sizeof(*rt->rate_limits))) == NULL)
 		return;
-	if ((rt->rate_limits = calloc((size_t)n, sizeof(*rt->rate_limits))) == NULL) {
-		conf_oom(p, v);
-		return;
-	}
 	for (nc = 0; nc < rs->rate_limits.n && nc < 64; nc++)
 		cand[nc] = rs->rate_limits.v[nc].name;
 	for (i = 0; i < (size_t)n; i++) {
@@ -555,19 +541,13 @@ cf_route_rls(struct cparse *p, const struct ckey *k, const struct ynode *v, void
 	}
 }
 
-static void
-rel_route_rls(const struct ckey *k, void *base)
-{
-	struct rl_route *rt = base;
-
-	(void)k;
-	free(rt->rate_limits);
-	rt->rate_limits = NULL;
-	rt->n_rate_limits = 0;
-}
+/* route rate_limits: indexes into rl_sect.rate_limits (cf_route_rls resolves the names) */
+static const struct clist l_route_rls = { offsetof(struct rl_route, n_rate_limits),
+    sizeof(size_t), NULL, NULL };
 
 static const struct ckey k_route[] = {
-	{ .name = "rate_limits", .type = KT_CUSTOM, .fn = cf_route_rls, .release = rel_route_rls,
+	{ .name = "rate_limits", .type = KT_CUSTOM, .off = offsetof(struct rl_route, rate_limits),
+	  .arg = &l_route_rls, .fn = cf_route_rls, .release = conf_release_list,
 	  .tname = "list of policy names", .defdoc = "none",
 	  .doc = "Policies from rate_limits applied to this route, in order." },
 };
@@ -741,9 +721,7 @@ rl_build(struct conf_ctx *ctx, struct conf *c, int role, void **fconf)
 	*fconf = rc;
 	return 0;
 oom:
-	rl_conf_free(rc);
-	conf_err(ctx, NULL, "out of memory building rate limits");
-	return -1;
+	return conf_build_oom(ctx, rl_conf_free, rc, "rate limits");
 }
 
 static int
@@ -819,17 +797,6 @@ rl_refuse(struct req *r)
 	return V_RESPOND;
 }
 
-static enum verdict
-rl_unavailable_answer(struct req *r)
-{
-	if (r->conf->redis.on_error == REDIS_CLOSED) {
-		req_respond(r, 503, NULL);
-		r->log_reason = "redis unavailable";
-		return V_RESPOND;
-	}
-	return V_CONTINUE;                   /* open: no limits, no headers */
-}
-
 /* The store answered. RL_CLIENT only records the verdict (RL_ANSWER acts on it, after cors);
  * RL_USER acts at once. */
 static enum verdict
@@ -862,7 +829,7 @@ static enum verdict
 rl_unavailable(struct rl_state *st, int role)
 {
 	st->unavailable = 1;
-	return role == RL_USER ? rl_unavailable_answer(st->w.r) : V_CONTINUE;
+	return role == RL_USER ? filter_store_unavailable(st->w.r) : V_CONTINUE;
 }
 
 static void
@@ -1010,7 +977,7 @@ rl_answer_on_request(struct req *r, const void *fconf, void *state)
 	if (c->refused)
 		return rl_refuse(r);
 	if (c->unavailable)
-		return rl_unavailable_answer(r);
+		return filter_store_unavailable(r);   /* open: no limits, no headers */
 	return V_CONTINUE;
 }
 

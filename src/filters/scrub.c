@@ -349,32 +349,12 @@ range_item(const char *s, void *elem, const char **err)
 	return units_status_range(s, &r->lo, &r->hi, err);
 }
 
-static void
-cf_scrub(struct cparse *p, const struct ckey *k, const struct ynode *v, void *field)
-{
-	struct scrub_sect *ss = p->base;
-	void *arr = ss->scrub;
-
-	(void)k;
-	(void)field;
-	conf_scalar_items(p, v, "a list of status codes and ranges", sizeof(*ss->scrub),
-	    range_item, &arr, &ss->n_scrub);
-	ss->scrub = arr;
-}
-
-static void
-rel_scrub(const struct ckey *k, void *base)
-{
-	struct scrub_sect *ss = base;
-
-	(void)k;
-	free(ss->scrub);
-	ss->scrub = NULL;
-	ss->n_scrub = 0;
-}
+static const struct clist l_scrub = { offsetof(struct scrub_sect, n_scrub),
+    sizeof(struct scrub_range), range_item, "a list of status codes and ranges" };
 
 static const struct ckey k_errors[] = {
-	{ .name = "scrub", .type = KT_CUSTOM, .fn = cf_scrub, .release = rel_scrub,
+	{ .name = "scrub", .type = KT_CUSTOM, .off = offsetof(struct scrub_sect, scrub),
+	  .fn = conf_parse_list, .release = conf_release_list, .arg = &l_scrub,
 	  .def = "[500-599]", .tname = "list of codes and ranges",
 	  .doc = "Upstream answers with these statuses get the generic JSON body (original "
 	    "logged with the request id)." },

@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 
 #include "core/log.h"
+#include "http/h2.h"
 #include "http/req.h"
 #include "net/proxyproto.h"
 #include "net/tls.h"
@@ -62,6 +63,8 @@ conn_free(struct conn *c)
 		req_abort(c->req);
 		c->req = NULL;
 	}
+	if (c->h2)
+		h2_free(c->h2);
 	if (c->timer)
 		event_free(c->timer);
 	if (c->pp_ev)
@@ -90,6 +93,8 @@ conn_close(struct conn *c)
 	evtimer_del(c->timer);
 	if (c->pp_ev)
 		event_del(c->pp_ev);
+	if (c->h2)
+		h2_closing(c->h2);
 	if (r && r->up) {
 		/* stop the upstream from calling into a request that is going away */
 		struct upconn *u = r->up;
@@ -156,6 +161,7 @@ conn_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr 
 		if (ssl == NULL)
 			goto fail;
 	}
+	c->plain_h2 = l->kind == LK_HTTPS && l->plain == 2;
 	c->https_port = cf->listen.redirect_port ? (int)cf->listen.redirect_port :
 	    cf->listen.https.n ?
 	    ntohs(((const struct sockaddr_in *)&cf->listen.https.v[0].ss)->sin_port) : 443;
@@ -368,6 +374,7 @@ conn_eof(struct conn *c)
 	case CS_LINGER:
 	case CS_TUNNEL:
 	case CS_PROXY:
+	case CS_H2:
 		conn_close(c);
 		break;
 	case CS_CLOSING:
@@ -537,7 +544,10 @@ conn_body_resume(struct conn *c)
 void
 conn_flush(struct conn *c)
 {
-	sock_flush(&c->s);
+	if (c->h2)
+		h2_flush(c->h2);
+	else
+		sock_flush(&c->s);
 }
 
 static void
@@ -599,17 +609,44 @@ conn_drain(struct conn *c)
 {
 	/* Idle keep-alive connections and finished ones lingering for the client's last bytes
 	 * go now; the others close after their current request (conn_req_done checks
-	 * w->draining), or when shutdown_timeout cuts them. */
-	if ((c->st == CS_IDLE && evbuffer_get_length(c->s.in) == 0) || c->st == CS_LINGER ||
-	    c->st == CS_TUNNEL || c->st == CS_PROXY ||
+	 * w->draining), or when shutdown_timeout cuts them. A connection accepted but not yet
+	 * asked anything (handshake or PROXY header under way, first head not sent: accepted
+	 * during shutdown_delay, or just before SIGTERM) keeps its first request, answered with
+	 * Connection: close: closing it would fail a request the client could not know to
+	 * retry. header_timeout and shutdown_timeout still bound it. HTTP/2: GOAWAY, and the
+	 * streams open finish. */
+	if (c->h2) {
+		h2_drain(c->h2);
+		return;
+	}
+	if ((c->st == CS_IDLE && c->nreq > 0 && evbuffer_get_length(c->s.in) == 0) ||
+	    c->st == CS_LINGER || c->st == CS_TUNNEL ||
 	    (c->st == CS_CLOSING && evbuffer_get_length(c->s.out) == 0))
 		conn_close(c);
+}
+
+void
+conn_reload(struct conn *c)
+{
+	if (c->h2 && !c->dead)
+		h2_drain(c->h2);
 }
 
 int
 conn_is_dead(const struct conn *c)
 {
 	return c->dead;
+}
+
+/* ---- HTTP/2 takeover --------------------------------------------------------------- */
+
+void
+conn_h2_begin(struct conn *c, sock_cb cb, void *arg)
+{
+	c->st = CS_H2;
+	evtimer_del(c->timer);
+	c->s.cb = cb;
+	c->s.arg = arg;
 }
 
 /* ---- tunnel takeover -------------------------------------------------------------- */
@@ -675,6 +712,15 @@ conn_sock_cb(struct sock *s, int ev, void *arg)
 	}
 	if (ev & SOCK_EV_READ) {
 		c->got_bytes = 1;
+		if (c->st == CS_IDLE && c->nreq == 0 && c->h2 == NULL &&
+		    (h2_negotiated(c) || c->plain_h2)) {
+			/* ALPN chose h2: its preface is what arrived */
+			if (h2_begin(c) < 0) {
+				log_warn("cannot start HTTP/2: out of memory");
+				conn_close(c);
+			}
+			goto out;
+		}
 		if (c->st == CS_LINGER) {
 			evbuffer_drain(c->s.in, evbuffer_get_length(c->s.in));
 		} else {
@@ -709,8 +755,9 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 			timer_set(c, c->w->conf->client.idle_timeout_ms - IDLE_TRIM_MS);
 			break;
 		}
-		if (c->nreq == 0 && c->s.ssl && SSL_is_init_finished(c->s.ssl)) {
-			/* A TLS client that sent nothing in header_timeout gets the 408 too. */
+		if (c->nreq == 0 && c->s.ssl && SSL_is_init_finished(c->s.ssl) && !h2_negotiated(c)) {
+			/* A TLS client that sent nothing in header_timeout gets the 408 too (not one
+			 * that chose h2: an HTTP/1.1 answer would be garbage to it; it is closed). */
 			c->st = CS_HEAD;
 			c->hp.err = HTTP_E_BAD;
 			c->req = req_new(c);
@@ -744,6 +791,7 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	case CS_CLOSING:
 	case CS_LINGER:
 	case CS_TUNNEL:            /* idle tunnel */
+	case CS_H2:                /* not armed: h2.c has its own timer */
 		conn_close(c);
 		break;
 	case CS_PROXY:

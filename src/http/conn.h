@@ -31,6 +31,7 @@ enum conn_state {
 	CS_CLOSING,       /* flushing the last answer, then close */
 	CS_LINGER,        /* our side shut; reading and dropping what the client still sends */
 	CS_TUNNEL,        /* upgraded (WebSocket): bytes spliced to the upstream (tunnel.c) */
+	CS_H2,            /* HTTP/2 (h2.c): the sock's events go to the session */
 	CS_PROXY,         /* a listen.proxy_protocol peer: reading its PROXY header, before TLS
 	                   * or HTTP sees a byte (the sock is not reading yet) */
 };
@@ -43,6 +44,7 @@ struct conn {
 	struct sock         s;
 	struct http_parser  hp;
 	struct req         *req;
+	struct h2conn      *h2;              /* CS_H2: the session and its streams (h2.c) */
 	enum conn_state     st;
 	enum listen_kind    kind;
 	int                 https_port;      /* for the redirect Location */
@@ -64,6 +66,7 @@ struct conn {
 	                                      * conn_feed returns at once, that frame feeds last */
 	unsigned            body_paused : 1; /* reading stopped for upstream backpressure */
 	unsigned            idle_trimmed : 1;/* TLS buffers freed in this idle period */
+	unsigned            plain_h2 : 1;    /* a `plain: 2` listener's (fuzz_h2): h2 without TLS */
 };
 
 /* Accept path: takes ownership of fd. */
@@ -82,7 +85,15 @@ void conn_body_resume(struct conn *c);
 void conn_feed(struct conn *c);
 /* Worker is draining: close idle connections, mark others to close after their request. */
 void conn_drain(struct conn *c);
+/* A new generation (SIGHUP): an HTTP/2 connection gets a GOAWAY (its open streams finish) so
+ * its long-lived client moves to the new certificates and limits; HTTP/1.1 ones go on. */
+void conn_reload(struct conn *c);
 int  conn_is_dead(const struct conn *c);
+
+/* ---- HTTP/2 takes the connection over (h2.c) ---- */
+/* After ALPN chose h2: the sock's events go to cb(arg); conn's own timer stops (h2.c keeps
+ * its own). conn_flush, conn_drain, conn_close and conn_free hand over to h2.c. */
+void conn_h2_begin(struct conn *c, sock_cb cb, void *arg);
 
 /* ---- a WebSocket tunnel takes the connection over (tunnel.c) ---- */
 /* From now on the client sock's events go to cb(arg) and the connection only closes; returns

@@ -88,3 +88,13 @@ filter_wait_resume(struct filter_wait *w, enum verdict v)
 	w->op = NULL;
 	req_resume(w->r, v);
 }
+
+enum verdict
+filter_store_unavailable(struct req *r)
+{
+	if (r->conf->redis.on_error != REDIS_CLOSED)
+		return V_CONTINUE;
+	req_respond(r, 503, NULL);
+	r->log_reason = "redis unavailable";
+	return V_RESPOND;
+}

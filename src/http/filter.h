@@ -121,5 +121,8 @@ struct filter_wait {
 void filter_wait_abort(struct req *r, void *state);
 /* The reply came: the operation is over; the request goes on with verdict v. */
 void filter_wait_resume(struct filter_wait *w, enum verdict v);
+/* The store could not answer (Redis down): with redis.on_error closed the request gets 503
+ * ("redis unavailable" in the log) and V_RESPOND; otherwise V_CONTINUE, unchecked. */
+enum verdict filter_store_unavailable(struct req *r);
 
 #endif

@@ -339,6 +339,17 @@ parse_fail(struct http_parser *p, enum http_perr e, const char *why)
 	return -1;
 }
 
+/* The head and message flags a new message starts without: llhttp's message begin and
+ * http_parser_next (the caller's "next message") both clear them. */
+static void
+parser_msg_reset(struct http_parser *p)
+{
+	p->head_done = 0;
+	p->msg_done = 0;
+	p->name_open = 0;
+	p->field_ready = 0;
+}
+
 static int
 cb_message_begin(llhttp_t *ll)
 {
@@ -350,11 +361,8 @@ cb_message_begin(llhttp_t *ll)
 	p->url_o = p->url_l = 0;
 	p->head_bytes = 0;
 	p->in_head = 1;
-	p->head_done = 0;
-	p->msg_done = 0;
 	p->trailers = 0;
-	p->name_open = 0;
-	p->field_ready = 0;
+	parser_msg_reset(p);
 	return 0;
 }
 
@@ -573,13 +581,10 @@ http_parser_trim(struct http_parser *p)
 void
 http_parser_next(struct http_parser *p)
 {
-	p->head_done = 0;
-	p->msg_done = 0;
+	parser_msg_reset(p);
 	p->in_head = 0;
 	p->skip_body = 0;
 	p->chunked = 0;
-	p->name_open = 0;
-	p->field_ready = 0;
 	p->err = HTTP_OK;
 	p->why = NULL;
 }

@@ -169,10 +169,58 @@ req_maybe_finish(struct req *r)
 {
 	struct conn *c = r->c;
 
+	if (r->tx) {
+		if (req_finished(r))
+			r->tx->feed(r);         /* the transport frees it from its own event */
+		return;
+	}
 	if (!req_finished(r) || c->feeding)
 		return;
 	if (c->req == r)
 		conn_req_done(c);
+}
+
+/* ---- the client side: HTTP/1.1 on the connection, or the request's transport ---------- */
+
+static void
+cli_flush(struct req *r)
+{
+	if (r->tx)
+		r->tx->flush(r);
+	else
+		conn_flush(r->c);
+}
+
+/* An answer already started cannot be finished: cut it. */
+static void
+cli_cut(struct req *r)
+{
+	if (r->tx)
+		r->tx->reset(r);
+	else
+		conn_close(r->c);
+}
+
+static void
+cli_continue(struct req *r)
+{
+	if (r->tx) {
+		r->tx->cont(r);
+	} else {
+		evbuffer_add(r->c->s.out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		conn_flush(r->c);
+	}
+	r->sent_continue = 1;
+}
+
+/* Feeds what the client sent of the body (the request can take it now). */
+static void
+cli_feed(struct req *r)
+{
+	if (r->tx)
+		r->tx->feed(r);
+	else
+		conn_feed(r->c);
 }
 
 /* ---- helpers for filters ------------------------------------------------------------ */
@@ -462,7 +510,7 @@ req_fail_head(struct req *r, int status, const char *why)
 	if (r->head_sent) {
 		/* Too late for an answer: cut the connection. */
 		r->resp_done = 1;
-		conn_close(r->c);
+		cli_cut(r);
 		return;
 	}
 	core_answer(r, status, why);
@@ -529,8 +577,8 @@ req_start(struct req *r)
 	}
 	r->resp_close = !r->h.keep_alive;
 	r->has_body = r->h.chunked || r->h.content_length > 0;
-	if (!r->has_body)
-		r->body_done = r->c->hp.msg_done;
+	if (!r->has_body && !r->tx)
+		r->body_done = r->c->hp.msg_done;    /* a transport sets it before req_start */
 	if ((h = hdrs_get(&r->h.hdrs, "expect")) != NULL) {
 		if (ascii_casecmp_n(h->val, h->vlen, "100-continue", 12) == 0 && r->has_body)
 			r->expect_continue = 1;
@@ -660,11 +708,8 @@ chain_run(struct req *r)
 			core_answer(r, 500, "out of memory");
 			return;
 		}
-		if (r->expect_continue && !r->sent_continue) {
-			evbuffer_add(r->c->s.out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-			r->sent_continue = 1;
-			conn_flush(r->c);
-		}
+		if (r->expect_continue && !r->sent_continue)
+			cli_continue(r);
 		if (r->body_done) {
 			r->phase = RP_BODY_FILTERS;
 			r->fidx = 0;
@@ -703,6 +748,19 @@ req_resume(struct req *r, enum verdict v)
 	r->suspended = 0;
 	if (r->fidx > 0)
 		fname = filter_table[r->chain->ids[r->fidx - 1]]->name;
+	if (r->tx) {
+		/* The transport never frees a request but from its own event, so the chain
+		 * runs here without a guard; feed then schedules the body and the finish. */
+		if (r->phase == RP_HEAD && verdict_apply(r, v, fname))
+			chain_run(r);
+		else if (r->phase == RP_BODY_FILTERS && verdict_apply(r, v, fname))
+			body_filters_run(r);
+		else if (r->phase != RP_HEAD && r->phase != RP_BODY_FILTERS)
+			log_error("filter %s resumed request %s outside the request phase", fname,
+			    r->id);
+		r->tx->feed(r);
+		return;
+	}
 	/* This is an entry from outside the connection's input (a store reply, a timer). While
 	 * the chain goes on, conn_feed is held off (its calls return at once), so nothing frees
 	 * r under us; at the end, one conn_feed feeds what the request can take now — the body
@@ -774,9 +832,13 @@ req_on_body(struct req *r, const char *p, size_t n)
 		evbuffer_add(out, p, n);
 	}
 	r->up_body_sent += n;
-	if (evbuffer_get_length(out) > STREAM_HWM && !r->c->body_paused) {
+	if (evbuffer_get_length(out) > STREAM_HWM &&
+	    !(r->tx ? r->tx->body_paused(r) : r->c->body_paused)) {
 		up_flush(u);
-		conn_body_pause(r->c);
+		if (r->tx)
+			r->tx->body_pause(r);
+		else
+			conn_body_pause(r->c);
 		up_notify_drained(u, STREAM_LWM);
 	}
 	return 0;
@@ -805,7 +867,10 @@ req_on_body_done(struct req *r)
 void
 req_up_drained(struct req *r)
 {
-	conn_body_resume(r->c);
+	if (r->tx)
+		r->tx->body_resume(r);
+	else
+		conn_body_resume(r->c);
 }
 
 /* ---- upstream ------------------------------------------------------------------------------ */
@@ -929,12 +994,9 @@ req_up_ready(struct req *r, struct upconn *u)
 		up_request_sent(u);
 	} else {
 		/* conn_feed streams the body and flushes head and first bytes together */
-		if (r->expect_continue && !r->sent_continue) {
-			evbuffer_add(r->c->s.out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-			r->sent_continue = 1;
-			conn_flush(r->c);
-		}
-		conn_feed(r->c);
+		if (r->expect_continue && !r->sent_continue)
+			cli_continue(r);
+		cli_feed(r);
 	}
 }
 
@@ -961,7 +1023,7 @@ req_up_failed(struct req *r, int status, const char *why)
 		r->resp_done = 1;
 		r->resp_close = 1;
 		req_complete(r);
-		conn_close(r->c);
+		cli_cut(r);
 		return;
 	}
 	/* A reused pooled connection may have been closed by the server just before we used
@@ -1084,6 +1146,47 @@ peek_ready(struct req *r)
 	resp_filters_run(r);
 }
 
+/* resp_send_head for a transport: no framing to choose (the stream delimits the body), the
+ * same headers, the same Content-Length rules, the same completion. */
+static void
+resp_send_head_tx(struct req *r, int nobody)
+{
+	size_t blen = r->rbody ? evbuffer_get_length(r->rbody) : 0;
+
+	if (r->edge)
+		hdrs_sets(&r->a, &r->out, "Date", worker_date(r->w));
+	if (r->rbody)
+		r->tx->head(r, !http_status_no_body(r->status), blen, nobody || blen == 0);
+	else if (!r->edge && r->rh.has_cl)
+		r->tx->head(r, 1, r->rh.content_length, nobody || r->rh.content_length == 0);
+	else
+		r->tx->head(r, 0, 0, nobody || r->edge);
+	if (r->rbody) {
+		if (!nobody && blen) {
+			r->bytes_out += blen;
+			r->tx->body_buf(r, r->rbody);
+		}
+		if (r->resp_peek)
+			evbuffer_drain(r->resp_peek, evbuffer_get_length(r->resp_peek));
+		r->resp_dropping = r->up != NULL;
+	} else if (r->resp_peek) {
+		size_t pl = evbuffer_get_length(r->resp_peek);
+		if (pl && !nobody) {
+			r->tx->body_buf(r, r->resp_peek);
+			r->bytes_out += pl;
+		}
+	}
+	if (r->resp_peek) {
+		evbuffer_free(r->resp_peek);
+		r->resp_peek = NULL;
+	}
+	if (r->edge || r->up == NULL || r->up_done_early) {
+		r->tx->end(r);
+		r->tx->flush(r);
+		req_complete(r);
+	}
+}
+
 static void
 resp_send_head(struct req *r)
 {
@@ -1110,6 +1213,10 @@ resp_send_head(struct req *r)
 	}
 	if (c->w->draining)
 		r->resp_close = 1;
+	if (r->tx) {
+		resp_send_head_tx(r, no_body || is_head);
+		return;
+	}
 	sbuf_reset(bp);
 	bp->oom = 0;
 	b = *bp;
@@ -1220,6 +1327,16 @@ req_up_body(struct req *r, const char *p, size_t n)
 	}
 	if (r->resp_dropping || r->h.method == HTTP_HEAD)
 		return 0;
+	if (r->tx) {
+		r->tx->body(r, p, n);
+		r->bytes_out += n;
+		if (r->tx->pending(r) > r->tx->out_hwm && r->up && !up_paused(r->up)) {
+			r->tx->flush(r);
+			up_pause(r->up);
+			r->tx->notify_drained(r, r->tx->out_hwm / 4);
+		}
+		return 0;
+	}
 	if (r->resp_chunked) {
 		char hx[24];
 		int hl = snprintf(hx, sizeof(hx), "%zx\r\n", n);
@@ -1288,9 +1405,11 @@ req_up_done(struct req *r)
 		r->up_done_early = 1;
 		return;
 	}
-	if (r->resp_chunked && !r->edge)
+	if (r->tx)
+		r->tx->end(r);
+	else if (r->resp_chunked && !r->edge)
 		evbuffer_add(r->c->s.out, "0\r\n\r\n", 5);
-	conn_flush(r->c);
+	cli_flush(r);
 	req_complete(r);
 	req_maybe_finish(r);
 }
@@ -1313,7 +1432,8 @@ access_log(struct req *r)
 	/* the client's text: a token in a path must not reach the log (docs/operations.md) */
 	log_kv(b, "path", r->path, strlen(r->path));
 	sbuf_printf(b, ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f",
-	    r->status, (unsigned long long)(r->c->hp.head_bytes + r->body_seen),
+	    r->status, (unsigned long long)((r->tx ? r->head_bytes : r->c->hp.head_bytes) +
+	    r->body_seen),
 	    (unsigned long long)r->bytes_out, (double)(now - r->t_start_us) / 1000.0);
 	if (r->t_up_head_us)
 		sbuf_printf(b, ",\"upstream_ms\":%.3f", (double)(r->t_up_head_us - r->t_up_us) / 1000.0);

@@ -39,8 +39,35 @@ enum req_phase {
  * (docs/errors.md); ids visor makes are 32 hex characters. */
 #define REQ_ID_MAX 64
 
+/* The client side of a request that is not its connection's own HTTP/1.1 stream: an HTTP/2
+ * stream (h2.c). NULL in r->tx means conn.c's HTTP/1.1 paths, unchanged. The filters never
+ * see which one carries a request; only req.c calls these. None of them frees the request:
+ * `finished` and `feed` only schedule work the transport does from its own event. */
+struct req_tx {
+	/* The answer's head: r->status and r->out, plus Content-Length when has_len. nobody:
+	 * no body follows (HEAD, 204, 304), the stream's answer ends with it. */
+	void   (*head)(struct req *r, int has_len, uint64_t len, int nobody);
+	void   (*body)(struct req *r, const char *p, size_t n);
+	void   (*body_buf)(struct req *r, struct evbuffer *b);   /* moves b's bytes */
+	void   (*end)(struct req *r);                 /* the answer's body is complete */
+	void   (*flush)(struct req *r);               /* send what is queued now */
+	size_t (*pending)(const struct req *r);       /* answer bytes the client has not taken */
+	void   (*notify_drained)(struct req *r, size_t low); /* req_client_drained at <= low */
+	void   (*reset)(struct req *r);               /* cut an answer already started */
+	void   (*cont)(struct req *r);                /* 100 Continue */
+	void   (*body_pause)(struct req *r);          /* stop taking request body bytes */
+	void   (*body_resume)(struct req *r);
+	int    (*body_paused)(const struct req *r);
+	void   (*feed)(struct req *r);                /* deliver what arrived; finish if done */
+	size_t   out_hwm;     /* pending answer bytes past which the upstream pauses (resumes
+	                       * at a quarter): per stream, so smaller than HTTP/1.1's */
+};
+
 struct req {
-	struct conn      *c;
+	struct conn      *c;             /* the client connection (its address, listener) */
+	const struct req_tx *tx;         /* NULL: HTTP/1.1 on c; else the stream carrying it */
+	void             *tx_arg;        /* the transport's own (h2.c: its stream) */
+	uint64_t          head_bytes;    /* tx: the head's decoded size, for the access log */
 	struct worker    *w;
 	struct conf      *conf;          /* one ref */
 	struct arena      a;

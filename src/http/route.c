@@ -188,9 +188,7 @@ route_build(struct conf_ctx *ctx, struct conf *c)
 	c->route_rt = rt;
 	return 0;
 oom:
-	if (rt)
-		free(rt->v);
-	free(rt);
+	route_rt_free(rt);
 	conf_err(ctx, NULL, "out of memory building routes");
 	return -1;
 }

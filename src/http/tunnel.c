@@ -65,6 +65,19 @@ pump(struct sock *from, struct sock *to)
 	}
 }
 
+/* Moves what `from` read (or, when `from` drained, what `to` may now read again) on a
+ * read or drained event of `from`, and counts the tunnel as busy. */
+static void
+tunnel_move(struct tunnel *t, int ev, struct sock *from, struct sock *to)
+{
+	if (!(ev & (SOCK_EV_READ | SOCK_EV_DRAINED)))
+		return;
+	tunnel_idle(t);
+	pump(from, to);
+	if (ev & SOCK_EV_DRAINED)
+		pump(to, from);
+}
+
 static void
 on_client(struct sock *s, int ev, void *arg)
 {
@@ -77,12 +90,7 @@ on_client(struct sock *s, int ev, void *arg)
 		conn_close(t->c);
 		return;
 	}
-	if (ev & (SOCK_EV_READ | SOCK_EV_DRAINED)) {
-		tunnel_idle(t);
-		pump(t->cs, t->us);
-		if (ev & SOCK_EV_DRAINED)
-			pump(t->us, t->cs);   /* the client drained: the upstream may read again */
-	}
+	tunnel_move(t, ev, t->cs, t->us);
 	if (ev & SOCK_EV_EOF) {
 		/* flush what the client sent last, then close both */
 		pump(t->cs, t->us);
@@ -102,12 +110,7 @@ on_upstream(struct sock *s, int ev, void *arg)
 		conn_close(t->c);
 		return;
 	}
-	if (ev & (SOCK_EV_READ | SOCK_EV_DRAINED)) {
-		tunnel_idle(t);
-		pump(t->us, t->cs);
-		if (ev & SOCK_EV_DRAINED)
-			pump(t->cs, t->us);
-	}
+	tunnel_move(t, ev, t->us, t->cs);
 	if (ev & SOCK_EV_EOF) {
 		pump(t->us, t->cs);
 		/* the last bytes leave, then the connection closes (its own closing path) */

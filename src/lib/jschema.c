@@ -354,6 +354,28 @@ cpush_idx(struct cctx *cc, size_t i)
 static struct js_node *compile_node(struct cctx *cc, const json_t *j);
 
 /* A keyword's value that must be a non-negative integer. */
+/* Whether keyword kw's value passed its JSON type test `ok`; if not, after "\"kw\" must
+ * be <what>". */
+static int
+c_is(struct cctx *cc, const char *kw, int ok, const char *what)
+{
+	if (!ok)
+		cerr(cc, kw, "\"%s\" must be %s", kw, what);
+	return ok;
+}
+
+/* Zeroed arena room for n (at least one: an empty value still gets a pointer) elements of
+ * `size` bytes for keyword kw; NULL after "out of memory" at kw. */
+static void *
+c_alloc(struct cctx *cc, const char *kw, size_t n, size_t size)
+{
+	void *p = arena_zalloc(&cc->s->a, (n ? n : 1) * size);
+
+	if (p == NULL)
+		cerr(cc, kw, "out of memory");
+	return p;
+}
+
 static int
 c_count(struct cctx *cc, const char *kw, const json_t *v, uint64_t *out)
 {
@@ -402,11 +424,8 @@ c_subs(struct cctx *cc, const char *kw, const json_t *v, size_t *np)
 		return NULL;
 	}
 	n = json_array_size(v);
-	out = arena_zalloc(&cc->s->a, n * sizeof(*out));
-	if (out == NULL) {
-		cerr(cc, kw, "out of memory");
+	if ((out = c_alloc(cc, kw, n, sizeof(*out))) == NULL)
 		return NULL;
-	}
 	if (cpush_key(cc, kw) < 0)
 		return NULL;
 	for (i = 0; i < n; i++) {
@@ -515,16 +534,11 @@ c_properties(struct cctx *cc, struct js_node *n, const json_t *v)
 	const json_t *sv;
 	size_t i = 0;
 
-	if (!json_is_object(v)) {
-		cerr(cc, "properties", "\"properties\" must be an object of schemas");
+	if (!c_is(cc, "properties", json_is_object(v), "an object of schemas"))
 		return -1;
-	}
 	n->nprops = json_object_size(v);
-	n->props = arena_zalloc(&cc->s->a, (n->nprops ? n->nprops : 1) * sizeof(*n->props));
-	if (n->props == NULL) {
-		cerr(cc, "properties", "out of memory");
+	if ((n->props = c_alloc(cc, "properties", n->nprops, sizeof(*n->props))) == NULL)
 		return -1;
-	}
 	if (cpush_key(cc, "properties") < 0)
 		return -1;
 	json_object_foreach((json_t *)(uintptr_t)v, k, sv) {
@@ -548,16 +562,12 @@ c_pattern_properties(struct cctx *cc, struct js_node *n, const json_t *v)
 	const struct regex *re;
 	size_t i = 0;
 
-	if (!json_is_object(v)) {
-		cerr(cc, "patternProperties", "\"patternProperties\" must be an object of schemas");
+	if (!c_is(cc, "patternProperties", json_is_object(v), "an object of schemas"))
 		return -1;
-	}
 	n->npprops = json_object_size(v);
-	n->pprops = arena_zalloc(&cc->s->a, (n->npprops ? n->npprops : 1) * sizeof(*n->pprops));
-	if (n->pprops == NULL) {
-		cerr(cc, "patternProperties", "out of memory");
+	n->pprops = c_alloc(cc, "patternProperties", n->npprops, sizeof(*n->pprops));
+	if (n->pprops == NULL)
 		return -1;
-	}
 	if (cpush_key(cc, "patternProperties") < 0)
 		return -1;
 	json_object_foreach((json_t *)(uintptr_t)v, k, sv) {
@@ -582,12 +592,9 @@ c_required(struct cctx *cc, struct js_node *n, const json_t *v)
 	if (!json_is_array(v))
 		goto bad;
 	n->nreq = json_array_size(v);
-	n->req = arena_zalloc(&cc->s->a, (n->nreq ? n->nreq : 1) * sizeof(*n->req));
-	n->reqlen = arena_zalloc(&cc->s->a, (n->nreq ? n->nreq : 1) * sizeof(*n->reqlen));
-	if (n->req == NULL || n->reqlen == NULL) {
-		cerr(cc, "required", "out of memory");
+	if ((n->req = c_alloc(cc, "required", n->nreq, sizeof(*n->req))) == NULL ||
+	    (n->reqlen = c_alloc(cc, "required", n->nreq, sizeof(*n->reqlen))) == NULL)
 		return -1;
-	}
 	for (i = 0; i < n->nreq; i++) {
 		const json_t *e = json_array_get(v, i);
 		if (!json_is_string(e))
@@ -611,10 +618,8 @@ c_ref(struct cctx *cc, struct js_node *n, const json_t *v)
 {
 	const char *r;
 
-	if (!json_is_string(v)) {
-		cerr(cc, "$ref", "\"$ref\" must be a string");
+	if (!c_is(cc, "$ref", json_is_string(v), "a string"))
 		return -1;
-	}
 	r = json_string_value(v);
 	if (strcmp(r, "#") != 0 && (strncmp(r, "#/$defs/", 8) != 0 || r[8] == '\0' ||
 	    strchr(r + 8, '/') != NULL || strchr(r, '%') != NULL ||
@@ -630,11 +635,32 @@ c_ref(struct cctx *cc, struct js_node *n, const json_t *v)
 static const char *const kw_ignored[] = { "title", "description", "$schema", "$id", "$comment",
 	"default", "examples" };
 
+/* The bounds: one number (c_number, a double) or one count (c_count, a uint64_t), stored
+ * at `off` in the node, with the flag that says it was given. */
+static const struct {
+	const char *name;
+	uint32_t    flag;
+	size_t      off;
+	int         count;
+} kw_bounds[] = {
+	{ "minimum", H_MINIMUM, offsetof(struct js_node, minimum), 0 },
+	{ "maximum", H_MAXIMUM, offsetof(struct js_node, maximum), 0 },
+	{ "exclusiveMinimum", H_XMIN, offsetof(struct js_node, xmin), 0 },
+	{ "exclusiveMaximum", H_XMAX, offsetof(struct js_node, xmax), 0 },
+	{ "minLength", H_MINLEN, offsetof(struct js_node, min_len), 1 },
+	{ "maxLength", H_MAXLEN, offsetof(struct js_node, max_len), 1 },
+	{ "minItems", H_MINITEMS, offsetof(struct js_node, min_items), 1 },
+	{ "maxItems", H_MAXITEMS, offsetof(struct js_node, max_items), 1 },
+	{ "minProperties", H_MINPROPS, offsetof(struct js_node, min_props), 1 },
+	{ "maxProperties", H_MAXPROPS, offsetof(struct js_node, max_props), 1 },
+};
+
 static int
 c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 {
 	size_t i;
 	double d;
+	char *f;
 
 	for (i = 0; i < ARRAY_LEN(kw_ignored); i++)
 		if (strcmp(k, kw_ignored[i]) == 0)
@@ -647,29 +673,19 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 		return 0;
 	}
 	if (strcmp(k, "enum") == 0) {
-		if (!json_is_array(v)) {
-			cerr(cc, k, "\"enum\" must be an array");
+		if (!c_is(cc, k, json_is_array(v), "an array"))
 			return -1;
-		}
 		n->enm = v;
 		n->has |= H_ENUM;
 		return 0;
 	}
-	if (strcmp(k, "minimum") == 0) {
-		n->has |= H_MINIMUM;
-		return c_number(cc, k, v, &n->minimum);
-	}
-	if (strcmp(k, "maximum") == 0) {
-		n->has |= H_MAXIMUM;
-		return c_number(cc, k, v, &n->maximum);
-	}
-	if (strcmp(k, "exclusiveMinimum") == 0) {
-		n->has |= H_XMIN;
-		return c_number(cc, k, v, &n->xmin);
-	}
-	if (strcmp(k, "exclusiveMaximum") == 0) {
-		n->has |= H_XMAX;
-		return c_number(cc, k, v, &n->xmax);
+	for (i = 0; i < ARRAY_LEN(kw_bounds); i++) {
+		if (strcmp(k, kw_bounds[i].name) != 0)
+			continue;
+		n->has |= kw_bounds[i].flag;
+		f = (char *)n + kw_bounds[i].off;
+		return kw_bounds[i].count ? c_count(cc, k, v, (uint64_t *)(void *)f) :
+		    c_number(cc, k, v, (double *)(void *)f);
 	}
 	if (strcmp(k, "multipleOf") == 0) {
 		n->has |= H_MULT;
@@ -680,52 +696,22 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 		n->mult = d;
 		return 0;
 	}
-	if (strcmp(k, "minLength") == 0) {
-		n->has |= H_MINLEN;
-		return c_count(cc, k, v, &n->min_len);
-	}
-	if (strcmp(k, "maxLength") == 0) {
-		n->has |= H_MAXLEN;
-		return c_count(cc, k, v, &n->max_len);
-	}
-	if (strcmp(k, "minItems") == 0) {
-		n->has |= H_MINITEMS;
-		return c_count(cc, k, v, &n->min_items);
-	}
-	if (strcmp(k, "maxItems") == 0) {
-		n->has |= H_MAXITEMS;
-		return c_count(cc, k, v, &n->max_items);
-	}
-	if (strcmp(k, "minProperties") == 0) {
-		n->has |= H_MINPROPS;
-		return c_count(cc, k, v, &n->min_props);
-	}
-	if (strcmp(k, "maxProperties") == 0) {
-		n->has |= H_MAXPROPS;
-		return c_count(cc, k, v, &n->max_props);
-	}
 	if (strcmp(k, "uniqueItems") == 0) {
-		if (!json_is_boolean(v)) {
-			cerr(cc, k, "\"uniqueItems\" must be a boolean");
+		if (!c_is(cc, k, json_is_boolean(v), "a boolean"))
 			return -1;
-		}
 		if (json_is_true(v))
 			n->has |= H_UNIQUE;
 		return 0;
 	}
 	if (strcmp(k, "pattern") == 0) {
-		if (!json_is_string(v)) {
-			cerr(cc, k, "\"pattern\" must be a string");
+		if (!c_is(cc, k, json_is_string(v), "a string"))
 			return -1;
-		}
 		n->pattern = c_pattern(cc, k, json_string_value(v), json_string_length(v));
 		return n->pattern ? 0 : -1;
 	}
 	if (strcmp(k, "format") == 0) {
-		if (!json_is_string(v)) {
-			cerr(cc, k, "\"format\" must be a string");
+		if (!c_is(cc, k, json_is_string(v), "a string"))
 			return -1;
-		}
 		n->format = jsformat_lookup(json_string_value(v));
 		if (n->format == JSFORMAT_NONE) {
 			cerr(cc, k, "unsupported format \"%.64s\" (supported: " JSFORMAT_NAMES ")",
@@ -767,10 +753,8 @@ c_keyword(struct cctx *cc, struct js_node *n, const char *k, const json_t *v)
 	if (strcmp(k, "$defs") == 0) {
 		const char *dk;
 		const json_t *dv;
-		if (!json_is_object(v)) {
-			cerr(cc, k, "\"$defs\" must be an object of schemas");
+		if (!c_is(cc, k, json_is_object(v), "an object of schemas"))
 			return -1;
-		}
 		if (cpush_key(cc, k) < 0)
 			return -1;
 		json_object_foreach((json_t *)(uintptr_t)v, dk, dv)
@@ -1085,15 +1069,12 @@ sc_value(struct scan *t)
 	if (t->i >= t->n)
 		return;
 	c = t->s[t->i];
-	if (c == '"') {
-		sc_string(t);
-		return;
-	}
-	if (c != '{' && c != '[') {
+	if (c != '"' && c != '{' && c != '[') {
 		while (t->i < t->n && (c = t->s[t->i]) != 0 && strchr(",]} \t\r\n", c) == NULL)
 			t->i++;
 		return;
 	}
+	/* a string, an object or an array: a string alone leaves depth at 0, ending the loop */
 	do {
 		if (t->i >= t->n)
 			return;
@@ -1421,6 +1402,44 @@ vfail(struct vctx *v, const char *member, size_t mlen, const char *rule, const c
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	result_set(v->res, rule, text);
+}
+
+/* The count bounds, each a min/max pair counted in one unit: how their messages read. */
+struct count_rule {
+	uint32_t    hmin, hmax;
+	const char *kmin, *kmax;
+	const char *verb, *one, *many, *tail;
+};
+static const struct count_rule cr_len = { H_MINLEN, H_MAXLEN, "minLength", "maxLength",
+	"be", "character", "characters", " long" };
+static const struct count_rule cr_items = { H_MINITEMS, H_MAXITEMS, "minItems", "maxItems",
+	"have", "item", "items", "" };
+static const struct count_rule cr_props = { H_MINPROPS, H_MAXPROPS, "minProperties",
+	"maxProperties", "have", "property", "properties", "" };
+
+/* Whether `got` falls outside the node's bounds of rule r (min first, each only when the
+ * schema gives it): 1 after the failure ("must have at least 2 items"), else 0. */
+static int
+count_fails(struct vctx *v, const struct js_node *n, const struct count_rule *r, uint64_t min,
+    uint64_t max, uint64_t got)
+{
+	const char *kw, *side;
+	uint64_t b;
+
+	if ((n->has & r->hmin) && got < min) {
+		kw = r->kmin;
+		side = "least";
+		b = min;
+	} else if ((n->has & r->hmax) && got > max) {
+		kw = r->kmax;
+		side = "most";
+		b = max;
+	} else {
+		return 0;
+	}
+	vfail(v, NULL, 0, kw, "must %s at %s %llu %s%s", r->verb, side, (unsigned long long)b,
+	    b == 1 ? r->one : r->many, r->tail);
+	return 1;
 }
 
 static int
@@ -1835,12 +1854,10 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 			if (!charge(v, sl / 64))
 				goto out;
 			cps = utf8_count(s, sl);
-			if ((n->has & H_MINLEN) && cps < n->min_len)
-				FAIL("minLength", "must be at least %llu character%s long",
-				    (unsigned long long)n->min_len, n->min_len == 1 ? "" : "s");
-			if ((n->has & H_MAXLEN) && cps > n->max_len)
-				FAIL("maxLength", "must be at most %llu character%s long",
-				    (unsigned long long)n->max_len, n->max_len == 1 ? "" : "s");
+			if (count_fails(v, n, &cr_len, n->min_len, n->max_len, cps)) {
+				ok = 0;
+				goto out;
+			}
 		}
 		if (n->pattern) {
 			r = pattern_run(v, n->pattern, s, sl);
@@ -1857,12 +1874,10 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 		}
 	} else if (t == T_ARR) {
 		sz = json_array_size(x);
-		if ((n->has & H_MINITEMS) && sz < n->min_items)
-			FAIL("minItems", "must have at least %llu item%s",
-			    (unsigned long long)n->min_items, n->min_items == 1 ? "" : "s");
-		if ((n->has & H_MAXITEMS) && sz > n->max_items)
-			FAIL("maxItems", "must have at most %llu item%s",
-			    (unsigned long long)n->max_items, n->max_items == 1 ? "" : "s");
+		if (count_fails(v, n, &cr_items, n->min_items, n->max_items, sz)) {
+			ok = 0;
+			goto out;
+		}
 		if (n->has & H_UNIQUE) {
 			r = has_dup(v, x);
 			if (v->over)
@@ -1872,12 +1887,10 @@ validate(struct vctx *v, const struct js_node *n, const json_t *x)
 		}
 	} else if (t == T_OBJ) {
 		sz = json_object_size(x);
-		if ((n->has & H_MINPROPS) && sz < n->min_props)
-			FAIL("minProperties", "must have at least %llu propert%s",
-			    (unsigned long long)n->min_props, n->min_props == 1 ? "y" : "ies");
-		if ((n->has & H_MAXPROPS) && sz > n->max_props)
-			FAIL("maxProperties", "must have at most %llu propert%s",
-			    (unsigned long long)n->max_props, n->max_props == 1 ? "y" : "ies");
+		if (count_fails(v, n, &cr_props, n->min_props, n->max_props, sz)) {
+			ok = 0;
+			goto out;
+		}
 		for (i = 0; i < n->nreq; i++) {
 			if (!charge(v, 1))
 				goto fail_quiet;

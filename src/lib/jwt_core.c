@@ -72,27 +72,29 @@ static const unsigned char p384_order[48] = {
 	0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
 };
 
+/* Each reason's name behind the "jwt:" that tags it in the access log (jwt_err_tag);
+ * jwt_err_name skips the tag. */
 static const char *const err_names[JWT_E_COUNT] = {
-	[JWT_OK] = "ok",
-	[JWT_E_MALFORMED] = "malformed",
-	[JWT_E_TOO_LARGE] = "too_large",
-	[JWT_E_DUPLICATE_KEY] = "duplicate_key",
-	[JWT_E_CRIT] = "crit",
-	[JWT_E_ALG_NOT_ALLOWED] = "alg_not_allowed",
-	[JWT_E_UNKNOWN_KID] = "unknown_kid",
-	[JWT_E_NO_KEY] = "no_key",
-	[JWT_E_BAD_SIGNATURE] = "bad_signature",
-	[JWT_E_EXPIRED] = "expired",
-	[JWT_E_NOT_YET_VALID] = "not_yet_valid",
-	[JWT_E_IAT_FUTURE] = "iat_future",
-	[JWT_E_BAD_ISSUER] = "bad_issuer",
-	[JWT_E_BAD_AUDIENCE] = "bad_audience",
-	[JWT_E_MISSING_CLAIM] = "missing_claim",
-	[JWT_E_BAD_CLAIM] = "bad_claim",
-	[JWT_E_REVOKED] = "revoked",
-	[JWT_E_INTERNAL] = "internal",
-	[JWT_E_NO_TOKEN] = "no_token",
-	[JWT_E_AMBIGUOUS] = "ambiguous",
+	[JWT_OK] = "jwt:ok",
+	[JWT_E_MALFORMED] = "jwt:malformed",
+	[JWT_E_TOO_LARGE] = "jwt:too_large",
+	[JWT_E_DUPLICATE_KEY] = "jwt:duplicate_key",
+	[JWT_E_CRIT] = "jwt:crit",
+	[JWT_E_ALG_NOT_ALLOWED] = "jwt:alg_not_allowed",
+	[JWT_E_UNKNOWN_KID] = "jwt:unknown_kid",
+	[JWT_E_NO_KEY] = "jwt:no_key",
+	[JWT_E_BAD_SIGNATURE] = "jwt:bad_signature",
+	[JWT_E_EXPIRED] = "jwt:expired",
+	[JWT_E_NOT_YET_VALID] = "jwt:not_yet_valid",
+	[JWT_E_IAT_FUTURE] = "jwt:iat_future",
+	[JWT_E_BAD_ISSUER] = "jwt:bad_issuer",
+	[JWT_E_BAD_AUDIENCE] = "jwt:bad_audience",
+	[JWT_E_MISSING_CLAIM] = "jwt:missing_claim",
+	[JWT_E_BAD_CLAIM] = "jwt:bad_claim",
+	[JWT_E_REVOKED] = "jwt:revoked",
+	[JWT_E_INTERNAL] = "jwt:internal",
+	[JWT_E_NO_TOKEN] = "jwt:no_token",
+	[JWT_E_AMBIGUOUS] = "jwt:ambiguous",
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -241,6 +243,14 @@ jwt_err_name(enum jwt_err e)
 {
 	if ((unsigned)e >= JWT_E_COUNT)
 		return "unknown";
+	return err_names[e] + 4;
+}
+
+const char *
+jwt_err_tag(enum jwt_err e)
+{
+	if ((unsigned)e >= JWT_E_COUNT)
+		return "jwt";
 	return err_names[e];
 }
 

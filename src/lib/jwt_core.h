@@ -119,6 +119,8 @@ enum jwt_err {
 /* Stable snake_case reason code for logs and metrics: "malformed", "bad_signature",
  * "expired", "alg_not_allowed", "unknown_kid", "revoked", ... */
 const char *jwt_err_name(enum jwt_err e);
+/* The same name tagged for the access log: "jwt:malformed", ...; "jwt" out of range. */
+const char *jwt_err_tag(enum jwt_err e);
 
 #define JWT_MAX_TOKEN 8192
 

@@ -768,6 +768,12 @@ rx_size(const struct rx_node *n)
 	}
 }
 
+/* The instruction of each atom kind (rx_emit). */
+static const uint32_t atom_op[] = {
+	[RX_CHAR] = OP_CHAR, [RX_CLASS] = OP_CLASS, [RX_ANY] = OP_ANY, [RX_BOL] = OP_BOL,
+	[RX_EOL] = OP_EOL, [RX_WORDB] = OP_WORDB, [RX_NWORDB] = OP_NWORDB,
+};
+
 static void
 rx_emit(struct regex *re, const struct rx_node *n)
 {
@@ -778,25 +784,15 @@ rx_emit(struct regex *re, const struct rx_node *n)
 	case RX_EMPTY:
 		return;
 	case RX_CHAR:
-		re->prog[re->n++] = (struct rx_inst){ OP_CHAR, n->c, 0 };
-		return;
-	case RX_ANY:
-		re->prog[re->n++] = (struct rx_inst){ OP_ANY, 0, 0 };
-		return;
 	case RX_CLASS:
-		re->prog[re->n++] = (struct rx_inst){ OP_CLASS, n->c, 0 };
-		return;
+	case RX_ANY:
 	case RX_BOL:
-		re->prog[re->n++] = (struct rx_inst){ OP_BOL, 0, 0 };
-		return;
 	case RX_EOL:
-		re->prog[re->n++] = (struct rx_inst){ OP_EOL, 0, 0 };
-		return;
 	case RX_WORDB:
-		re->prog[re->n++] = (struct rx_inst){ OP_WORDB, 0, 0 };
-		return;
 	case RX_NWORDB:
-		re->prog[re->n++] = (struct rx_inst){ OP_NWORDB, 0, 0 };
+		/* an atom: one instruction, with the code point or class index it tests */
+		re->prog[re->n++] = (struct rx_inst){ atom_op[n->k],
+		    n->k == RX_CHAR || n->k == RX_CLASS ? n->c : 0, 0 };
 		return;
 	case RX_CAT:
 		rx_emit(re, n->a);

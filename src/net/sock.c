@@ -118,31 +118,35 @@ sock_init(struct sock *s, struct event_base *base, int fd, SSL *ssl, sock_cb cb,
 	s->rmax = 64 * 1024;
 	return 0;
 fail:
-	if (s->rev) event_free(s->rev);
-	if (s->wev) event_free(s->wev);
-	if (s->in) evbuffer_free(s->in);
-	if (s->out) evbuffer_free(s->out);
-	memset(s, 0, sizeof(*s));
-	s->fd = -1;
+	sock_fini(s);                /* fd and ssl are not ours yet: s->fd is -1, s->ssl NULL */
 	errno = ENOMEM;
 	return -1;
+}
+
+/* Frees what *ev / *b points at (if anything) and forgets it: sock_init's failure path
+ * runs sock_fini, and the owner may run it again on the failed sock (sock.h). */
+static void
+sock_event_drop(struct event **ev)
+{
+	if (*ev != NULL)
+		event_free(*ev);
+	*ev = NULL;
+}
+
+static void
+sock_evbuffer_drop(struct evbuffer **b)
+{
+	if (*b != NULL)
+		evbuffer_free(*b);
+	*b = NULL;
 }
 
 void
 sock_fini(struct sock *s)
 {
-	if (s->dev) {
-		event_free(s->dev);
-		s->dev = NULL;
-	}
-	if (s->rev) {
-		event_free(s->rev);
-		s->rev = NULL;
-	}
-	if (s->wev) {
-		event_free(s->wev);
-		s->wev = NULL;
-	}
+	sock_event_drop(&s->dev);
+	sock_event_drop(&s->rev);
+	sock_event_drop(&s->wev);
 	if (s->ssl) {
 		/* Best-effort close_notify; never wait for the peer's. */
 		if (!s->failed && SSL_is_init_finished(s->ssl))
@@ -155,14 +159,8 @@ sock_fini(struct sock *s)
 		close(s->fd);
 		s->fd = -1;
 	}
-	if (s->in) {
-		evbuffer_free(s->in);
-		s->in = NULL;
-	}
-	if (s->out) {
-		evbuffer_free(s->out);
-		s->out = NULL;
-	}
+	sock_evbuffer_drop(&s->in);
+	sock_evbuffer_drop(&s->out);
 }
 
 static void

@@ -47,6 +47,7 @@ struct certinfo {
 };
 
 static const unsigned char alpn_h11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+static const unsigned char alpn_h2[] = { 2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
 
 static int
 on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
@@ -55,10 +56,13 @@ on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsign
 	unsigned char *sel;
 
 	(void)ssl;
-	(void)arg;
-	/* Only http/1.1 for now; a client offering nothing we speak gets no ALPN (not fatal,
-	 * so plain HTTP/1.1 clients without ALPN keep working). */
-	if (SSL_select_next_proto(&sel, outlen, alpn_h11, sizeof(alpn_h11), in, inlen) !=
+	/* arg: http2.enabled of the generation the context belongs to. Ours in our order: h2
+	 * first when on (SSL_select_next_proto takes the server's preference). A client
+	 * offering nothing we speak gets no ALPN (not fatal, so HTTP/1.1 clients without ALPN
+	 * keep working). */
+	if (arg != NULL ? SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof(alpn_h2), in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED :
+	    SSL_select_next_proto(&sel, outlen, alpn_h11, sizeof(alpn_h11), in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_NOACK;
 	*out = sel;
@@ -147,7 +151,8 @@ server_ctx(struct conf_ctx *ctx, struct conf *c)
 		goto fail;
 	}
 	SSL_CTX_set1_groups_list(s, "X25519:P-256:P-384");
-	SSL_CTX_set_alpn_select_cb(s, on_alpn, NULL);
+	/* the flag travels as the callback's argument: non-NULL offers h2 */
+	SSL_CTX_set_alpn_select_cb(s, on_alpn, c->http2.enabled ? (void *)s : NULL);
 	return s;
 ossl_fail:
 	ssl_err_text(eb, sizeof(eb));

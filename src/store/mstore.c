@@ -766,28 +766,29 @@ mstore_clear(struct mstore *m)
 	__atomic_store_n(&m->n_bans, 0, __ATOMIC_RELAXED);
 }
 
-size_t
-mstore_entries(struct mstore *m)
+/* The sum over the shards of the size_t counter at offset `off` in struct mshard, each
+ * read under its shard's lock. */
+static size_t
+shard_sum(struct mstore *m, size_t off)
 {
 	size_t i, n = 0;
 
 	for (i = 0; i < MSTORE_SHARDS; i++) {
 		pthread_mutex_lock(&m->shard[i].mu);
-		n += m->shard[i].n;
+		n += *(const size_t *)(const void *)((const char *)&m->shard[i] + off);
 		pthread_mutex_unlock(&m->shard[i].mu);
 	}
 	return n;
 }
 
 size_t
+mstore_entries(struct mstore *m)
+{
+	return shard_sum(m, offsetof(struct mshard, n));
+}
+
+size_t
 mstore_bytes(struct mstore *m)
 {
-	size_t i, n = 0;
-
-	for (i = 0; i < MSTORE_SHARDS; i++) {
-		pthread_mutex_lock(&m->shard[i].mu);
-		n += m->shard[i].bytes;
-		pthread_mutex_unlock(&m->shard[i].mu);
-	}
-	return n;
+	return shard_sum(m, offsetof(struct mshard, bytes));
 }

@@ -641,6 +641,7 @@ on_fire_reply(void *arg, const struct redisReply *rp)
 static void
 fire(struct store_w *sw, struct store_op *op)
 {
+	const char *verb;
 	struct argv a;
 
 	if (!sw->redis_on) {
@@ -648,27 +649,16 @@ fire(struct store_w *sw, struct store_op *op)
 		free(op);
 		return;
 	}
+	/* the script's verb, "0", then hit's and lk_fail's three numbers (lk_ok has none) */
+	verb = op->kind == OP_HIT ? "hit" : op->kind == OP_LK_FAIL ? "lk_fail" : "lk_ok";
 	a.n = a.nn = 0;
 	arg_s(&a, op->key, op->klen);
-	switch (op->kind) {
-	case OP_HIT:
-		arg_s(&a, "hit", 3);
-		arg_s(&a, "0", 1);
+	arg_s(&a, verb, strlen(verb));
+	arg_s(&a, "0", 1);
+	if (op->kind == OP_HIT || op->kind == OP_LK_FAIL) {
 		arg_i(&a, op->a);
 		arg_i(&a, op->b);
 		arg_i(&a, op->c);
-		break;
-	case OP_LK_FAIL:
-		arg_s(&a, "lk_fail", 7);
-		arg_s(&a, "0", 1);
-		arg_i(&a, op->a);
-		arg_i(&a, op->b);
-		arg_i(&a, op->c);
-		break;
-	default:
-		arg_s(&a, "lk_ok", 5);
-		arg_s(&a, "0", 1);
-		break;
 	}
 	op->cmd = redis_is_up(sw->rd) ? redis_script(sw->rd, 1, a.n, a.v, a.l, on_fire_reply, op) :
 	    NULL;

@@ -4,14 +4,16 @@
 # X-Powered-By hidden, as in shared/peers), measured in the same run:
 #   1. keep-alive throughput: wrk -t1 -cCONNS -dDUR GET /api/items, ROUNDS interleaved rounds
 #      (start peer alternates), req/s, p50/p99, server CPU µs/request (utime+stime from /proc);
-#   2. memory: IDLE_N idle keep-alive TLS connections, Δ VmRSS per connection.
+#   2. memory: IDLE_N idle keep-alive TLS connections, Δ VmRSS per connection;
+#   3. HTTP/2: h2load -c50 -m10 (H2_DUR, ROUNDS interleaved rounds) and IDLE_N idle h2
+#      connections (one GET each), same peers (nginx: `listen ... ssl http2`), same policy.
 # Prints per-round figures, medians and the visor/nginx ratios. Loopback only; every load
 # step is time-bounded; stops everything it started (by PID).
 # Knobs: ROUNDS=3 DUR=10s CONNS=50 IDLE_N=2000 PORT_BASE=19400 VISOR_BIN=./visor
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); TOP=$(cd "$HERE/../.." && pwd)
 RUN=$HERE/run; mkdir -p "$RUN"
-ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10s}; CONNS=${CONNS:-50}; IDLE_N=${IDLE_N:-2000}
+ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10s}; H2_DUR=${H2_DUR:-10}; CONNS=${CONNS:-50}; IDLE_N=${IDLE_N:-2000}
 PB=${PORT_BASE:-19400}; UP=$((PB)); NGX=$((PB + 1)); VIS=$((PB + 2)); VISH=$((PB + 3))
 VISOR_BIN=${VISOR_BIN:-$TOP/visor}
 . "$HERE/lib.sh"
@@ -37,7 +39,7 @@ http {
   keepalive_timeout 75s; keepalive_requests 1000000;
   upstream node { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 1000000; keepalive_timeout 60s; }
   server {
-    listen 127.0.0.1:$NGX ssl;
+    listen 127.0.0.1:$NGX ssl http2;
     ssl_certificate $RUN/ec.crt; ssl_certificate_key $RUN/ec.key; ssl_protocols TLSv1.2 TLSv1.3;
     # the same answer visor gives by default: HSTS + helmet's 11 headers, X-Powered-By hidden
     add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;
@@ -114,6 +116,36 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# ---- HTTP/2 -------------------------------------------------------------------------------
+echo "[memory: $IDLE_N idle HTTP/2 connections]"
+declare -A MEM2=()
+for p in nginx visor; do
+  pids=$(pids_of $p); before=$(rss_kb $pids)
+  node "$HERE/idle-h2.js" "${PORT[$p]}" "$IDLE_N" 6 > "$RUN/idle2-$p.txt" 2>&1 & cpid=$!
+  for _ in $(seq 1 600); do grep -q HOLDING "$RUN/idle2-$p.txt" && break; kill -0 $cpid 2>/dev/null || break; sleep 0.1; done
+  sleep 2; held=$(rss_kb $pids); wait $cpid || true
+  read -r _ okc failc < <(grep HOLDING "$RUN/idle2-$p.txt" || echo "x 0 $IDLE_N")
+  MEM2[$p]=$(awk -v a="$before" -v b="$held" -v n="$okc" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / n; else print "nan" }')
+  echo "  $p: before ${before} kB, holding ${held} kB, ${MEM2[$p]} KiB/conn ($okc ok, $failc failed)"
+  sleep 2
+done
+echo "[throughput: h2load -c50 -m10 -D$H2_DUR, $ROUNDS interleaved rounds]"
+: > "$RUN/rounds-h2.tsv"
+for r in $(seq 1 "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then order="nginx visor"; else order="visor nginx"; fi
+  for p in $order; do
+    pids=$(pids_of $p); t0=$(ticks $pids)
+    out=$(timeout 120 h2load -c50 -m10 -t1 -D"$H2_DUR" "https://127.0.0.1:${PORT[$p]}/api/items" 2>&1 || true)
+    t1=$(ticks $pids)
+    rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+    reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
+    codes=$(awk '/^status codes:/ {print $3, $4}' <<<"$out")
+    cpu=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "nan" }')
+    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$p" "$rps" "$cpu" "$reqs" >> "$RUN/rounds-h2.tsv"
+    echo "  round $r $p: $rps req/s, ${cpu} µs CPU/req, $reqs succeeded, 2xx $codes"
+  done
+done
+
 echo
 echo "| peer | req/s per round | median req/s | p50 (median) | p99 (median) | CPU µs/req (median) | idle KiB/conn |"
 echo "|---|---|---:|---:|---:|---:|---:|"
@@ -133,3 +165,17 @@ echo
 echo "visor/nginx throughput ratio (median of per-round ratios): $ratio"
 echo "visor/nginx CPU-per-request ratio (median): $cpur"
 echo "visor/nginx idle memory per connection: ${MEM[visor]} / ${MEM[nginx]} KiB"
+echo
+echo "| peer (HTTP/2, h2load -c50 -m10) | req/s per round | median req/s | CPU µs/req (median) | idle KiB/conn h2 | idle KiB/conn h1 |"
+echo "|---|---|---:|---:|---:|---:|"
+for p in nginx visor; do
+  per=$(awk -v p=$p '$2==p {printf "%s%.0f", s, $3; s=" / "}' "$RUN/rounds-h2.tsv")
+  m=$(awk -v p=$p '$2==p {print $3}' "$RUN/rounds-h2.tsv" | median)
+  cpu=$(awk -v p=$p '$2==p {print $4}' "$RUN/rounds-h2.tsv" | median)
+  echo "| $p | $per | $m | $cpu | ${MEM2[$p]} | ${MEM[$p]} |"
+done
+ratio2() { awk -v c="$1" '{v[$1 "," $2] = $c; r[$1] = 1} END {for (k in r) if (v[k ",nginx"] > 0) print v[k ",visor"] / v[k ",nginx"]}' "$RUN/rounds-h2.tsv" | median; }
+echo
+echo "visor/nginx HTTP/2 throughput ratio (median of per-round ratios): $(ratio2 3)"
+echo "visor/nginx HTTP/2 CPU-per-request ratio (median): $(ratio2 4)"
+echo "visor/nginx idle memory per HTTP/2 connection: ${MEM2[visor]} / ${MEM2[nginx]} KiB"

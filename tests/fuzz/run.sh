@@ -22,7 +22,7 @@ cc=${CC:-clang}
 case $cc in cc|gcc|*/gcc) cc=clang ;; esac     # make's default CC cannot build fuzzers
 llhttp_src=${LLHTTP_SRC:-/usr/share/llhttp}
 llhttp_inc=${LLHTTP_INC:-/usr/share/include/llhttp}
-pkgs="libevent libevent_pthreads openssl jansson hiredis yaml-0.1"
+pkgs="libevent libevent_pthreads openssl jansson hiredis yaml-0.1 libnghttp2"
 bin=tests/fuzz/bin
 obj=$bin/obj
 

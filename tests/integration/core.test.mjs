@@ -553,9 +553,9 @@ function get(socket) {
 describe('TLS', () => {
   afterEach(cleanupAll);
 
-  it('negotiates ALPN http/1.1', T, async () => {
+  it('negotiates ALPN http/1.1 (http2 off; h2 itself: h2.test.mjs)', T, async () => {
     const up = await startUpstream();
-    const v = await startVisor(minimalYaml({ upstream: up.addr }));
+    const v = await startVisor(minimalYaml({ upstream: up.addr, extra: 'http2:\n  enabled: false\n' }));
     const s = await tlsConnect(v.ports.https, { ALPNProtocols: ['h2', 'http/1.1'] });
     assert.equal(s.alpnProtocol, 'http/1.1');
     assert.match(await get(s), /^HTTP\/1\.1 200 /);

@@ -4,11 +4,11 @@
 # Usage: tests/tools/install-deps.sh [build|test|bench]
 set -eu
 what=${1:-test}
-pkgs="make gcc libc6-dev pkg-config libevent-dev libssl-dev libjansson-dev libhiredis-dev libyaml-dev node-llhttp openssl ca-certificates"
+pkgs="make gcc libc6-dev pkg-config libevent-dev libssl-dev libjansson-dev libhiredis-dev libyaml-dev node-llhttp libnghttp2-dev openssl ca-certificates"
 case $what in
   build) ;;
   run)   pkgs="$pkgs nodejs curl" ;;
-  test)  pkgs="$pkgs nodejs redis-server curl procps haproxy" ;;
+  test)  pkgs="$pkgs nodejs redis-server curl procps haproxy nghttp2-client" ;;
   bench) pkgs="$pkgs nodejs redis-server curl procps nginx wrk nghttp2-client" ;;
   fuzz)  pkgs="$pkgs clang libclang-rt-dev" ;;
   *) echo "usage: $0 build|run|test|bench|fuzz" >&2; exit 2 ;;
