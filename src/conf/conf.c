@@ -1652,6 +1652,76 @@ rel_redis_url(const struct ckey *k, void *base)
 	c->redis.url = c->redis.host = c->redis.password = c->redis.username = NULL;
 }
 
+int
+conf_hostport(const char *s, char *host, size_t hlen, int *port, int defport, const char **err)
+{
+	const char *h = s, *he, *colon;
+	int64_t x;
+	char tmp[8];
+
+	if (*s == '[') {
+		h = s + 1;
+		if ((he = strchr(h, ']')) == NULL)
+			goto badhost;
+		colon = he[1] == ':' ? he + 1 : NULL;
+		if (he[1] != '\0' && colon == NULL)
+			goto badhost;
+	} else {
+		colon = strrchr(s, ':');
+		he = colon != NULL ? colon : s + strlen(s);
+		if (colon != NULL && memchr(s, ':', (size_t)(colon - s)) != NULL) {
+			*err = "an IPv6 address must be written in brackets, as [::1]:26379";
+			return -1;
+		}
+	}
+	if (he == h || (size_t)(he - h) >= hlen)
+		goto badhost;
+	memcpy(host, h, (size_t)(he - h));
+	host[he - h] = '\0';
+	if (strspn(host, *s == '[' ? "0123456789abcdefABCDEF:." :
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") != strlen(host))
+		goto badhost;
+	*port = defport;
+	if (colon != NULL) {
+		if (strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof(tmp) ||
+		    units_int(colon + 1, 1, 65535, &x, NULL) < 0) {
+			*err = "the port must be a number from 1 to 65535";
+			return -1;
+		}
+		*port = (int)x;
+	}
+	return 0;
+badhost:
+	*err = "expected host:port";
+	return -1;
+}
+
+static int
+check_sentinel_node(struct cparse *p, const struct ynode *v, const char *s)
+{
+	char host[256];
+	const char *err = NULL;
+	int port;
+
+	if (conf_hostport(s, host, sizeof(host), &port, 26379, &err) == 0)
+		return 0;
+	conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+	return -1;
+}
+
+/* The sentinel section: a master name and at least one node. */
+static void
+post_sentinel(struct cparse *p, const struct ynode *map, const struct ynode *where)
+{
+	const struct ynode *n = ynode_get(map, "nodes");
+
+	/* an empty list (a missing key is reported as required; bad items at themselves) */
+	if (map != NULL && p->c->redis.sentinel_nodes.n == 0 && n != NULL &&
+	    (n->type != YN_SEQ || n->n == 0))
+		conf_err(p->ctx, n, "%s.nodes: at least one sentinel (host:port) is needed",
+		    p->path);
+}
+
 /* ---- routes: the core keys, then each filter's ----------------------------------------- */
 
 static const struct ckey k_route[] = {
@@ -1952,6 +2022,22 @@ static const struct ckey k_redistls[] = {
 static const struct csect s_redistls = { k_redistls,
     sizeof(k_redistls) / sizeof(k_redistls[0]), NULL };
 
+static const struct ckey k_redissentinel[] = {
+	{ .name = "master", .type = KT_STR, .off = OFF(redis.sentinel_master),
+	  .flags = CK_REQUIRED,
+	  .doc = "The master name the sentinels monitor (`sentinel monitor <name> ...`)." },
+	{ .name = "nodes", .type = KT_STRS, .off = OFF(redis.sentinel_nodes),
+	  .flags = CK_REQUIRED, .check = check_sentinel_node, .tname = "list of host:port",
+	  .doc = "The sentinels, asked in this order (the next one when one fails); port "
+	    "default 26379, IPv6 as `[::1]:26379`." },
+	{ .name = "username", .type = KT_STR, .off = OFF(redis.sentinel_user), .defdoc = "none",
+	  .doc = "ACL user for the sentinels (`AUTH user password`)." },
+	{ .name = "password", .type = KT_STR, .off = OFF(redis.sentinel_pass), .defdoc = "none",
+	  .doc = "The sentinels' password (`requirepass` in sentinel.conf); prefer "
+	    "`password_file`. The primary's credentials are the URL's." },
+};
+static const struct csect s_redissentinel = CONF_SECT(k_redissentinel, post_sentinel);
+
 static const struct ckey k_redis[] = {
 	{ .name = "url", .type = KT_CUSTOM, .fn = cf_redis_url, .release = rel_redis_url,
 	  .def = "redis://127.0.0.1:6379/0",
@@ -1968,6 +2054,11 @@ static const struct ckey k_redis[] = {
 	  .en_off = OFF(redis.tls_section),
 	  .doc = "TLS settings for a rediss:// URL (a redis:// URL with this section is an "
 	    "error)." },
+	{ .name = "sentinel", .type = KT_SECTION, .arg = &s_redissentinel, .flags = CK_OPTIONAL,
+	  .en_off = OFF(redis.sentinel),
+	  .doc = "Find the primary through Redis Sentinel and follow its failovers; the URL's "
+	    "host:port are then unused (write the master name as its host). rediss:// means TLS "
+	    "to the sentinels and the primary alike." },
 };
 static const struct csect s_redis = { k_redis, sizeof(k_redis) / sizeof(k_redis[0]), NULL };
 

@@ -207,6 +207,12 @@ struct conf {
 		char            *tls_cert, *tls_key;   /* client certificate, or NULL */
 		char            *tls_server_name;      /* NULL: the URL's host */
 		int              tls_insecure;  /* insecure_skip_verify */
+		/* redis.sentinel: the primary's address comes from these sentinels; the URL then
+		 * gives only the scheme, the credentials and the db (docs/rate-limits.md) */
+		int              sentinel;      /* the section is present */
+		char            *sentinel_master;
+		struct conf_strs sentinel_nodes;/* host:port, checked by conf_hostport */
+		char            *sentinel_user, *sentinel_pass;   /* NULL when none */
 	} redis;
 
 	struct {
@@ -267,6 +273,11 @@ void conf_free(struct conf *c);
 
 struct conf *conf_ref(struct conf *c);          /* any thread; returns c */
 void conf_unref(struct conf *c);                /* any thread; NULL is a no-op */
+
+/* Splits "host:port" ("[v6]:port"; the port may be left out for defport) into host (NUL-
+ * terminated, at most hlen - 1 bytes) and *port. 0, or -1 with *err set. Any thread. */
+int conf_hostport(const char *s, char *host, size_t hlen, int *port, int defport,
+    const char **err);
 
 /* Writes docs/configuration.md's body (every key, type, default, meaning) from the same
  * tables the parser uses: the core's and each filter's, in parse order. */

@@ -240,6 +240,41 @@ lint_routes(struct lint *l)
 
 /* ---- redis ------------------------------------------------------------------------------ */
 
+/* redis.sentinel: the URL's host:port are unused; passwords as for the URL. */
+static void
+lint_sentinel(struct lint *l, const struct ynode *url)
+{
+	const struct conf *c = l->c;
+	const struct ynode *pw = lint_node(l, "redis.sentinel.password");
+	size_t i;
+
+	if (url != NULL && c->redis.host != NULL && c->redis.sentinel_master != NULL &&
+	    (strcmp(c->redis.host, c->redis.sentinel_master) != 0 || c->redis.port != 6379))
+		conf_warn(l->ctx, url, "redis.url names %s:%d, which is not used with "
+		    "redis.sentinel (the primary's address comes from the sentinels) — write "
+		    "redis[s]://[[user]:password@]%s[/db]", lint_quote(l, c->redis.host),
+		    c->redis.port, lint_quote(l, c->redis.sentinel_master));
+	for (i = 0; c->redis.password == NULL && i < c->redis.sentinel_nodes.n; i++) {
+		const char *n = c->redis.sentinel_nodes.v[i];
+		char host[256];
+		const char *err;
+		int port;
+
+		if (conf_hostport(n, host, sizeof(host), &port, 26379, &err) == 0 &&
+		    !lint_loopback_host(host, strlen(host))) {
+			conf_warn(l->ctx, lint_first(url, lint_section(l, "redis")),
+			    "redis.url has no password and the sentinels are on the network (%s): "
+			    "anyone who reaches the primary can reset rate limits and lockouts and "
+			    "lift revocations — set requirepass (or an ACL user) and give it in "
+			    "redis.url: ${REDIS_URL}", lint_quote(l, n));
+			break;
+		}
+	}
+	if (pw != NULL && !pw->had_var)
+		conf_warn(l->ctx, pw, "redis.sentinel.password is written in the file: use "
+		    "password_file: /run/secrets/sentinel_password or ${SENTINEL_PASSWORD}");
+}
+
 static void
 lint_redis(struct lint *l)
 {
@@ -251,7 +286,9 @@ lint_redis(struct lint *l)
 		return;
 	if ((url = ynode_get(map, "url")) == NULL && (url = ynode_get(map, "url_file")) != NULL)
 		from_file = 1;
-	if (c->redis.password == NULL && c->redis.host != NULL &&
+	if (c->redis.sentinel)
+		lint_sentinel(l, url);
+	else if (c->redis.password == NULL && c->redis.host != NULL &&
 	    !lint_loopback_host(c->redis.host, strlen(c->redis.host)))
 		conf_warn(l->ctx, lint_first(url, lint_section(l, "redis")),
 		    "redis.url has no password and "

@@ -81,6 +81,7 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 		t.scrubbed += LD(m->scrubbed);
 		t.probes += LD(m->probes);
 		t.redis_errors += LD(m->redis_errors);
+		t.redis_failovers += LD(m->redis_failovers);
 		t.h2_conns += LD(m->h2_conns);
 		t.h2_streams += LD(m->h2_streams);
 		for (k = 0; k < H2R_COUNT; k++)
@@ -119,6 +120,8 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 	one(b, "scrubbed_total", "Upstream error bodies replaced.", t.scrubbed);
 	one(b, "probes_total", "Scanner probes answered.", t.probes);
 	one(b, "redis_errors_total", "Redis commands that failed or timed out.", t.redis_errors);
+	one(b, "redis_failovers_total", "Moves to a new Redis primary named by the sentinels, "
+	    "counted by each worker (a failover counts once per worker).", t.redis_failovers);
 	one(b, "http2_connections_total", "Client connections that negotiated HTTP/2.",
 	    t.h2_conns);
 	one(b, "http2_streams_total", "HTTP/2 streams that carried a request.", t.h2_streams);

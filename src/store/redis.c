@@ -48,6 +48,7 @@
 #include "core/util.h"
 #include "net/sock.h"
 #include "net/tls.h"
+#include "store/sentinel.h"
 
 #define BACKOFF_MIN_MS   25
 #define BACKOFF_MAX_MS   500
@@ -67,7 +68,8 @@ struct redis_cmd {
 	unsigned      in_q : 1;
 	unsigned      script : 1;
 	unsigned      retried : 1;
-	unsigned      hs : 1;            /* a handshake step (AUTH, SELECT, SCRIPT LOAD) */
+	unsigned      hs : 1;            /* a handshake step (AUTH, SELECT, ROLE, SCRIPT LOAD) */
+	unsigned      role : 1;          /* the ROLE step: the server must be a primary */
 	int           argc;
 	size_t        rest;              /* script: offset of the arguments after the sha */
 	size_t        len;
@@ -89,9 +91,21 @@ struct redis {
 	struct event_base *base;
 	struct metrics    *m;
 	int                wid;
-	const char        *script;
+	const char        *script;       /* NULL: a sentinel connection (PING handshake) */
 	size_t             script_len;
 	char               sha[41];
+
+	/* redis.sentinel: the primary's address (host, port) comes from the sentinels */
+	struct sentinel   *sn;
+	char              *sn_master;    /* for the log */
+	int                asking;       /* connect_start waits for the sentinels' answer */
+	int                moved;        /* the primary changed: log the next "connected" */
+
+	/* the sentinel module's hooks on its own connections */
+	void             (*state_fn)(void *arg, int up);
+	void              *state_arg;
+	redis_fn           push_fn;      /* replies nobody asked for (SUBSCRIBE messages) */
+	void              *push_arg;
 
 	/* configuration in force */
 	int                configured;
@@ -129,6 +143,9 @@ struct redis {
 };
 
 static void connect_start(struct redis *rd);
+
+/* How the log names a client: the store's connection, or one to a sentinel. */
+#define KIND(rd) ((rd)->script != NULL ? "redis" : "redis sentinel")
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -213,16 +230,24 @@ conn_lost(struct redis *rd, const char *why)
 	set_state(rd, RS_DOWN);
 	rd->handshake = 0;
 	rd->owed = 0;
-	if (was_up || !rd->outage_logged) {
-		log_msg(LOG_WARN, NULL, "redis %s:%d (worker %d): %s: %s",
-		    rd->host ? rd->host : "-", rd->port, rd->wid,
-		    was_up ? "connection lost" : "cannot connect", why ? why : "error");
+	if ((was_up || !rd->outage_logged) && rd->host == NULL) {
+		/* sentinel mode before any primary was named */
+		log_msg(LOG_WARN, NULL, "redis sentinel %s (worker %d): cannot connect: %s",
+		    rd->sn_master ? rd->sn_master : "-", rd->wid, why ? why : "error");
+		rd->outage_logged = 1;
+	} else if (was_up || !rd->outage_logged) {
+		log_msg(LOG_WARN, NULL, "%s %s:%d (worker %d): %s: %s", KIND(rd), rd->host,
+		    rd->port, rd->wid, was_up ? "connection lost" : "cannot connect",
+		    why ? why : "error");
 		rd->outage_logged = 1;
 	}
 	if (was_up)
 		METRIC_INC(rd->m, redis_errors);
 	evtimer_del(rd->retry_ev);
 	schedule_retry(rd);
+	/* before the callbacks, which may move this client elsewhere (sentinel.c) */
+	if (rd->state_fn)
+		rd->state_fn(rd->state_arg, 0);
 	fail_queue(rd);
 }
 
@@ -309,9 +334,33 @@ wflush_soon(struct redis *rd)
 
 /* ---- replies ------------------------------------------------------------------------------- */
 
-static void
-on_handshake(struct redis *rd, const redisReply *rp)
+/* ROLE's answer: "master" first, or the name of what the server is instead. */
+static const char *
+role_of(const redisReply *rp)
 {
+	if (rp->type != REDIS_REPLY_ARRAY || rp->elements < 1 || rp->element[0] == NULL ||
+	    (rp->element[0]->type != REDIS_REPLY_STRING &&
+	    rp->element[0]->type != REDIS_REPLY_STATUS))
+		return "unknown";
+	if (strcmp(rp->element[0]->str, "master") == 0)
+		return NULL;
+	return rp->element[0]->str;
+}
+
+static void
+on_handshake(struct redis *rd, const redisReply *rp, int role)
+{
+	const char *r;
+
+	if (role && rp->type != REDIS_REPLY_ERROR && (r = role_of(rp)) != NULL) {
+		/* the sentinels' answer is stale (a demoted primary, a replica): drop it, ask
+		 * them again after the backoff */
+		char why[160];
+		snprintf(why, sizeof(why), "not a primary (ROLE says %.40s): asking the sentinels "
+		    "again", r);
+		drop_conn(rd, why);
+		return;
+	}
 	if (rp->type == REDIS_REPLY_ERROR) {
 		char why[160];
 		/* Redis's own words ("WRONGPASS ...", "ERR DB index is out of range"); no secrets */
@@ -326,11 +375,14 @@ on_handshake(struct redis *rd, const redisReply *rp)
 	set_state(rd, RS_UP);
 	evtimer_del(rd->retry_ev);
 	rd->backoff_ms = BACKOFF_MIN_MS;
-	if (rd->outage_logged || !rd->ever_up)
-		log_info("redis %s:%d (worker %d): connected%s", rd->host, rd->port, rd->wid,
+	if (rd->outage_logged || !rd->ever_up || rd->moved)
+		log_info("%s %s:%d (worker %d): connected%s", KIND(rd), rd->host, rd->port, rd->wid,
 		    rd->tls ? " (TLS)" : "");
 	rd->outage_logged = 0;
+	rd->moved = 0;
 	rd->ever_up = 1;
+	if (rd->state_fn)
+		rd->state_fn(rd->state_arg, 1);
 }
 
 /* NOSCRIPT: the script left Redis's cache (SCRIPT FLUSH, a failover to a replica that never
@@ -361,6 +413,11 @@ on_reply(struct redis *rd, struct rconn *conn, redisReply *rp)
 	struct redis_cmd *c = STAILQ_FIRST(&conn->wait);
 	redis_fn fn;
 
+	if (c == NULL && rd->push_fn) {
+		rd->push_fn(rd->push_arg, rp);       /* a subscribed connection's message */
+		freeReplyObject(rp);
+		return;
+	}
 	if (c == NULL) {
 		freeReplyObject(rp);
 		drop_conn(rd, "a reply nobody asked for");
@@ -369,8 +426,9 @@ on_reply(struct redis *rd, struct rconn *conn, redisReply *rp)
 	STAILQ_REMOVE_HEAD(&conn->wait, rlink);
 	rd->last_io_ms = now_ms();
 	if (c->hs) {
+		int role = c->role;
 		free(c);
-		on_handshake(rd, rp);
+		on_handshake(rd, rp, role);
 		freeReplyObject(rp);
 		return;
 	}
@@ -394,6 +452,20 @@ on_reply(struct redis *rd, struct rconn *conn, redisReply *rp)
 	if (fn)
 		fn(c->arg, rp);
 	free(c);
+	if (rd->sn != NULL && rp->type == REDIS_REPLY_ERROR && rp->len >= 7 &&
+	    ((rp->len >= 8 && memcmp(rp->str, "READONLY", 8) == 0) ||
+	    memcmp(rp->str, "LOADING", 7) == 0)) {
+		/* a failover we have not heard of: this server is a replica now, or a new
+		 * primary still loading; the caller got the error (its on_error applies) and
+		 * the sentinels are asked again at once */
+		char why[80];
+		snprintf(why, sizeof(why), "%.8s reply: asking the sentinels again",
+		    rp->str[0] == 'R' ? "READONLY" : "LOADING");
+		freeReplyObject(rp);
+		rd->backoff_ms = BACKOFF_MIN_MS;
+		drop_conn(rd, why);
+		return;
+	}
 	freeReplyObject(rp);
 }
 
@@ -464,9 +536,11 @@ on_sock(struct sock *s, int ev, void *arg)
 
 /* ---- connecting ----------------------------------------------------------------------------- */
 
-/* Appends one handshake command (formatted by hiredis) and its place in the reply order. */
+/* Appends one handshake command (formatted by hiredis) and its place in the reply order;
+ * role: it is ROLE, whose answer must say "master". */
 static int
-send_hs(struct redis *rd, struct rconn *conn, int argc, const char **argv, const size_t *lens)
+send_hs_flag(struct redis *rd, struct rconn *conn, int argc, const char **argv,
+    const size_t *lens, int role)
 {
 	struct redis_cmd *c;
 	char *cmd = NULL;
@@ -487,9 +561,16 @@ send_hs(struct redis *rd, struct rconn *conn, int argc, const char **argv, const
 	redisFreeCommand(cmd);
 	c->rd = rd;
 	c->hs = 1;
+	c->role = role != 0;
 	STAILQ_INSERT_TAIL(&conn->wait, c, rlink);
 	rd->handshake++;
 	return 0;
+}
+
+static int
+send_hs(struct redis *rd, struct rconn *conn, int argc, const char **argv, const size_t *lens)
+{
+	return send_hs_flag(rd, conn, argc, argv, lens, 0);
 }
 
 /* A client SSL for the connection: SNI and the name (or IP) the certificate must carry. */
@@ -606,13 +687,27 @@ connect_addr(struct redis *rd, const struct sockaddr *sa, socklen_t salen)
 		if (send_hs(rd, conn, 2, argv, lens) < 0)
 			goto fail;
 	}
-	argv[0] = "SCRIPT";
-	lens[0] = 6;
-	argv[1] = "LOAD";
-	lens[1] = 4;
-	argv[2] = rd->script;
-	lens[2] = rd->script_len;
-	if (send_hs(rd, conn, 3, argv, lens) < 0)
+	if (rd->sn != NULL) {
+		/* the sentinels may lag behind a failover: only a primary will do */
+		argv[0] = "ROLE";
+		lens[0] = 4;
+		if (send_hs_flag(rd, conn, 1, argv, lens, 1) < 0)
+			goto fail;
+	}
+	if (rd->script != NULL) {
+		argv[0] = "SCRIPT";
+		lens[0] = 6;
+		argv[1] = "LOAD";
+		lens[1] = 4;
+		argv[2] = rd->script;
+		lens[2] = rd->script_len;
+		n = 3;
+	} else {
+		argv[0] = "PING";             /* a sentinel: up once it answers */
+		lens[0] = 4;
+		n = 1;
+	}
+	if (send_hs(rd, conn, n, argv, lens) < 0)
 		goto fail;
 	if (sock_connect(&conn->s, sa, salen) < 0) {
 		snprintf(why, sizeof(why), "connect: %s", strerror(errno));
@@ -662,7 +757,7 @@ on_dns(int result, struct evutil_addrinfo *res, void *arg)
 }
 
 static void
-connect_start(struct redis *rd)
+connect_host(struct redis *rd)
 {
 	struct evutil_addrinfo hints, *res = NULL;
 	struct evdns_getaddrinfo_request *req;
@@ -670,7 +765,7 @@ connect_start(struct redis *rd)
 	struct sockaddr_in6 sin6;
 	int r;
 
-	if (!rd->configured || rd->conn || rd->dnsreq)
+	if (!rd->configured || rd->conn || rd->dnsreq || rd->host == NULL)
 		return;
 	set_state(rd, RS_CONNECTING);
 	memset(&sin, 0, sizeof(sin));
@@ -723,6 +818,84 @@ connect_start(struct redis *rd)
 		rd->dnsreq = req;            /* else the callback already ran */
 }
 
+/* Connects; with redis.sentinel every attempt first asks the sentinels where the primary is
+ * (a connection lost is how a failover often shows first). One deadline covers the question,
+ * the connect and the handshake. */
+static void
+connect_start(struct redis *rd)
+{
+	if (!rd->configured || rd->conn || rd->dnsreq || rd->asking)
+		return;
+	if (rd->sn == NULL) {
+		connect_host(rd);
+		return;
+	}
+	set_state(rd, RS_CONNECTING);
+	rd->asking = 1;
+	timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
+	sentinel_ask(rd->sn);                 /* answers later, through on_primary */
+}
+
+/* The sentinels' answer (host NULL: none of them knew), or a +switch-master message
+ * (switched): the primary is host:port. */
+static void
+on_primary(void *arg, const char *host, int port, int switched)
+{
+	struct redis *rd = arg;
+	int changed;
+	char *h;
+
+	if (!rd->configured || rd->sn == NULL)
+		return;
+	if (host == NULL) {
+		if (rd->asking) {
+			rd->asking = 0;
+			evtimer_del(rd->retry_ev);
+			conn_lost(rd, "no sentinel could name the primary");
+		}
+		return;
+	}
+	if (!switched && !rd->asking)
+		return;                       /* a late answer to a question given up on */
+	changed = rd->host == NULL || strcmp(rd->host, host) != 0 || rd->port != port;
+	if (changed) {
+		if ((h = strdup(host)) == NULL)
+			return;                   /* the next question tries again */
+		if (rd->host != NULL) {
+			log_msg(LOG_WARN, NULL, "redis sentinel %s (worker %d): the primary moved "
+			    "from %s:%d to %s:%d%s", rd->sn_master, rd->wid, rd->host, rd->port, h,
+			    port, switched ? " (+switch-master)" : "");
+			METRIC_INC(rd->m, redis_failovers);
+		} else {
+			log_info("redis sentinel %s (worker %d): the primary is %s:%d",
+			    rd->sn_master, rd->wid, h, port);
+		}
+		free(rd->host);
+		rd->host = h;
+		rd->port = port;
+		rd->moved = 1;                /* "connected" says when the move is done */
+		if (rd->dnsreq) {
+			struct evdns_getaddrinfo_request *req = rd->dnsreq;
+			rd->dnsreq = NULL;
+			evdns_getaddrinfo_cancel(req);
+		}
+	}
+	if (rd->asking) {
+		rd->asking = 0;
+		evtimer_del(rd->retry_ev);
+		connect_host(rd);
+		return;
+	}
+	if (!changed || !switched)
+		return;                       /* the next connect uses it */
+	/* +switch-master: follow now, whatever the connection was doing */
+	if (rd->conn)
+		drop_conn(rd, "the sentinels switched the primary");
+	evtimer_del(rd->retry_ev);
+	rd->backoff_ms = BACKOFF_MIN_MS;
+	connect_host(rd);
+}
+
 static void
 on_retry(evutil_socket_t fd, short what, void *arg)
 {
@@ -733,8 +906,11 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 	if (!rd->configured)
 		return;
 	if (rd->state == RS_CONNECTING) {
-		/* the connect, the lookup or the handshake took too long */
-		if (rd->dnsreq) {
+		/* the question, the connect, the lookup or the handshake took too long */
+		if (rd->asking) {
+			rd->asking = 0;
+			conn_lost(rd, "the sentinels did not answer in time");
+		} else if (rd->dnsreq) {
 			struct evdns_getaddrinfo_request *req = rd->dnsreq;
 			rd->dnsreq = NULL;
 			evdns_getaddrinfo_cancel(req);
@@ -1020,10 +1196,13 @@ redis_new(struct event_base *base, struct metrics *m, int worker_id, const char 
 	rd->script_len = script_len;
 	rd->backoff_ms = BACKOFF_MIN_MS;
 	TAILQ_INIT(&rd->q);
-	if (EVP_Digest(script, script_len, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-		goto fail;
-	for (i = 0; i < 20; i++)
-		snprintf(rd->sha + 2 * i, 3, "%02x", md[i]);
+	if (script != NULL) {
+		if (EVP_Digest(script, script_len, md, &mdlen, EVP_sha1(), NULL) != 1 ||
+		    mdlen != 20)
+			goto fail;
+		for (i = 0; i < 20; i++)
+			snprintf(rd->sha + 2 * i, 3, "%02x", md[i]);
+	}
 	rd->tmo_ev = evtimer_new(base, on_tmo, rd);
 	rd->retry_ev = evtimer_new(base, on_retry, rd);
 	rd->reap_ev = event_new(base, -1, 0, on_reap, rd);
@@ -1048,6 +1227,8 @@ free_settings(struct redis *rd)
 	free(rd->tls_cert);
 	free(rd->tls_key);
 	free(rd->tls_name);
+	free(rd->sn_master);
+	rd->sn_master = NULL;
 	rd->host = rd->user = rd->pass = NULL;
 	rd->tls_ca = rd->tls_cert = rd->tls_key = rd->tls_name = NULL;
 	SSL_CTX_free(rd->ctx);
@@ -1059,6 +1240,9 @@ unconfigure(struct redis *rd)
 {
 	rd->configured = 0;
 	evtimer_del(rd->retry_ev);
+	sentinel_free(rd->sn);
+	rd->sn = NULL;
+	rd->asking = 0;
 	if (rd->dnsreq) {
 		struct evdns_getaddrinfo_request *req = rd->dnsreq;
 		rd->dnsreq = NULL;
@@ -1071,13 +1255,18 @@ unconfigure(struct redis *rd)
 	free_settings(rd);
 }
 
-/* The same server, the same credentials, the same TLS settings. */
+/* The same server (or the same sentinels), the same credentials, the same TLS settings. */
 static int
-same_settings(const struct redis *rd, const struct conf *c)
+same_settings(const struct redis *rd, const struct conf *c, const char *host, int port,
+    const char *user, const char *pass, int db)
 {
-	return streq_null(rd->host, c->redis.host) && rd->port == c->redis.port &&
-	    streq_null(rd->user, c->redis.username) && streq_null(rd->pass, c->redis.password) &&
-	    rd->db == c->redis.db && rd->tls == c->redis.tls &&
+	if ((rd->sn != NULL) != (rd->script != NULL && c->redis.sentinel))
+		return 0;
+	if (rd->sn != NULL ? !sentinel_same(rd->sn, c) :
+	    !(streq_null(rd->host, host) && rd->port == port))
+		return 0;
+	return streq_null(rd->user, user) && streq_null(rd->pass, pass) &&
+	    rd->db == db && rd->tls == c->redis.tls &&
 	    (!rd->tls || (streq_null(rd->tls_ca, c->redis.tls_ca) &&
 	    streq_null(rd->tls_cert, c->redis.tls_cert) &&
 	    streq_null(rd->tls_key, c->redis.tls_key) &&
@@ -1099,27 +1288,29 @@ take_ctx(struct redis *rd, const struct conf *c)
 	rd->ctx = ctx;
 }
 
-void
-redis_configure(struct redis *rd, const struct conf *c)
+/* Applies settings: the server (NULL with sentinels: asked on each connect), the credentials,
+ * the db, the URL's TLS settings. Reconnects only when something changed. */
+static void
+configure(struct redis *rd, const struct conf *c, const char *host, int port,
+    const char *user, const char *pass, int db, int64_t timeout_ms)
 {
-	if (!c->redis.enabled) {
-		if (rd->configured)
-			unconfigure(rd);
-		return;
-	}
-	rd->timeout_ms = c->redis.timeout_ms > 0 ? c->redis.timeout_ms : 50;
+	int sentinel = rd->script != NULL && c->redis.sentinel;
+
+	rd->timeout_ms = timeout_ms > 0 ? timeout_ms : 50;
 	rd->dead_ms = MAX(DEAD_MIN_MS, DEAD_TIMEOUTS * rd->timeout_ms);
-	if (rd->configured && same_settings(rd, c)) {
+	if (rd->configured && same_settings(rd, c, host, port, user, pass, db)) {
 		take_ctx(rd, c);
+		if (rd->sn)
+			sentinel_conf(rd->sn, c);
 		return;
 	}
 	if (rd->configured)
 		unconfigure(rd);
-	rd->host = dup_null(c->redis.host ? c->redis.host : "127.0.0.1");
-	rd->user = dup_null(c->redis.username);
-	rd->pass = dup_null(c->redis.password);
-	rd->port = c->redis.port;
-	rd->db = c->redis.db;
+	rd->host = sentinel ? NULL : dup_null(host ? host : "127.0.0.1");
+	rd->user = dup_null(user);
+	rd->pass = dup_null(pass);
+	rd->port = sentinel ? 0 : port;
+	rd->db = db;
 	rd->tls = c->redis.tls;
 	rd->tls_insecure = c->redis.tls_insecure;
 	if (rd->tls) {
@@ -1128,11 +1319,17 @@ redis_configure(struct redis *rd, const struct conf *c)
 		rd->tls_key = dup_null(c->redis.tls_key);
 		rd->tls_name = dup_null(c->redis.tls_server_name);
 	}
-	if (rd->host == NULL || (c->redis.username && !rd->user) ||
-	    (c->redis.password && !rd->pass) || (rd->tls && ((c->redis.tls_ca && !rd->tls_ca) ||
-	    (c->redis.tls_cert && !rd->tls_cert) || (c->redis.tls_key && !rd->tls_key) ||
-	    (c->redis.tls_server_name && !rd->tls_name)))) {
+	if (sentinel) {
+		rd->sn_master = dup_null(c->redis.sentinel_master);
+		rd->sn = sentinel_new(rd->base, rd->m, rd->wid, c, on_primary, rd);
+	}
+	if ((!sentinel && rd->host == NULL) || (sentinel && (!rd->sn || !rd->sn_master)) ||
+	    (user && !rd->user) || (pass && !rd->pass) || (rd->tls && ((c->redis.tls_ca &&
+	    !rd->tls_ca) || (c->redis.tls_cert && !rd->tls_cert) || (c->redis.tls_key &&
+	    !rd->tls_key) || (c->redis.tls_server_name && !rd->tls_name)))) {
 		log_error("redis (worker %d): out of memory", rd->wid);
+		sentinel_free(rd->sn);
+		rd->sn = NULL;
 		free_settings(rd);
 		return;
 	}
@@ -1144,6 +1341,72 @@ redis_configure(struct redis *rd, const struct conf *c)
 }
 
 void
+redis_configure(struct redis *rd, const struct conf *c)
+{
+	if (!c->redis.enabled) {
+		if (rd->configured)
+			unconfigure(rd);
+		return;
+	}
+	configure(rd, c, c->redis.host, c->redis.port, c->redis.username, c->redis.password,
+	    c->redis.db, c->redis.timeout_ms);
+}
+
+void
+redis_configure_node(struct redis *rd, const struct conf *c, const char *host, int port,
+    int64_t timeout_ms)
+{
+	configure(rd, c, host, port, c->redis.sentinel_user, c->redis.sentinel_pass, 0,
+	    timeout_ms);
+}
+
+void
+redis_retarget(struct redis *rd, const char *host, int port, int64_t delay_ms)
+{
+	void (*fn)(void *, int) = rd->state_fn;
+	char *h;
+
+	if (!rd->configured || (h = strdup(host)) == NULL)
+		return;
+	free(rd->host);
+	rd->host = h;
+	rd->port = port;
+	if (rd->dnsreq) {
+		struct evdns_getaddrinfo_request *req = rd->dnsreq;
+		rd->dnsreq = NULL;
+		evdns_getaddrinfo_cancel(req);
+	}
+	rd->state_fn = NULL;                  /* leaving on purpose is no failure to report */
+	if (rd->conn)
+		drop_conn(rd, "moving to another server");
+	rd->state_fn = fn;
+	evtimer_del(rd->retry_ev);
+	set_state(rd, RS_DOWN);
+	rd->backoff_ms = BACKOFF_MIN_MS;
+	rd->outage_logged = 0;
+	if (delay_ms <= 0)
+		connect_start(rd);
+	else
+		timer_in(rd->retry_ev, delay_ms);
+}
+
+void
+redis_hooks(struct redis *rd, void (*state_fn)(void *arg, int up), redis_fn push_fn,
+    void *arg)
+{
+	rd->state_fn = state_fn;
+	rd->state_arg = arg;
+	rd->push_fn = push_fn;
+	rd->push_arg = arg;
+}
+
+int
+redis_is_down(const struct redis *rd)
+{
+	return rd == NULL || __atomic_load_n(&rd->state, __ATOMIC_ACQUIRE) == RS_DOWN;
+}
+
+void
 redis_free(struct redis *rd)
 {
 	struct rconn *conn;
@@ -1151,6 +1414,10 @@ redis_free(struct redis *rd)
 	if (rd == NULL)
 		return;
 	rd->configured = 0;
+	rd->state_fn = NULL;
+	rd->push_fn = NULL;
+	sentinel_free(rd->sn);
+	rd->sn = NULL;
 	if (rd->dnsreq) {
 		struct evdns_getaddrinfo_request *req = rd->dnsreq;
 		rd->dnsreq = NULL;

@@ -21,7 +21,13 @@
  *    that never saw the script) resends that command once as EVAL with the script text, which
  *    also puts the script back in Redis's cache;
  *  - never frees a connection from inside its own socket callback: a connection we give up
- *    on is unhooked at once and freed from a deferred event on the next loop turn.
+ *    on is unhooked at once and freed from a deferred event on the next loop turn;
+ *  - with redis.sentinel (sentinel.c) the address is not the URL's: every connect first asks
+ *    the sentinels for the primary (the question shares the connect deadline), the handshake
+ *    adds ROLE (not "master": dropped, asked again after the backoff), a READONLY or LOADING
+ *    reply is passed to its caller and then drops the connection and asks again at once, and
+ *    a +switch-master naming our master reconnects at once. Each change of primary is logged
+ *    and counted in m->redis_failovers.
  *
  * Ownership: a struct redis belongs to one worker (store.c); everything runs on the worker's
  * thread except redis_is_up(), which any thread may read. A callback runs at most once, with the
@@ -57,6 +63,24 @@ void redis_configure(struct redis *rd, const struct conf *c);
 void redis_free(struct redis *rd);
 /* 1 when connected, authenticated and the script is loaded. Any thread (racy read). */
 int  redis_is_up(const struct redis *rd);
+
+/* ---- for sentinel.c: connections to the sentinels themselves ------------------------------
+ * redis_new(..., NULL, 0) makes a client with no script: its handshake is AUTH (the
+ * sentinels' credentials) and PING. */
+/* Settings for such a client: host:port, redis.sentinel's username/password, the URL's TLS
+ * settings, this command timeout. */
+void redis_configure_node(struct redis *rd, const struct conf *c, const char *host, int port,
+    int64_t timeout_ms);
+/* Moves a configured client to host:port (same settings): the live connection is dropped
+ * (without a state_fn call) and the new one starts after delay_ms (0: now). */
+void redis_retarget(struct redis *rd, const char *host, int port, int64_t delay_ms);
+/* state_fn(arg, 1) when the connection is up, (arg, 0) when it failed or was lost (also from
+ * inside redis_configure_node / redis_retarget when the new connect fails at once; never for
+ * the connection redis_retarget or redis_free leave on purpose); push_fn(arg, reply) for replies no command waits for (SUBSCRIBE messages). */
+void redis_hooks(struct redis *rd, void (*state_fn)(void *arg, int up), redis_fn push_fn,
+    void *arg);
+/* 1 when not connected and not trying to (waiting for the backoff). Worker thread. */
+int  redis_is_down(const struct redis *rd);
 
 /* Arguments built in place, already in RESP ("$<len>\r\n<bytes>\r\n" each), so a caller with
  * many of them (a batch) needs no argv array. Zero-initialised is empty; reset keeps memory.

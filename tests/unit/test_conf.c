@@ -687,6 +687,46 @@ test_redis(void)
 	T_EQ_STR(C.redis.tls_key, "/k.pem");
 	T_EQ_STR(C.redis.tls_server_name, "redis.example");
 	T_EQ_INT(C.redis.tls_insecure, 1);
+	/* redis.sentinel: master and nodes (host:port, [v6]:port, port 26379 by default) */
+	T_EQ_STR(parse(TLS "redis:\n  url: redis://:pw@mymaster/2\n  sentinel:\n"
+	    "    master: mymaster\n    nodes: [\"10.0.0.1:26380\", \"[::1]:1\", s3]\n"
+	    "    username: u\n    password: sp\n"), "");
+	T_EQ_INT(C.redis.sentinel, 1);
+	T_EQ_STR(C.redis.sentinel_master, "mymaster");
+	T_EQ_INT(C.redis.sentinel_nodes.n, 3);
+	T_EQ_STR(C.redis.sentinel_nodes.v[2], "s3");
+	T_EQ_STR(C.redis.sentinel_user, "u");
+	T_EQ_STR(C.redis.sentinel_pass, "sp");
+	T_EQ_STR(C.redis.password, "pw");
+	T_EQ_INT(C.redis.db, 2);
+	T_EQ_STR(parse(TLS "redis: {}\n"), "");
+	T_EQ_INT(C.redis.sentinel, 0);
+	T_EQ_STR(parse(TLS "redis:\n  sentinel: {nodes: [\"h:0\"]}\n"),
+	    "t.yaml:3:3: error: redis.sentinel.master is required\n"
+	    "t.yaml:3:22: error: redis.sentinel.nodes[0]: the port must be a number from 1 to "
+	    "65535, got 'h:0'\n");
+	T_EQ_STR(parse(TLS "redis:\n  sentinel: {master: m, nodes: []}\n"),
+	    "t.yaml:3:32: error: redis.sentinel.nodes: at least one sentinel (host:port) is "
+	    "needed\n");
+	T_EQ_STR(parse(TLS "redis:\n  sentinel: {master: m}\n"),
+	    "t.yaml:3:3: error: redis.sentinel.nodes is required\n");
+	{
+		char h[64];
+		const char *err = NULL;
+		int port = 0;
+
+		T_EQ_INT(conf_hostport("a.b:7", h, sizeof(h), &port, 26379, &err), 0);
+		T_EQ_STR(h, "a.b");
+		T_EQ_INT(port, 7);
+		T_EQ_INT(conf_hostport("[fe80::1]", h, sizeof(h), &port, 26379, &err), 0);
+		T_EQ_STR(h, "fe80::1");
+		T_EQ_INT(port, 26379);
+		T_EQ_INT(conf_hostport("::1:5", h, sizeof(h), &port, 1, &err), -1);
+		T_EQ_INT(conf_hostport(":5", h, sizeof(h), &port, 1, &err), -1);
+		T_EQ_INT(conf_hostport("[::1]x", h, sizeof(h), &port, 1, &err), -1);
+		T_EQ_INT(conf_hostport("h:65536", h, sizeof(h), &port, 1, &err), -1);
+		T_EQ_INT(conf_hostport("h:", h, sizeof(h), &port, 1, &err), -1);
+	}
 	T_EQ_STR(parse(TLS "redis: {url: \"rediss://h\", tls: {ca_fle: x}}\n"),
 	    "t.yaml:2:34: error: unknown key 'ca_fle' in redis.tls (did you mean 'ca_file'?)\n");
 
