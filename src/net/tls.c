@@ -512,12 +512,47 @@ upstream_ctx(struct conf_ctx *ctx, struct conf *c)
 	return s;
 }
 
-/* The Redis client context (rediss://): verification on unless insecure_skip_verify, the
- * client certificate when one is given. Errors at the key that names the file. */
+/* A Redis client context as redis.tls says (verification unless insecure_skip_verify, the
+ * client certificate when one is given), or NULL with the reason in eb and, in *key, the
+ * redis.tls key that names the file at fault (NULL when none does). */
+SSL_CTX *
+tls_redis_ctx_new(const struct conf *c, char *eb, size_t len, const char **key)
+{
+	SSL_CTX *x;
+
+	*key = c->redis.tls_ca ? "redis.tls.ca_file" : NULL;
+	x = tls_client_ctx_new(!c->redis.tls_insecure, c->redis.tls_ca, eb, len);
+	if (x == NULL || c->redis.tls_cert == NULL)
+		return x;
+	*key = "redis.tls.cert_file";
+	if (SSL_CTX_use_certificate_chain_file(x, c->redis.tls_cert) != 1)
+		goto fail;
+	*key = "redis.tls.key_file";
+	if (SSL_CTX_use_PrivateKey_file(x, c->redis.tls_key, SSL_FILETYPE_PEM) != 1)
+		goto fail;
+	if (SSL_CTX_check_private_key(x) != 1) {
+		ERR_clear_error();
+		snprintf(eb, len, "%s does not match the certificate %s", c->redis.tls_key,
+		    c->redis.tls_cert);
+		SSL_CTX_free(x);
+		return NULL;
+	}
+	return x;
+fail:
+	ssl_err_text(eb, len);
+	SSL_CTX_free(x);
+	return NULL;
+}
+
+/* The Redis client context (rediss://) of a generation: built once at load so that `visor -t`
+ * reports a bad file at the key that names it; each worker builds its own from the same
+ * settings (tls_redis_ctx_new), so no SSL_CTX is shared between the workers' Redis
+ * handshakes. */
 static int
 redis_ctx(struct conf_ctx *ctx, struct conf *c, struct tls_rt *t)
 {
 	const struct ynode *tree = c->tree;
+	const char *key;
 	char eb[256];
 
 	if (!c->redis.tls) {
@@ -531,36 +566,20 @@ redis_ctx(struct conf_ctx *ctx, struct conf *c, struct tls_rt *t)
 		    "redis.tls.key_file"), "redis.tls: cert_file and key_file go together");
 		return -1;
 	}
-	t->redis = tls_client_ctx_new(!c->redis.tls_insecure, c->redis.tls_ca, eb, sizeof(eb));
-	if (t->redis == NULL) {
-		if (c->redis.tls_ca)
-			conf_err(ctx, ynode_path(tree, "redis.tls.ca_file"), "cannot load CA %s: %s",
-			    c->redis.tls_ca, eb);
-		else
-			conf_err(ctx, NULL, "redis TLS context: %s", eb);
-		return -1;
-	}
-	if (c->redis.tls_cert == NULL)
+	t->redis = tls_redis_ctx_new(c, eb, sizeof(eb), &key);
+	if (t->redis != NULL)
 		return 0;
-	if (SSL_CTX_use_certificate_chain_file(t->redis, c->redis.tls_cert) != 1) {
-		ssl_err_text(eb, sizeof(eb));
-		conf_err(ctx, ynode_path(tree, "redis.tls.cert_file"), "cannot load %s: %s",
-		    c->redis.tls_cert, eb);
-		return -1;
-	}
-	if (SSL_CTX_use_PrivateKey_file(t->redis, c->redis.tls_key, SSL_FILETYPE_PEM) != 1) {
-		ssl_err_text(eb, sizeof(eb));
-		conf_err(ctx, ynode_path(tree, "redis.tls.key_file"), "cannot load %s: %s",
+	if (key == NULL)
+		conf_err(ctx, NULL, "redis TLS context: %s", eb);
+	else if (strcmp(key, "redis.tls.ca_file") == 0)
+		conf_err(ctx, ynode_path(tree, key), "cannot load CA %s: %s", c->redis.tls_ca, eb);
+	else if (strcmp(key, "redis.tls.key_file") == 0 && strstr(eb, "does not match") != NULL)
+		conf_err(ctx, ynode_path(tree, key), "%s", eb);
+	else
+		conf_err(ctx, ynode_path(tree, key), "cannot load %s: %s",
+		    strcmp(key, "redis.tls.cert_file") == 0 ? c->redis.tls_cert :
 		    c->redis.tls_key, eb);
-		return -1;
-	}
-	if (SSL_CTX_check_private_key(t->redis) != 1) {
-		ERR_clear_error();
-		conf_err(ctx, ynode_path(tree, "redis.tls.key_file"), "%s does not match the "
-		    "certificate %s", c->redis.tls_key, c->redis.tls_cert);
-		return -1;
-	}
-	return 0;
+	return -1;
 }
 
 SSL_CTX *

@@ -36,6 +36,11 @@ SSL_CTX *tls_client_ctx_new(int verify, const char *ca_file, char *err, size_t e
  * as redis.tls says), or NULL without TLS. Borrowed: a holder beyond the generation takes
  * its own reference (SSL_CTX_up_ref). */
 SSL_CTX *tls_redis_ctx(const struct tls_rt *t);
+/* A new Redis client context from c's redis.tls (owned by the caller), for a worker's own
+ * use: OpenSSL's client-side handshake state in a context shared by several threads is
+ * where ThreadSanitizer saw races. NULL with the reason in eb and, in *key, the redis.tls
+ * key naming the file at fault (or NULL). Any thread. */
+SSL_CTX *tls_redis_ctx_new(const struct conf *c, char *eb, size_t len, const char **key);
 /* A client-side SSL towards an upstream (SNI + hostname verification). NULL on error. */
 SSL *tls_new_upstream_ssl(struct tls_rt *t, int fd, const char *server_text);
 

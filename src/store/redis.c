@@ -118,7 +118,9 @@ struct redis {
 	int                tls;          /* rediss:// */
 	char              *tls_ca, *tls_cert, *tls_key, *tls_name;
 	int                tls_insecure;
-	SSL_CTX           *ctx;          /* our reference to the latest generation's context */
+	SSL_CTX           *ctx;          /* ours: built for the latest generation's settings */
+	SSL_CTX           *ctx_gen;      /* a reference to the generation's context it was built
+	                                  * for (held, so its address is never reused meanwhile) */
 
 	/* connection */
 	struct rconn      *conn;
@@ -1232,7 +1234,9 @@ free_settings(struct redis *rd)
 	rd->host = rd->user = rd->pass = NULL;
 	rd->tls_ca = rd->tls_cert = rd->tls_key = rd->tls_name = NULL;
 	SSL_CTX_free(rd->ctx);
+	SSL_CTX_free(rd->ctx_gen);
 	rd->ctx = NULL;
+	rd->ctx_gen = NULL;
 }
 
 static void
@@ -1274,18 +1278,35 @@ same_settings(const struct redis *rd, const struct conf *c, const char *host, in
 	    rd->tls_insecure == c->redis.tls_insecure));
 }
 
-/* Takes a reference to the generation's TLS context (later connections use the newest). */
+/* The worker's own TLS context for the generation's settings (later connections use the
+ * newest): built here rather than shared with the other workers, whose handshakes would
+ * otherwise race inside OpenSSL's shared client state (seen by ThreadSanitizer). If the
+ * files cannot be read again since the load checked them, the generation's context is
+ * shared instead (logged). */
 static void
 take_ctx(struct redis *rd, const struct conf *c)
 {
-	SSL_CTX *ctx = c->redis.tls ? tls_redis_ctx(c->tls_rt) : NULL;
+	SSL_CTX *gen = c->redis.tls ? tls_redis_ctx(c->tls_rt) : NULL, *ctx = NULL;
+	const char *key;
+	char eb[256];
 
-	if (ctx == rd->ctx)
+	if (gen == rd->ctx_gen)
 		return;
-	if (ctx != NULL && SSL_CTX_up_ref(ctx) != 1)
+	if (gen != NULL && (ctx = tls_redis_ctx_new(c, eb, sizeof(eb), &key)) == NULL) {
+		log_warn("redis: cannot build this worker's TLS context (%s%s%s); sharing the "
+		    "configuration's", key ? key : "", key ? ": " : "", eb);
+		if (SSL_CTX_up_ref(gen) == 1)
+			ctx = gen;
+	}
+	if (gen != NULL && SSL_CTX_up_ref(gen) != 1) {
+		SSL_CTX_free(ctx);     /* cannot hold it: build again next time */
 		ctx = NULL;
+		gen = NULL;
+	}
 	SSL_CTX_free(rd->ctx);
+	SSL_CTX_free(rd->ctx_gen);
 	rd->ctx = ctx;
+	rd->ctx_gen = gen;
 }
 
 /* Applies settings: the server (NULL with sentinels: asked on each connect), the credentials,
