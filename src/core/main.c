@@ -385,19 +385,14 @@ join:
 	if (rc == 0)
 		log_info("stopped");
 out:
-	if (v.delay_ev)
-		event_free(v.delay_ev);
-	if (v.done_ev)
-		event_free(v.done_ev);
+	ev_free(&v.delay_ev);
+	ev_free(&v.done_ev);
 	if (v.done_fd >= 0)
 		close(v.done_fd);
 	admin_free(v.admin);
-	if (sig_term)
-		event_free(sig_term);
-	if (sig_int)
-		event_free(sig_int);
-	if (sig_hup)
-		event_free(sig_hup);
+	ev_free(&sig_term);
+	ev_free(&sig_int);
+	ev_free(&sig_hup);
 	/* what was started: a reload may carry another `workers` (ignored until a restart) */
 	for (i = 0; v.ws && i < v.nw; i++)
 		worker_free(v.ws[i]);

@@ -1095,8 +1095,7 @@ jwt_worker_init(struct worker *w, void **wstate)
 	    ws->mdctx == NULL) {
 		EVP_MD_CTX_free(ws->mdctx);
 		EVP_MD_free(ws->sha256);
-		if (ws->tick)
-			event_free(ws->tick);
+		ev_free(&ws->tick);
 		free(ws->cache);
 		free(ws->neg);
 		free(ws);

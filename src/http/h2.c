@@ -163,10 +163,8 @@ static void
 stream_free(struct h2s *s)
 {
 	TAILQ_REMOVE(&s->h->streams, s, link);
-	if (s->in)
-		evbuffer_free(s->in);
-	if (s->out)
-		evbuffer_free(s->out);
+	evbuf_free(&s->in);
+	evbuf_free(&s->out);
 	free(s);
 }
 
@@ -671,8 +669,7 @@ cb_begin_headers(nghttp2_session *ss, const nghttp2_frame *f, void *ud)
 		if (r)
 			req_free(r);
 		if (s) {
-			if (s->in)
-				evbuffer_free(s->in);
+			evbuf_free(&s->in);
 			free(s);
 		}
 		log_warn("HTTP/2: cannot start a stream: out of memory");
@@ -1303,13 +1300,7 @@ fail:
 	if (opt)
 		nghttp2_option_del(opt);
 	if (!ok) {
-		if (h->ss)
-			nghttp2_session_del(h->ss);
-		if (h->kick)
-			event_free(h->kick);
-		if (h->timer)
-			event_free(h->timer);
-		free(h);
+		h2_free(h);             /* no stream yet; ss, kick, timer as far as they were made */
 		return -1;
 	}
 	c->h2 = h;
@@ -1368,7 +1359,7 @@ h2_free(struct h2conn *h)
 		}
 		stream_free(s);
 	}
-	event_free(h->kick);
-	event_free(h->timer);
+	ev_free(&h->kick);
+	ev_free(&h->timer);
 	free(h);
 }

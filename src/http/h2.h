@@ -56,7 +56,8 @@ void h2_timer(struct h2conn *h);
 void h2_drain(struct h2conn *h);
 /* conn_close: stops every stream's upstream from calling into a request that goes away. */
 void h2_closing(struct h2conn *h);
-/* conn_free: aborts (logs) the requests still open and frees everything. */
+/* conn_free: aborts (logs) the requests still open and frees everything (h2_begin's failure
+ * path too, before any stream). */
 void h2_free(struct h2conn *h);
 
 #endif

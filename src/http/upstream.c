@@ -121,10 +121,8 @@ server_free(struct up_server *s)
 
 	while ((u = TAILQ_FIRST(&s->idle)) != NULL)
 		up_close(u);
-	if (s->probe_timer)
-		event_free(s->probe_timer);
-	if (s->probe_ev)
-		event_free(s->probe_ev);
+	ev_free(&s->probe_timer);
+	ev_free(&s->probe_ev);
 	if (s->probe_fd >= 0)
 		close(s->probe_fd);
 	free(s->name);
@@ -169,10 +167,7 @@ server_down(struct up_server *s, const char *why)
 static void
 server_probe_done(struct up_server *s, int ok)
 {
-	if (s->probe_ev) {
-		event_free(s->probe_ev);
-		s->probe_ev = NULL;
-	}
+	ev_free(&s->probe_ev);
 	if (s->probe_fd >= 0) {
 		close(s->probe_fd);
 		s->probe_fd = -1;
@@ -518,8 +513,7 @@ up_close(struct upconn *u)
 	} else {
 		s->busy--;
 	}
-	if (u->timer)
-		event_free(u->timer);
+	ev_free(&u->timer);
 	http_parser_fini(&u->hp);
 	sock_fini(&u->s);
 	free(u);

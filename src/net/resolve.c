@@ -571,8 +571,7 @@ name_free(struct rname *nm)
 {
 	if (nm->q)
 		nm->q->n = NULL;        /* its answer is dropped when it comes */
-	if (nm->timer)
-		event_free(nm->timer);
+	ev_free(&nm->timer);
 	free(nm->v);
 	free(nm->key);
 	free(nm);
