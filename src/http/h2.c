@@ -892,6 +892,16 @@ cb_stream_close(nghttp2_session *ss, int32_t id, uint32_t code, void *ud)
 
 /* ---- the connection -------------------------------------------------------------------- */
 
+/* The connection is done: it closes now, or once its output has left (the drained event). */
+static void
+close_when_sent(struct conn *c)
+{
+	if (evbuffer_get_length(c->s.out) == 0)
+		conn_close(c);
+	else
+		sock_notify_drained(&c->s, 0);
+}
+
 static void
 h2_check_end(struct h2conn *h)
 {
@@ -902,10 +912,7 @@ h2_check_end(struct h2conn *h)
 	if (nghttp2_session_want_read(h->ss) || nghttp2_session_want_write(h->ss))
 		return;
 	/* done (GOAWAY either way and no stream left): close once the output has left */
-	if (evbuffer_get_length(c->s.out) == 0)
-		conn_close(c);
-	else
-		sock_notify_drained(&c->s, 0);
+	close_when_sent(c);
 }
 
 /* Frames everything queued and writes it: one TLS write for all that the streams produced
@@ -1061,10 +1068,7 @@ h2_fatal(struct h2conn *h, int rv)
 		s->closed = 1;           /* the transport hooks do nothing more on them */
 	sock_read_stop(&c->s);
 	sock_flush(&c->s);
-	if (evbuffer_get_length(c->s.out) == 0)
-		conn_close(c);
-	else
-		sock_notify_drained(&c->s, 0);
+	close_when_sent(c);
 }
 
 static void
@@ -1168,7 +1172,9 @@ stream_timeout(struct h2s *s, const char *why)
 	}
 }
 
-void
+/* The connection's own timer (timer_arm): the idle close, TLS buffers trimmed, the streams'
+ * header, body and send timeouts. */
+static void
 h2_timer(struct h2conn *h)
 {
 	const struct conf *cf = W(h)->conf;
