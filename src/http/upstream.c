@@ -302,12 +302,6 @@ server_new(struct up_pool *p, const struct units_addr *a, const char *text, int 
 	return s;
 }
 
-static int
-same_addr(const struct units_addr *a, const struct units_addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
 /* The list from the generation's servers and the names' addresses; `fresh`: keep nothing of
  * the old list. On out of memory the old list stays. */
 static void
@@ -343,7 +337,7 @@ pool_build(struct up_pool *p, int fresh)
 		for (k = 0; k < na && nw < cap; k++) {
 			s = NULL;
 			for (j = 0; !fresh && j < nold; j++) {
-				if (!old[j]->mark && same_addr(&old[j]->addr, &a[k]) &&
+				if (!old[j]->mark && units_addr_eq(&old[j]->addr, &a[k]) &&
 				    strcmp(old[j]->name, sv->text[i]) == 0) {
 					s = old[j];
 					break;

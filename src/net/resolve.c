@@ -609,19 +609,6 @@ name_new(struct resolve *r, const char *key)
 }
 
 static int
-same_ns(const struct conf_addrs *a, const struct conf_addrs *b)
-{
-	size_t i;
-
-	if (a->n != b->n)
-		return 0;
-	for (i = 0; i < a->n; i++)
-		if (a->v[i].len != b->v[i].len || memcmp(&a->v[i].ss, &b->v[i].ss, a->v[i].len))
-			return 0;
-	return 1;
-}
-
-static int
 dns_make(struct resolve *r, const struct conf *c)
 {
 	const struct conf_addrs *ns = &c->upstream.resolve_ns;
@@ -700,7 +687,7 @@ resolve_new(struct event_base *base, resolve_change_fn cb, void *arg)
 int
 resolve_conf(struct resolve *r, const struct conf *c)
 {
-	const struct conf_addrs *sv = &c->upstream.servers;
+	const struct conf_addrs *sv = &c->upstream.servers, *ns = &c->upstream.resolve_ns;
 	struct rname *nm, *next;
 	size_t i;
 	int changed = 0, rc = 0;
@@ -739,8 +726,8 @@ resolve_conf(struct resolve *r, const struct conf *c)
 			changed = 1;
 		}
 	}
-	if (r->dns && ((c->upstream.resolve_ns.n == 0) != r->ns_resolv ||
-	    (!r->ns_resolv && !same_ns(&r->ns_used, &c->upstream.resolve_ns))))
+	if (r->dns && ((ns->n == 0) != r->ns_resolv ||
+	    (!r->ns_resolv && !units_addrs_eq(r->ns_used.v, r->ns_used.n, ns->v, ns->n))))
 		log_warn("reload: upstream.resolve.nameservers changes take effect only after a "
 		    "restart");
 	if (changed)
