@@ -369,6 +369,25 @@ units_addr_str(const struct units_addr *a, char *buf, size_t len)
 	return buf;
 }
 
+int
+units_addr_eq(const struct units_addr *a, const struct units_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+int
+units_addrs_eq(const struct units_addr *a, size_t an, const struct units_addr *b, size_t bn)
+{
+	size_t i;
+
+	if (an != bn)
+		return 0;
+	for (i = 0; i < an; i++)
+		if (!units_addr_eq(&a[i], &b[i]))
+			return 0;
+	return 1;
+}
+
 /* The part of s before its first `sep` (all of s when there is none) into buf[cap] as a
  * string, *sep_at at that separator (NULL: none). 0, or -1 when the part is empty or does
  * not fit: "10.0.0.0/8" -> "10.0.0.0", "500-599" -> "500". */

@@ -45,6 +45,10 @@ int units_addr_unresolved(const char *s, struct units_addr *out, const char **er
 
 /* Formats an address as "1.2.3.4:80" or "[::1]:80" into buf (>= 64 bytes). */
 const char *units_addr_str(const struct units_addr *a, char *buf, size_t len);
+/* Whether a and b are the same address: family, address and port (the len bytes). */
+int units_addr_eq(const struct units_addr *a, const struct units_addr *b);
+/* Whether a[0..an) and b[0..bn) list the same addresses in the same order. */
+int units_addrs_eq(const struct units_addr *a, size_t an, const struct units_addr *b, size_t bn);
 
 /* CIDR "10.0.0.0/8", "::1/128"; a bare address means /32 or /128. Host bits must be zero. */
 struct units_cidr {

@@ -134,17 +134,15 @@ check_only(const char *path, const char *shown, int strict)
 static int
 same_listeners(const struct conf *a, const struct conf *b)
 {
-	size_t i;
-
-	if (a->listen.https.n != b->listen.https.n || a->listen.has_http != b->listen.has_http ||
-	    a->listen.has_admin != b->listen.has_admin || a->workers != b->workers)
+	if (a->listen.has_http != b->listen.has_http || a->listen.has_admin != b->listen.has_admin ||
+	    a->workers != b->workers)
 		return 0;
-	for (i = 0; i < a->listen.https.n; i++)
-		if (memcmp(&a->listen.https.v[i].ss, &b->listen.https.v[i].ss, a->listen.https.v[i].len))
-			return 0;
-	if (a->listen.has_http && memcmp(&a->listen.http.ss, &b->listen.http.ss, a->listen.http.len))
+	if (!units_addrs_eq(a->listen.https.v, a->listen.https.n, b->listen.https.v,
+	    b->listen.https.n))
 		return 0;
-	if (a->listen.has_admin && memcmp(&a->listen.admin.ss, &b->listen.admin.ss, a->listen.admin.len))
+	if (a->listen.has_http && !units_addr_eq(&a->listen.http, &b->listen.http))
+		return 0;
+	if (a->listen.has_admin && !units_addr_eq(&a->listen.admin, &b->listen.admin))
 		return 0;
 	return 1;
 }
@@ -385,19 +383,14 @@ join:
 	if (rc == 0)
 		log_info("stopped");
 out:
-	if (v.delay_ev)
-		event_free(v.delay_ev);
-	if (v.done_ev)
-		event_free(v.done_ev);
+	ev_free(&v.delay_ev);
+	ev_free(&v.done_ev);
 	if (v.done_fd >= 0)
 		close(v.done_fd);
 	admin_free(v.admin);
-	if (sig_term)
-		event_free(sig_term);
-	if (sig_int)
-		event_free(sig_int);
-	if (sig_hup)
-		event_free(sig_hup);
+	ev_free(&sig_term);
+	ev_free(&sig_int);
+	ev_free(&sig_hup);
 	/* what was started: a reload may carry another `workers` (ignored until a restart) */
 	for (i = 0; v.ws && i < v.nw; i++)
 		worker_free(v.ws[i]);

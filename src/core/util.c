@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
 #include <openssl/rand.h>
 
 /* ---- sbuf ---------------------------------------------------------------------- */
@@ -570,4 +572,22 @@ strv_free(char **v, size_t n)
 	for (i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+/* ---- libevent objects ---------------------------------------------------------- */
+
+void
+ev_free(struct event **p)
+{
+	if (*p != NULL)
+		event_free(*p);
+	*p = NULL;
+}
+
+void
+evbuf_free(struct evbuffer **p)
+{
+	if (*p != NULL)
+		evbuffer_free(*p);
+	*p = NULL;
 }

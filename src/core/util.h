@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  * util — the small pieces every module uses: a growable byte buffer (sbuf), a request
  * arena, JSON string escaping that always yields valid JSON, ASCII case helpers, the one
- * UTF-8 decoder and hex-digit helper, clocks and request ids. No global state; nothing here
+ * UTF-8 decoder and hex-digit helper, clocks and request ids, free-and-forget for libevent
+ * events and buffers. No global state; nothing here
  * blocks.
  */
 #ifndef VISOR_UTIL_H
@@ -159,5 +160,13 @@ char *file_read_all(const char *path, size_t max, size_t *len);
 /* Frees v[0..n) and v (NULL v: nothing): the malloc'd string vectors that configurations
  * build, whose n counts only the strings made so far when a build stops half-way. */
 void strv_free(char **v, size_t n);
+
+/* Frees the libevent event / buffer *p points at, if any, and sets *p to NULL: the one
+ * owning field of a struct is released by its _free or its constructor's failure path,
+ * which may find it never made (libevent's own _free functions take no NULL). */
+struct event;
+struct evbuffer;
+void ev_free(struct event **p);
+void evbuf_free(struct evbuffer **p);
 
 #endif

@@ -492,16 +492,11 @@ worker_free(struct worker *w)
 	store_worker_fini(w);
 	log_q_free(w->logq);
 	sbuf_fini(&w->scratch);
-	if (w->drain_timer)
-		event_free(w->drain_timer);
-	if (w->mbox_ev)
-		event_free(w->mbox_ev);
-	if (w->reap_ev)
-		event_free(w->reap_ev);
-	if (w->log_ev)
-		event_free(w->log_ev);
-	if (w->trim_ev)
-		event_free(w->trim_ev);
+	ev_free(&w->drain_timer);
+	ev_free(&w->mbox_ev);
+	ev_free(&w->reap_ev);
+	ev_free(&w->log_ev);
+	ev_free(&w->trim_ev);
 	if (w->mbox_fd >= 0)
 		close(w->mbox_fd);
 	conf_unref(__atomic_exchange_n(&w->next, NULL, __ATOMIC_ACQ_REL));

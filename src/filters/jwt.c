@@ -1076,6 +1076,27 @@ views_stale(struct jwt_wstate *ws, const struct jwt_conf *jc)
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 
+/* Also jwt_worker_init's failure path: any field may still be NULL. */
+static void
+jwt_worker_fini(struct worker *w, void *wstate)
+{
+	struct jwt_wstate *ws = wstate;
+	size_t i;
+
+	(void)w;
+	if (ws == NULL)
+		return;
+	for (i = 0; ws->cache != NULL && i < (size_t)JWT_CACHE_SETS * JWT_CACHE_WAYS; i++)
+		free(ws->cache[i].id);
+	views_clear(ws);
+	ev_free(&ws->tick);
+	EVP_MD_CTX_free(ws->mdctx);
+	EVP_MD_free(ws->sha256);
+	free(ws->cache);
+	free(ws->neg);
+	free(ws);
+}
+
 static int
 jwt_worker_init(struct worker *w, void **wstate)
 {
@@ -1093,37 +1114,11 @@ jwt_worker_init(struct worker *w, void **wstate)
 	ws->mdctx = EVP_MD_CTX_new();
 	if (ws->cache == NULL || ws->neg == NULL || ws->tick == NULL || ws->sha256 == NULL ||
 	    ws->mdctx == NULL) {
-		EVP_MD_CTX_free(ws->mdctx);
-		EVP_MD_free(ws->sha256);
-		if (ws->tick)
-			event_free(ws->tick);
-		free(ws->cache);
-		free(ws->neg);
-		free(ws);
+		jwt_worker_fini(w, ws);     /* frees what was made */
 		return -1;
 	}
 	*wstate = ws;
 	return 0;
-}
-
-static void
-jwt_worker_fini(struct worker *w, void *wstate)
-{
-	struct jwt_wstate *ws = wstate;
-	size_t i;
-
-	(void)w;
-	if (ws == NULL)
-		return;
-	for (i = 0; i < (size_t)JWT_CACHE_SETS * JWT_CACHE_WAYS; i++)
-		free(ws->cache[i].id);
-	views_clear(ws);
-	event_free(ws->tick);
-	EVP_MD_CTX_free(ws->mdctx);
-	EVP_MD_free(ws->sha256);
-	free(ws->cache);
-	free(ws->neg);
-	free(ws);
 }
 
 /* A new generation: start its JWKS sources fetching (the first generation's from the main

@@ -65,10 +65,8 @@ conn_free(struct conn *c)
 	}
 	if (c->h2)
 		h2_free(c->h2);
-	if (c->timer)
-		event_free(c->timer);
-	if (c->pp_ev)
-		event_free(c->pp_ev);
+	ev_free(&c->timer);
+	ev_free(&c->pp_ev);
 	free(c->pp_buf);
 	http_parser_fini(&c->hp);
 	sock_fini(&c->s);
@@ -200,10 +198,8 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	if (c) {
-		if (c->timer)
-			event_free(c->timer);
-		if (c->pp_ev)
-			event_free(c->pp_ev);
+		ev_free(&c->timer);
+		ev_free(&c->pp_ev);
 		conf_unref(c->conf);
 		free(c);
 	}

@@ -163,10 +163,8 @@ static void
 stream_free(struct h2s *s)
 {
 	TAILQ_REMOVE(&s->h->streams, s, link);
-	if (s->in)
-		evbuffer_free(s->in);
-	if (s->out)
-		evbuffer_free(s->out);
+	evbuf_free(&s->in);
+	evbuf_free(&s->out);
 	free(s);
 }
 
@@ -671,8 +669,7 @@ cb_begin_headers(nghttp2_session *ss, const nghttp2_frame *f, void *ud)
 		if (r)
 			req_free(r);
 		if (s) {
-			if (s->in)
-				evbuffer_free(s->in);
+			evbuf_free(&s->in);
 			free(s);
 		}
 		log_warn("HTTP/2: cannot start a stream: out of memory");
@@ -895,6 +892,16 @@ cb_stream_close(nghttp2_session *ss, int32_t id, uint32_t code, void *ud)
 
 /* ---- the connection -------------------------------------------------------------------- */
 
+/* The connection is done: it closes now, or once its output has left (the drained event). */
+static void
+close_when_sent(struct conn *c)
+{
+	if (evbuffer_get_length(c->s.out) == 0)
+		conn_close(c);
+	else
+		sock_notify_drained(&c->s, 0);
+}
+
 static void
 h2_check_end(struct h2conn *h)
 {
@@ -905,10 +912,7 @@ h2_check_end(struct h2conn *h)
 	if (nghttp2_session_want_read(h->ss) || nghttp2_session_want_write(h->ss))
 		return;
 	/* done (GOAWAY either way and no stream left): close once the output has left */
-	if (evbuffer_get_length(c->s.out) == 0)
-		conn_close(c);
-	else
-		sock_notify_drained(&c->s, 0);
+	close_when_sent(c);
 }
 
 /* Frames everything queued and writes it: one TLS write for all that the streams produced
@@ -1064,10 +1068,7 @@ h2_fatal(struct h2conn *h, int rv)
 		s->closed = 1;           /* the transport hooks do nothing more on them */
 	sock_read_stop(&c->s);
 	sock_flush(&c->s);
-	if (evbuffer_get_length(c->s.out) == 0)
-		conn_close(c);
-	else
-		sock_notify_drained(&c->s, 0);
+	close_when_sent(c);
 }
 
 static void
@@ -1171,7 +1172,9 @@ stream_timeout(struct h2s *s, const char *why)
 	}
 }
 
-void
+/* The connection's own timer (timer_arm): the idle close, TLS buffers trimmed, the streams'
+ * header, body and send timeouts. */
+static void
 h2_timer(struct h2conn *h)
 {
 	const struct conf *cf = W(h)->conf;
@@ -1303,13 +1306,7 @@ fail:
 	if (opt)
 		nghttp2_option_del(opt);
 	if (!ok) {
-		if (h->ss)
-			nghttp2_session_del(h->ss);
-		if (h->kick)
-			event_free(h->kick);
-		if (h->timer)
-			event_free(h->timer);
-		free(h);
+		h2_free(h);             /* no stream yet; ss, kick, timer as far as they were made */
 		return -1;
 	}
 	c->h2 = h;
@@ -1368,7 +1365,7 @@ h2_free(struct h2conn *h)
 		}
 		stream_free(s);
 	}
-	event_free(h->kick);
-	event_free(h->timer);
+	ev_free(&h->kick);
+	ev_free(&h->timer);
 	free(h);
 }

@@ -50,13 +50,12 @@ int  h2_negotiated(const struct conn *c);
 int  h2_begin(struct conn *c);
 /* conn_flush for an h2 connection: frames what is queued and writes it. */
 void h2_flush(struct h2conn *h);
-/* The connection's timer fired. */
-void h2_timer(struct h2conn *h);
 /* The worker drains (SIGTERM): GOAWAY, open streams finish, then the connection closes. */
 void h2_drain(struct h2conn *h);
 /* conn_close: stops every stream's upstream from calling into a request that goes away. */
 void h2_closing(struct h2conn *h);
-/* conn_free: aborts (logs) the requests still open and frees everything. */
+/* conn_free: aborts (logs) the requests still open and frees everything (h2_begin's failure
+ * path too, before any stream). */
 void h2_free(struct h2conn *h);
 
 #endif

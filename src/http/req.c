@@ -116,12 +116,9 @@ req_free(struct req *r)
 		up_release(r->up, 0);
 		r->up = NULL;
 	}
-	if (r->body)
-		evbuffer_free(r->body);
-	if (r->rbody)
-		evbuffer_free(r->rbody);
-	if (r->resp_peek)
-		evbuffer_free(r->resp_peek);
+	evbuf_free(&r->body);
+	evbuf_free(&r->rbody);
+	evbuf_free(&r->resp_peek);
 	http_head_fini(&r->h);
 	http_head_fini(&r->rh);
 	conf_unref(r->conf);
@@ -268,10 +265,7 @@ static void
 out_reset(struct req *r)
 {
 	memset(&r->out, 0, sizeof(r->out));
-	if (r->rbody) {
-		evbuffer_free(r->rbody);
-		r->rbody = NULL;
-	}
+	evbuf_free(&r->rbody);
 }
 
 void
@@ -1176,10 +1170,7 @@ resp_send_head_tx(struct req *r, int nobody)
 			r->bytes_out += pl;
 		}
 	}
-	if (r->resp_peek) {
-		evbuffer_free(r->resp_peek);
-		r->resp_peek = NULL;
-	}
+	evbuf_free(&r->resp_peek);
 	if (r->edge || r->up == NULL || r->up_done_early) {
 		r->tx->end(r);
 		r->tx->flush(r);
@@ -1293,10 +1284,7 @@ resp_send_head(struct req *r)
 			r->bytes_out += pl;
 		}
 	}
-	if (r->resp_peek) {
-		evbuffer_free(r->resp_peek);
-		r->resp_peek = NULL;
-	}
+	evbuf_free(&r->resp_peek);
 	if (r->status == 101 && !r->edge) {
 		/* switched: the upstream hands over once its parser call returns (up_feed) */
 		r->tunnel_pending = 1;

@@ -121,10 +121,8 @@ server_free(struct up_server *s)
 
 	while ((u = TAILQ_FIRST(&s->idle)) != NULL)
 		up_close(u);
-	if (s->probe_timer)
-		event_free(s->probe_timer);
-	if (s->probe_ev)
-		event_free(s->probe_ev);
+	ev_free(&s->probe_timer);
+	ev_free(&s->probe_ev);
 	if (s->probe_fd >= 0)
 		close(s->probe_fd);
 	free(s->name);
@@ -169,10 +167,7 @@ server_down(struct up_server *s, const char *why)
 static void
 server_probe_done(struct up_server *s, int ok)
 {
-	if (s->probe_ev) {
-		event_free(s->probe_ev);
-		s->probe_ev = NULL;
-	}
+	ev_free(&s->probe_ev);
 	if (s->probe_fd >= 0) {
 		close(s->probe_fd);
 		s->probe_fd = -1;
@@ -307,12 +302,6 @@ server_new(struct up_pool *p, const struct units_addr *a, const char *text, int 
 	return s;
 }
 
-static int
-same_addr(const struct units_addr *a, const struct units_addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
 /* The list from the generation's servers and the names' addresses; `fresh`: keep nothing of
  * the old list. On out of memory the old list stays. */
 static void
@@ -348,7 +337,7 @@ pool_build(struct up_pool *p, int fresh)
 		for (k = 0; k < na && nw < cap; k++) {
 			s = NULL;
 			for (j = 0; !fresh && j < nold; j++) {
-				if (!old[j]->mark && same_addr(&old[j]->addr, &a[k]) &&
+				if (!old[j]->mark && units_addr_eq(&old[j]->addr, &a[k]) &&
 				    strcmp(old[j]->name, sv->text[i]) == 0) {
 					s = old[j];
 					break;
@@ -518,8 +507,7 @@ up_close(struct upconn *u)
 	} else {
 		s->busy--;
 	}
-	if (u->timer)
-		event_free(u->timer);
+	ev_free(&u->timer);
 	http_parser_fini(&u->hp);
 	sock_fini(&u->s);
 	free(u);

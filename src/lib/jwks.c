@@ -500,8 +500,7 @@ scan(void)
 		dead = s->next;
 		if (s->busy)
 			fetch_end(s, -1);
-		if (s->timer)
-			event_free(s->timer);
+		ev_free(&s->timer);
 		src_free(s);
 	}
 }
@@ -536,10 +535,7 @@ helper_main(void *arg)
 	for (s = fetcher.list; s != NULL; s = s->next) {
 		if (s->busy)
 			fetch_end(s, -1);
-		if (s->timer) {
-			event_free(s->timer);
-			s->timer = NULL;
-		}
+		ev_free(&s->timer);
 		s->armed = 0;
 	}
 	pthread_mutex_unlock(&fetcher.mu);
@@ -579,9 +575,7 @@ helper_stop(void)
 	if (fetcher.dns)
 		evdns_base_free(fetcher.dns, 0);
 	fetcher.dns = NULL;
-	if (fetcher.wake)
-		event_free(fetcher.wake);
-	fetcher.wake = NULL;
+	ev_free(&fetcher.wake);
 	if (fetcher.base)
 		event_base_free(fetcher.base);
 	fetcher.base = NULL;
@@ -641,8 +635,7 @@ helper_start(void)
 fail:
 	log_error("jwks: cannot start the fetcher thread; jwks_url keys will not load");
 	fetcher.failed = 1;
-	if (fetcher.wake)
-		event_free(fetcher.wake);
+	ev_free(&fetcher.wake);
 	if (fetcher.dns)
 		evdns_base_free(fetcher.dns, 0);
 	if (fetcher.base)
@@ -961,10 +954,7 @@ fetch_end(struct jwks_src *s, int ok)
 		else
 			free(t);
 	}
-	if (s->deadline) {
-		event_free(s->deadline);
-		s->deadline = NULL;
-	}
+	ev_free(&s->deadline);
 	if (s->s_on) {
 		sock_fini(&s->s);
 		s->s_on = 0;

@@ -188,6 +188,19 @@ v2_tlvs(const uint8_t *b, size_t n)
 	return 0;
 }
 
+/* An INET (n = 4) or INET6 (n = 16) address block: source and destination address in
+ * network order, then source and destination port, big-endian. */
+static void
+v2_addrs(struct pp_result *res, const uint8_t *a, size_t n, int family)
+{
+	memcpy(res->src, a, n);
+	memcpy(res->dst, a + n, n);
+	res->src_port = (uint16_t)((a[2 * n] << 8) | a[2 * n + 1]);
+	res->dst_port = (uint16_t)((a[2 * n + 2] << 8) | a[2 * n + 3]);
+	res->family = family;
+	res->has_addr = 1;
+}
+
 static enum pp_status
 parse_v2(const uint8_t *buf, size_t n, struct pp_result *res, const char **why)
 {
@@ -244,21 +257,10 @@ parse_v2(const uint8_t *buf, size_t n, struct pp_result *res, const char **why)
 		BAD("v2: address block shorter than its family needs");
 	if (v2_tlvs(a + alen, len - alen) < 0)
 		BAD("v2: a TLV overruns the header");
-	if (fam == 0x11) {
-		memcpy(res->src, a, 4);
-		memcpy(res->dst, a + 4, 4);
-		res->src_port = (uint16_t)((a[8] << 8) | a[9]);
-		res->dst_port = (uint16_t)((a[10] << 8) | a[11]);
-		res->family = AF_INET;
-		res->has_addr = 1;
-	} else if (fam == 0x21) {
-		memcpy(res->src, a, 16);
-		memcpy(res->dst, a + 16, 16);
-		res->src_port = (uint16_t)((a[32] << 8) | a[33]);
-		res->dst_port = (uint16_t)((a[34] << 8) | a[35]);
-		res->family = AF_INET6;
-		res->has_addr = 1;
-	}
+	if (fam == 0x11)
+		v2_addrs(res, a, 4, AF_INET);
+	else if (fam == 0x21)
+		v2_addrs(res, a, 16, AF_INET6);
 	return PP_OK;
 }
 

@@ -124,6 +124,18 @@ resolve_retry_ms(unsigned fails, int64_t min_ms, int64_t max_ms)
 	return ms > max_ms ? max_ms : ms;
 }
 
+/* Address bytes x[0..n) against y[0..n), then the ports (network order in, compared as
+ * numbers). */
+static int
+addr_port_cmp(const void *x, const void *y, size_t n, uint16_t xport, uint16_t yport)
+{
+	int c = memcmp(x, y, n);
+
+	if (c)
+		return c;
+	return ntohs(xport) < ntohs(yport) ? -1 : ntohs(xport) > ntohs(yport);
+}
+
 static int
 addr_cmp(const struct units_addr *a, const struct units_addr *b)
 {
@@ -132,20 +144,14 @@ addr_cmp(const struct units_addr *a, const struct units_addr *b)
 	if (a->ss.ss_family == AF_INET) {
 		const struct sockaddr_in *x = (const struct sockaddr_in *)(const void *)&a->ss;
 		const struct sockaddr_in *y = (const struct sockaddr_in *)(const void *)&b->ss;
-		int c = memcmp(&x->sin_addr, &y->sin_addr, sizeof(x->sin_addr));
-		if (c)
-			return c;
-		return ntohs(x->sin_port) < ntohs(y->sin_port) ? -1 :
-		    ntohs(x->sin_port) > ntohs(y->sin_port);
+		return addr_port_cmp(&x->sin_addr, &y->sin_addr, sizeof(x->sin_addr), x->sin_port,
+		    y->sin_port);
 	}
 	if (a->ss.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)(const void *)&a->ss;
 		const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)(const void *)&b->ss;
-		int c = memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
-		if (c)
-			return c;
-		return ntohs(x->sin6_port) < ntohs(y->sin6_port) ? -1 :
-		    ntohs(x->sin6_port) > ntohs(y->sin6_port);
+		return addr_port_cmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr),
+		    x->sin6_port, y->sin6_port);
 	}
 	return 0;
 }
@@ -571,8 +577,7 @@ name_free(struct rname *nm)
 {
 	if (nm->q)
 		nm->q->n = NULL;        /* its answer is dropped when it comes */
-	if (nm->timer)
-		event_free(nm->timer);
+	ev_free(&nm->timer);
 	free(nm->v);
 	free(nm->key);
 	free(nm);
@@ -601,19 +606,6 @@ name_new(struct resolve *r, const char *key)
 		return NULL;
 	}
 	return nm;
-}
-
-static int
-same_ns(const struct conf_addrs *a, const struct conf_addrs *b)
-{
-	size_t i;
-
-	if (a->n != b->n)
-		return 0;
-	for (i = 0; i < a->n; i++)
-		if (a->v[i].len != b->v[i].len || memcmp(&a->v[i].ss, &b->v[i].ss, a->v[i].len))
-			return 0;
-	return 1;
 }
 
 static int
@@ -695,7 +687,7 @@ resolve_new(struct event_base *base, resolve_change_fn cb, void *arg)
 int
 resolve_conf(struct resolve *r, const struct conf *c)
 {
-	const struct conf_addrs *sv = &c->upstream.servers;
+	const struct conf_addrs *sv = &c->upstream.servers, *ns = &c->upstream.resolve_ns;
 	struct rname *nm, *next;
 	size_t i;
 	int changed = 0, rc = 0;
@@ -734,8 +726,8 @@ resolve_conf(struct resolve *r, const struct conf *c)
 			changed = 1;
 		}
 	}
-	if (r->dns && ((c->upstream.resolve_ns.n == 0) != r->ns_resolv ||
-	    (!r->ns_resolv && !same_ns(&r->ns_used, &c->upstream.resolve_ns))))
+	if (r->dns && ((ns->n == 0) != r->ns_resolv ||
+	    (!r->ns_resolv && !units_addrs_eq(r->ns_used.v, r->ns_used.n, ns->v, ns->n))))
 		log_warn("reload: upstream.resolve.nameservers changes take effect only after a "
 		    "restart");
 	if (changed)
@@ -774,34 +766,53 @@ resolve_missing(const struct resolve *r, const struct conf *c, char *why, size_t
 	return 0;
 }
 
+/* The per-name families of /metrics, in the order they are rendered. */
+enum dns_family { DF_LOOKUPS = 0, DF_FAILURES, DF_CHANGES, DF_ADDRESSES };
+static const struct {
+	const char *name, *type, *help;
+} dns_families[] = {
+	[DF_LOOKUPS] = { "visor_upstream_dns_lookups_total", "counter",
+	    "DNS lookups (A and AAAA) of an upstream name." },
+	[DF_FAILURES] = { "visor_upstream_dns_failures_total", "counter",
+	    "Lookups that brought no address (timeout, NXDOMAIN, SERVFAIL, no record); the last "
+	    "good addresses were kept." },
+	[DF_CHANGES] = { "visor_upstream_dns_changes_total", "counter",
+	    "Answers that changed an upstream name's addresses." },
+	[DF_ADDRESSES] = { "visor_upstream_dns_addresses", "gauge",
+	    "Addresses known now for an upstream name (0: none yet, /readyz answers 503)." },
+};
+
+static uint64_t
+dns_family_value(const struct rname *nm, enum dns_family f)
+{
+	switch (f) {
+	case DF_LOOKUPS:
+		return nm->lookups;
+	case DF_FAILURES:
+		return nm->failures;
+	case DF_CHANGES:
+		return nm->changes;
+	case DF_ADDRESSES:
+		return nm->n;
+	}
+	return 0;
+}
+
 void
 resolve_metrics(const struct resolve *r, struct sbuf *b)
 {
 	const struct rname *nm;
+	size_t f;
 
 	if (TAILQ_EMPTY(&r->names))
 		return;
-	sbuf_printf(b, "# HELP visor_upstream_dns_lookups_total DNS lookups (A and AAAA) of an "
-	    "upstream name.\n# TYPE visor_upstream_dns_lookups_total counter\n");
-	TAILQ_FOREACH(nm, &r->names, link)
-		sbuf_printf(b, "visor_upstream_dns_lookups_total{name=\"%s\"} %llu\n", nm->key,
-		    (unsigned long long)nm->lookups);
-	sbuf_printf(b, "# HELP visor_upstream_dns_failures_total Lookups that brought no address "
-	    "(timeout, NXDOMAIN, SERVFAIL, no record); the last good addresses were kept.\n"
-	    "# TYPE visor_upstream_dns_failures_total counter\n");
-	TAILQ_FOREACH(nm, &r->names, link)
-		sbuf_printf(b, "visor_upstream_dns_failures_total{name=\"%s\"} %llu\n", nm->key,
-		    (unsigned long long)nm->failures);
-	sbuf_printf(b, "# HELP visor_upstream_dns_changes_total Answers that changed an upstream "
-	    "name's addresses.\n# TYPE visor_upstream_dns_changes_total counter\n");
-	TAILQ_FOREACH(nm, &r->names, link)
-		sbuf_printf(b, "visor_upstream_dns_changes_total{name=\"%s\"} %llu\n", nm->key,
-		    (unsigned long long)nm->changes);
-	sbuf_printf(b, "# HELP visor_upstream_dns_addresses Addresses known now for an upstream "
-	    "name (0: none yet, /readyz answers 503).\n"
-	    "# TYPE visor_upstream_dns_addresses gauge\n");
-	TAILQ_FOREACH(nm, &r->names, link)
-		sbuf_printf(b, "visor_upstream_dns_addresses{name=\"%s\"} %zu\n", nm->key, nm->n);
+	for (f = 0; f < ARRAY_LEN(dns_families); f++) {
+		sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", dns_families[f].name,
+		    dns_families[f].help, dns_families[f].name, dns_families[f].type);
+		TAILQ_FOREACH(nm, &r->names, link)
+			sbuf_printf(b, "%s{name=\"%s\"} %llu\n", dns_families[f].name, nm->key,
+			    (unsigned long long)dns_family_value(nm, (enum dns_family)f));
+	}
 }
 
 void

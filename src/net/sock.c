@@ -17,6 +17,8 @@
 
 #include <openssl/err.h>
 
+#include "core/util.h"
+
 #define SOCK_READ_CHUNK  4096
 #define SOCK_READ_BUDGET (256 * 1024)   /* per event: keep other connections served */
 #define SOCK_TLS_RECORD  16384
@@ -123,30 +125,14 @@ fail:
 	return -1;
 }
 
-/* Frees what *ev / *b points at (if anything) and forgets it: sock_init's failure path
- * runs sock_fini, and the owner may run it again on the failed sock (sock.h). */
-static void
-sock_event_drop(struct event **ev)
-{
-	if (*ev != NULL)
-		event_free(*ev);
-	*ev = NULL;
-}
-
-static void
-sock_evbuffer_drop(struct evbuffer **b)
-{
-	if (*b != NULL)
-		evbuffer_free(*b);
-	*b = NULL;
-}
-
+/* Everything is freed and forgotten (NULL, -1): sock_init's failure path runs it, and the
+ * owner may run it again on the failed sock (sock.h). */
 void
 sock_fini(struct sock *s)
 {
-	sock_event_drop(&s->dev);
-	sock_event_drop(&s->rev);
-	sock_event_drop(&s->wev);
+	ev_free(&s->dev);
+	ev_free(&s->rev);
+	ev_free(&s->wev);
 	if (s->ssl) {
 		/* Best-effort close_notify; never wait for the peer's. */
 		if (!s->failed && SSL_is_init_finished(s->ssl))
@@ -159,8 +145,8 @@ sock_fini(struct sock *s)
 		close(s->fd);
 		s->fd = -1;
 	}
-	sock_evbuffer_drop(&s->in);
-	sock_evbuffer_drop(&s->out);
+	evbuf_free(&s->in);
+	evbuf_free(&s->out);
 }
 
 static void

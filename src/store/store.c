@@ -930,10 +930,8 @@ store_worker_init(struct worker *w, struct mstore *mem)
 	sw->poll_ev = event_new(w->base, -1, EV_PERSIST, on_poll, sw);
 	sw->flush_ev = event_new(w->base, -1, 0, on_flush, sw);
 	if (sw->poll_ev == NULL || sw->flush_ev == NULL || mem == NULL) {
-		if (sw->poll_ev)
-			event_free(sw->poll_ev);
-		if (sw->flush_ev)
-			event_free(sw->flush_ev);
+		ev_free(&sw->poll_ev);
+		ev_free(&sw->flush_ev);
 		free(sw);
 		return -1;
 	}
@@ -985,10 +983,8 @@ store_worker_fini(struct worker *w)
 	rl_queue_fail(sw);              /* what the last pass queued: callbacks run now */
 	redis_free(sw->rd);             /* fails what is in flight: callbacks run now */
 	sw->rd = NULL;
-	if (sw->poll_ev)
-		event_free(sw->poll_ev);
-	if (sw->flush_ev)
-		event_free(sw->flush_ev);
+	ev_free(&sw->poll_ev);
+	ev_free(&sw->flush_ev);
 	while ((op = sw->pool) != NULL) {
 		sw->pool = op->q;
 		free(op);
