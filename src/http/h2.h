@@ -9,7 +9,7 @@
  * everything nghttp2 checks (pseudo-headers present once and first, lower-case names, no
  * connection-specific header, TE only "trailers", no CR/LF/NUL, Content-Length matching the
  * DATA), plus :scheme https, :path in origin form (or "*" for OPTIONS), :authority equal to
- * Host when both come, and the same checks an HTTP/1.1 head is given to req_start. Cookies are
+ * Host when both come, and the checks an HTTP/1.1 head passes before req_start. Cookies are
  * joined with "; " as RFC 9113 §8.2.3 asks, so the upstream sees one Cookie header.
  *
  * Limits (all finite by default, docs/configuration.md `http2`): concurrent streams, the
