@@ -843,7 +843,7 @@ describe('SIGTERM with shutdown_delay', () => {
       upstream: up.addr,
       listen: 'admin: {{ADMIN}}',
       // the slow answer takes 3 s × SLOW: the drain must outlast it under valgrind too
-      extra: `shutdown_delay: 1s\nshutdown_timeout: ${10 * SLOW}s\n`,
+      extra: `shutdown_delay: 2s\nshutdown_timeout: ${10 * SLOW}s\n`,
     }));
     assert.equal((await adminGet(v, '/readyz')).status, 200);
     const inflight = https({ port: v.ports.https, path: '/slow', timeoutMs: 8000 * SLOW });
@@ -868,7 +868,7 @@ describe('SIGTERM with shutdown_delay', () => {
     }
 
     // after the delay: refused; the admin listener still answers
-    await delay(Math.max(0, t0 + 1500 - Date.now()));
+    await delay(Math.max(0, t0 + 2500 - Date.now()));
     await assert.rejects(https({ port: v.ports.https, path: '/late', timeoutMs: 2000 * SLOW }), (e) => {
       assert.equal(e.code, 'ECONNREFUSED', `refused after the delay (${e.message})`);
       return true;
