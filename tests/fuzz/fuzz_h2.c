@@ -52,6 +52,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NOCOV __attribute__((no_sanitize("coverage")))
+
+#include "fuzz_env.h"
 #define MAX_PASSES 4096
 #define MAX_UPS    64
 
@@ -105,57 +107,6 @@ fail(const char *what)
 {
 	fprintf(stderr, "fuzz_h2: %s\n", what);
 	abort();
-}
-
-NOCOV static int
-write_file(const char *name, const char *text)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	if ((f = fopen(path, "w")) == NULL)
-		return -1;
-	fputs(text, f);
-	return fclose(f);
-}
-
-NOCOV static int
-write_cert(void)
-{
-	char path[128];
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	FILE *f;
-	int rc = -1;
-
-	if (k == NULL || x == NULL)
-		goto out;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24 * 365);
-	X509_set_pubkey(x, k);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	    (const unsigned char *)"localhost", -1, -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	if (X509_sign(x, k, EVP_sha256()) == 0)
-		goto out;
-	snprintf(path, sizeof(path), "%s/cert.pem", tmpdir);
-	if ((f = fopen(path, "w")) == NULL)
-		goto out;
-	PEM_write_X509(f, x);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/key.pem", tmpdir);
-	if ((f = fopen(path, "w")) == NULL)
-		goto out;
-	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	rc = 0;
-out:
-	X509_free(x);
-	EVP_PKEY_free(k);
-	return rc;
 }
 
 /* ---- the fake upstream ------------------------------------------------------------------ */
@@ -267,33 +218,6 @@ up_accept(evutil_socket_t fd, short what, void *arg)
 /* ---- set-up --------------------------------------------------------------------------------- */
 
 NOCOV static void
-epoll_fds(unsigned char set[128])
-{
-	struct dirent *d;
-	char p[64], l[64];
-	DIR *dir;
-	ssize_t n;
-	int fd;
-
-	memset(set, 0, 128);
-	if ((dir = opendir("/proc/self/fd")) == NULL)
-		return;
-	while ((d = readdir(dir)) != NULL) {
-		fd = atoi(d->d_name);
-		if (d->d_name[0] == '.' || fd < 0 || fd >= 1024)
-			continue;
-		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-		n = readlink(p, l, sizeof(l) - 1);
-		if (n <= 0)
-			continue;
-		l[n] = '\0';
-		if (strcmp(l, "anon_inode:[eventpoll]") == 0)
-			set[fd / 8] |= (unsigned char)(1u << (fd % 8));
-	}
-	closedir(dir);
-}
-
-NOCOV static void
 conf_init(struct fz_conf *cf, int idx)
 {
 	char path[128], *yaml = NULL, *fmt = NULL;
@@ -325,7 +249,7 @@ conf_init(struct fz_conf *cf, int idx)
 		fail("oom");
 #pragma clang diagnostic pop
 	snprintf(path, sizeof(path), "conf%d.yaml", idx);
-	if (write_file(path, yaml) < 0)
+	if (fz_write_file(tmpdir, path, yaml) < 0)
 		fail("write");
 	snprintf(path, sizeof(path), "%s/conf%d.yaml", tmpdir, idx);
 	if ((c = conf_load(path, &ctx)) == NULL) {
@@ -334,10 +258,10 @@ conf_init(struct fz_conf *cf, int idx)
 	}
 	if ((cf->mem = mstore_new()) == NULL)
 		fail("mstore");
-	epoll_fds(before);
+	fz_epoll_fds(before);
 	if ((cf->w = worker_new(idx, c, cf->mem)) == NULL)
 		fail("worker_new");
-	epoll_fds(after);
+	fz_epoll_fds(after);
 	for (i = 0; i < 1024; i++)
 		if ((after[i / 8] & ~before[i / 8]) & (1u << (i % 8))) {
 			cf->epfd = i;
@@ -374,8 +298,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	log_set_level(LOG_ERROR);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/visor-fuzz-h2-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL || write_cert() < 0 ||
-	    write_file("hs256.key", "visor-fuzz-hs256-secret-0123456789abcdef\n") < 0)
+	if (mkdtemp(tmpdir) == NULL || fz_write_cert(tmpdir) < 0 ||
+	    fz_write_file(tmpdir, "hs256.key", "visor-fuzz-hs256-secret-0123456789abcdef\n") < 0)
 		fail("set-up");
 	conf_init(&confs[0], 0);
 	conf_init(&confs[1], 1);

@@ -137,6 +137,8 @@
  * (and the llhttp it shares with the checks) should count as progress. */
 #define NOCOV __attribute__((no_sanitize("coverage")))
 
+#include "fuzz_env.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -409,93 +411,6 @@ dump_out(void)
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-NOCOV static int
-write_file(const char *name, const char *text)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	f = fopen(path, "w");
-	if (f == NULL)
-		return -1;
-	fputs(text, f);
-	return fclose(f) == 0 ? 0 : -1;
-}
-
-/* A self-signed P-256 certificate for conf_load (the TLS contexts are built, never used). */
-NOCOV static int
-write_cert(void)
-{
-	char path[128];
-	EVP_PKEY *k = NULL;
-	X509 *x = NULL;
-	FILE *f = NULL;
-	int rc = -1;
-
-	k = EVP_EC_gen("P-256");
-	x = X509_new();
-	if (k == NULL || x == NULL)
-		goto fail;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24 * 365);
-	X509_set_pubkey(x, k);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	    (const unsigned char *)"localhost", -1, -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	if (X509_sign(x, k, EVP_sha256()) == 0)
-		goto fail;
-	snprintf(path, sizeof(path), "%s/cert.pem", tmpdir);
-	if ((f = fopen(path, "w")) == NULL || !PEM_write_X509(f, x) || fclose(f) != 0) {
-		f = NULL;
-		goto fail;
-	}
-	snprintf(path, sizeof(path), "%s/key.pem", tmpdir);
-	if ((f = fopen(path, "w")) == NULL || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) ||
-	    fclose(f) != 0) {
-		f = NULL;
-		goto fail;
-	}
-	f = NULL;
-	rc = 0;
-fail:
-	if (f)
-		fclose(f);
-	X509_free(x);
-	EVP_PKEY_free(k);
-	return rc;
-}
-
-/* The descriptors of libevent epoll instances, as a bit set over the first 1024 fds. */
-NOCOV static void
-epoll_fds(unsigned char set[128])
-{
-	struct dirent *d;
-	char p[64], l[64];
-	DIR *dir;
-	ssize_t n;
-	int fd;
-
-	memset(set, 0, 128);
-	if ((dir = opendir("/proc/self/fd")) == NULL)
-		return;
-	while ((d = readdir(dir)) != NULL) {
-		fd = atoi(d->d_name);
-		if (d->d_name[0] == '.' || fd < 0 || fd >= 1024)
-			continue;
-		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-		n = readlink(p, l, sizeof(l) - 1);
-		if (n <= 0)
-			continue;
-		l[n] = '\0';
-		if (strcmp(l, "anon_inode:[eventpoll]") == 0)
-			set[fd / 8] |= (unsigned char)(1u << (fd % 8));
-	}
-	closedir(dir);
-}
-
 static void fu_on_accept(evutil_socket_t fd, short what, void *arg);
 
 NOCOV static int
@@ -545,7 +460,7 @@ conf_init(struct fz_conf *cf, int idx)
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "conf%d.yaml", idx);
-	if (write_file(path, yaml) < 0)
+	if (fz_write_file(tmpdir, path, yaml) < 0)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/conf%d.yaml", tmpdir, idx);
 	c = conf_load(path, &ctx);
@@ -556,11 +471,11 @@ conf_init(struct fz_conf *cf, int idx)
 	cf->mem = mstore_new();
 	if (cf->mem == NULL)
 		goto fail;
-	epoll_fds(before);
+	fz_epoll_fds(before);
 	cf->w = worker_new(idx, c, cf->mem);
 	if (cf->w == NULL)
 		goto fail;
-	epoll_fds(after);
+	fz_epoll_fds(after);
 	cf->epfd = -1;
 	for (i = 0; i < 1024; i++) {
 		if ((after[i / 8] & ~before[i / 8]) & (1u << (i % 8))) {
@@ -632,8 +547,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/visor-fuzz-proxy-XXXXXX");
 	if (mkdtemp(tmpdir) == NULL)
 		goto fail;
-	if (write_cert() < 0 || write_file("hs256.key", HS256_SECRET "\n") < 0 ||
-	    write_file("schema.json", SCHEMA) < 0)
+	if (fz_write_cert(tmpdir) < 0 || fz_write_file(tmpdir, "hs256.key", HS256_SECRET "\n") < 0 ||
+	    fz_write_file(tmpdir, "schema.json", SCHEMA) < 0)
 		goto fail;
 	for (i = 0; i < NCONF; i++)
 		if (conf_init(&confs[i], i) < 0)
