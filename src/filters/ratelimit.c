@@ -57,7 +57,7 @@
 
 struct rl_pol {
 	const struct rl_policy *p;
-	char    *prefix;                 /* "visor:rl:<name>:" */
+	char    *prefix;                 /* "visor:rl:<name>:{" (the client is the hash tag) */
 	size_t   plen;
 	int      mode;
 	char    *d8name;                 /* "100-in-1min" */
@@ -707,7 +707,7 @@ rl_build(struct conf_ctx *ctx, struct conf *c, int role, void **fconf)
 		size_t nl = strlen(p->name);
 		q->p = p;
 		q->mode = rl_mode_for(p->limit);
-		q->plen = 9 + nl + 1;
+		q->plen = 9 + nl + 2;
 		q->prefix = malloc(q->plen + 1);
 		rl_d8name(p->limit, p->window_ms, name, sizeof(name));
 		q->d8name = strdup(name);
@@ -716,6 +716,7 @@ rl_build(struct conf_ctx *ctx, struct conf *c, int role, void **fconf)
 		memcpy(q->prefix, "visor:rl:", 9);
 		memcpy(q->prefix + 9, p->name, nl);
 		q->prefix[9 + nl] = ':';
+		q->prefix[9 + nl + 1] = '{';
 		q->prefix[q->plen] = '\0';
 	}
 	*fconf = rc;
@@ -907,17 +908,20 @@ rl_check(struct req *r, const struct rl_conf *rc, struct rl_state *st)
 			return V_ERROR;
 		if (comp == ipk && (comp = arena_strndup(&r->a, ipk, ipl)) == NULL)
 			return V_ERROR;
-		key = arena_alloc(&r->a, p->plen + cl + 1);
+		/* visor:rl:<policy>:{<client>}: a client's policies share a Redis Cluster slot,
+		 * so its check is one atomic script call (docs/rate-limits.md, key layout) */
+		key = arena_alloc(&r->a, p->plen + cl + 2);
 		if (key == NULL)
 			return V_ERROR;
 		memcpy(key, p->prefix, p->plen);
 		memcpy(key + p->plen, comp, cl);
-		key[p->plen + cl] = '\0';
+		key[p->plen + cl] = '}';
+		key[p->plen + cl + 1] = '\0';
 		st->pol[n] = p;
 		st->comp[n] = comp;
 		st->clen[n] = cl;
 		st->lim[n].key = key;
-		st->lim[n].klen = p->plen + cl;
+		st->lim[n].klen = p->plen + cl + 1;
 		st->lim[n].limit = p->p->limit;
 		st->lim[n].window_ms = p->p->window_ms;
 		st->lim[n].mode = p->mode;

@@ -832,7 +832,9 @@ store_probe(struct worker *w, const char *client, size_t klen, int64_t ban_after
 		return STORE_OK;
 	if (sw->redis_on && redis_is_up(sw->rd) &&
 	    (op = op_new(sw, OP_PROBE, client, klen)) != NULL) {
-		pl = mkkey(pk, "visor:probe:", client, klen);
+		/* {visor:bans}: the counter shares the bans' Redis Cluster slot, so the probe that
+		 * bans is one atomic script call there too */
+		pl = mkkey(pk, "visor:probe:{visor:bans}:", client, klen);
 		a.n = a.nn = 0;
 		arg_s(&a, pk, pl);
 		arg_s(&a, "visor:bans", 10);

@@ -3,6 +3,17 @@
 -- same algorithm in C. ARGV[1] = operation, ARGV[2] = clock in ms (0: Redis TIME, so
 -- every visor instance shares one clock). Keys come in KEYS, never built here.
 pcall(redis.replicate_commands)
+local KEYS, ARGV = KEYS, ARGV
+if ARGV[1] == 'xk' then
+  -- Redis Cluster: one call carries the checks of every slot this node serves, so the keys
+  -- cannot be declared (declared keys must share one slot): ARGV = 'xk', nk, the nk keys,
+  -- then the arguments as usual. Redis refuses a key this node does not serve (the call's
+  -- flags allow several slots of one node), which fails only the check that touched it.
+  local nk, K, A = tonumber(ARGV[2]), {}, {}
+  for i = 1, nk do K[i] = ARGV[2 + i] end
+  for i = 3 + nk, #ARGV do A[#A + 1] = ARGV[i] end
+  KEYS, ARGV = K, A
+end
 local op, now = ARGV[1], tonumber(ARGV[2])
 if now == 0 then
   local t = redis.call('TIME')
@@ -479,6 +490,25 @@ elseif op == 'lk_fail' then
   end
   redis.call('PEXPIRE', KEYS[1], lock + max)
   return {f, lock}
+elseif op == 'undo' then
+  -- Redis Cluster: a check whose keys live on several nodes recorded its admission on one
+  -- node while another refused it; take that admission back. ARGV[3] the recording call's
+  -- clock, then per key: mode, window. A log loses one entry of that time, a bucket one count
+  -- (the same admission, whichever request made it: they are indistinguishable).
+  local t = tonum(ARGV[3])
+  for i = 1, #KEYS do
+    local k, mode, w = KEYS[i], ARGV[2 + 2 * i], tonum(ARGV[3 + 2 * i])
+    if mode == '1' then
+      pcall(rcall, 'LREM', k, 1, t)
+    elseif rcall('TYPE', k).ok == 'hash' then
+      local c = fdiv(t, fdiv(w + NB - 1, NB))
+      if tonum(rcall('HGET', k, c) or 0) > 0 then
+        if rcall('HINCRBY', k, c, -1) <= 0 then rcall('HDEL', k, c) end
+        if rcall('HINCRBY', k, 's', -1) <= 0 then rcall('DEL', k) end
+      end
+    end
+  end
+  return 0
 elseif op == 'lk_ok' then
   return redis.call('DEL', KEYS[1])
 end

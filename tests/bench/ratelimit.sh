@@ -120,4 +120,4 @@ for k in none redis memory; do
   echo "| $k | $per | $m | $ratio | ${p50} ms | ${p99} ms | $cpu | $rc | $ev | $al |"
 done
 echo
-echo "keys in Redis after the run: $(rcli DBSIZE) ($(rcli --raw MEMORY USAGE visor:rl:api:127.0.0.1) bytes for visor:rl:api:127.0.0.1)"
+echo "keys in Redis after the run: $(rcli DBSIZE) ($(rcli --raw MEMORY USAGE visor:rl:api:{127.0.0.1}) bytes for visor:rl:api:{127.0.0.1})"

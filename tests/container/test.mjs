@@ -685,7 +685,7 @@ async function sharedPhase() {
         assert.ok(rs.filter((r, i) => i % 2 === k && r.status === 429).length > 0, `instance ${k} refused none`);
       }
       // the client IP is the X-Forwarded-For entry (the peer is trusted): one key in Redis
-      assert.equal(redisCli('EXISTS', `visor:rl:api:${xff}`), '1');
+      assert.equal(redisCli('EXISTS', `visor:rl:api:{${xff}}`), '1');
       for (const c of cs) {
         const m = await http({ port: hostPort(c, 9090), path: '/metrics' });
         assert.match(m.text, /^visor_redis_errors_total 0$/m, `${c}: Redis errors (the memory store answered)`);

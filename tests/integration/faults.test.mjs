@@ -638,7 +638,7 @@ describe('every upstream answer shape, and the client connection after it', () =
 // ---- Redis dies and comes back ------------------------------------------------------------------
 
 // redis key of `key: header:X-Key` for a value (docs/rate-limits.md)
-const hdrKey = (policy, value) => `visor:rl:${policy}:hdr:${crypto.createHash('sha256').update(value).digest('hex').slice(0, 32)}`;
+const hdrKey = (policy, value) => `visor:rl:${policy}:{hdr:${crypto.createHash('sha256').update(value).digest('hex').slice(0, 32)}}`;
 
 describe('Redis killed and restarted under load, per redis.on_error', () => {
   afterEach(cleanupAll);

@@ -163,12 +163,12 @@ describe('one Redis shared by two visor instances', () => {
     const calls = await evalshaCalls(redis) - before;
     assert.ok(calls >= 1 && calls <= 1000, `${calls} EVALSHA for 1,000 requests`);
     // the keys are namespaced and expire on their own
-    const ttl = await redis.cmd('PTTL', 'visor:rl:api:127.0.0.1');
+    const ttl = await redis.cmd('PTTL', 'visor:rl:api:{127.0.0.1}');
     assert.ok(ttl > 0 && ttl <= 60000, `PTTL ${ttl}`);
-    const ttl2 = await redis.cmd('PTTL', 'visor:rl:wide:127.0.0.1');
+    const ttl2 = await redis.cmd('PTTL', 'visor:rl:wide:{127.0.0.1}');
     assert.ok(ttl2 > 0 && ttl2 <= 61000, `PTTL ${ttl2}`);
-    assert.equal(await redis.cmd('TYPE', 'visor:rl:api:127.0.0.1'), 'list');
-    assert.equal(await redis.cmd('TYPE', 'visor:rl:wide:127.0.0.1'), 'hash');
+    assert.equal(await redis.cmd('TYPE', 'visor:rl:api:{127.0.0.1}'), 'list');
+    assert.equal(await redis.cmd('TYPE', 'visor:rl:wide:{127.0.0.1}'), 'hash');
   });
 });
 
@@ -206,7 +206,7 @@ describe('keys', () => {
     assert.equal(await st('/b/4', { ...bearer('dave'), 'X-Forwarded-For': '198.51.100.1' }), 200);
   });
 
-  it('key: user in Redis is visor:rl:<policy>:user:<sub>', T, async () => {
+  it('key: user in Redis is visor:rl:<policy>:{user:<sub>}', T, async () => {
     const up = await statusUpstream();
     const redis = await startRedis();
     const { secret, file } = secretFile();
@@ -218,7 +218,7 @@ describe('keys', () => {
       extra: `jwt:\n  algorithms: [HS256]\n  revocation: false\n  keys:\n    - secret_file: ${file}\n`,
     }));
     assert.equal((await get(v, '/x', { Authorization: `Bearer ${hs256(secret, { sub: 'alice' })}` })).status, 200);
-    assert.equal(await redis.cmd('LLEN', 'visor:rl:peruser:user:alice'), 1);
+    assert.equal(await redis.cmd('LLEN', 'visor:rl:peruser:{user:alice}'), 1);
   });
 
   it('key: header:<Name> counts per header value (hashed in the store); a missing header falls back to the IP', T, async () => {
@@ -236,7 +236,7 @@ describe('keys', () => {
     assert.deepEqual([await st({}), await st({}), await st({})], [200, 200, 429]);
     const keys = String(await redis.cmd('KEYS', 'visor:rl:perkey:*'));
     assert.ok(!keys.includes('k-one'), 'API keys are not stored in clear');
-    const n = await redis.cmd('EXISTS', 'visor:rl:perkey:127.0.0.1');
+    const n = await redis.cmd('EXISTS', 'visor:rl:perkey:{127.0.0.1}');
     assert.equal(n, 1);
   });
 
@@ -683,14 +683,14 @@ describe('reload', () => {
     await v.writeConfig(yaml(5));
     v.hup();
     await until(async () => (await get(v, '/b', {}, agent)).get('RateLimit-Limit') === '5', 3000 * SLOW, 'the new limit');
-    assert.equal(await redis.cmd('LLEN', 'visor:rl:api:127.0.0.1') >= 2, true, 'the same counter goes on');
+    assert.equal(await redis.cmd('LLEN', 'visor:rl:api:{127.0.0.1}') >= 2, true, 'the same counter goes on');
     const connected = v.stderrJson.filter((j) => /redis .*connected/.test(j.msg || ''));
     assert.equal(connected.length, 1, 'no reconnect for a reload that keeps the URL');
     await v.writeConfig(yaml(7, false));
     v.hup();
     await until(async () => (await get(v, '/c', {}, agent)).get('RateLimit-Limit') === '7', 3000 * SLOW, 'memory store');
-    const n = await redis.cmd('LLEN', 'visor:rl:api:127.0.0.1');
+    const n = await redis.cmd('LLEN', 'visor:rl:api:{127.0.0.1}');
     assert.equal((await get(v, '/d', {}, agent)).status, 200);
-    assert.equal(await redis.cmd('LLEN', 'visor:rl:api:127.0.0.1'), n, 'no longer counted in Redis');
+    assert.equal(await redis.cmd('LLEN', 'visor:rl:api:{127.0.0.1}'), n, 'no longer counted in Redis');
   });
 });

@@ -102,7 +102,7 @@ describe('redis.sentinel', () => {
     await dataUp(v, set.primary.port);
     assert.equal(logged(v, new RegExp(`redis sentinel ${MASTER} \\(worker \\d\\): the primary is 127\\.0\\.0\\.1:${set.primary.port}$`)).length, 2);
     assert.deepEqual(await statuses(v, 12, '/exact'), [...Array(10).fill(200), 429, 429]);
-    assert.equal(await set.primary.cmd('EXISTS', 'visor:rl:exact:127.0.0.1'), 1, 'counted on the primary');
+    assert.equal(await set.primary.cmd('EXISTS', 'visor:rl:exact:{127.0.0.1}'), 1, 'counted on the primary');
     assert.equal(await metric(v, 'visor_redis_failovers_total'), 0);
     // the replica got the key by replication, never a write from visor
     const clients = String(await set.replicas[0].cmd('CLIENT', 'LIST'));
@@ -171,9 +171,9 @@ describe('redis.sentinel', () => {
     assert.deepEqual(t, { 200: l.seen.length }, `every request answered 200 (no 5xx): ${JSON.stringify(t)}`);
     assert.equal(logged(v, new RegExp(`redis sentinel ${MASTER} \\(worker \\d\\): the primary moved from 127\\.0\\.0\\.1:${set.primary.port} to 127\\.0\\.0\\.1:${newp.port}`)).length, 2);
     // limits enforced on the new primary, exactly
-    assert.equal(await newp.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 1, 'the new primary holds the key');
+    assert.equal(await newp.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 1, 'the new primary holds the key');
     assert.deepEqual(await statuses(v, 12, '/exact'), [...Array(10).fill(200), 429, 429]);
-    assert.equal(await newp.cmd('EXISTS', 'visor:rl:exact:127.0.0.1'), 1);
+    assert.equal(await newp.cmd('EXISTS', 'visor:rl:exact:{127.0.0.1}'), 1);
     assert.equal((await get(v, '/free')).status, 200);
   });
 
@@ -200,7 +200,7 @@ describe('redis.sentinel', () => {
     await dataUp(v, newp.port, 1);
     assert.equal(logged(v, new RegExp(`the primary moved from 127\\.0\\.0\\.1:${old.port} to 127\\.0\\.0\\.1:${newp.port}$`)).length, 1);
     assert.equal(await metric(v, 'visor_redis_failovers_total'), 1);
-    await until(async () => (await get(v, '/y')).status === 200 && (await newp.cmd('EXISTS', 'visor:rl:api:127.0.0.1')) === 1,
+    await until(async () => (await get(v, '/y')).status === 200 && (await newp.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}')) === 1,
       2000 * SLOW, 'counted on the new primary');
   });
 
@@ -216,14 +216,14 @@ describe('redis.sentinel', () => {
     const v = await startVisor(yaml(up, set, { workers: 1, onError: 'closed' }));
     await waitLog(v, /redis 127\.0\.0\.1:\d+ \(worker 0\): cannot connect: not a primary \(ROLE says slave\): asking the sentinels again/);
     assert.deepEqual(await statuses(v, 2, '/x'), [503, 503], 'no primary known: on_error: closed');
-    assert.equal(await rep.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 0);
+    assert.equal(await rep.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 0);
     for (const s of set.sentinels) {
       await s.cmd('SENTINEL', 'REMOVE', MASTER);
       await s.cmd('SENTINEL', 'MONITOR', MASTER, '127.0.0.1', String(set.primary.port), '2');
     }
     await dataUp(v, set.primary.port, 1);
     await until(async () => (await get(v, '/z')).status === 200, 3000 * SLOW, 'answers from the primary');
-    assert.equal(await set.primary.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 1);
+    assert.equal(await set.primary.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 1);
   });
 
   it('one sentinel of three killed (the first one asked): nothing changes, a reconnect asks the next one', T, async () => {
@@ -375,7 +375,7 @@ describe('redis.sentinel over TLS (rediss://)', () => {
       await l.stop();
     }
     assert.deepEqual(tally(l.seen), { 200: l.seen.length }, 'every request answered 200');
-    assert.equal(await newp.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 1, 'counted on the new primary');
+    assert.equal(await newp.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 1, 'counted on the new primary');
     assert.equal(await metric(v, 'visor_redis_failovers_total'), 2);
   });
 });

@@ -125,7 +125,7 @@ describe('rediss:// limits', () => {
     assert.equal(logged(v, /redis 127\.0\.0\.1:\d+ \(worker [01]\): connected \(TLS\)/).length, 2, 'both workers connected over TLS');
     const t = tally(await burst(v, 300, { sockets: 50 }));
     assert.deepEqual(t, { 200: 100, 429: 200 });
-    assert.equal(await redis.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 1, 'counted in Redis');
+    assert.equal(await redis.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 1, 'counted in Redis');
     assert.equal((await get(v, '/free')).status, 200);
   });
 });
@@ -157,7 +157,7 @@ describe('rediss:// refuses a certificate it cannot verify', () => {
     }), { workers: 1 }));
     await waitLog(v, /cannot connect: TLS: certificate verify failed: [Hh]ostname mismatch/);
     assert.deepEqual(await statuses(v, 4), [200, 200, 200, 429]);
-    assert.equal(await redis.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 0, 'not counted in Redis');
+    assert.equal(await redis.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 0, 'not counted in Redis');
     assert.equal(await scriptLoads(redis), 0);
   });
 
@@ -177,10 +177,10 @@ describe('rediss:// refuses a certificate it cannot verify', () => {
     const r = runVisor(['-t', '-c', file]);
     assert.equal(r.code, 0);
     assert.match(r.stderr, /warning: redis\.tls\.insecure_skip_verify is true: anyone on the network path can impersonate Redis/);
-    await redis.cmd('DEL', 'visor:rl:api:127.0.0.1');
+    await redis.cmd('DEL', 'visor:rl:api:{127.0.0.1}');
     const v2 = await startV(insecure);
     assert.deepEqual(await statuses(v2, 4), [200, 200, 200, 429], 'Redis answers (on_error: closed would be 503)');
-    assert.equal(await redis.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 1);
+    assert.equal(await redis.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 1);
   });
 
   it('a redis.tls section with a redis:// URL, or an unreadable ca_file, is a configuration error', T, async () => {
@@ -218,7 +218,7 @@ describe('rediss:// with a client certificate', () => {
     await redisUp(v, 2);
     await until(async () => (await get(v, '/probe')).status === 200, 3000 * SLOW, 'Redis answers after the reload');
     assert.deepEqual(await statuses(v, 3), [200, 200, 429]);
-    assert.equal(await redis.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 1);
+    assert.equal(await redis.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 1);
   });
 });
 
@@ -291,7 +291,7 @@ describe('Redis restarted under TLS', () => {
       assert.ok(seen.length > 20, `requests flowed (${seen.length})`);
       assert.deepEqual(tally(seen), { 200: seen.length }, 'every request answered 200');
       assert.equal((await get(v, '/after')).status, 200);
-      assert.equal(await redis2.cmd('EXISTS', 'visor:rl:api:127.0.0.1'), 1, 'counted in the new Redis');
+      assert.equal(await redis2.cmd('EXISTS', 'visor:rl:api:{127.0.0.1}'), 1, 'counted in the new Redis');
     } finally {
       stop = true;
       await Promise.all(loops);
