@@ -2,8 +2,14 @@
  * redis — a worker's async Redis connection (contract in redis.h).
  *
  * States: DOWN (waiting for the backoff timer), CONNECTING (resolving, connecting, the TLS
- * handshake, or sending AUTH / SELECT / SCRIPT LOAD — one deadline covers all of it), UP. Only
- * UP accepts commands: a request never waits on a connection that is not known to work.
+ * handshake, or sending AUTH / SELECT / FUNCTION LOAD (or SCRIPT LOAD) — one deadline covers
+ * all of it), UP. Only UP accepts commands: a request never waits on a connection that is not
+ * known to work.
+ *
+ * The store script is called as a Redis Functions function when the server takes the library
+ * (FUNCTION LOAD, Redis >= 7: the script's definitions are built once, not at every call —
+ * see src/store/store.lua), else by EVALSHA (Redis 6, a server or ACL user without FUNCTION).
+ * The choice is made per connection, by the handshake's FUNCTION LOAD answer.
  *
  * Deadlines: a command past its deadline is failed alone; `owed` counts the replies the live
  * connection still owes (timed-out commands included) and `last_io_ms` is the last reply (or
@@ -68,10 +74,14 @@ struct redis_cmd {
 	unsigned      in_q : 1;
 	unsigned      script : 1;
 	unsigned      retried : 1;
-	unsigned      hs : 1;            /* a handshake step (AUTH, SELECT, ROLE, SCRIPT LOAD) */
+	unsigned      hs : 1;            /* a handshake step (AUTH, SELECT, ROLE, FUNCTION LOAD,
+	                                  * SCRIPT LOAD) */
 	unsigned      role : 1;          /* the ROLE step: the server must be a primary */
+	unsigned      fnload : 1;        /* FUNCTION LOAD (a handshake step, or a reload) */
+	unsigned      fcall : 1;         /* script: sent as FCALL (else EVALSHA) */
 	int           argc;
-	size_t        rest;              /* script: offset of the arguments after the sha */
+	size_t        rest;              /* script: offset of the arguments after the sha or the
+	                                  * function's name */
 	size_t        len;
 	char          buf[];             /* the RESP-formatted command */
 };
@@ -94,6 +104,12 @@ struct redis {
 	const char        *script;       /* NULL: a sentinel connection (PING handshake) */
 	size_t             script_len;
 	char               sha[41];
+	char              *lib;          /* the script as a Functions library (FUNCTION LOAD) */
+	size_t             lib_len;
+	char               fname[47];    /* its one function: visor_<sha> */
+	int                fcall;        /* the live connection took the library: FCALL; 0:
+	                                  * EVALSHA */
+	int                fn_logged;    /* the library's refusal was logged */
 
 	/* redis.sentinel: the primary's address (host, port) comes from the sentinels */
 	struct sentinel   *sn;
@@ -145,6 +161,8 @@ struct redis {
 };
 
 static void connect_start(struct redis *rd);
+static int send_fnload(struct redis *rd, struct rconn *conn, int hs);
+static int send_scriptload(struct redis *rd, struct rconn *conn);
 
 /* How the log names a client: the store's connection, or one to a sentinel. */
 #define KIND(rd) ((rd)->script != NULL ? "redis" : "redis sentinel")
@@ -349,8 +367,35 @@ role_of(const redisReply *rp)
 	return rp->element[0]->str;
 }
 
+/* An error reply that starts with s. */
+static int
+err_is(const redisReply *rp, const char *s)
+{
+	size_t n = strlen(s);
+
+	return rp->type == REDIS_REPLY_ERROR && rp->len >= n && memcmp(rp->str, s, n) == 0;
+}
+
+/* FUNCTION LOAD's answer: the library is there (loaded now, or by another worker or instance
+ * of the same visor: same text, same name), or the server will not take it — Redis 6 (unknown
+ * command), an ACL user without FUNCTION, a managed service that refuses it — and calls go as
+ * EVALSHA. 1: FCALL. */
+static int
+fnload_ok(struct redis *rd, const redisReply *rp)
+{
+	if (rp->type != REDIS_REPLY_ERROR || (rp->len >= 14 && memmem(rp->str, rp->len,
+	    "already exists", 14) != NULL))
+		return 1;
+	if (!rd->fn_logged)
+		log_info("redis %s:%d (worker %d): FUNCTION LOAD refused (%.*s): the store script "
+		    "goes by EVALSHA", rd->host, rd->port, rd->wid, (int)MIN(rp->len, 120),
+		    rp->str);
+	rd->fn_logged = 1;
+	return 0;
+}
+
 static void
-on_handshake(struct redis *rd, const redisReply *rp, int role)
+on_handshake(struct redis *rd, const redisReply *rp, int role, int fnload)
 {
 	const char *r;
 
@@ -363,7 +408,16 @@ on_handshake(struct redis *rd, const redisReply *rp, int role)
 		drop_conn(rd, why);
 		return;
 	}
-	if (rp->type == REDIS_REPLY_ERROR) {
+	if (fnload) {
+		if (!(rd->fcall = fnload_ok(rd, rp))) {
+			/* the script's way instead: one more step before UP */
+			if (send_scriptload(rd, rd->conn) < 0) {
+				drop_conn(rd, "cannot queue the handshake");
+				return;
+			}
+			wflush_soon(rd);
+		}
+	} else if (rp->type == REDIS_REPLY_ERROR) {
 		char why[160];
 		/* Redis's own words ("WRONGPASS ...", "ERR DB index is out of range"); no secrets */
 		snprintf(why, sizeof(why), "handshake refused: %.*s", (int)MIN(rp->len, 120),
@@ -388,13 +442,17 @@ on_handshake(struct redis *rd, const redisReply *rp, int role)
 }
 
 /* NOSCRIPT: the script left Redis's cache (SCRIPT FLUSH, a failover to a replica that never
- * saw it). EVAL puts it back; EVALSHA works again after. 1 when resent. */
+ * saw it). EVAL puts it back; EVALSHA works again after. "ERR Function not found": the library
+ * is gone (FUNCTION FLUSH, a failover to a server that never had it): FUNCTION LOAD puts it
+ * back, and this command goes as EVAL, which works whatever that load answers. 1 when resent. */
 static int
 resend_eval(struct redis *rd, struct rconn *conn, struct redis_cmd *c)
 {
 	struct evbuffer *out = conn->s.out;
 
 	c->retried = 1;
+	if (c->fcall && send_fnload(rd, conn, 0) < 0)
+		return 0;
 	if (evbuffer_add_printf(out, "*%d\r\n$4\r\nEVAL\r\n$%zu\r\n", c->argc,
 	    rd->script_len) < 0 ||
 	    evbuffer_add(out, rd->script, rd->script_len) < 0 ||
@@ -404,7 +462,8 @@ resend_eval(struct redis *rd, struct rconn *conn, struct redis_cmd *c)
 	STAILQ_INSERT_TAIL(&conn->wait, c, rlink);
 	rd->owed++;
 	wflush_soon(rd);
-	log_info("redis (worker %d): script not cached (NOSCRIPT), sent it again", rd->wid);
+	log_info("redis (worker %d): %s, sent it again", rd->wid, c->fcall ?
+	    "function not loaded (Function not found)" : "script not cached (NOSCRIPT)");
 	return 1;
 }
 
@@ -428,16 +487,24 @@ on_reply(struct redis *rd, struct rconn *conn, redisReply *rp)
 	STAILQ_REMOVE_HEAD(&conn->wait, rlink);
 	rd->last_io_ms = now_ms();
 	if (c->hs) {
-		int role = c->role;
+		int role = c->role, fnload = c->fnload;
 		free(c);
-		on_handshake(rd, rp, role);
+		on_handshake(rd, rp, role, fnload);
 		freeReplyObject(rp);
 		return;
 	}
 	if (rd->owed > 0)
 		rd->owed--;
-	if (rp->type == REDIS_REPLY_ERROR && c->script && !c->retried && c->fn &&
-	    rp->len >= 8 && memcmp(rp->str, "NOSCRIPT", 8) == 0) {
+	if (c->fnload) {
+		/* a reload: when refused now, calls go as EVALSHA from here on */
+		if (!fnload_ok(rd, rp))
+			rd->fcall = 0;
+		free(c);
+		freeReplyObject(rp);
+		return;
+	}
+	if (c->script && !c->retried && c->fn && (c->fcall ?
+	    err_is(rp, "ERR Function not found") : err_is(rp, "NOSCRIPT"))) {
 		freeReplyObject(rp);
 		if (resend_eval(rd, conn, c))
 			return;               /* same cmd, same place in the deadline queue */
@@ -538,11 +605,15 @@ on_sock(struct sock *s, int ev, void *arg)
 
 /* ---- connecting ----------------------------------------------------------------------------- */
 
+#define HS_ROLE   1                      /* ROLE, whose answer must say "master" */
+#define HS_FNLOAD 2                      /* FUNCTION LOAD, whose answer picks FCALL or EVALSHA */
+#define HS_NOT    4                      /* not a handshake step: a reload, answered by nobody */
+
 /* Appends one handshake command (formatted by hiredis) and its place in the reply order;
- * role: it is ROLE, whose answer must say "master". */
+ * flags: HS_*. */
 static int
 send_hs_flag(struct redis *rd, struct rconn *conn, int argc, const char **argv,
-    const size_t *lens, int role)
+    const size_t *lens, int flags)
 {
 	struct redis_cmd *c;
 	char *cmd = NULL;
@@ -562,10 +633,14 @@ send_hs_flag(struct redis *rd, struct rconn *conn, int argc, const char **argv,
 		explicit_bzero(cmd, (size_t)n);       /* AUTH: the password */
 	redisFreeCommand(cmd);
 	c->rd = rd;
-	c->hs = 1;
-	c->role = role != 0;
+	c->hs = !(flags & HS_NOT);
+	c->role = (flags & HS_ROLE) != 0;
+	c->fnload = (flags & HS_FNLOAD) != 0;
 	STAILQ_INSERT_TAIL(&conn->wait, c, rlink);
-	rd->handshake++;
+	if (c->hs)
+		rd->handshake++;
+	else
+		rd->owed++;
 	return 0;
 }
 
@@ -573,6 +648,27 @@ static int
 send_hs(struct redis *rd, struct rconn *conn, int argc, const char **argv, const size_t *lens)
 {
 	return send_hs_flag(rd, conn, argc, argv, lens, 0);
+}
+
+/* FUNCTION LOAD of the library: a handshake step (hs), or a reload after "Function not
+ * found" that nobody waits for. */
+static int
+send_fnload(struct redis *rd, struct rconn *conn, int hs)
+{
+	const char *argv[3] = { "FUNCTION", "LOAD", rd->lib };
+	size_t lens[3] = { 8, 4, rd->lib_len };
+
+	return send_hs_flag(rd, conn, 3, argv, lens, HS_FNLOAD | (hs ? 0 : HS_NOT));
+}
+
+/* SCRIPT LOAD, the handshake's last step when the server refused the library. */
+static int
+send_scriptload(struct redis *rd, struct rconn *conn)
+{
+	const char *argv[3] = { "SCRIPT", "LOAD", rd->script };
+	size_t lens[3] = { 6, 4, rd->script_len };
+
+	return send_hs_flag(rd, conn, 3, argv, lens, 0);
 }
 
 /* A client SSL for the connection: SNI and the name (or IP) the certificate must carry. */
@@ -693,24 +789,19 @@ connect_addr(struct redis *rd, const struct sockaddr *sa, socklen_t salen)
 		/* the sentinels may lag behind a failover: only a primary will do */
 		argv[0] = "ROLE";
 		lens[0] = 4;
-		if (send_hs_flag(rd, conn, 1, argv, lens, 1) < 0)
+		if (send_hs_flag(rd, conn, 1, argv, lens, HS_ROLE) < 0)
 			goto fail;
 	}
+	rd->fcall = 0;
 	if (rd->script != NULL) {
-		argv[0] = "SCRIPT";
-		lens[0] = 6;
-		argv[1] = "LOAD";
-		lens[1] = 4;
-		argv[2] = rd->script;
-		lens[2] = rd->script_len;
-		n = 3;
+		if (send_fnload(rd, conn, 1) < 0)
+			goto fail;
 	} else {
 		argv[0] = "PING";             /* a sentinel: up once it answers */
 		lens[0] = 4;
-		n = 1;
+		if (send_hs(rd, conn, 1, argv, lens) < 0)
+			goto fail;
 	}
-	if (send_hs(rd, conn, n, argv, lens) < 0)
-		goto fail;
 	if (sock_connect(&conn->s, sa, salen) < 0) {
 		snprintf(why, sizeof(why), "connect: %s", strerror(errno));
 		drop_conn(rd, why);
@@ -1015,9 +1106,10 @@ put_bulk(char *p, const char *s, size_t n)
 	return o;
 }
 
-/* Room for the head of a command: "*<total>\r\n", and for a script "$7\r\nEVALSHA\r\n",
- * "$40\r\n<sha>\r\n" and "$<n>\r\n<nkeys>\r\n". */
-#define HEAD_MAX (1 + 20 + 2 + (1 + 1 + 2 + 7 + 2) + (1 + 2 + 2 + 40 + 2) + (1 + 20 + 2 + 20 + 2))
+/* Room for the head of a command: "*<total>\r\n", and for a script "$7\r\nEVALSHA\r\n" and
+ * "$40\r\n<sha>\r\n" (or FCALL and the function's name, shorter and longer), and
+ * "$<n>\r\n<nkeys>\r\n". */
+#define HEAD_MAX (1 + 20 + 2 + (1 + 1 + 2 + 7 + 2) + (1 + 2 + 2 + 46 + 2) + (1 + 20 + 2 + 20 + 2))
 
 /* A command record with room for `need` bytes of RESP, its head written; NULL when the
  * connection is not up or on out of memory. */
@@ -1040,8 +1132,14 @@ cmd_new(struct redis *rd, int script, int nkeys, int nargs, size_t need)
 	c->buf[o++] = '\n';
 	if (script) {
 		nkl = put_u64(nk, (uint64_t)nkeys);
-		o += put_bulk(c->buf + o, "EVALSHA", 7);
-		o += put_bulk(c->buf + o, rd->sha, 40);
+		if (rd->fcall) {
+			o += put_bulk(c->buf + o, "FCALL", 5);
+			o += put_bulk(c->buf + o, rd->fname, 46);
+			c->fcall = 1;
+		} else {
+			o += put_bulk(c->buf + o, "EVALSHA", 7);
+			o += put_bulk(c->buf + o, rd->sha, 40);
+		}
 		c->rest = o;
 		o += put_bulk(c->buf + o, nk, nkl);
 	}
@@ -1076,7 +1174,7 @@ cmd_send(struct redis *rd, struct redis_cmd *c, redis_fn fn, void *arg)
 	return c;
 }
 
-/* Formats argv (after an optional EVALSHA <sha> <nkeys> prefix) in RESP, in one allocation
+/* Formats argv (after an optional EVALSHA <sha> / FCALL <name>, and <nkeys>) in RESP, in one allocation
  * with the command's record, and sends it. No printf on this path. */
 static struct redis_cmd *
 send_cmd(struct redis *rd, int script, int nkeys, int argc, const char **argv,
@@ -1180,14 +1278,54 @@ redis_cmd_detach(struct redis_cmd *c)
 
 /* ---- life ------------------------------------------------------------------------------------- */
 
+/* SHA-1 of s in hex, as EVALSHA names a script. */
+static int
+sha1_hex(const char *s, size_t n, char hex[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	if (EVP_Digest(s, n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+		return -1;
+	for (i = 0; i < 20; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+char *
+redis_library(const char *script, size_t len, size_t *outlen)
+{
+	char sha[41], *lib;
+	const char *nl;
+	size_t head;
+	int n;
+
+	if (sha1_hex(script, len, sha) < 0)
+		return NULL;
+	if (len >= 2 && script[0] == '#' && script[1] == '!' &&
+	    (nl = memchr(script, '\n', len)) != NULL) {
+		len -= (size_t)(nl + 1 - script);
+		script = nl + 1;
+	}
+	head = 2 * (11 + 6 + 40) + 32;
+	if ((lib = malloc(head + len + 1)) == NULL)
+		return NULL;
+	n = snprintf(lib, head, "#!lua name=visor_%s\nlocal FNAME = 'visor_%s'\n", sha, sha);
+	if (n < 0 || (size_t)n >= head) {
+		free(lib);
+		return NULL;
+	}
+	memcpy(lib + n, script, len);
+	lib[(size_t)n + len] = '\0';
+	*outlen = (size_t)n + len;
+	return lib;
+}
+
 struct redis *
 redis_new(struct event_base *base, struct metrics *m, int worker_id, const char *script,
     size_t script_len)
 {
 	struct redis *rd;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-
 	rd = calloc(1, sizeof(*rd));
 	if (rd == NULL)
 		return NULL;
@@ -1199,11 +1337,11 @@ redis_new(struct event_base *base, struct metrics *m, int worker_id, const char 
 	rd->backoff_ms = BACKOFF_MIN_MS;
 	TAILQ_INIT(&rd->q);
 	if (script != NULL) {
-		if (EVP_Digest(script, script_len, md, &mdlen, EVP_sha1(), NULL) != 1 ||
-		    mdlen != 20)
+		if (sha1_hex(script, script_len, rd->sha) < 0)
 			goto fail;
-		for (i = 0; i < 20; i++)
-			snprintf(rd->sha + 2 * i, 3, "%02x", md[i]);
+		if ((rd->lib = redis_library(script, script_len, &rd->lib_len)) == NULL)
+			goto fail;
+		snprintf(rd->fname, sizeof(rd->fname), "visor_%s", rd->sha);
 	}
 	rd->tmo_ev = evtimer_new(base, on_tmo, rd);
 	rd->retry_ev = evtimer_new(base, on_retry, rd);
@@ -1462,5 +1600,6 @@ redis_free(struct redis *rd)
 	if (rd->wflush_ev)
 		event_free(rd->wflush_ev);
 	free_settings(rd);
+	free(rd->lib);
 	free(rd);
 }

@@ -6,7 +6,8 @@
  *  - connects (host names resolved with evdns, asynchronously), for rediss:// verifies the
  *    certificate and the name (the URL's host or redis.tls.server_name) before sending a byte,
  *    authenticates (AUTH, with the ACL user when the URL has one), selects the db, loads the
- *    store script (SCRIPT LOAD) and only then reports itself up; reconnects with a backoff of
+ *    store script (FUNCTION LOAD of redis_library(script); SCRIPT LOAD when the server refuses
+ *    that) and only then reports itself up; reconnects with a backoff of
  *    25 ms doubling to 500 ms, and gives a connect plus TLS plus handshake max(1 s,
  *    4 x timeout) before trying again;
  *  - every command has a deadline (redis.timeout): a command past it is answered "failed" to
@@ -17,9 +18,12 @@
  *    declared dead and replaced: a slow reply under a CPU burst costs the commands it delays,
  *    not every command in flight;
  *  - a loop turn's commands leave together, in one write, from a deferred event;
- *  - script calls go out as EVALSHA; a NOSCRIPT answer (SCRIPT FLUSH, a failover to a replica
- *    that never saw the script) resends that command once as EVAL with the script text, which
- *    also puts the script back in Redis's cache;
+ *  - script calls go out as FCALL visor_<sha1 of the script> when the connection's FUNCTION
+ *    LOAD took the library, else as EVALSHA <sha1>; a NOSCRIPT answer (SCRIPT FLUSH, a failover
+ *    to a replica that never saw the script) resends that command once as EVAL with the script
+ *    text, which also puts the script back in Redis's cache; "ERR Function not found"
+ *    (FUNCTION FLUSH, a server that never had the library) sends FUNCTION LOAD again and
+ *    resends that command once as EVAL;
  *  - never frees a connection from inside its own socket callback: a connection we give up
  *    on is unhooked at once and freed from a deferred event on the next loop turn;
  *  - with redis.sentinel (sentinel.c) the address is not the URL's: every connect first asks
@@ -52,7 +56,9 @@ struct redisReply;
 /* reply: the parsed reply (possibly an error reply), or NULL when the command failed. */
 typedef void (*redis_fn)(void *arg, const struct redisReply *reply);
 
-/* A disconnected client for `base`; counts failures in m->redis_errors. NULL on OOM. */
+/* A disconnected client for `base`; counts failures in m->redis_errors. NULL on OOM. The
+ * script (kept by the caller) is what EVAL and SCRIPT LOAD send as it is; it may start with a
+ * "#!lua flags=..." line. */
 struct redis *redis_new(struct event_base *base, struct metrics *m, int worker_id,
     const char *script, size_t script_len);
 /* Applies a generation's redis section: connects, or reconnects when the address, the
@@ -94,7 +100,13 @@ void redis_args_int(struct redis_args *a, int64_t v);
 void redis_args_reset(struct redis_args *a);
 void redis_args_fini(struct redis_args *a);
 
-/* EVALSHA <script> nkeys argv[0..argc) (the keys first). NULL when not sent (not up, or out of
+/* The script as a Functions library, FUNCTION LOAD's text: "#!lua name=visor_<sha1>", the
+ * line "local FNAME = 'visor_<sha1>'" (the name of the function it must register), then the
+ * script without its first line when that is a "#!" line (the library states its flags when
+ * it registers). sha1 is the script's as given. Malloc'd, NUL-terminated; NULL on OOM. */
+char *redis_library(const char *script, size_t len, size_t *outlen);
+
+/* FCALL visor_<sha1> or EVALSHA <sha1> (see above), nkeys argv[0..argc) (the keys first). NULL when not sent (not up, or out of
  * memory): fn will not be called. Arguments are copied. */
 struct redis_cmd *redis_script(struct redis *rd, int nkeys, int argc, const char **argv,
     const size_t *lens, redis_fn fn, void *arg);

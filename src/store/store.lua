@@ -2,25 +2,20 @@
 -- The algorithm is described in src/store/store.h and docs/rate-limits.md; src/store/mstore.c is the
 -- same algorithm in C. ARGV[1] = operation, ARGV[2] = clock in ms (0: Redis TIME, so
 -- every visor instance shares one clock). Keys come in KEYS, never built here.
-pcall(redis.replicate_commands)
-local KEYS, ARGV = KEYS, ARGV
-if ARGV[1] == 'xk' then
-  -- Redis Cluster: one call carries the checks of every slot this node serves, so the keys
-  -- cannot be declared (declared keys must share one slot): ARGV = 'xk', nk, the nk keys,
-  -- then the arguments as usual. Redis refuses a key this node does not serve (the call's
-  -- flags allow several slots of one node), which fails only the check that touched it.
-  local nk, K, A = tonumber(ARGV[2]), {}, {}
-  for i = 1, nk do K[i] = ARGV[2 + i] end
-  for i = 3 + nk, #ARGV do A[#A + 1] = ARGV[i] end
-  KEYS, ARGV = K, A
-end
-local op, now = ARGV[1], tonumber(ARGV[2])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--
+-- One text, loaded one of two ways (src/store/redis.c chooses when it connects):
+--   - a Functions library (Redis >= 7): redis.c puts "#!lua name=visor_<sha1>" and the line
+--     "local FNAME = 'visor_<sha1>'" in front (sha1 of this text), and FUNCTION LOAD runs this
+--     chunk once: it defines everything below and registers visor_<sha1>, so an FCALL runs
+--     call() alone — no closures and tables built again per call;
+--   - a script (Redis 6, or a server that refuses FUNCTION LOAD): SCRIPT LOAD, then each
+--     EVALSHA runs the whole chunk, which defines everything and ends in call(KEYS, ARGV).
+-- Either way call() answers the same arguments alike. A library's load sees no global but
+-- `redis` (no tonumber, no math, no KEYS): the top level only defines; call() takes the rest.
+local KEYS, ARGV, now = false, false, 0      -- the current call's
 local NB = 60
-local rcall, rpcall, tonum, floor = redis.call, redis.pcall, tonumber, math.floor
+local rcall, rpcall, tonum, floor               -- redis.call, redis.pcall, tonumber,
+                                               -- math.floor: set by call()
 
 local function fdiv(a, b)
   local q = floor(a / b)
@@ -45,7 +40,7 @@ end
 --         s.w, s.b, s.lo, s.c: the window last used, its bucket width, oldest live and
 --         current bucket.
 --   s.px: PEXPIRE to apply (ms; only ever set right after a write, so the key exists).
-local V, A, DEL = {}, {}, {}
+local V, A, DEL = {}, {}, {}     -- V: set per call; A: scratch for arguments
 
 local function flush_key(k, s)
   if s.t == 'l' then
@@ -415,13 +410,17 @@ local function rl_seg(out, ki, ai, n, flags, iat, left)
   return c
 end
 
-if op == 'batch' then
-  -- ARGV[3] = number of runs; per run: count, n, flags, iat, then limit, window, mode,
-  -- check_only per policy; KEYS: each run's keys, in order. The requests are evaluated in
-  -- order, each exactly as if it came alone. Reply: {now, then per run the segments covering
-  -- its requests in order (see rl_seg); 2, 1 for a request that failed (a revocation key of
-  -- another type, a policy key holding junk): it leaves what it changed before failing, as
-  -- the script failing for it alone would, and the others go on}.
+-- ---- the operations --------------------------------------------------------------------
+
+local OPS = {}
+
+-- ARGV[3] = number of runs; per run: count, n, flags, iat, then limit, window, mode,
+-- check_only per policy; KEYS: each run's keys, in order. The requests are evaluated in
+-- order, each exactly as if it came alone. Reply: {now, then per run the segments covering
+-- its requests in order (see rl_seg); 2, 1 for a request that failed (a revocation key of
+-- another type, a policy key holding junk): it leaves what it changed before failing, as
+-- the script failing for it alone would, and the others go on}.
+function OPS.batch()
   local runs = tonum(ARGV[3])
   local out = {now}
   local ki, ai = 1, 4
@@ -442,41 +441,51 @@ if op == 'batch' then
   end
   flush()
   return out
-elseif op == 'rl' then
-  -- one request: ARGV[3] n, [4] flags, [5] iat, then per policy limit, window, mode,
-  -- check_only. Reply: {1, now} when revoked, else {0, now, then adm, rem, reset per
-  -- policy}.
+end
+
+-- one request: ARGV[3] n, [4] flags, [5] iat, then per policy limit, window, mode,
+-- check_only. Reply: {1, now} when revoked, else {0, now, then adm, rem, reset per
+-- policy}.
+function OPS.rl()
   local out = {}
   rl_seg(out, 1, 6, tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5]), 1)
   flush()
   if out[1] == 1 then return {1, now} end
   out[1], out[2] = 0, now
   return out
-elseif op == 'hit' then
-  -- KEYS[1] policy key; ARGV[3] limit, [4] window, [5] mode
+end
+
+-- KEYS[1] policy key; ARGV[3] limit, [4] window, [5] mode
+function OPS.hit()
   local cnt = hit(KEYS[1], tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5]))
   flush()
   return cnt
-elseif op == 'probe' then
-  -- KEYS[1] visor:probe:<client>, KEYS[2] visor:bans; ARGV[3] ban_after, [4] window,
-  -- [5] mode, [6] ban_for, [7] client
+end
+
+-- KEYS[1] visor:probe:<client>, KEYS[2] visor:bans; ARGV[3] ban_after, [4] window,
+-- [5] mode, [6] ban_for, [7] client
+function OPS.probe()
   local after, banfor = tonum(ARGV[3]), tonum(ARGV[6])
   local cnt = hit(KEYS[1], after, tonum(ARGV[4]), tonum(ARGV[5]))
   flush()
   if cnt < after then return {0, now, 0} end
-  redis.call('DEL', KEYS[1])
-  redis.call('ZADD', KEYS[2], now + banfor, ARGV[7])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('PTTL', KEYS[2]) < banfor then redis.call('PEXPIRE', KEYS[2], banfor) end
+  rcall('DEL', KEYS[1])
+  rcall('ZADD', KEYS[2], now + banfor, ARGV[7])
+  rcall('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if rcall('PTTL', KEYS[2]) < banfor then rcall('PEXPIRE', KEYS[2], banfor) end
   return {1, now, now + banfor}
-elseif op == 'lk_check' then
-  local u = tonum(redis.call('HGET', KEYS[1], 'u'))
+end
+
+function OPS.lk_check()
+  local u = tonum(rcall('HGET', KEYS[1], 'u'))
   if u and u > now then return {1, u - now} end
   return {0, 0}
-elseif op == 'lk_fail' then
-  -- ARGV[3] after, [4] base, [5] max: the lock doubles per failure past `after`, up to max
+end
+
+-- ARGV[3] after, [4] base, [5] max: the lock doubles per failure past `after`, up to max
+function OPS.lk_fail()
   local after, base, max = tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5])
-  local f = redis.call('HINCRBY', KEYS[1], 'f', 1)
+  local f = rcall('HINCRBY', KEYS[1], 'f', 1)
   local lock = 0
   if f >= after then
     lock = base
@@ -486,15 +495,17 @@ elseif op == 'lk_fail' then
       i = i - 1
     end
     if lock > max then lock = max end
-    redis.call('HSET', KEYS[1], 'u', now + lock)
+    rcall('HSET', KEYS[1], 'u', now + lock)
   end
-  redis.call('PEXPIRE', KEYS[1], lock + max)
+  rcall('PEXPIRE', KEYS[1], lock + max)
   return {f, lock}
-elseif op == 'undo' then
-  -- Redis Cluster: a check whose keys live on several nodes recorded its admission on one
-  -- node while another refused it; take that admission back. ARGV[3] the recording call's
-  -- clock, then per key: mode, window. A log loses one entry of that time, a bucket one count
-  -- (the same admission, whichever request made it: they are indistinguishable).
+end
+
+-- Redis Cluster: a check whose keys live on several nodes recorded its admission on one
+-- node while another refused it; take that admission back. ARGV[3] the recording call's
+-- clock, then per key: mode, window. A log loses one entry of that time, a bucket one count
+-- (the same admission, whichever request made it: they are indistinguishable).
+function OPS.undo()
   local t = tonum(ARGV[3])
   for i = 1, #KEYS do
     local k, mode, w = KEYS[i], ARGV[2 + 2 * i], tonum(ARGV[3 + 2 * i])
@@ -509,7 +520,48 @@ elseif op == 'undo' then
     end
   end
   return 0
-elseif op == 'lk_ok' then
-  return redis.call('DEL', KEYS[1])
 end
-return redis.error_reply('visor: unknown store operation')
+
+function OPS.lk_ok()
+  return rcall('DEL', KEYS[1])
+end
+
+-- One call: keys, args as Redis passes them (KEYS, ARGV).
+local function call(keys, args)
+  if not rcall then
+    rcall, rpcall, tonum, floor = redis.call, redis.pcall, tonumber, math.floor
+  end
+  if args[1] == 'xk' then
+    -- Redis Cluster: one call carries the checks of every slot this node serves, so the keys
+    -- cannot be declared (declared keys must share one slot): ARGV = 'xk', nk, the nk keys,
+    -- then the arguments as usual. Redis refuses a key this node does not serve (the call's
+    -- flags allow several slots of one node), which fails only the check that touched it.
+    local nk, K, A = tonum(args[2]), {}, {}
+    for i = 1, nk do K[i] = args[2 + i] end
+    for i = 3 + nk, #args do A[#A + 1] = args[i] end
+    keys, args = K, A
+  end
+  KEYS, ARGV = keys, args
+  local op = OPS[args[1]]
+  if not op then return redis.error_reply('visor: unknown store operation') end
+  now = tonum(args[2])
+  if now == 0 then
+    local t = rcall('TIME')
+    now = tonum(t[1]) * 1000 + floor(tonum(t[2]) / 1000)
+  end
+  V, RV = {}, false
+  return op()
+end
+
+if redis.register_function then
+  -- a library's load: FNAME comes from the line redis.c puts in front. allow-cross-slot-keys:
+  -- a Redis Cluster node's call touches keys of several of its slots ('xk'); without the
+  -- flag Redis would refuse it (it changes nothing elsewhere).
+  redis.register_function{function_name = FNAME, callback = call,
+    flags = {'allow-cross-slot-keys'}}
+else
+  -- a script: EVAL runs this chunk per call (Redis < 5 replicates scripts verbatim unless
+  -- told otherwise, and TIME before a write needs effects replication)
+  pcall(redis.replicate_commands)
+  return call(_G.KEYS, _G.ARGV)
+end

@@ -15,7 +15,7 @@ import {
   cleanupAll, SLOW, delay, until, freePort, track,
 } from './lib/harness.mjs';
 import {
-  redisOnPort, hs256, burst, tally, rlYaml, evalshaCalls, evalCalls, startV,
+  redisOnPort, hs256, burst, tally, rlYaml, evalshaCalls, evalCalls, fcallCalls, startV,
 } from './lib/rl-helpers.mjs';
 import { tlsConnect } from './lib/clients.mjs';
 
@@ -641,9 +641,10 @@ describe('Redis connection details', () => {
     assert.ok(!v.stderr.join('\n').includes('wrong-pw'));
   });
 
-  it('NOSCRIPT after SCRIPT FLUSH: the script is sent again and the count goes on exactly', T, async () => {
+  it('NOSCRIPT after SCRIPT FLUSH (a Redis without FUNCTION: EVALSHA): the script is sent again and the count goes on exactly', T, async () => {
     const up = await statusUpstream();
-    const redis = await startRedis();
+    // FUNCTION renamed away: the "unknown command" a Redis 6 answers
+    const redis = await startRedis({ extraArgs: ['--rename-command', 'FUNCTION', ''] });
     const v = await startV(rlYaml({
       upstream: up.addr,
       workers: 1,
@@ -653,6 +654,9 @@ describe('Redis connection details', () => {
     }));
     const agent = keepAliveAgent();
     for (let i = 0; i < 3; i++) assert.equal((await get(v, '/a', {}, agent)).status, 200);
+    assert.equal(await fcallCalls(redis), 0);
+    assert.equal(await evalshaCalls(redis), 3, 'EVALSHA, one per request');
+    assert.equal(v.stderrJson.filter((j) => /FUNCTION LOAD refused \(ERR unknown command.*goes by EVALSHA/.test(j.msg || '')).length, 1);
     assert.equal(await redis.cmd('SCRIPT', 'FLUSH'), 'OK');
     const r4 = await get(v, '/a', {}, agent);
     assert.equal(r4.status, 200);
@@ -661,6 +665,53 @@ describe('Redis connection details', () => {
     assertOne(await get(v, '/a', {}, agent), 'RateLimit-Remaining', '0');
     assertEdge(await get(v, '/a', {}, agent), 429);
     assert.equal(await evalCalls(redis), 1, 'then EVALSHA again');
+  });
+
+  it('"Function not found" after FUNCTION FLUSH: the library is loaded again, one EVAL, and the count goes on exactly', T, async () => {
+    const up = await statusUpstream();
+    const redis = await startRedis();
+    const v = await startV(rlYaml({
+      upstream: up.addr,
+      workers: 1,
+      redis: { url: redis.url, onError: 'closed' },
+      policies: 'api: { limit: 5, window: 60s, key: ip }',
+      routes: '- path: /\n  rate_limits: [api]',
+    }));
+    const loads = async () => Number((String(await redis.cmd('INFO', 'commandstats')).match(/cmdstat_function\|load:calls=(\d+)/) || [0, 0])[1]);
+    const agent = keepAliveAgent();
+    for (let i = 0; i < 3; i++) assert.equal((await get(v, '/a', {}, agent)).status, 200);
+    assert.equal(await fcallCalls(redis), 3, 'FCALL, one per request');
+    assert.equal(await evalshaCalls(redis), 3, 'and no EVALSHA');
+    assert.equal(await loads(), 1, 'the library, loaded at connect');
+    assert.match(String(await redis.cmd('FUNCTION', 'LIST')), /visor_[0-9a-f]{40}/);
+    assert.equal(await redis.cmd('FUNCTION', 'FLUSH'), 'OK');
+    const r4 = await get(v, '/a', {}, agent);
+    assert.equal(r4.status, 200);
+    assertOne(r4, 'RateLimit-Remaining', '1');
+    assert.equal(await evalCalls(redis), 1, 'that call went again as EVAL');
+    assert.equal(await loads(), 2, 'and the library was loaded again');
+    assertOne(await get(v, '/a', {}, agent), 'RateLimit-Remaining', '0');
+    assertEdge(await get(v, '/a', {}, agent), 429);
+    assert.equal(await evalCalls(redis), 1, 'then FCALL again');
+    assert.equal(await fcallCalls(redis), 6);
+    assert.equal(v.stderrJson.filter((j) => /Function not found/.test(j.msg || '')).length, 1);
+  });
+
+  it('an ACL user without FUNCTION (as some managed services): the script goes by EVALSHA, limits exact', T, async () => {
+    const up = await statusUpstream();
+    const redis = await startRedis();
+    await redis.cmd('ACL', 'SETUSER', 'visor', 'on', '>pw-visor', '~visor:*', '+@all', '-function');
+    const v = await startV(rlYaml({
+      upstream: up.addr,
+      redis: { url: `redis://visor:pw-visor@127.0.0.1:${redis.port}/0`, onError: 'closed' },
+      policies: 'api: { limit: 2, window: 60s, key: ip }',
+      routes: '- path: /\n  rate_limits: [api]',
+    }));
+    assert.deepEqual([(await get(v, '/a')).status, (await get(v, '/a')).status, (await get(v, '/a')).status], [200, 200, 429]);
+    assert.equal(await fcallCalls(redis), 0);
+    assert.equal(await evalshaCalls(redis), 3);
+    // each worker says it once
+    assert.equal(v.stderrJson.filter((j) => /FUNCTION LOAD refused \(NOPERM/.test(j.msg || '')).length, 2);
   });
 });
 

@@ -103,9 +103,11 @@ async function statuses(v, n, p = '/x') {
 const logged = (v, re) => v.stderrJson.filter((j) => re.test(j.msg || ''));
 const waitLog = (v, re, ms = 5000) => v.waitForLog((j) => j && re.test(j.msg || ''), ms * SLOW, { stream: 'stderr' });
 
+// the handshake's last step: FUNCTION LOAD (or SCRIPT LOAD)
 async function scriptLoads(redis) {
-  const m = String(await redis.cmd('INFO', 'commandstats')).match(/cmdstat_script\|load:calls=(\d+)|cmdstat_script:calls=(\d+)/);
-  return m ? Number(m[1] || m[2]) : 0;
+  const info = String(await redis.cmd('INFO', 'commandstats'));
+  const n = (re) => Number((info.match(re) || [0, 0])[1]);
+  return n(/cmdstat_function\|load:calls=(\d+)/) + n(/cmdstat_script\|load:calls=(\d+)/);
 }
 
 // Made once for the file (cleanupAll after each test must not take it away).

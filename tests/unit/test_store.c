@@ -2,7 +2,9 @@
  * Unit tests for the store's algorithm (src/store/store.h) in its two spellings: the memory store
  * (src/store/mstore.c), driven with explicit clocks, and the Lua script (store_lua), run in a real
  * redis-server on a random port when one is installed — the same random sequences go through
- * both and every answer must match. Also: the sliding-window bound checked by brute force,
+ * both and every answer must match. The script is called both ways visor calls it: FCALL of
+ * the Functions library redis.c loads (redis_library), and EVAL of the text, mixed within one
+ * sequence on the same keys. Also: the sliding-window bound checked by brute force,
  * all-or-nothing admission, lockout doubling, probe bans, eviction under a byte budget, and
  * threads hammering one key (exactly `limit` admitted). */
 #include <arpa/inet.h>
@@ -21,6 +23,7 @@
 
 #include "t.h"
 #include "store/mstore.h"
+#include "store/redis.h"
 #include "store/store.h"
 
 extern char **environ;
@@ -443,6 +446,54 @@ test_threads(void)
 /* ---- the Lua script against the memory store ----------------------------------------------------- */
 
 static pid_t redis_pid;
+static char fn_name[64];                /* the library's function; "" without Functions */
+static unsigned fn_calls, eval_calls;
+
+/* Loads the library as redis.c does; a server without FUNCTION (Redis 6) gets EVAL only. */
+static void
+fn_load(redisContext *c)
+{
+	size_t n = 0;
+	char *lib = redis_library(store_lua, store_lua_len(), &n);
+	const char *nl;
+	redisReply *r;
+
+	fn_name[0] = '\0';
+	T_CHECK(lib != NULL && strncmp(lib, "#!lua name=", 11) == 0, "redis_library");
+	if (lib == NULL)
+		return;
+	r = redisCommand(c, "FUNCTION LOAD %b", lib, n);
+	if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "unknown command")) {
+		printf("# redis-server without FUNCTION: the script goes by EVAL only\n");
+	} else {
+		T_CHECK(r && r->type == REDIS_REPLY_STRING, "FUNCTION LOAD: %s",
+		    r && r->str ? r->str : "no reply");
+		nl = strchr(lib, '\n');
+		if (r && r->type == REDIS_REPLY_STRING && nl != NULL)
+			snprintf(fn_name, sizeof(fn_name), "%.*s", (int)(nl - lib - 11), lib + 11);
+		/* the name FCALL uses is the one the library registered */
+		T_CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, fn_name) == 0,
+		    "library %s, function %s", r && r->str ? r->str : "-", fn_name);
+	}
+	freeReplyObject(r);
+	free(lib);
+}
+
+/* The head of a script call: FCALL <the library's function> three calls in four when the
+ * server has Functions, else EVAL <the text>. */
+static void
+script_head(const char **argv, int *a)
+{
+	if (fn_name[0] && (fn_calls + eval_calls) % 4 != 3) {
+		fn_calls++;
+		argv[(*a)++] = "FCALL";
+		argv[(*a)++] = fn_name;
+	} else {
+		eval_calls++;
+		argv[(*a)++] = "EVAL";
+		argv[(*a)++] = store_lua;
+	}
+}
 
 static int
 free_port(void)
@@ -489,8 +540,10 @@ redis_start(void)
 		struct timeval tv = { 1, 0 };
 		usleep(50000);
 		c = redisConnectWithTimeout("127.0.0.1", p, tv);
-		if (c && !c->err)
+		if (c && !c->err) {
+			fn_load(c);
 			return c;
+		}
 		if (c)
 			redisFree(c);
 		c = NULL;
@@ -501,6 +554,10 @@ redis_start(void)
 static void
 redis_stop(redisContext *c)
 {
+	printf("# script calls: %u FCALL, %u EVAL\n", fn_calls, eval_calls);
+	T_CHECK(eval_calls > 0 && (fn_name[0] == '\0' || fn_calls > 2 * eval_calls),
+	    "both ways: %u FCALL, %u EVAL", fn_calls, eval_calls);
+	fn_calls = eval_calls = 0;
 	if (c)
 		redisFree(c);
 	if (redis_pid > 0) {
@@ -538,8 +595,7 @@ lua_rl(redisContext *c, int64_t now, struct store_limit *l, size_t n)
 	int a = 0, k = 0;
 	size_t i;
 
-	argv[a++] = "EVAL";
-	argv[a++] = store_lua;
+	script_head(argv, &a);
 	snprintf(num[k], 24, "%zu", n);
 	argv[a++] = num[k++];
 	for (i = 0; i < n; i++)
@@ -573,8 +629,7 @@ lua_simple(redisContext *c, const char *op, const char *key, int64_t now, int64_
 	long long v;
 	int a = 0;
 
-	argv[a++] = "EVAL";
-	argv[a++] = store_lua;
+	script_head(argv, &a);
 	argv[a++] = "1";
 	argv[a++] = key;
 	argv[a++] = op;
@@ -770,8 +825,7 @@ lua_batch(redisContext *c, int64_t now, struct breq *rq, size_t m, size_t *runs,
 	runs[*nr] = m;
 	if (argv == NULL || num == NULL)
 		goto out;
-	argv[a++] = "EVAL";
-	argv[a++] = store_lua;
+	script_head(argv, &a);
 	nkpos = a++;
 	for (r = 0; r < *nr; r++) {
 		const struct breq *b = &rq[runs[r]];
@@ -851,8 +905,7 @@ lua_rl_req(redisContext *c, int64_t now, const struct breq *b)
 	int a = 0, k = 0, nk = (int)b->n + !!(b->flags & 1) + !!(b->flags & 2);
 	size_t j;
 
-	argv[a++] = "EVAL";
-	argv[a++] = store_lua;
+	script_head(argv, &a);
 	snprintf(num[k], 24, "%d", nk);
 	argv[a++] = num[k++];
 	for (j = 0; j < b->n; j++)

@@ -6,7 +6,9 @@
 //   burst(v, n, opts)        n requests at once over `sockets` keep-alive connections → statuses
 //   tally(statuses)          { '200': 12, '429': 3 }
 //   rlYaml({...})            minimalYaml plus rate_limits / routes / redis / extra sections
-//   evalshaCalls(redis)      cmdstat_evalsha calls from INFO commandstats
+//   evalshaCalls(redis)      store script calls from INFO commandstats: FCALL (the Functions
+//                            library) plus EVALSHA (Redis without Functions); EVAL apart
+//   fcallCalls(redis)        FCALL alone
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import nodeHttps from 'node:https';
@@ -197,8 +199,13 @@ export async function startV(yaml) {
 }
 
 export async function evalshaCalls(redis) {
-  const info = await redis.cmd('INFO', 'commandstats');
-  const m = String(info).match(/cmdstat_evalsha:calls=(\d+)/);
+  const info = String(await redis.cmd('INFO', 'commandstats'));
+  const n = (c) => Number((info.match(new RegExp(`cmdstat_${c}:calls=(\\d+)`)) || [0, 0])[1]);
+  return n('fcall') + n('evalsha');
+}
+
+export async function fcallCalls(redis) {
+  const m = String(await redis.cmd('INFO', 'commandstats')).match(/cmdstat_fcall:calls=(\d+)/);
   return m ? Number(m[1]) : 0;
 }
 
