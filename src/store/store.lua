@@ -7,15 +7,15 @@
 --   - a Functions library (Redis >= 7): redis.c puts "#!lua name=visor_<sha1>" and the line
 --     "local FNAME = 'visor_<sha1>'" in front (sha1 of this text), and FUNCTION LOAD runs this
 --     chunk once: it defines everything below and registers visor_<sha1>, so an FCALL runs
---     call() alone — no closures and tables built again per call;
+--     call() alone — none of the ~25 closures and tables built again per call;
 --   - a script (Redis 6, or a server that refuses FUNCTION LOAD): SCRIPT LOAD, then each
 --     EVALSHA runs the whole chunk, which defines everything and ends in call(KEYS, ARGV).
 -- Either way call() answers the same arguments alike. A library's load sees no global but
 -- `redis` (no tonumber, no math, no KEYS): the top level only defines; call() takes the rest.
 local KEYS, ARGV, now = false, false, 0      -- the current call's
 local NB = 60
-local rcall, rpcall, tonum, floor               -- redis.call, redis.pcall, tonumber,
-                                               -- math.floor: set by call()
+local rcall, rpcall, tonum, floor, fmt          -- redis.call, redis.pcall, tonumber,
+                                               -- math.floor, string.format: set by call()
 
 local function fdiv(a, b)
   local q = floor(a / b)
@@ -42,14 +42,39 @@ end
 --   s.px: PEXPIRE to apply (ms; only ever set right after a write, so the key exists).
 local V, A, DEL = {}, {}, {}     -- V: set per call; A: scratch for arguments
 
+-- Numbers go to Redis as strings made here: every number the algorithm writes is a whole
+-- number, and "%d" costs Redis's Lua a fraction of the "%.14g" its own conversion uses (the
+-- same digits below 1e14). A bucket's name is made once per call and key (istr's one entry).
+local in_, is_ = false, ''
+local function istr(x)
+  if x ~= in_ then in_, is_ = x, fmt('%d', x) end
+  return is_
+end
+
+-- tonumber, for strings that recur from call to call — an argument (a limit, a window, a
+-- count), a bucket's lo and width, a log's oldest entries, TIME's seconds. In a library, a
+-- memo of it (see the end of this chunk).
+local num
+
+-- The n numbers h[1..n] as arguments (a run's log entries: mostly one value, made once).
+local function nums(h, n)
+  local last, ls = false, ''
+  for i = 1, n do
+    local v = h[i]
+    if v ~= last then last, ls = v, fmt('%d', v) end
+    A[i] = ls
+  end
+  return unpack(A, 1, n)
+end
+
 local function flush_key(k, s)
   if s.t == 'l' then
     local nh = #s.h
     if s.gone then
       rcall('DEL', k)
-      if nh > 0 then rcall('LPUSH', k, unpack(s.h)) end
+      if nh > 0 then rcall('LPUSH', k, nums(s.h, nh)) end
     else
-      if nh > 0 then rcall('LPUSH', k, unpack(s.h)) end
+      if nh > 0 then rcall('LPUSH', k, nums(s.h, nh)) end
       if s.pop > 0 then rcall('LTRIM', k, 0, nh + s.n0 - s.pop - 1) end
     end
   elseif s.f then
@@ -67,7 +92,8 @@ local function flush_key(k, s)
     end
     for x, v in pairs(f) do
       if type(v) == 'number' then
-        A[n + 1], A[n + 2] = x, v
+        if type(x) == 'number' then x = istr(x) end
+        A[n + 1], A[n + 2] = x, fmt('%d', v)
         n = n + 2
       end
     end
@@ -182,14 +208,14 @@ local function log_read(k, limit, w, r)
   local n = llen(s)
   local oldest
   while n > 0 do
-    oldest = tonum(lindex(k, s, -1))
+    oldest = num(lindex(k, s, -1))
     if oldest and oldest > now - w then break end
     rpop(s)
     n = n - 1
   end
   r.n, r.reset, r.retry = n, w, w
   if n > 0 then r.reset = oldest + w - now end
-  if n >= limit then r.retry = tonum(lindex(k, s, limit - 1)) + w - now end
+  if n >= limit then r.retry = num(lindex(k, s, limit - 1)) + w - now end
   return r
 end
 
@@ -222,7 +248,7 @@ local function bk_read(k, limit, w, r)
   -- HMGET lo s b <c>, through the cache
   local f = h.f
   if not h.all and (not f or f.lo == nil or f.s == nil or f.b == nil or f[c] == nil) then
-    local v = rpcall('HMGET', k, 'lo', 's', 'b', c)
+    local v = rpcall('HMGET', k, 'lo', 's', 'b', istr(c))
     if v.err then
       hdelkey(h)
       return r
@@ -239,7 +265,7 @@ local function bk_read(k, limit, w, r)
   end
   -- (lo, s and b are never deleted alone; nil: absent after a DEL)
   local v1, v2, v3 = f.lo or false, f.s or false, f.b or false
-  local lo, sum, bb = tonum(v1), tonum(v2), tonum(v3)
+  local lo, sum, bb = num(v1), tonum(v2), num(v3)
   if not lo or not sum or bb ~= b then
     if v1 or v2 or v3 then hdelkey(h) end
     return r
@@ -253,7 +279,7 @@ local function bk_read(k, limit, w, r)
       sum = 0
     else
       for i = lo, L - 1 do
-        local x = tonum(hget(k, h, i))
+        local x = num(hget(k, h, i))
         if x then
           sum = sum - x
           hdel(h, i)
@@ -284,7 +310,7 @@ local function bk_read(k, limit, w, r)
     if sum >= limit then
       local acc = 0
       for i = r.oldest or lo, c do
-        local x = tonum(hget(k, h, i))
+        local x = num(hget(k, h, i))
         if x then
           acc = acc + x
           if sum - acc < limit then
@@ -305,7 +331,9 @@ local function bk_add(k, limit, w, r, cnt)
   if c < oldest then oldest = c end
   local sum = r.n + cnt
   local f = h.f
-  f[c], f.lo, f.s = r.cur + cnt, oldest, sum
+  f[c], f.s = r.cur + cnt, sum
+  -- lo as read (or as the prune set it) stays: not written again
+  if oldest ~= r.oldest then f.lo = oldest end
   if r.fresh then f.b = b end
   -- the key lives as long as its newest bucket counts: set once per bucket
   if r.cur == 0 then h.px = (c + 1) * b + w - now end
@@ -353,7 +381,7 @@ local function rl_seg(out, ki, ai, n, flags, iat, left)
   end
   if flags >= 2 and not revoked then
     local k = KEYS[kj]
-    if RV[k] == nil then RV[k] = tonum(rcall('GET', k)) or false end
+    if RV[k] == nil then RV[k] = num(rcall('GET', k)) end
     local rb = RV[k]
     if rb and rb > iat then revoked = true end
   end
@@ -365,7 +393,7 @@ local function rl_seg(out, ki, ai, n, flags, iat, left)
   local st, all = ST, true
   for i = 1, n do
     local a = ai + (i - 1) * 4
-    local limit, w, log = tonum(ARGV[a]), tonum(ARGV[a + 1]), ARGV[a + 2] == '1'
+    local limit, w, log = num(ARGV[a]), num(ARGV[a + 1]), ARGV[a + 2] == '1'
     local s = st[i]
     if not s then
       s = pstate()
@@ -410,150 +438,147 @@ local function rl_seg(out, ki, ai, n, flags, iat, left)
   return c
 end
 
--- ---- the operations --------------------------------------------------------------------
-
-local OPS = {}
-
--- ARGV[3] = number of runs; per run: count, n, flags, iat, then limit, window, mode,
--- check_only per policy; KEYS: each run's keys, in order. The requests are evaluated in
--- order, each exactly as if it came alone. Reply: {now, then per run the segments covering
--- its requests in order (see rl_seg); 2, 1 for a request that failed (a revocation key of
--- another type, a policy key holding junk): it leaves what it changed before failing, as
--- the script failing for it alone would, and the others go on}.
-function OPS.batch()
-  local runs = tonum(ARGV[3])
-  local out = {now}
-  local ki, ai = 1, 4
-  for _ = 1, runs do
-    local left, n, flags, iat = tonum(ARGV[ai]), tonum(ARGV[ai + 1]), 0, 0
-    if ARGV[ai + 2] ~= '0' then flags, iat = tonum(ARGV[ai + 2]), tonum(ARGV[ai + 3]) end
-    while left > 0 do
-      local o = #out
-      local ok, c = pcall(rl_seg, out, ki, ai + 4, n, flags, iat, left)
-      if not ok then
-        for i = #out, o + 1, -1 do out[i] = nil end
-        out[o + 1], out[o + 2], c = 2, 1, 1
-      end
-      left = left - c
-    end
-    ki = ki + n + flags % 2 + (flags >= 2 and 1 or 0)
-    ai = ai + 4 + 4 * n
-  end
-  flush()
-  return out
-end
-
--- one request: ARGV[3] n, [4] flags, [5] iat, then per policy limit, window, mode,
--- check_only. Reply: {1, now} when revoked, else {0, now, then adm, rem, reset per
--- policy}.
-function OPS.rl()
-  local out = {}
-  rl_seg(out, 1, 6, tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5]), 1)
-  flush()
-  if out[1] == 1 then return {1, now} end
-  out[1], out[2] = 0, now
-  return out
-end
-
--- KEYS[1] policy key; ARGV[3] limit, [4] window, [5] mode
-function OPS.hit()
-  local cnt = hit(KEYS[1], tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5]))
-  flush()
-  return cnt
-end
-
--- KEYS[1] visor:probe:<client>, KEYS[2] visor:bans; ARGV[3] ban_after, [4] window,
--- [5] mode, [6] ban_for, [7] client
-function OPS.probe()
-  local after, banfor = tonum(ARGV[3]), tonum(ARGV[6])
-  local cnt = hit(KEYS[1], after, tonum(ARGV[4]), tonum(ARGV[5]))
-  flush()
-  if cnt < after then return {0, now, 0} end
-  rcall('DEL', KEYS[1])
-  rcall('ZADD', KEYS[2], now + banfor, ARGV[7])
-  rcall('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if rcall('PTTL', KEYS[2]) < banfor then rcall('PEXPIRE', KEYS[2], banfor) end
-  return {1, now, now + banfor}
-end
-
-function OPS.lk_check()
-  local u = tonum(rcall('HGET', KEYS[1], 'u'))
-  if u and u > now then return {1, u - now} end
-  return {0, 0}
-end
-
--- ARGV[3] after, [4] base, [5] max: the lock doubles per failure past `after`, up to max
-function OPS.lk_fail()
-  local after, base, max = tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5])
-  local f = rcall('HINCRBY', KEYS[1], 'f', 1)
-  local lock = 0
-  if f >= after then
-    lock = base
-    local i = f - after
-    while i > 0 and lock < max do
-      lock = lock * 2
-      i = i - 1
-    end
-    if lock > max then lock = max end
-    rcall('HSET', KEYS[1], 'u', now + lock)
-  end
-  rcall('PEXPIRE', KEYS[1], lock + max)
-  return {f, lock}
-end
-
--- Redis Cluster: a check whose keys live on several nodes recorded its admission on one
--- node while another refused it; take that admission back. ARGV[3] the recording call's
--- clock, then per key: mode, window. A log loses one entry of that time, a bucket one count
--- (the same admission, whichever request made it: they are indistinguishable).
-function OPS.undo()
-  local t = tonum(ARGV[3])
-  for i = 1, #KEYS do
-    local k, mode, w = KEYS[i], ARGV[2 + 2 * i], tonum(ARGV[3 + 2 * i])
-    if mode == '1' then
-      pcall(rcall, 'LREM', k, 1, t)
-    elseif rcall('TYPE', k).ok == 'hash' then
-      local c = fdiv(t, fdiv(w + NB - 1, NB))
-      if tonum(rcall('HGET', k, c) or 0) > 0 then
-        if rcall('HINCRBY', k, c, -1) <= 0 then rcall('HDEL', k, c) end
-        if rcall('HINCRBY', k, 's', -1) <= 0 then rcall('DEL', k) end
-      end
-    end
-  end
-  return 0
-end
-
-function OPS.lk_ok()
-  return rcall('DEL', KEYS[1])
-end
+-- ---- the operations ----------------------------------------------------------------------
 
 -- One call: keys, args as Redis passes them (KEYS, ARGV).
 local function call(keys, args)
   if not rcall then
-    rcall, rpcall, tonum, floor = redis.call, redis.pcall, tonumber, math.floor
+    rcall, rpcall, tonum, floor, fmt = redis.call, redis.pcall, tonumber, math.floor,
+      string.format
   end
   if args[1] == 'xk' then
     -- Redis Cluster: one call carries the checks of every slot this node serves, so the keys
     -- cannot be declared (declared keys must share one slot): ARGV = 'xk', nk, the nk keys,
     -- then the arguments as usual. Redis refuses a key this node does not serve (the call's
     -- flags allow several slots of one node), which fails only the check that touched it.
-    local nk, K, A = tonum(args[2]), {}, {}
+    local nk, K, AV = tonum(args[2]), {}, {}
     for i = 1, nk do K[i] = args[2 + i] end
-    for i = 3 + nk, #args do A[#A + 1] = args[i] end
-    keys, args = K, A
+    for i = 3 + nk, #args do AV[#AV + 1] = args[i] end
+    keys, args = K, AV
   end
   KEYS, ARGV = keys, args
-  local op = OPS[args[1]]
-  if not op then return redis.error_reply('visor: unknown store operation') end
-  now = tonum(args[2])
+  local op = args[1]
+  now = num(args[2])
   if now == 0 then
     local t = rcall('TIME')
-    now = tonum(t[1]) * 1000 + floor(tonum(t[2]) / 1000)
+    now = num(t[1]) * 1000 + floor(t[2] / 1000)
   end
   V, RV = {}, false
-  return op()
+  if op == 'batch' then
+    -- ARGV[3] = number of runs; per run: count, n, flags, iat, then limit, window, mode,
+    -- check_only per policy; KEYS: each run's keys, in order. The requests are evaluated in
+    -- order, each exactly as if it came alone. Reply: {now, then per run the segments covering
+    -- its requests in order (see rl_seg); 2, 1 for a request that failed (a revocation key of
+    -- another type, a policy key holding junk): it leaves what it changed before failing, as
+    -- the script failing for it alone would, and the others go on}.
+    local runs = num(ARGV[3])
+    local out = {now}
+    local ki, ai = 1, 4
+    for _ = 1, runs do
+      local left, n, flags, iat = num(ARGV[ai]), num(ARGV[ai + 1]), 0, 0
+      if ARGV[ai + 2] ~= '0' then flags, iat = num(ARGV[ai + 2]), num(ARGV[ai + 3]) end
+      while left > 0 do
+        local o = #out
+        local ok, c = pcall(rl_seg, out, ki, ai + 4, n, flags, iat, left)
+        if not ok then
+          for i = #out, o + 1, -1 do out[i] = nil end
+          out[o + 1], out[o + 2], c = 2, 1, 1
+        end
+        left = left - c
+      end
+      ki = ki + n + flags % 2 + (flags >= 2 and 1 or 0)
+      ai = ai + 4 + 4 * n
+    end
+    flush()
+    return out
+  elseif op == 'rl' then
+    -- one request: ARGV[3] n, [4] flags, [5] iat, then per policy limit, window, mode,
+    -- check_only. Reply: {1, now} when revoked, else {0, now, then adm, rem, reset per
+    -- policy}.
+    local out = {}
+    rl_seg(out, 1, 6, num(ARGV[3]), num(ARGV[4]), num(ARGV[5]), 1)
+    flush()
+    if out[1] == 1 then return {1, now} end
+    out[1], out[2] = 0, now
+    return out
+  elseif op == 'hit' then
+    -- KEYS[1] policy key; ARGV[3] limit, [4] window, [5] mode
+    local cnt = hit(KEYS[1], tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5]))
+    flush()
+    return cnt
+  elseif op == 'probe' then
+    -- KEYS[1] visor:probe:<client>, KEYS[2] visor:bans; ARGV[3] ban_after, [4] window,
+    -- [5] mode, [6] ban_for, [7] client
+    local after, banfor = tonum(ARGV[3]), tonum(ARGV[6])
+    local cnt = hit(KEYS[1], after, tonum(ARGV[4]), tonum(ARGV[5]))
+    flush()
+    if cnt < after then return {0, now, 0} end
+    rcall('DEL', KEYS[1])
+    rcall('ZADD', KEYS[2], now + banfor, ARGV[7])
+    rcall('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+    if rcall('PTTL', KEYS[2]) < banfor then rcall('PEXPIRE', KEYS[2], banfor) end
+    return {1, now, now + banfor}
+  elseif op == 'lk_check' then
+    local u = tonum(rcall('HGET', KEYS[1], 'u'))
+    if u and u > now then return {1, u - now} end
+    return {0, 0}
+  elseif op == 'lk_fail' then
+    -- ARGV[3] after, [4] base, [5] max: the lock doubles per failure past `after`, up to max
+    local after, base, max = tonum(ARGV[3]), tonum(ARGV[4]), tonum(ARGV[5])
+    local f = rcall('HINCRBY', KEYS[1], 'f', 1)
+    local lock = 0
+    if f >= after then
+      lock = base
+      local i = f - after
+      while i > 0 and lock < max do
+        lock = lock * 2
+        i = i - 1
+      end
+      if lock > max then lock = max end
+      rcall('HSET', KEYS[1], 'u', now + lock)
+    end
+    rcall('PEXPIRE', KEYS[1], lock + max)
+    return {f, lock}
+  elseif op == 'undo' then
+    -- Redis Cluster: a check whose keys live on several nodes recorded its admission on one
+    -- node while another refused it; take that admission back. ARGV[3] the recording call's
+    -- clock, then per key: mode, window. A log loses one entry of that time, a bucket one count
+    -- (the same admission, whichever request made it: they are indistinguishable).
+    local t = tonum(ARGV[3])
+    for i = 1, #KEYS do
+      local k, mode, w = KEYS[i], ARGV[2 + 2 * i], tonum(ARGV[3 + 2 * i])
+      if mode == '1' then
+        pcall(rcall, 'LREM', k, 1, t)
+      elseif rcall('TYPE', k).ok == 'hash' then
+        local c = fdiv(t, fdiv(w + NB - 1, NB))
+        if tonum(rcall('HGET', k, c) or 0) > 0 then
+          if rcall('HINCRBY', k, c, -1) <= 0 then rcall('HDEL', k, c) end
+          if rcall('HINCRBY', k, 's', -1) <= 0 then rcall('DEL', k) end
+        end
+      end
+    end
+    return 0
+  elseif op == 'lk_ok' then
+    return rcall('DEL', KEYS[1])
+  end
+  return redis.error_reply('visor: unknown store operation')
 end
 
 if redis.register_function then
+  -- Redis's Lua makes a number of a string with strtod, twice per tonumber: more than the
+  -- Redis commands around it cost. A library remembers the strings it has seen between
+  -- calls (bounded: emptied past NUMS_MAX). Junk gives false where tonumber gives nil.
+  local NUMS, nnums, NUMS_MAX = {}, 0, 2048
+  num = function(x)
+    local v = NUMS[x]
+    if v == nil then
+      if x == nil then return false end
+      v = tonum(x) or false
+      if nnums >= NUMS_MAX then NUMS, nnums = {}, 0 end
+      NUMS[x], nnums = v, nnums + 1
+    end
+    return v
+  end
   -- a library's load: FNAME comes from the line redis.c puts in front. allow-cross-slot-keys:
   -- a Redis Cluster node's call touches keys of several of its slots ('xk'); without the
   -- flag Redis would refuse it (it changes nothing elsewhere).
@@ -562,6 +587,8 @@ if redis.register_function then
 else
   -- a script: EVAL runs this chunk per call (Redis < 5 replicates scripts verbatim unless
   -- told otherwise, and TIME before a write needs effects replication)
+  -- (a memo would be built and dropped at every call: plain tonumber)
   pcall(redis.replicate_commands)
+  num = tonumber
   return call(_G.KEYS, _G.ARGV)
 end
