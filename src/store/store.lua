@@ -17,8 +17,9 @@ local NB = 60
 local rcall, rpcall, tonum, floor, fmt          -- redis.call, redis.pcall, tonumber,
                                                -- math.floor, string.format: set by call()
 
+-- floor(a / b), exactly, for whole numbers (a % b is the VM's own: no C call)
 local function fdiv(a, b)
-  local q = floor(a / b)
+  local q = (a - a % b) / b
   if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
   return q
 end
@@ -38,9 +39,11 @@ end
 --         when deleted (s.nd of them). Bucket fields are numbers, as Redis names them from
 --         numbers. s.all: every other field is absent (after DEL); s.del: DEL first.
 --         s.w, s.b, s.lo, s.c: the window last used, its bucket width, oldest live and
---         current bucket.
+--         current bucket. s.wb: the bucket bk_add counted in (true: more than one).
 --   s.px: PEXPIRE to apply (ms; only ever set right after a write, so the key exists).
 local V, A, DEL = {}, {}, {}     -- V: set per call; A: scratch for arguments
+local KL, nkl = {}, 0            -- the keys of V in the order opened (KL[1..nkl])
+local HS, nhs, HS_MAX = {}, 0, 1024   -- HASH states by key, for reuse (see vopen)
 
 -- Numbers go to Redis as strings made here: every number the algorithm writes is a whole
 -- number, and "%d" costs Redis's Lua a fraction of the "%.14g" its own conversion uses (the
@@ -67,6 +70,14 @@ local function nums(h, n)
   return unpack(A, 1, n)
 end
 
+-- Field x of f (named xs in Redis) into A[n+1..n+2] when written (a number); the new n.
+local function hput(f, x, xs, n)
+  local v = f[x]
+  if type(v) ~= 'number' then return n end
+  A[n + 1], A[n + 2] = xs, fmt('%d', v)
+  return n + 2
+end
+
 local function flush_key(k, s)
   if s.t == 'l' then
     local nh = #s.h
@@ -90,12 +101,19 @@ local function flush_key(k, s)
       if n > 0 then rcall('HDEL', k, unpack(A, 1, n)) end
       n = 0
     end
-    for x, v in pairs(f) do
-      if type(v) == 'number' then
-        if type(x) == 'number' then x = istr(x) end
-        A[n + 1], A[n + 2] = x, fmt('%d', v)
-        n = n + 2
+    local wb = s.wb
+    if wb == true then
+      for x, v in pairs(f) do
+        if type(v) == 'number' then
+          if type(x) == 'number' then x = istr(x) end
+          A[n + 1], A[n + 2] = x, fmt('%d', v)
+          n = n + 2
+        end
       end
+    else
+      -- only lo, s, b and the one bucket bk_add counted in are ever written
+      n = hput(f, 'lo', 'lo', hput(f, 's', 's', hput(f, 'b', 'b', n)))
+      if wb then n = hput(f, wb, istr(wb), n) end
     end
     if n > 0 then rcall('HSET', k, unpack(A, 1, n)) end
   end
@@ -104,7 +122,10 @@ end
 
 -- Writes every key out; the run's use of V ends here.
 local function flush()
-  for k, s in pairs(V) do flush_key(k, s) end
+  for i = 1, nkl do
+    local k = KL[i]
+    flush_key(k, V[k])
+  end
 end
 
 -- The state of key k seen as type t ('l' LIST, 'h' HASH). A LIST that is something else
@@ -116,6 +137,10 @@ local function vopen(k, t)
     if s.t == t then return s end
     flush_key(k, s)
   end
+  if not s then
+    nkl = nkl + 1
+    KL[nkl] = k
+  end
   if t == 'l' then
     local n = rpcall('LLEN', k)
     if type(n) ~= 'number' then
@@ -124,8 +149,17 @@ local function vopen(k, t)
     end
     s = {t = 'l', n0 = n, pop = 0, h = {}, m = {}, gone = false, px = false}
   else
-    s = {t = 'h', f = false, all = false, del = false, nd = 0, px = false, w = false, b = 0,
-      lo = 0, c = 0}
+    -- a HASH state is reset in place when its table is known from an earlier call (a
+    -- library keeps HS between calls, bounded like NUMS): cheaper than building it
+    s = HS[k]
+    if s then
+      s.f, s.all, s.del, s.nd, s.px, s.w, s.wb = false, false, false, 0, false, false, false
+    else
+      s = {t = 'h', f = false, all = false, del = false, nd = 0, px = false, w = false, b = 0,
+        lo = 0, c = 0, wb = false}
+      if nhs >= HS_MAX then HS, nhs = {}, 0 end
+      HS[k], nhs = s, nhs + 1
+    end
   end
   V[k] = s
   return s
@@ -332,6 +366,7 @@ local function bk_add(k, limit, w, r, cnt)
   local sum = r.n + cnt
   local f = h.f
   f[c], f.s = r.cur + cnt, sum
+  if h.wb ~= c then h.wb = h.wb == false and c or true end
   -- lo as read (or as the prune set it) stays: not written again
   if oldest ~= r.oldest then f.lo = oldest end
   if r.fresh then f.b = b end
@@ -461,9 +496,10 @@ local function call(keys, args)
   now = num(args[2])
   if now == 0 then
     local t = rcall('TIME')
-    now = num(t[1]) * 1000 + floor(t[2] / 1000)
+    local us = t[2] + 0
+    now = num(t[1]) * 1000 + (us - us % 1000) / 1000
   end
-  V, RV = {}, false
+  V, RV, nkl = {}, false, 0
   if op == 'batch' then
     -- ARGV[3] = number of runs; per run: count, n, flags, iat, then limit, window, mode,
     -- check_only per policy; KEYS: each run's keys, in order. The requests are evaluated in

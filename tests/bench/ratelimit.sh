@@ -31,6 +31,7 @@ for t in wrk node openssl redis-server redis-cli curl; do
   command -v $t >/dev/null || { echo "ratelimit.sh: $t is required" >&2; exit 2; }
 done
 rcli() { timeout 5 redis-cli -p "$RED" "$@"; }
+sticks() { awk '{print $15}' "/proc/$1/stat"; }   # system-time ticks alone
 # calls of the store script (fcall, evalsha, eval) or of all commands, from INFO commandstats
 calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:=,]' -v c="$1" \
   '/^cmdstat_/ { if (c == "all" || $1 ~ /^cmdstat_(fcall|evalsha|eval)$/) s += $3 }
@@ -94,20 +95,21 @@ for r in $(seq 1 "$ROUNDS"); do
   order=("${runs[@]:$(( (r - 1) % 3 ))}" "${runs[@]:0:$(( (r - 1) % 3 ))}")
   for k in "${order[@]}"; do
     pid=${PIDS[${PIDOF[$k]}]}
-    e0=$(calls script); a0=$(calls all); t0=$(ticks "$pid"); r0=$(ticks "${PIDS[redis]}")
+    e0=$(calls script); a0=$(calls all); t0=$(ticks "$pid"); r0=$(ticks "${PIDS[redis]}"); rs0=$(sticks "${PIDS[redis]}")
     out=$(wrk_run "$DUR" "$k")
-    t1=$(ticks "$pid"); r1=$(ticks "${PIDS[redis]}"); e1=$(calls script); a1=$(calls all)
+    t1=$(ticks "$pid"); r1=$(ticks "${PIDS[redis]}"); rs1=$(sticks "${PIDS[redis]}"); e1=$(calls script); a1=$(calls all)
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     errs=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr '\n' ' ' || true)
     cpu=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
     rcpu=$(awk -v d=$((r1 - r0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+    rsys=$(awk -v d=$((rs1 - rs0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
     # wrk's count misses the requests still in flight when it stops (< CONNS): exact enough
     ev=$(awk -v d=$((e1 - e0)) -v n="$reqs" 'BEGIN { printf "%.4f", d / n }')
     al=$(awk -v d=$((a1 - a0 - 2)) -v n="$reqs" 'BEGIN { printf "%.4f", d / n }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$k" "$rps" "$p50" "$p99" "$cpu" "$ev" "$al" "$rcpu" "$errs" >> "$RUN/rounds.tsv"
-    echo "  round $r $k: $rps req/s, p50 $p50, p99 $p99, visor ${cpu} µs CPU/req, Redis ${rcpu} µs CPU/req, script calls/req $ev, Redis commands/req $al ${errs}"
+    echo "  round $r $k: $rps req/s, p50 $p50, p99 $p99, visor ${cpu} µs CPU/req, Redis ${rcpu} µs CPU/req (${rsys} in the kernel), script calls/req $ev, Redis commands/req $al ${errs}"
   done
 done
 
