@@ -21,7 +21,8 @@
 //     stop()            every node stopped by PID (SIGTERM, then SIGKILL), the dir removed
 //   keySlot(key)       the Redis Cluster hash slot (CRC16/XMODEM of the hash tag or key,
 //                      mod 16384), computed here; checked against CLUSTER KEYSLOT by the tests
-//   clientsOnSlots(pred, n) n IPv4 addresses a.b.c.d whose slot as a hash tag satisfies pred
+//   clientsOnSlots(pred, n, { group }) n client addresses (198.18.0.0/15) whose slot as a hash
+//                      tag satisfies pred
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -60,11 +61,13 @@ export function keySlot(key) {
   return crc16(k) % 16384;
 }
 
-// n distinct client addresses (10.x.y.z, from `start`) whose slot satisfies pred(slot, ip).
-export function clientsOnSlots(pred, n, { start = 0, prefix = '10' } = {}) {
+// n distinct client addresses whose slot (as a hash tag) satisfies pred(slot, ip), from the
+// 198.18.0.0/15 benchmarking range (RFC 2544; only ever sent as X-Forwarded-For values).
+// `group` (0..15) picks a disjoint block of 8192 addresses, so a test's sets never overlap.
+export function clientsOnSlots(pred, n, { group = 0 } = {}) {
   const out = [];
-  for (let i = start; out.length < n && i < 1 << 24; i++) {
-    const ip = `${prefix}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  for (let i = group * 8192; out.length < n && i < (group + 1) * 8192; i++) {
+    const ip = `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
     if (pred(keySlot(ip), ip)) out.push(ip);
   }
   if (out.length < n) throw new Error(`clientsOnSlots: only ${out.length} of ${n} addresses found`);
