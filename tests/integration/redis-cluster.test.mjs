@@ -18,7 +18,8 @@
 //    replica's promotion the limits are enforced in Redis on the new primary (the time from
 //    the kill to visor's first script call there is printed);
 //  - rediss://: TLS to every node (--tls-cluster yes), verified against ca_file;
-//  - config errors: redis.cluster with redis.sentinel, a db other than 0, an empty node list.
+//  - config errors: redis.cluster with redis.sentinel, a db other than 0, an empty or malformed
+//    node list; the lint warnings (a URL host that is unused, no password on the network).
 // After each test the harness checks visor is up and its fds / connections_active are back to
 // the baseline (the cluster is stopped before visor).
 import { describe, it, before, after, afterEach } from 'node:test';
@@ -537,27 +538,36 @@ describe('redis.cluster over TLS (rediss://)', () => {
 describe('redis.cluster configuration', () => {
   afterEach(cleanupAll);
 
-  it('visor -t refuses redis.cluster with redis.sentinel, a db other than 0, an empty node list (file:line)', T, async () => {
+  it('visor -t refuses redis.cluster with redis.sentinel, a db other than 0, an empty or malformed node list (file:line:col); warns about an unused URL host and a password-less cluster on the network', T, async () => {
     const up = await startUpstream();
     const base = (redis) => rlYaml({ upstream: up.addr, workers: 1, extra: `redis:\n${redis}` });
     const check = async (redis) => {
       const { file } = await writeConfigFile(base(redis));
       return { ...runVisor(['-t', '-c', file]), file };
     };
-    let r = await check('  url: "redis://cluster/0"\n  cluster:\n    nodes: ["127.0.0.1:7000"]\n' +
-      '  sentinel:\n    master: mymaster\n    nodes: ["127.0.0.1:26379"]\n');
-    assert.notEqual(r.code, 0, r.stderr);
-    assert.match(r.stderr, /:\d+(:\d+)?: error: .*redis\.(cluster|sentinel).*(sentinel|cluster)/, r.stderr);
-    r = await check('  url: "redis://cluster/3"\n  cluster:\n    nodes: ["127.0.0.1:7000"]\n');
-    assert.notEqual(r.code, 0, r.stderr);
-    assert.match(r.stderr, /:\d+(:\d+)?: error: .*(db|database).*0|:\d+(:\d+)?: error: .*redis\.url.*cluster/i, r.stderr);
-    r = await check('  url: "redis://cluster/0"\n  cluster:\n    nodes: []\n');
-    assert.notEqual(r.code, 0, r.stderr);
-    assert.match(r.stderr, /:\d+(:\d+)?: error: redis\.cluster\.nodes/, r.stderr);
-    // each error names the file
-    assert.ok(r.stderr.includes(path.basename(r.file)), r.stderr);
-    // a valid one: seeds with and without a port (default 6379)
-    r = await check('  url: "redis://cluster/0"\n  cluster:\n    nodes: ["127.0.0.1:7000", localhost]\n');
-    assert.equal(r.code, 0, r.stderr);
+    const err = (r, re) => {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`${path.basename(r.file).replace('.', '\\.')}:\\d+:\\d+: error: ${re}`), r.stderr);
+    };
+    err(await check('  url: "redis://cluster/0"\n  cluster:\n    nodes: ["127.0.0.1:7000"]\n' +
+      '  sentinel:\n    master: mymaster\n    nodes: ["127.0.0.1:26379"]\n'),
+    'redis\\.cluster: a Redis Cluster has no sentinels: use redis\\.cluster or redis\\.sentinel, not both');
+    err(await check('  url: "redis://cluster/3"\n  cluster:\n    nodes: ["127.0.0.1:7000"]\n'),
+      'redis\\.url: a Redis Cluster has only database 0, got /3');
+    err(await check('  url: "redis://cluster/0"\n  cluster:\n    nodes: []\n'),
+      'redis\\.cluster\\.nodes: at least one cluster node \\(host:port\\) is needed');
+    const r = await check('  url: "redis://cluster/0"\n  cluster:\n    nodes: ["a b:1", "h:0", "::1:5"]\n');
+    err(r, "redis\\.cluster\\.nodes\\[0\\]: expected host:port, got 'a b:1'");
+    err(r, "redis\\.cluster\\.nodes\\[1\\]: the port must be a number from 1 to 65535, got 'h:0'");
+    err(r, "redis\\.cluster\\.nodes\\[2\\]: an IPv6 address must be written in brackets");
+    // valid: seeds with and without a port (default 6379); a URL naming a server is reported
+    // as unused, a password-less URL for nodes on the network is warned about
+    let ok = await check('  url: "redis://cluster/0"\n  cluster:\n    nodes: ["127.0.0.1:7000", localhost, "[::1]:7001"]\n');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.doesNotMatch(ok.stderr, /warning: redis/);
+    ok = await check('  url: "redis://127.0.0.1:6380/0"\n  cluster:\n    nodes: ["192.0.2.7:7000"]\n');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /:\d+:\d+: warning: redis\.url names 127\.0\.0\.1:6380, which is not used with redis\.cluster/);
+    assert.match(ok.stderr, /:\d+:\d+: warning: redis\.url has no password and the cluster is on the network \('?192\.0\.2\.7:7000'?\)/);
   });
 });
