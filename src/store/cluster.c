@@ -55,7 +55,7 @@ struct rcl {
 	size_t             n, cap;
 	uint16_t           map[RCL_SLOTS];   /* node index + 1; 0: no known primary */
 	int                up;           /* every slot mapped; read by other threads */
-	int                logged_n;     /* primaries in the last topology logged */
+	uint64_t           logged;       /* the primaries' addresses in the last topology logged */
 	int                was_up;
 
 	struct redis_cmd  *asking;       /* CLUSTER SLOTS in flight */
@@ -258,6 +258,29 @@ node_addr(const redisReply *e, const char *dflt, char *host, size_t hlen, int *p
 	return 0;
 }
 
+/* A new set of primaries (a failover, a node added or removed): one line naming them. */
+static void
+log_topology(const struct rcl *cl, int prim, int mapped)
+{
+	char list[400];
+	size_t i, o = 0;
+
+	list[0] = '\0';
+	for (i = 0; i < cl->n && o < sizeof(list) - 64; i++)
+		if (cl->nodes[i]->slots > 0)
+			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s:%d (%d)",
+			    o ? ", " : "", cl->nodes[i]->host, cl->nodes[i]->port,
+			    cl->nodes[i]->slots);
+	if (i < cl->n)
+		snprintf(list + o, sizeof(list) - o, ", ...");
+	if (mapped == RCL_SLOTS)
+		log_info("redis cluster (worker %d): %d primaries serve the 16384 slots: %s",
+		    cl->wid, prim, list);
+	else
+		log_warn("redis cluster (worker %d): %d slots have no primary; %d primaries "
+		    "known: %s", cl->wid, RCL_SLOTS - mapped, prim, list);
+}
+
 /* CLUSTER SLOTS: [[start, end, [host, port, id, ...], replicas...], ...]. */
 static int
 apply_slots(struct rcl *cl, const redisReply *rp, const char *asked_host)
@@ -265,6 +288,7 @@ apply_slots(struct rcl *cl, const redisReply *rp, const char *asked_host)
 	uint16_t *map;
 	size_t i, j;
 	int mapped = 0, prim = 0;
+	uint64_t sig = 0;
 	char host[256];
 	int port;
 
@@ -308,18 +332,20 @@ apply_slots(struct rcl *cl, const redisReply *rp, const char *asked_host)
 	free(map);
 	for (i = 0; i < RCL_SLOTS; i++)
 		mapped += cl->map[i] != 0;
-	for (i = 0; i < cl->n; i++)
-		prim += cl->nodes[i]->slots > 0;
-	if (prim != cl->logged_n || (mapped == RCL_SLOTS) != cl->was_up) {
-		if (mapped == RCL_SLOTS)
-			log_info("redis cluster (worker %d): %d primaries serve the 16384 slots",
-			    cl->wid, prim);
-		else
-			log_warn("redis cluster (worker %d): %d slots have no primary (%d "
-			    "primaries known)", cl->wid, RCL_SLOTS - mapped, prim);
-		cl->logged_n = prim;
-		cl->was_up = mapped == RCL_SLOTS;
+	for (i = 0; i < cl->n; i++) {
+		uint64_t h = 1469598103934665603ull;       /* FNV-1a of host, then port */
+		const char *c;
+		if (cl->nodes[i]->slots == 0)
+			continue;
+		prim++;
+		for (c = cl->nodes[i]->host; *c; c++)
+			h = (h ^ (uint8_t)*c) * 1099511628211ull;
+		sig += (h ^ (uint64_t)cl->nodes[i]->port) * 1099511628211ull;
 	}
+	if (sig != cl->logged || (mapped == RCL_SLOTS) != cl->was_up)
+		log_topology(cl, prim, mapped);
+	cl->logged = sig;
+	cl->was_up = mapped == RCL_SLOTS;
 	set_up(cl, mapped == RCL_SLOTS);
 	return 0;
 bad:
@@ -657,7 +683,7 @@ drop_all(struct rcl *cl)
 	on_reap(-1, 0, cl);
 	memset(cl->map, 0, sizeof(cl->map));
 	set_up(cl, 0);
-	cl->logged_n = 0;
+	cl->logged = 0;
 	cl->was_up = 0;
 	cl->c = NULL;
 }
