@@ -55,6 +55,7 @@ struct rcl {
 	size_t             n, cap;
 	uint16_t           map[RCL_SLOTS];   /* node index + 1; 0: no known primary */
 	int                up;           /* every slot mapped; read by other threads */
+	int                ready;        /* ... and every primary connected; the same */
 	uint64_t           logged;       /* the primaries' addresses in the last topology logged */
 	int                was_up;
 
@@ -123,6 +124,14 @@ set_up(struct rcl *cl, int up)
 	__atomic_store_n(&cl->up, up, __ATOMIC_RELEASE);
 }
 
+static int degraded(const struct rcl *cl);
+
+static void
+set_ready(struct rcl *cl)
+{
+	__atomic_store_n(&cl->ready, !degraded(cl), __ATOMIC_RELEASE);
+}
+
 /* A node's connection came up or went away. Runs inside redis.c: only timers are touched. */
 static void
 on_node_state(void *arg, int up)
@@ -132,6 +141,7 @@ on_node_state(void *arg, int up)
 
 	if (nd->dead)
 		return;
+	set_ready(cl);
 	if (!up && nd->slots > 0)
 		refresh_soon(cl, REFRESH_MIN_MS);      /* a failover may be under way */
 	else if (up && cl->asking == NULL && !cl->up)
@@ -347,6 +357,7 @@ apply_slots(struct rcl *cl, const redisReply *rp, const char *asked_host)
 	cl->logged = sig;
 	cl->was_up = mapped == RCL_SLOTS;
 	set_up(cl, mapped == RCL_SLOTS);
+	set_ready(cl);
 	return 0;
 bad:
 	free(map);
@@ -460,6 +471,12 @@ int
 rcl_is_up(const struct rcl *cl)
 {
 	return cl != NULL && __atomic_load_n(&cl->up, __ATOMIC_ACQUIRE);
+}
+
+int
+rcl_is_ready(const struct rcl *cl)
+{
+	return cl != NULL && __atomic_load_n(&cl->ready, __ATOMIC_ACQUIRE);
 }
 
 /* ---- routed commands ----------------------------------------------------------------------- */
@@ -683,6 +700,7 @@ drop_all(struct rcl *cl)
 	on_reap(-1, 0, cl);
 	memset(cl->map, 0, sizeof(cl->map));
 	set_up(cl, 0);
+	__atomic_store_n(&cl->ready, 0, __ATOMIC_RELEASE);
 	cl->logged = 0;
 	cl->was_up = 0;
 	cl->c = NULL;
