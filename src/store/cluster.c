@@ -461,7 +461,7 @@ rcl_route(struct rcl *cl, const char *key, size_t len)
 	unsigned i = cl->map[rcl_slot(key, len)];
 	struct redis *rd;
 
-	if (i == 0)
+	if (i == 0 || i > cl->n)
 		return NULL;
 	rd = cl->nodes[i - 1]->rd;
 	return redis_is_up(rd) ? rd : NULL;
@@ -680,11 +680,20 @@ fail:
 static void
 drop_all(struct rcl *cl)
 {
+	/* the map empty before any node's callbacks run (redis_free): a caller asking for a
+	 * route from one of them finds none */
+	memset(cl->map, 0, sizeof(cl->map));
+	set_up(cl, 0);
+	__atomic_store_n(&cl->ready, 0, __ATOMIC_RELEASE);
+	cl->logged = 0;
+	cl->was_up = 0;
 	if (cl->asking != NULL) {
 		redis_cmd_detach(cl->asking);
 		cl->asking = NULL;
 	}
 	cl->asked = NULL;
+	if (cl->refresh_ev)
+		evtimer_del(cl->refresh_ev);
 	while (cl->n > 0 && node_drop(cl, cl->n - 1) == 0)
 		;
 	while (cl->n > 0) {                  /* out of memory for the reaper's list: free now */
@@ -695,14 +704,7 @@ drop_all(struct rcl *cl)
 		free(nd->host);
 		free(nd);
 	}
-	if (cl->refresh_ev)
-		evtimer_del(cl->refresh_ev);
 	on_reap(-1, 0, cl);
-	memset(cl->map, 0, sizeof(cl->map));
-	set_up(cl, 0);
-	__atomic_store_n(&cl->ready, 0, __ATOMIC_RELEASE);
-	cl->logged = 0;
-	cl->was_up = 0;
 	cl->c = NULL;
 }
 
