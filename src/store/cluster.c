@@ -55,7 +55,8 @@ struct rcl {
 	size_t             n, cap;
 	uint16_t           map[RCL_SLOTS];   /* node index + 1; 0: no known primary */
 	int                up;           /* every slot mapped; read by other threads */
-	int                logged_n;     /* primaries in the last topology logged */
+	int                ready;        /* ... and every primary connected; the same */
+	uint64_t           logged;       /* the primaries' addresses in the last topology logged */
 	int                was_up;
 
 	struct redis_cmd  *asking;       /* CLUSTER SLOTS in flight */
@@ -123,6 +124,14 @@ set_up(struct rcl *cl, int up)
 	__atomic_store_n(&cl->up, up, __ATOMIC_RELEASE);
 }
 
+static int degraded(const struct rcl *cl);
+
+static void
+set_ready(struct rcl *cl)
+{
+	__atomic_store_n(&cl->ready, !degraded(cl), __ATOMIC_RELEASE);
+}
+
 /* A node's connection came up or went away. Runs inside redis.c: only timers are touched. */
 static void
 on_node_state(void *arg, int up)
@@ -132,6 +141,7 @@ on_node_state(void *arg, int up)
 
 	if (nd->dead)
 		return;
+	set_ready(cl);
 	if (!up && nd->slots > 0)
 		refresh_soon(cl, REFRESH_MIN_MS);      /* a failover may be under way */
 	else if (up && cl->asking == NULL && !cl->up)
@@ -258,6 +268,29 @@ node_addr(const redisReply *e, const char *dflt, char *host, size_t hlen, int *p
 	return 0;
 }
 
+/* A new set of primaries (a failover, a node added or removed): one line naming them. */
+static void
+log_topology(const struct rcl *cl, int prim, int mapped)
+{
+	char list[400];
+	size_t i, o = 0;
+
+	list[0] = '\0';
+	for (i = 0; i < cl->n && o < sizeof(list) - 64; i++)
+		if (cl->nodes[i]->slots > 0)
+			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s:%d (%d)",
+			    o ? ", " : "", cl->nodes[i]->host, cl->nodes[i]->port,
+			    cl->nodes[i]->slots);
+	if (i < cl->n)
+		snprintf(list + o, sizeof(list) - o, ", ...");
+	if (mapped == RCL_SLOTS)
+		log_info("redis cluster (worker %d): %d primaries serve the 16384 slots: %s",
+		    cl->wid, prim, list);
+	else
+		log_warn("redis cluster (worker %d): %d slots have no primary; %d primaries "
+		    "known: %s", cl->wid, RCL_SLOTS - mapped, prim, list);
+}
+
 /* CLUSTER SLOTS: [[start, end, [host, port, id, ...], replicas...], ...]. */
 static int
 apply_slots(struct rcl *cl, const redisReply *rp, const char *asked_host)
@@ -265,6 +298,7 @@ apply_slots(struct rcl *cl, const redisReply *rp, const char *asked_host)
 	uint16_t *map;
 	size_t i, j;
 	int mapped = 0, prim = 0;
+	uint64_t sig = 0;
 	char host[256];
 	int port;
 
@@ -308,19 +342,22 @@ apply_slots(struct rcl *cl, const redisReply *rp, const char *asked_host)
 	free(map);
 	for (i = 0; i < RCL_SLOTS; i++)
 		mapped += cl->map[i] != 0;
-	for (i = 0; i < cl->n; i++)
-		prim += cl->nodes[i]->slots > 0;
-	if (prim != cl->logged_n || (mapped == RCL_SLOTS) != cl->was_up) {
-		if (mapped == RCL_SLOTS)
-			log_info("redis cluster (worker %d): %d primaries serve the 16384 slots",
-			    cl->wid, prim);
-		else
-			log_warn("redis cluster (worker %d): %d slots have no primary (%d "
-			    "primaries known)", cl->wid, RCL_SLOTS - mapped, prim);
-		cl->logged_n = prim;
-		cl->was_up = mapped == RCL_SLOTS;
+	for (i = 0; i < cl->n; i++) {
+		uint64_t h = 1469598103934665603ull;       /* FNV-1a of host, then port */
+		const char *c;
+		if (cl->nodes[i]->slots == 0)
+			continue;
+		prim++;
+		for (c = cl->nodes[i]->host; *c; c++)
+			h = (h ^ (uint8_t)*c) * 1099511628211ull;
+		sig += (h ^ (uint64_t)cl->nodes[i]->port) * 1099511628211ull;
 	}
+	if (sig != cl->logged || (mapped == RCL_SLOTS) != cl->was_up)
+		log_topology(cl, prim, mapped);
+	cl->logged = sig;
+	cl->was_up = mapped == RCL_SLOTS;
 	set_up(cl, mapped == RCL_SLOTS);
+	set_ready(cl);
 	return 0;
 bad:
 	free(map);
@@ -424,7 +461,7 @@ rcl_route(struct rcl *cl, const char *key, size_t len)
 	unsigned i = cl->map[rcl_slot(key, len)];
 	struct redis *rd;
 
-	if (i == 0)
+	if (i == 0 || i > cl->n)
 		return NULL;
 	rd = cl->nodes[i - 1]->rd;
 	return redis_is_up(rd) ? rd : NULL;
@@ -434,6 +471,12 @@ int
 rcl_is_up(const struct rcl *cl)
 {
 	return cl != NULL && __atomic_load_n(&cl->up, __ATOMIC_ACQUIRE);
+}
+
+int
+rcl_is_ready(const struct rcl *cl)
+{
+	return cl != NULL && __atomic_load_n(&cl->ready, __ATOMIC_ACQUIRE);
 }
 
 /* ---- routed commands ----------------------------------------------------------------------- */
@@ -637,11 +680,20 @@ fail:
 static void
 drop_all(struct rcl *cl)
 {
+	/* the map empty before any node's callbacks run (redis_free): a caller asking for a
+	 * route from one of them finds none */
+	memset(cl->map, 0, sizeof(cl->map));
+	set_up(cl, 0);
+	__atomic_store_n(&cl->ready, 0, __ATOMIC_RELEASE);
+	cl->logged = 0;
+	cl->was_up = 0;
 	if (cl->asking != NULL) {
 		redis_cmd_detach(cl->asking);
 		cl->asking = NULL;
 	}
 	cl->asked = NULL;
+	if (cl->refresh_ev)
+		evtimer_del(cl->refresh_ev);
 	while (cl->n > 0 && node_drop(cl, cl->n - 1) == 0)
 		;
 	while (cl->n > 0) {                  /* out of memory for the reaper's list: free now */
@@ -652,13 +704,7 @@ drop_all(struct rcl *cl)
 		free(nd->host);
 		free(nd);
 	}
-	if (cl->refresh_ev)
-		evtimer_del(cl->refresh_ev);
 	on_reap(-1, 0, cl);
-	memset(cl->map, 0, sizeof(cl->map));
-	set_up(cl, 0);
-	cl->logged_n = 0;
-	cl->was_up = 0;
 	cl->c = NULL;
 }
 

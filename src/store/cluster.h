@@ -18,7 +18,7 @@
  *    a node's batch touches keys of several of its slots (store.c passes them in ARGV).
  *
  * Ownership: a struct rcl belongs to one worker (store.c), like its connections; everything runs
- * on the worker's thread except rcl_is_up(). Callbacks follow redis.h's contract: at most once,
+ * on the worker's thread except rcl_is_up() and rcl_is_ready(). Callbacks follow redis.h's contract: at most once,
  * with the reply or NULL, never after rcl_cmd_detach(), never from inside the sending call.
  */
 #ifndef VISOR_CLUSTER_H
@@ -46,8 +46,12 @@ struct rcl *rcl_new(struct event_base *base, struct metrics *m, int worker_id,
 void rcl_configure(struct rcl *cl, const struct conf *c);
 /* Fails what is in flight (callbacks run with NULL) and frees everything. NULL: no-op. */
 void rcl_free(struct rcl *cl);
-/* 1 when every slot has a known primary. Any thread (racy read). */
+/* 1 when every slot has a known primary (checks are sent; those of a node that is down fail
+ * alone). Any thread (racy read). */
 int  rcl_is_up(const struct rcl *cl);
+/* 1 when, besides, every primary's connection is up (for /readyz with on_error: closed). Any
+ * thread (racy read). */
+int  rcl_is_ready(const struct rcl *cl);
 
 /* The slot of a key, as Redis computes it (CRC16 of the hash tag, or of the whole key). */
 unsigned rcl_slot(const char *key, size_t len);

@@ -1427,7 +1427,7 @@ store_ready(struct worker *const *ws, int n, const struct conf *c)
 	for (i = 0; i < n; i++) {
 		const struct store_w *sw = ws[i] ? ws[i]->store : NULL;
 		if (sw == NULL || !(c->redis.cluster ?
-		    rcl_is_up(__atomic_load_n(&sw->cl, __ATOMIC_ACQUIRE)) :
+		    rcl_is_ready(__atomic_load_n(&sw->cl, __ATOMIC_ACQUIRE)) :
 		    redis_is_up(__atomic_load_n(&sw->rd, __ATOMIC_ACQUIRE))))
 			return 0;
 	}
