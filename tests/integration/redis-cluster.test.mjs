@@ -12,6 +12,9 @@
 //    policy's key: 401, and the user admission is taken back;
 //  - lockout and probe/ban keys on their nodes, a ban seen by another instance (password
 //    cluster: requirepass + masterauth, redis://:PASSWORD@.../0);
+//  - one slot moved by hand behind visor's back (workers: 1, on_error: closed): half-way, the
+//    lockout commands follow ASK; whole, they follow MOVED and the topology is read again; a
+//    rate-limit check for the moved slot is answered by the new owner;
 //  - `redis-cli --cluster reshard` of slots holding visor's keys under load: only 200/429,
 //    then exact limits for fresh clients on the slots' new owner, redirects counted;
 //  - SIGKILL of a primary under load with on_error: local: 0 unplanned 5xx; after the
@@ -168,6 +171,24 @@ function load(vs, ips, { loops = 4, p = '/l' } = {}) {
   return { seen, stop: async () => { stopped = true; await Promise.all(all); } };
 }
 
+// The login: 401 unless the JSON body's password is "right"; every other path 200.
+function loginUpstream() {
+  return startUpstream((req, res) => {
+    let b = '';
+    req.on('data', (d) => (b += d));
+    req.on('end', () => {
+      const ok = req.url.startsWith('/api/auth/login') && /"password":"right"/.test(b);
+      res.writeHead(req.url.startsWith('/api/auth/login') && !ok ? 401 : 200, { 'Content-Type': 'application/json' });
+      res.end('{}');
+    });
+  });
+}
+
+const login = (v, email, pw) => https({
+  port: v.ports.https, path: '/api/auth/login', method: 'POST',
+  headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password: pw }),
+});
+
 // ---- tests --------------------------------------------------------------------------------
 
 describe('redis.cluster', () => {
@@ -320,15 +341,7 @@ describe('redis.cluster', () => {
   });
 
   it('lockout and probe/ban keys on their nodes; a ban reaches another instance (password cluster)', T, async () => {
-    const up = await startUpstream((req, res) => {
-      let b = '';
-      req.on('data', (d) => (b += d));
-      req.on('end', () => {
-        const ok = req.url.startsWith('/api/auth/login') && /"password":"right"/.test(b);
-        res.writeHead(req.url.startsWith('/api/auth/login') && !ok ? 401 : 200, { 'Content-Type': 'application/json' });
-        res.end('{}');
-      });
-    });
+    const up = await loginUpstream();
     const password = 'cluster-pw-' + crypto.randomBytes(6).toString('hex');
     const c = await startCluster({ password });
     const y = yaml(up, c, {
@@ -341,10 +354,6 @@ describe('redis.cluster', () => {
     await warm([a, b], c, 4);
     const map = await c.slotMap();
     const owner = (k) => map[keySlot(k)];
-    const login = (v, email, pw) => https({
-      port: v.ports.https, path: '/api/auth/login', method: 'POST',
-      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password: pw }),
-    });
     // lockout: three failures across both instances, then 429 on either
     const email = 'mallory@example.com';
     assert.equal((await login(a, email, 'x')).status, 401);
@@ -370,6 +379,64 @@ describe('redis.cluster', () => {
     await until(async () => (await get(b, '/x', scanner)).status === 403, 2500 * SLOW, 'the ban on the other instance');
     assert.equal((await get(b, '/x', '192.0.2.45')).status, 200);
     assert.ok(!a.stderr.concat(b.stderr).join('\n').includes(password), 'the password is never logged');
+  });
+
+  it('MOVED and ASK followed (lockout): a slot moved behind visor\'s back, half-way (ASK) then whole (MOVED), answered from Redis, never by on_error: closed', T, async () => {
+    const up = await loginUpstream();
+    const c = await startCluster();
+    const v = await startVisor(yaml(up, c, {
+      workers: 1,
+      onError: 'closed',
+      extra: 'lockout:\n  path: /api/auth/login\n  field: email\n  after: 3\n  base: 30s\n  max: 5m\n',
+    }));
+    const [p0, p1] = await warm([v], c, 1);
+    const map = await c.slotMap();
+    const lk = (e) => `visor:lockout:${crypto.createHash('sha256').update(e).digest('hex')}`;
+    let n = 0;
+    while (map[keySlot(lk(`acct${n}@example.com`))] !== p0) n++;
+    const email = `acct${n}@example.com`;
+    const key = lk(email);
+    const slot = keySlot(key);
+    const red = () => metric(v, 'visor_redis_cluster_redirects_total');
+    const ref = () => metric(v, 'visor_redis_cluster_refreshes_total');
+    const [red0, ref0] = [await red(), await ref()];
+    // half-way: p0 answers ASK for the slot's keys, which are on p1
+    const finish = await c.moveSlot(slot, p0, p1, { finish: false });
+    assert.equal((await login(v, email, 'x')).status, 401, 'answered from Redis (on_error: closed would be 503)');
+    assert.equal(await holds(p1, key), true, `${key} written on ${p1.port} (importing)`);
+    assert.equal(await holds(p0, key), false);
+    const red1 = await red();
+    assert.ok(red1 > red0, `ASK followed (visor_redis_cluster_redirects_total ${red0} -> ${red1})`);
+    // whole: p0 answers MOVED; visor follows it and reads the topology again
+    await finish();
+    assert.equal((await login(v, email, 'x')).status, 401);
+    const red2 = await red();
+    assert.ok(red2 > red1, `MOVED followed (visor_redis_cluster_redirects_total ${red1} -> ${red2})`);
+    await until(async () => (await ref()) > ref0, 2000 * SLOW, 'the topology read again after MOVED');
+    assert.equal(await p1.cmd('HGET', key, 'f'), '2', 'both failures counted on the new owner');
+    assert.equal((await login(v, email, 'x')).status, 401);
+    await delay(20);
+    assertEdge(await login(v, email, 'right'), 429);
+    console.log(`# moved slot ${slot}: redirects ${red0} -> ${red1} (ASK) -> ${red2} (MOVED)`);
+  });
+
+  it('a rate-limit check for a slot moved behind visor\'s back is answered by the new owner, not by on_error: closed (503)', T, async () => {
+    const up = await startUpstream();
+    const c = await startCluster();
+    const v = await startVisor(yaml(up, c, { workers: 1, onError: 'closed' }));
+    const [p0, p1] = await warm([v], c, 1);
+    const map = await c.slotMap();
+    const [ip] = clientsOnSlots((s) => map[s] === p0, 1, { group: 6 });
+    const key = `visor:rl:five:{${ip}}`;
+    await c.moveSlot(keySlot(key), p0, p1);
+    const agent = keepAliveAgent();
+    const got = [];
+    for (let i = 0; i < 7; i++) got.push((await get(v, `/five/${i}`, ip, agent)).status);
+    agent.destroy();
+    assert.deepEqual(got, [200, 200, 200, 200, 200, 429, 429],
+      `the first check of the moved slot went to ${p0.port} (stale map): visor_redis_errors_total ` +
+      `${await metric(v, 'visor_redis_errors_total')}\n${v.stderr.slice(-5).join('\n')}`);
+    assert.equal(await p1.cmd('LLEN', key), 5, `counted on ${p1.port}`);
   });
 
   it('redis-cli --cluster reshard of slots holding visor\'s keys under load: only 200/429, then exact limits on the new owner', T, async () => {

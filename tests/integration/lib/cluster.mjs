@@ -13,6 +13,8 @@
 //     nodeForSlot(s)    → the node serving slot s now (CLUSTER SLOTS of a live node)
 //     nodeForKey(k)     → nodeForSlot(keySlot(k))
 //     cmdKey(k, ...)    a command sent to the node serving key k
+//     moveSlot(s, from, to, { finish }) one slot moved by hand (MIGRATE); finish: false stops
+//                         half-way (ASK), the returned finish() completes it (MOVED)
 //     reshard(from, to, n) → { slots, ms }: `redis-cli --cluster reshard` of n slots, which
 //                         are the n lowest slots `from` serves (redis-cli's choice; returned)
 //     failover(node)    → { replica, killedAt, promotedAt }: SIGKILL of a primary and the wait
@@ -29,6 +31,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import assert from 'node:assert/strict';
 import { freePort } from './visor.mjs';
 import { SLOW, delay, until, track } from './util.mjs';
 
@@ -246,6 +249,29 @@ export async function startCluster({ primaries = 3, replicas = 1, password = nul
     await redisCli(c, ['--cluster', 'reshard', `127.0.0.1:${from.port}`, '--cluster-from', from.id,
       '--cluster-to', to.id, '--cluster-slots', String(n), '--cluster-yes'], 60000 * SLOW);
     return { slots, ms: Date.now() - t0 };
+  };
+
+  // One slot moved by hand, as redis-cli does it (SETSLOT IMPORTING / MIGRATING, MIGRATE of
+  // its keys). finish: false leaves it half-way (requests for its keys get ASK from `from`);
+  // the returned finish() hands it to `to` on every primary (MOVED from then on).
+  c.moveSlot = async (slot, from, to, { finish = true } = {}) => {
+    assert(from.id && to.id && from !== to, 'moveSlot: two distinct primaries');
+    await to.cmd('CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id);
+    await from.cmd('CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
+    for (;;) {
+      const keys = await from.cmd('CLUSTER', 'GETKEYSINSLOT', slot, 100);
+      if (!keys.length) break;
+      await from.cmd('MIGRATE', '127.0.0.1', to.port, '', 0, 5000,
+        ...(c.password ? ['AUTH', c.password] : []), 'KEYS', ...keys);
+    }
+    const done = async () => {
+      const prims = await c.primaries();
+      for (const n of [to, from, ...prims.filter((x) => x !== to && x !== from)]) {
+        await n.cmd('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+      }
+    };
+    if (finish) await done();
+    return done;
   };
 
   c.replicaOf = async (primary) => {
