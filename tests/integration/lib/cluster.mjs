@@ -190,9 +190,7 @@ export async function startCluster({ primaries = 3, replicas = 1, password = nul
     await until(async () => (await n.cmd('PING').catch(() => null)) === 'PONG', 10000 * SLOW, `cluster node ${n.port} up`, 30);
   }
   const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
-  const tc = Date.now();
   await redisCli(c, ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes'], 60000 * SLOW);
-  if (process.env.CLUSTER_DEBUG) console.log('create', Date.now() - tc);
   for (const n of nodes) n.id = await n.cmd('CLUSTER', 'MYID');
   c.seeds = `[${addrs.map((a) => `"${a}"`).join(', ')}]`;
 
