@@ -27,7 +27,6 @@ struct rcl_node {
 	char         *host;
 	int           port;
 	struct redis *rd;
-	int           seed;              /* from redis.cluster.nodes: kept when serving nothing */
 	int           slots;             /* slots it serves in the map */
 	int           dead;              /* unhooked, waiting for the reaper */
 };
@@ -69,6 +68,8 @@ struct rcl {
 	size_t             ndying, capdying;
 	struct event      *reap_ev;
 	TAILQ_HEAD(, rcl_cmd) cmds;
+	void             (*topo_fn)(void *arg);   /* rcl_hook */
+	void              *topo_arg;
 };
 
 /* ---- slots --------------------------------------------------------------------------------- */
@@ -322,15 +323,15 @@ apply_slots(struct rcl *cl, const redisReply *rp, const char *asked_host)
 		for (s = r->element[0]->integer; s <= r->element[1]->integer; s++)
 			map[s] = (uint16_t)(idx + 1);
 	}
-	/* nodes serving nothing now go (seeds stay, to be asked next time); the map follows the
-	 * list's new indexes */
+	/* nodes serving nothing now go (replicas named as seeds included: the seeds are
+	 * connected again when no node is left to ask); the map follows the list's new indexes */
 	for (i = 0; i < cl->n; i++)
 		cl->nodes[i]->slots = 0;
 	for (i = 0; i < RCL_SLOTS; i++)
 		if (map[i])
 			cl->nodes[map[i] - 1]->slots++;
 	for (i = cl->n; i-- > 0;) {
-		if (cl->nodes[i]->slots > 0 || cl->nodes[i]->seed)
+		if (cl->nodes[i]->slots > 0)
 			continue;
 		if (node_drop(cl, i) < 0)
 			continue;                /* kept (out of memory): dropped next time */
@@ -378,6 +379,29 @@ degraded(const struct rcl *cl)
 	return 0;
 }
 
+/* Connects to the seeds of redis.cluster.nodes (those not connected already). */
+static void
+connect_seeds(struct rcl *cl)
+{
+	char host[256];
+	const char *err;
+	size_t i;
+	int port;
+
+	for (i = 0; cl->c != NULL && i < cl->c->redis.cluster_nodes.n; i++)
+		if (conf_hostport(cl->c->redis.cluster_nodes.v[i], host, sizeof(host), &port,
+		    6379, &err) == 0)
+			(void)node_get(cl, host, port, NULL);   /* checked at load */
+}
+
+/* The checks waiting for a new map may go (store.c re-sends what a stale map misrouted). */
+static void
+topology_read(struct rcl *cl)
+{
+	if (cl->topo_fn)
+		cl->topo_fn(cl->topo_arg);
+}
+
 static void
 on_slots(void *arg, const struct redisReply *rp)
 {
@@ -397,14 +421,16 @@ on_slots(void *arg, const struct redisReply *rp)
 		log_warn("redis cluster (worker %d): cannot read the topology: %s", cl->wid, why);
 		cl->again = 0;
 		timer_in(cl->refresh_ev, REFRESH_RETRY_MS);
+		topology_read(cl);
 		return;
 	}
 	if (cl->again) {
 		cl->again = 0;
 		refresh_soon(cl, REFRESH_MIN_MS);
-		return;
+	} else {
+		timer_in(cl->refresh_ev, degraded(cl) ? REFRESH_RETRY_MS : RCL_IDLE_REFRESH_MS);
 	}
-	timer_in(cl->refresh_ev, degraded(cl) ? REFRESH_RETRY_MS : RCL_IDLE_REFRESH_MS);
+	topology_read(cl);
 }
 
 static void
@@ -431,7 +457,9 @@ on_refresh(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
-	/* nobody to ask yet: a node coming up asks (on_node_state); meanwhile, poll */
+	/* nobody to ask: the seeds again (a node coming up asks, on_node_state); meanwhile,
+	 * poll */
+	connect_seeds(cl);
 	timer_in(cl->refresh_ev, REFRESH_RETRY_MS);
 }
 
@@ -711,30 +739,26 @@ drop_all(struct rcl *cl)
 void
 rcl_configure(struct rcl *cl, const struct conf *c)
 {
-	char host[256];
-	const char *err;
 	size_t i;
-	int port;
 
 	if (!c->redis.enabled || !c->redis.cluster) {
 		drop_all(cl);
 		return;
 	}
 	cl->c = c;
-	for (i = 0; i < cl->n; i++) {
-		cl->nodes[i]->seed = 0;
-		/* settings that did not change keep the connection (redis.c decides) */
+	/* settings that did not change keep the connection (redis.c decides) */
+	for (i = 0; i < cl->n; i++)
 		redis_configure_at(cl->nodes[i]->rd, c, cl->nodes[i]->host, cl->nodes[i]->port);
-	}
-	for (i = 0; i < c->redis.cluster_nodes.n; i++) {
-		struct rcl_node *nd;
-		if (conf_hostport(c->redis.cluster_nodes.v[i], host, sizeof(host), &port, 6379,
-		    &err) < 0)
-			continue;                /* checked at load */
-		if ((nd = node_get(cl, host, port, NULL)) != NULL)
-			nd->seed = 1;
-	}
+	if (cl->n == 0)
+		connect_seeds(cl);
 	refresh_soon(cl, 0);
+}
+
+void
+rcl_hook(struct rcl *cl, void (*fn)(void *arg), void *arg)
+{
+	cl->topo_fn = fn;
+	cl->topo_arg = arg;
 }
 
 void

@@ -6,8 +6,9 @@
  *    redis.cluster.nodes first, then whichever primaries are known): at start, every
  *    RCL_IDLE_REFRESH_MS, and soon (at most every 100 ms) after a MOVED, a lost primary, or a
  *    caller's rcl_stale() — every 250 ms while some slot has no live primary (a failover in
- *    progress). A node that no longer serves slots is dropped (seeds are kept, for the next
- *    topology read), a new primary gets a connection;
+ *    progress). A node that no longer serves slots is dropped (a replica named as a seed
+ *    too: the seeds are connected again when no node is left to ask), a new primary gets a
+ *    connection;
  *  - rcl_route() names the connection serving a key's slot (hash tags as Redis computes them),
  *    or NULL while that is unknown or down: the caller's on_error applies then;
  *  - rcl_script()/rcl_command() send a command routed by a key and follow MOVED (the slot's
@@ -57,6 +58,9 @@ int  rcl_is_ready(const struct rcl *cl);
 unsigned rcl_slot(const char *key, size_t len);
 /* The live connection serving key's slot, or NULL (unknown, or that node is down). */
 struct redis *rcl_route(struct rcl *cl, const char *key, size_t len);
+/* fn(arg) after each topology read (successful or not), from the worker's loop: checks a
+ * stale map sent to the wrong node may be sent again. */
+void rcl_hook(struct rcl *cl, void (*fn)(void *arg), void *arg);
 /* A reply showed the map is out of date (a check reached a node that does not serve its
  * key): read the topology again soon. */
 void rcl_stale(struct rcl *cl);

@@ -78,6 +78,8 @@ struct store_op {
 	struct cl_split  *split;
 	unsigned          slot;
 	unsigned          queued : 1;
+	unsigned          waiting : 1; /* in sw->retryq: sent again after the next topology read */
+	unsigned          retried : 1; /* sent again once already */
 	/* what a fire-and-forget operation needs to be replayed on the memory store */
 	int64_t           a, b, c;     /* limit/window/mode, after/base/max, ban_after/ban_for */
 	size_t            klen;
@@ -132,6 +134,10 @@ struct store_w {
 	/* rate-limit checks waiting for the end of the pass (flush_ev), in arrival order */
 	TAILQ_HEAD(, store_op) rlq;
 	unsigned          rlq_n;
+	/* Redis Cluster: checks a stale slot map sent to the wrong node, waiting for the next
+	 * topology read (or retry_ev) to be queued again */
+	TAILQ_HEAD(, store_op) retryq;
+	struct event     *retry_ev;
 	struct event     *flush_ev;
 	struct redis_args keys, args;  /* a batch's arguments, built in place (memory reused) */
 	struct redis_args xargs;       /* Redis Cluster: 'xk', the keys, the arguments */
@@ -170,8 +176,10 @@ log_store_error(struct store_w *sw, const char *what, const struct redisReply *r
 	if (rp && rp->type == REDIS_REPLY_ERROR)
 		log_warn("redis (worker %d): %s failed: %.*s", sw->w->id, what,
 		    (int)MIN(rp->len, 200), rp->str);
-	else
+	else if (rp)
 		log_warn("redis (worker %d): %s: unexpected reply", sw->w->id, what);
+	else
+		log_warn("redis (worker %d): %s", sw->w->id, what);
 }
 
 static struct store_op *
@@ -245,6 +253,8 @@ store_cancel(struct store_op *op)
 	if (op->queued) {
 		TAILQ_REMOVE(&sw->rlq, op, ql);
 		sw->rlq_n--;
+	} else if (op->waiting) {
+		TAILQ_REMOVE(&sw->retryq, op, ql);
 	} else if ((b = op->batch) != NULL) {
 		batch_leave(b, op->slot);
 	} else if (op->split != NULL) {
@@ -353,6 +363,56 @@ rl_fail(struct store_op *op)
 	} else {
 		op_finish(op, STORE_UNAVAILABLE);
 	}
+}
+
+/* Redis Cluster: a check the node refused because its map was stale (a key the node does not
+ * serve; the script stops before writing anything, Redis's own checks come first) is sent
+ * again once, after the next topology read, as a MOVED reply would be followed. Anything
+ * else, or a second failure: on_error. */
+static void
+rl_retry(struct store_op *op)
+{
+	struct store_w *sw = op->sw;
+	struct timeval tv = { 0, 300 * 1000 };
+
+	if (!sw->cl_on || op->retried) {
+		rl_fail(op);
+		return;
+	}
+	op->retried = 1;
+	op->waiting = 1;
+	TAILQ_INSERT_TAIL(&sw->retryq, op, ql);
+	rcl_stale(sw->cl);
+	if (!evtimer_pending(sw->retry_ev, NULL))
+		evtimer_add(sw->retry_ev, &tv);  /* no topology read comes: go anyway */
+}
+
+/* After a topology read (or retry_ev): the waiting checks join the queue. */
+static void
+on_topology(void *arg)
+{
+	struct store_w *sw = arg;
+	struct store_op *op;
+
+	if (TAILQ_EMPTY(&sw->retryq))
+		return;
+	evtimer_del(sw->retry_ev);
+	while ((op = TAILQ_FIRST(&sw->retryq)) != NULL) {
+		TAILQ_REMOVE(&sw->retryq, op, ql);
+		op->waiting = 0;
+		op->queued = 1;
+		TAILQ_INSERT_TAIL(&sw->rlq, op, ql);
+		sw->rlq_n++;
+	}
+	event_active(sw->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void
+on_retry_tmo(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	on_topology(arg);
 }
 
 static int64_t
@@ -508,7 +568,7 @@ split_done(struct store_op *op)
 	}
 	free(sp);
 	if (failed) {
-		rl_fail(op);
+		rl_retry(op);                       /* the parts that admitted were taken back */
 		return;
 	}
 	q->from_memory = 0;
@@ -567,8 +627,10 @@ on_batch_reply(void *arg, const struct redisReply *rp)
 			op->batch = NULL;
 			if (b->part[i] >= 0)
 				part_answer(op, b->part[i], NULL, 2, 0);
+			else if (rp != NULL && rp->type == REDIS_REPLY_ERROR)
+				rl_retry(op);            /* refused before running: no write done */
 			else
-				rl_fail(op);
+				rl_fail(op);             /* no reply: it may have run */
 		}
 		free(b);
 		return;
@@ -590,7 +652,7 @@ on_batch_reply(void *arg, const struct redisReply *rp)
 				if (b->part[si] >= 0)
 					part_answer(op, b->part[si], rp, kind, k);
 				else if (kind == 2)
-					rl_fail(op);
+					rl_retry(op);
 				else
 					seg_answer(op, rp, kind, j, k);
 			}
@@ -598,13 +660,11 @@ on_batch_reply(void *arg, const struct redisReply *rp)
 				k += 3 * (size_t)b->run[r].nlim;
 		}
 	}
-	if (failed) {
-		/* in a Redis Cluster, most likely a key this node no longer serves */
-		log_store_error(sw, "rate limit script: a check failed (a key of another type, or "
-		    "on another cluster node?)", NULL);
-		if (sw->cl_on)
-			rcl_stale(sw->cl);
-	}
+	if (failed)
+		/* in a Redis Cluster, most likely a key this node no longer serves (retried) */
+		log_store_error(sw, sw->cl_on ? "rate limit script: a check touched a key of "
+		    "another type or another node's" : "rate limit script: a check touched a key of "
+		    "another type", NULL);
 	free(b);
 }
 
@@ -963,6 +1023,11 @@ rl_queue_fail(struct store_w *sw)
 		TAILQ_REMOVE(&sw->rlq, op, ql);
 		sw->rlq_n--;
 		op->queued = 0;
+		rl_fail(op);
+	}
+	while ((op = TAILQ_FIRST(&sw->retryq)) != NULL) {
+		TAILQ_REMOVE(&sw->retryq, op, ql);
+		op->waiting = 0;
 		rl_fail(op);
 	}
 }
@@ -1335,11 +1400,14 @@ store_worker_init(struct worker *w, struct mstore *mem)
 	sw->w = w;
 	sw->mem = mem;
 	TAILQ_INIT(&sw->rlq);
+	TAILQ_INIT(&sw->retryq);
 	sw->poll_ev = event_new(w->base, -1, EV_PERSIST, on_poll, sw);
 	sw->flush_ev = event_new(w->base, -1, 0, on_flush, sw);
-	if (sw->poll_ev == NULL || sw->flush_ev == NULL || mem == NULL) {
+	sw->retry_ev = evtimer_new(w->base, on_retry_tmo, sw);
+	if (sw->poll_ev == NULL || sw->flush_ev == NULL || sw->retry_ev == NULL || mem == NULL) {
 		ev_free(&sw->poll_ev);
 		ev_free(&sw->flush_ev);
+		ev_free(&sw->retry_ev);
 		free(sw);
 		return -1;
 	}
@@ -1370,6 +1438,8 @@ store_worker_conf(struct worker *w, const struct conf *c)
 		if (sw->cl == NULL)
 			log_error("worker %d: cannot create the Redis Cluster client; using memory",
 			    w->id);
+		else
+			rcl_hook(sw->cl, on_topology, sw);
 	}
 	/* off first: callbacks failed by a reconfiguration must see the new mode */
 	sw->redis_on = 0;
@@ -1399,12 +1469,14 @@ store_worker_fini(struct worker *w)
 
 	if (sw == NULL)
 		return;
+	sw->cl_on = 0;                  /* a check failed from here is not retried */
 	rl_queue_fail(sw);              /* what the last pass queued: callbacks run now */
 	redis_free(sw->rd);             /* fails what is in flight: callbacks run now */
 	sw->rd = NULL;
 	rcl_free(sw->cl);
 	sw->cl = NULL;
 	ev_free(&sw->poll_ev);
+	ev_free(&sw->retry_ev);
 	ev_free(&sw->flush_ev);
 	while ((op = sw->pool) != NULL) {
 		sw->pool = op->q;
