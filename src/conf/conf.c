@@ -1722,6 +1722,46 @@ post_sentinel(struct cparse *p, const struct ynode *map, const struct ynode *whe
 		    p->path);
 }
 
+static int
+check_cluster_node(struct cparse *p, const struct ynode *v, const char *s)
+{
+	char host[256];
+	const char *err = NULL;
+	int port;
+
+	if (conf_hostport(s, host, sizeof(host), &port, 6379, &err) == 0)
+		return 0;
+	conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
+	return -1;
+}
+
+static void
+post_cluster(struct cparse *p, const struct ynode *map, const struct ynode *where)
+{
+	const struct ynode *n = ynode_get(map, "nodes");
+
+	if (map != NULL && p->c->redis.cluster_nodes.n == 0 && n != NULL &&
+	    (n->type != YN_SEQ || n->n == 0))
+		conf_err(p->ctx, n, "%s.nodes: at least one cluster node (host:port) is needed",
+		    p->path);
+}
+
+/* The redis section as a whole: a cluster has neither sentinels nor databases. */
+static void
+post_redis(struct cparse *p, const struct ynode *map, const struct ynode *where)
+{
+	const struct ynode *cl = ynode_get(map, "cluster");
+
+	if (map == NULL || cl == NULL || !p->c->redis.cluster)
+		return;
+	if (p->c->redis.sentinel)
+		conf_err(p->ctx, cl, "%s.cluster: a Redis Cluster has no sentinels: use "
+		    "redis.cluster or redis.sentinel, not both", p->path);
+	if (p->c->redis.db != 0)
+		conf_err(p->ctx, ynode_get(map, "url"), "%s.url: a Redis Cluster has only "
+		    "database 0, got /%d", p->path, p->c->redis.db);
+}
+
 /* ---- routes: the core keys, then each filter's ----------------------------------------- */
 
 static const struct ckey k_route[] = {
@@ -2038,6 +2078,15 @@ static const struct ckey k_redissentinel[] = {
 };
 static const struct csect s_redissentinel = CONF_SECT(k_redissentinel, post_sentinel);
 
+static const struct ckey k_rediscluster[] = {
+	{ .name = "nodes", .type = KT_STRS, .off = OFF(redis.cluster_nodes),
+	  .flags = CK_REQUIRED, .check = check_cluster_node, .tname = "list of host:port",
+	  .doc = "Seed nodes, asked for the cluster's topology (`CLUSTER SLOTS`) in this order; "
+	    "any primary or replica will do, visor finds the others. Port default 6379, IPv6 as "
+	    "`[::1]:6379`." },
+};
+static const struct csect s_rediscluster = CONF_SECT(k_rediscluster, post_cluster);
+
 static const struct ckey k_redis[] = {
 	{ .name = "url", .type = KT_CUSTOM, .fn = cf_redis_url, .release = rel_redis_url,
 	  .def = "redis://127.0.0.1:6379/0",
@@ -2059,8 +2108,14 @@ static const struct ckey k_redis[] = {
 	  .doc = "Find the primary through Redis Sentinel and follow its failovers; the URL's "
 	    "host:port are then unused (write the master name as its host). rediss:// means TLS "
 	    "to the sentinels and the primary alike." },
+	{ .name = "cluster", .type = KT_SECTION, .arg = &s_rediscluster, .flags = CK_OPTIONAL,
+	  .en_off = OFF(redis.cluster),
+	  .doc = "Use a Redis Cluster (Redis 7 or later): one connection per primary per worker, "
+	    "each check sent to the node serving its keys, MOVED/ASK followed. The URL's host:port "
+	    "are then unused (write `cluster` as its host) and its db must be 0; rediss:// means "
+	    "TLS to every node." },
 };
-static const struct csect s_redis = { k_redis, sizeof(k_redis) / sizeof(k_redis[0]), NULL };
+static const struct csect s_redis = CONF_SECT(k_redis, post_redis);
 
 static const struct cenum e_level[] = { { "error", LOG_ERROR }, { "warn", LOG_WARN },
     { "info", LOG_INFO }, { "debug", LOG_DEBUG }, { NULL, 0 } };

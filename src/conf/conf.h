@@ -213,6 +213,10 @@ struct conf {
 		char            *sentinel_master;
 		struct conf_strs sentinel_nodes;/* host:port, checked by conf_hostport */
 		char            *sentinel_user, *sentinel_pass;   /* NULL when none */
+		/* redis.cluster: a Redis Cluster found through these seed nodes; the URL then gives
+		 * only the scheme and the credentials (docs/rate-limits.md) */
+		int              cluster;       /* the section is present */
+		struct conf_strs cluster_nodes; /* host:port, checked by conf_hostport */
 	} redis;
 
 	struct {

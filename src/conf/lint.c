@@ -275,6 +275,37 @@ lint_sentinel(struct lint *l, const struct ynode *url)
 		    "password_file: /run/secrets/sentinel_password or ${SENTINEL_PASSWORD}");
 }
 
+/* redis.cluster: as for the sentinels, the URL names no server. */
+static void
+lint_cluster(struct lint *l, const struct ynode *url)
+{
+	const struct conf *c = l->c;
+	size_t i;
+
+	if (url != NULL && c->redis.host != NULL &&
+	    (strcmp(c->redis.host, "cluster") != 0 || c->redis.port != 6379))
+		conf_warn(l->ctx, url, "redis.url names %s:%d, which is not used with "
+		    "redis.cluster (the nodes come from redis.cluster.nodes and the cluster "
+		    "itself) — write redis[s]://[[user]:password@]cluster",
+		    lint_quote(l, c->redis.host), c->redis.port);
+	for (i = 0; c->redis.password == NULL && i < c->redis.cluster_nodes.n; i++) {
+		const char *n = c->redis.cluster_nodes.v[i];
+		char host[256];
+		const char *err;
+		int port;
+
+		if (conf_hostport(n, host, sizeof(host), &port, 6379, &err) == 0 &&
+		    !lint_loopback_host(host, strlen(host))) {
+			conf_warn(l->ctx, lint_first(url, lint_section(l, "redis")),
+			    "redis.url has no password and the cluster is on the network (%s): "
+			    "anyone who reaches it can reset rate limits and lockouts and lift "
+			    "revocations — set requirepass (or an ACL user) on every node and give "
+			    "it in redis.url: ${REDIS_URL}", lint_quote(l, n));
+			break;
+		}
+	}
+}
+
 static void
 lint_redis(struct lint *l)
 {
@@ -288,6 +319,8 @@ lint_redis(struct lint *l)
 		from_file = 1;
 	if (c->redis.sentinel)
 		lint_sentinel(l, url);
+	else if (c->redis.cluster)
+		lint_cluster(l, url);
 	else if (c->redis.password == NULL && c->redis.host != NULL &&
 	    !lint_loopback_host(c->redis.host, strlen(c->redis.host)))
 		conf_warn(l->ctx, lint_first(url, lint_section(l, "redis")),

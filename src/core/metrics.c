@@ -82,6 +82,8 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 		t.probes += LD(m->probes);
 		t.redis_errors += LD(m->redis_errors);
 		t.redis_failovers += LD(m->redis_failovers);
+		t.redis_redirects += LD(m->redis_redirects);
+		t.redis_refreshes += LD(m->redis_refreshes);
 		t.h2_conns += LD(m->h2_conns);
 		t.h2_streams += LD(m->h2_streams);
 		for (k = 0; k < H2R_COUNT; k++)
@@ -122,6 +124,10 @@ metrics_render(struct sbuf *b, struct worker *const *ws, int n)
 	one(b, "redis_errors_total", "Redis commands that failed or timed out.", t.redis_errors);
 	one(b, "redis_failovers_total", "Moves to a new Redis primary named by the sentinels, "
 	    "counted by each worker (a failover counts once per worker).", t.redis_failovers);
+	one(b, "redis_cluster_redirects_total", "MOVED and ASK replies followed to another "
+	    "Redis Cluster node.", t.redis_redirects);
+	one(b, "redis_cluster_refreshes_total", "Redis Cluster topologies read (CLUSTER SLOTS), "
+	    "counted by each worker.", t.redis_refreshes);
 	one(b, "http2_connections_total", "Client connections that negotiated HTTP/2.",
 	    t.h2_conns);
 	one(b, "http2_streams_total", "HTTP/2 streams that carried a request.", t.h2_streams);

@@ -30,6 +30,8 @@ struct metrics {
 	uint64_t probes;
 	uint64_t redis_errors;
 	uint64_t redis_failovers;               /* primary changes followed (redis.sentinel) */
+	uint64_t redis_redirects;               /* MOVED/ASK followed (redis.cluster) */
+	uint64_t redis_refreshes;               /* topologies read (redis.cluster) */
 	uint64_t h2_conns;                      /* connections that negotiated h2 */
 	uint64_t h2_streams;                    /* streams that carried a request */
 	uint64_t h2_refused[8];                 /* by enum h2_refusal (http/h2.h) */

@@ -1502,7 +1502,7 @@ configure(struct redis *rd, const struct conf *c, const char *host, int port,
 void
 redis_configure(struct redis *rd, const struct conf *c)
 {
-	if (!c->redis.enabled) {
+	if (!c->redis.enabled || c->redis.cluster) {   /* a cluster has its own (cluster.c) */
 		if (rd->configured)
 			unconfigure(rd);
 		return;
@@ -1517,6 +1517,13 @@ redis_configure_node(struct redis *rd, const struct conf *c, const char *host, i
 {
 	configure(rd, c, host, port, c->redis.sentinel_user, c->redis.sentinel_pass, 0,
 	    timeout_ms);
+}
+
+void
+redis_configure_at(struct redis *rd, const struct conf *c, const char *host, int port)
+{
+	configure(rd, c, host, port, c->redis.username, c->redis.password, 0,
+	    c->redis.timeout_ms);
 }
 
 void

@@ -77,6 +77,10 @@ int  redis_is_up(const struct redis *rd);
  * settings, this command timeout. */
 void redis_configure_node(struct redis *rd, const struct conf *c, const char *host, int port,
     int64_t timeout_ms);
+/* ---- for cluster.c: one client per cluster node ---------------------------------------------
+ * The URL's credentials and TLS settings and redis.timeout, at host:port, db 0; reconnects
+ * only when something changed. */
+void redis_configure_at(struct redis *rd, const struct conf *c, const char *host, int port);
 /* Moves a configured client to host:port (same settings): the live connection is dropped
  * (without a state_fn call) and the new one starts after delay_ms (0: now). */
 void redis_retarget(struct redis *rd, const char *host, int port, int64_t delay_ms);

@@ -34,6 +34,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/log.h"
+#include "store/cluster.h"
 #include "store/mstore.h"
 #include "store/redis.h"
 #include "core/util.h"
@@ -60,6 +61,7 @@ store_clock_ms(void)
 enum op_kind { OP_RL = 1, OP_LOCK, OP_PROBE, OP_HIT, OP_LK_FAIL, OP_LK_OK };
 
 struct rl_batch;
+struct cl_split;
 
 struct store_op {
 	struct store_w   *sw;
@@ -68,11 +70,16 @@ struct store_op {
 	void             *arg;
 	void             *q;           /* struct store_rlq / store_lockq (caller's memory) */
 	struct redis_cmd *cmd;
-	/* OP_RL: queued for the end of the pass (queued), then a slot of a batch in flight */
+	struct rcl_cmd   *ccmd;        /* the same, routed in a Redis Cluster */
+	/* OP_RL: queued for the end of the pass (queued), then a slot of a batch in flight, or
+	 * (Redis Cluster, keys on several nodes) parts in several batches */
 	TAILQ_ENTRY(store_op) ql;
 	struct rl_batch  *batch;
+	struct cl_split  *split;
 	unsigned          slot;
 	unsigned          queued : 1;
+	unsigned          waiting : 1; /* in sw->retryq: sent again after the next topology read */
+	unsigned          retried : 1; /* sent again once already */
 	/* what a fire-and-forget operation needs to be replayed on the memory store */
 	int64_t           a, b, c;     /* limit/window/mode, after/base/max, ban_after/ban_for */
 	size_t            klen;
@@ -89,16 +96,36 @@ struct rl_batch {
 	unsigned          n, live, nruns;
 	int               answering;   /* store_cancel() leaves the batch to on_batch_reply */
 	struct store_op  *slot[BATCH_MAX];
+	signed char       part[BATCH_MAX];   /* the slot's part of a split check, or -1 */
 	struct {
 		unsigned first, k, nlim;
 	} run[BATCH_MAX];
+};
+
+/* Redis Cluster: a check whose keys live on several nodes goes in parts, one per node, each
+ * the check of its own keys (its policies, its revocation keys) in that node's batch. */
+struct cl_part {
+	struct rl_batch *b;            /* in flight as b->slot[slot]; NULL once answered */
+	unsigned         slot;
+	struct redis    *rd;           /* while the batches are built */
+	uint32_t         mask;         /* its policies: bits of q->lim */
+	int              flags;        /* its revocation keys: 1 jti, 2 sub */
+	int              kind;         /* its segment's kind once answered (2: failed) */
+	int64_t          now;          /* the node's clock then, for an undo */
+};
+
+struct cl_split {
+	unsigned       n, pending;
+	struct cl_part p[MAX_LIMITS + 2];
 };
 
 struct store_w {
 	struct worker    *w;
 	struct mstore    *mem;
 	struct redis     *rd;          /* created with the first redis section, kept until fini */
+	struct rcl       *cl;          /* created with the first redis.cluster, kept until fini */
 	int               redis_on;    /* the current generation has a redis section */
+	int               cl_on;       /* ... with redis.cluster: cl, not rd */
 	enum redis_onerr  on_error;
 	int               probes_on;
 	struct event     *poll_ev;
@@ -107,8 +134,13 @@ struct store_w {
 	/* rate-limit checks waiting for the end of the pass (flush_ev), in arrival order */
 	TAILQ_HEAD(, store_op) rlq;
 	unsigned          rlq_n;
+	/* Redis Cluster: checks a stale slot map sent to the wrong node, waiting for the next
+	 * topology read (or retry_ev) to be queued again */
+	TAILQ_HEAD(, store_op) retryq;
+	struct event     *retry_ev;
 	struct event     *flush_ev;
 	struct redis_args keys, args;  /* a batch's arguments, built in place (memory reused) */
+	struct redis_args xargs;       /* Redis Cluster: 'xk', the keys, the arguments */
 	struct store_op  *pool;        /* free keyless operations (linked through q) */
 	unsigned          pool_n;
 };
@@ -125,6 +157,13 @@ local_ok(const struct store_w *sw)
 	return !sw->redis_on || sw->on_error == REDIS_LOCAL;
 }
 
+/* Redis (or the cluster's topology) is there to be asked. */
+static int
+st_up(const struct store_w *sw)
+{
+	return sw->cl_on ? rcl_is_up(sw->cl) : redis_is_up(sw->rd);
+}
+
 static void
 log_store_error(struct store_w *sw, const char *what, const struct redisReply *rp)
 {
@@ -137,8 +176,10 @@ log_store_error(struct store_w *sw, const char *what, const struct redisReply *r
 	if (rp && rp->type == REDIS_REPLY_ERROR)
 		log_warn("redis (worker %d): %s failed: %.*s", sw->w->id, what,
 		    (int)MIN(rp->len, 200), rp->str);
-	else
+	else if (rp)
 		log_warn("redis (worker %d): %s: unexpected reply", sw->w->id, what);
+	else
+		log_warn("redis (worker %d): %s", sw->w->id, what);
 }
 
 static struct store_op *
@@ -188,11 +229,23 @@ op_finish(struct store_op *op, enum store_res res)
 		cb(arg, res);
 }
 
+/* A cancelled check leaves its slot of b. */
+static void
+batch_leave(struct rl_batch *b, unsigned slot)
+{
+	b->slot[slot] = NULL;
+	if (--b->live == 0 && !b->answering) {
+		redis_cmd_detach(b->cmd);            /* nobody left to answer: drop the reply */
+		free(b);
+	}
+}
+
 void
 store_cancel(struct store_op *op)
 {
 	struct store_w *sw;
 	struct rl_batch *b;
+	unsigned i;
 
 	if (op == NULL)
 		return;
@@ -200,14 +253,18 @@ store_cancel(struct store_op *op)
 	if (op->queued) {
 		TAILQ_REMOVE(&sw->rlq, op, ql);
 		sw->rlq_n--;
+	} else if (op->waiting) {
+		TAILQ_REMOVE(&sw->retryq, op, ql);
 	} else if ((b = op->batch) != NULL) {
-		b->slot[op->slot] = NULL;
-		if (--b->live == 0 && !b->answering) {
-			redis_cmd_detach(b->cmd);    /* nobody left to answer: drop the reply */
-			free(b);
-		}
+		batch_leave(b, op->slot);
+	} else if (op->split != NULL) {
+		for (i = 0; i < op->split->n; i++)
+			if (op->split->p[i].b != NULL)
+				batch_leave(op->split->p[i].b, op->split->p[i].slot);
+		free(op->split);
 	} else {
 		redis_cmd_detach(op->cmd);
+		rcl_cmd_detach(op->ccmd);
 	}
 	op_free(op);
 }
@@ -265,8 +322,11 @@ op_send(struct store_w *sw, struct store_op *op, int nkeys, struct argv *a,
 {
 	op->cb = cb;
 	op->arg = arg;
-	op->cmd = redis_script(sw->rd, nkeys, a->n, a->v, a->l, reply, op);
-	if (op->cmd == NULL) {
+	if (sw->cl_on)
+		op->ccmd = rcl_script(sw->cl, nkeys, a->n, a->v, a->l, reply, op);
+	else
+		op->cmd = redis_script(sw->rd, nkeys, a->n, a->v, a->l, reply, op);
+	if (op->cmd == NULL && op->ccmd == NULL) {
 		free(op);
 		return -1;
 	}
@@ -303,6 +363,56 @@ rl_fail(struct store_op *op)
 	} else {
 		op_finish(op, STORE_UNAVAILABLE);
 	}
+}
+
+/* Redis Cluster: a check the node refused because its map was stale (a key the node does not
+ * serve; the script stops before writing anything, Redis's own checks come first) is sent
+ * again once, after the next topology read, as a MOVED reply would be followed. Anything
+ * else, or a second failure: on_error. */
+static void
+rl_retry(struct store_op *op)
+{
+	struct store_w *sw = op->sw;
+	struct timeval tv = { 0, 300 * 1000 };
+
+	if (!sw->cl_on || op->retried) {
+		rl_fail(op);
+		return;
+	}
+	op->retried = 1;
+	op->waiting = 1;
+	TAILQ_INSERT_TAIL(&sw->retryq, op, ql);
+	rcl_stale(sw->cl);
+	if (!evtimer_pending(sw->retry_ev, NULL))
+		evtimer_add(sw->retry_ev, &tv);  /* no topology read comes: go anyway */
+}
+
+/* After a topology read (or retry_ev): the waiting checks join the queue. */
+static void
+on_topology(void *arg)
+{
+	struct store_w *sw = arg;
+	struct store_op *op;
+
+	if (TAILQ_EMPTY(&sw->retryq))
+		return;
+	evtimer_del(sw->retry_ev);
+	while ((op = TAILQ_FIRST(&sw->retryq)) != NULL) {
+		TAILQ_REMOVE(&sw->retryq, op, ql);
+		op->waiting = 0;
+		op->queued = 1;
+		TAILQ_INSERT_TAIL(&sw->rlq, op, ql);
+		sw->rlq_n++;
+	}
+	event_active(sw->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void
+on_retry_tmo(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	on_topology(arg);
 }
 
 static int64_t
@@ -371,6 +481,128 @@ seg_answer(struct store_op *op, const struct redisReply *rp, int64_t kind, unsig
 	op_finish(op, STORE_OK);
 }
 
+/* ---- Redis Cluster: checks in parts ---------------------------------------------------------
+ *
+ * When every part admitted, the check is admitted. When one refused, or found the token
+ * revoked, the parts that admitted take their admission back (the script's undo, one call per
+ * such part): all of a check's policies admit or none records, once the undo has run, as with
+ * one node (docs/rate-limits.md, Redis Cluster). A part that failed fails the check (on_error),
+ * the others' admissions taken back the same way. */
+
+static void
+on_undo_reply(void *arg, const struct redisReply *rp)
+{
+	struct store_w *sw = arg;
+
+	if (rp == NULL || rp->type == REDIS_REPLY_ERROR)
+		log_store_error(sw, "rate limit undo (Redis Cluster)", rp);
+}
+
+/* Takes back the admission part p recorded (its policies that record). */
+static void
+part_undo(struct store_w *sw, const struct store_rlq *q, const struct cl_part *p)
+{
+	struct redis_args ka = { 0 }, xa = { 0 };
+	struct redis *rd = NULL;
+	unsigned j, nk = 0;
+
+	for (j = 0; j < q->n; j++) {
+		if (!(p->mask & (1u << j)) || q->lim[j].check_only)
+			continue;
+		if (rd == NULL && (rd = rcl_route(sw->cl, q->lim[j].key, q->lim[j].klen)) == NULL)
+			break;
+		redis_args_str(&ka, q->lim[j].key, q->lim[j].klen);
+		nk++;
+	}
+	if (rd != NULL && nk > 0) {
+		redis_args_str(&xa, "xk", 2);
+		redis_args_int(&xa, nk);
+		if (sbuf_reserve(&xa.b, ka.b.len) == 0) {
+			memcpy(xa.b.p + xa.b.len, ka.b.p, ka.b.len);
+			xa.b.len += ka.b.len;
+			xa.n += ka.n;
+		}
+		redis_args_str(&xa, "undo", 4);
+		redis_args_str(&xa, "0", 1);
+		redis_args_int(&xa, p->now);
+		for (j = 0; j < q->n; j++) {
+			if (!(p->mask & (1u << j)) || q->lim[j].check_only)
+				continue;
+			redis_args_int(&xa, q->lim[j].mode);
+			redis_args_int(&xa, q->lim[j].window_ms);
+		}
+		redis_args_reset(&ka);             /* no declared keys (several slots) */
+		if (redis_script_args(rd, &ka, &xa, on_undo_reply, sw) == NULL)
+			on_undo_reply(sw, NULL);
+	} else if (nk > 0 || rd == NULL) {
+		on_undo_reply(sw, NULL);           /* the node went away: the admission stays */
+	}
+	redis_args_fini(&ka);
+	redis_args_fini(&xa);
+}
+
+/* Every part answered: the check's answer. */
+static void
+split_done(struct store_op *op)
+{
+	struct store_w *sw = op->sw;
+	struct store_rlq *q = op->q;
+	struct cl_split *sp = op->split;
+	int failed = 0, revoked = 0, all = 1;
+	unsigned i, j;
+
+	op->split = NULL;
+	for (i = 0; i < sp->n; i++) {
+		failed |= sp->p[i].kind == 2;
+		revoked |= sp->p[i].kind == 1;
+		all &= sp->p[i].kind == 0;
+	}
+	for (i = 0; !all && i < sp->n; i++) {
+		if (sp->p[i].kind != 0)
+			continue;
+		part_undo(sw, q, &sp->p[i]);
+		/* as if never counted: a refused check's remaining on an admitting policy */
+		for (j = 0; j < q->n; j++)
+			if ((sp->p[i].mask & (1u << j)) && !q->lim[j].check_only)
+				q->lim[j].remaining = MIN(q->lim[j].remaining + 1, q->lim[j].limit);
+	}
+	free(sp);
+	if (failed) {
+		rl_retry(op);                       /* the parts that admitted were taken back */
+		return;
+	}
+	q->from_memory = 0;
+	q->revoked = revoked;
+	q->admitted = all;
+	op_finish(op, STORE_OK);
+}
+
+/* Part pi's segment (kind, its answer at rp->element[at]; rp NULL: failed). */
+static void
+part_answer(struct store_op *op, int pi, const struct redisReply *rp, int64_t kind, size_t at)
+{
+	struct cl_split *sp = op->split;
+	struct cl_part *p = &sp->p[pi];
+	struct store_rlq *q = op->q;
+	unsigned j;
+
+	p->b = NULL;
+	p->kind = rp != NULL ? (int)kind : 2;
+	if (rp != NULL)
+		p->now = el_int(rp, 0);
+	for (j = 0; rp != NULL && (kind == 0 || kind == 3) && j < q->n; j++) {
+		struct store_limit *l = &q->lim[j];
+		if (!(p->mask & (1u << j)))
+			continue;
+		l->admitted = el_int(rp, at) != 0;
+		l->remaining = el_int(rp, at + 1);
+		l->reset_ms = el_int(rp, at + 2);
+		at += 3;
+	}
+	if (--sp->pending == 0)
+		split_done(op);
+}
+
 static void
 on_batch_reply(void *arg, const struct redisReply *rp)
 {
@@ -385,13 +617,20 @@ on_batch_reply(void *arg, const struct redisReply *rp)
 	if (batch_shape(b, rp) < 0) {
 		if (rp)
 			log_store_error(sw, "rate limit script", rp);
+		if (sw->cl_on)
+			rcl_stale(sw->cl);       /* READONLY, CLUSTERDOWN, a node that left... */
 		for (i = 0; i < b->n; i++) {
 			struct store_op *op = b->slot[i];
 			if (op == NULL)
 				continue;                /* cancelled */
 			b->slot[i] = NULL;
 			op->batch = NULL;
-			rl_fail(op);
+			if (b->part[i] >= 0)
+				part_answer(op, b->part[i], NULL, 2, 0);
+			else if (rp != NULL && rp->type == REDIS_REPLY_ERROR)
+				rl_retry(op);            /* refused before running: no write done */
+			else
+				rl_fail(op);             /* no reply: it may have run */
 		}
 		free(b);
 		return;
@@ -408,20 +647,24 @@ on_batch_reply(void *arg, const struct redisReply *rp)
 					continue;            /* cancelled */
 				b->slot[si] = NULL;
 				op->batch = NULL;
-				if (kind == 2) {
+				if (kind == 2)
 					failed++;
-					rl_fail(op);
-				} else {
+				if (b->part[si] >= 0)
+					part_answer(op, b->part[si], rp, kind, k);
+				else if (kind == 2)
+					rl_retry(op);
+				else
 					seg_answer(op, rp, kind, j, k);
-				}
 			}
 			if (kind == 0 || kind == 3)
 				k += 3 * (size_t)b->run[r].nlim;
 		}
 	}
 	if (failed)
-		log_store_error(sw, "rate limit script: a check failed (a key of another type?)",
-		    NULL);
+		/* in a Redis Cluster, most likely a key this node no longer serves (retried) */
+		log_store_error(sw, sw->cl_on ? "rate limit script: a check touched a key of "
+		    "another type or another node's" : "rate limit script: a check touched a key of "
+		    "another type", NULL);
 	free(b);
 }
 
@@ -446,6 +689,244 @@ same_check(const struct store_rlq *a, const struct store_rlq *b)
 			return 0;
 	}
 	return 1;
+}
+
+static int
+rev_flags(const struct store_rlq *q)
+{
+	return (q->revocation && q->jti ? 1 : 0) | (q->revocation && q->sub ? 2 : 0);
+}
+
+/* One run of the script's batch operation: its keys into ka, its numbers into va — the
+ * policies in mask, the revocation keys in flags. Returns how many policies it has. */
+static unsigned
+put_run(struct redis_args *ka, struct redis_args *va, const struct store_rlq *q, unsigned count,
+    uint32_t mask, int flags)
+{
+	unsigned j, nlim = 0;
+
+	for (j = 0; j < q->n; j++)
+		if (mask & (1u << j)) {
+			redis_args_str(ka, q->lim[j].key, q->lim[j].klen);
+			nlim++;
+		}
+	if (flags & 1)
+		redis_args_str(ka, q->jti, q->jti_len);
+	if (flags & 2)
+		redis_args_str(ka, q->sub, q->sub_len);
+	redis_args_int(va, count);
+	redis_args_int(va, nlim);
+	redis_args_int(va, flags);
+	redis_args_int(va, q->iat);
+	for (j = 0; j < q->n; j++)
+		if (mask & (1u << j)) {
+			redis_args_int(va, q->lim[j].limit);
+			redis_args_int(va, q->lim[j].window_ms);
+			redis_args_int(va, q->lim[j].mode);
+			redis_args_str(va, q->lim[j].check_only ? "1" : "0", 1);
+		}
+	return nlim;
+}
+
+static struct rl_batch *
+batch_new(struct store_w *sw)
+{
+	struct rl_batch *b = malloc(sizeof(*b));
+
+	if (b != NULL) {
+		b->sw = sw;
+		b->n = b->live = b->nruns = 0;
+		b->answering = 0;
+		b->cmd = NULL;
+	}
+	return b;
+}
+
+/* Where check q's keys live: *rd when one node serves them all, else parts in sp (one per
+ * node). -1 when a key's node is unknown or down. */
+static int
+cl_place(struct store_w *sw, const struct store_rlq *q, struct redis **rd, struct cl_split *sp)
+{
+	struct redis *x;
+	unsigned j, i, n = (unsigned)q->n;
+	int flags = rev_flags(q);
+
+	*rd = NULL;
+	sp->n = 0;
+	for (j = 0; j < n + 2; j++) {
+		const char *k = j < n ? q->lim[j].key : j == n ? q->jti : q->sub;
+		size_t kl = j < n ? q->lim[j].klen : j == n ? q->jti_len : q->sub_len;
+		if (j >= n && !(flags & (1 << (j - n))))
+			continue;
+		if ((x = rcl_route(sw->cl, k, kl)) == NULL)
+			return -1;
+		for (i = 0; i < sp->n && sp->p[i].rd != x; i++)
+			;
+		if (i == sp->n) {
+			memset(&sp->p[i], 0, sizeof(sp->p[i]));
+			sp->p[i].rd = x;
+			sp->n++;
+		}
+		if (j < n)
+			sp->p[i].mask |= 1u << j;
+		else
+			sp->p[i].flags |= 1 << (j - n);
+	}
+	if (sp->n == 1)
+		*rd = sp->p[0].rd;
+	return sp->n > 0 ? 0 : -1;
+}
+
+/* A part that could not be sent. Its check is answered once the others are sent too
+ * (cluster_send's end): nothing may free a check while the batches are being built. */
+static void
+part_unsent(struct store_op *op, unsigned p)
+{
+	op->split->p[p].b = NULL;
+	op->split->p[p].kind = 2;
+	op->split->pending--;
+}
+
+/* Redis Cluster: the checks ops[0..m) (in the runs batch_send made) as one batch per node.
+ * A run whose keys one node serves goes whole to that node; each check of a run whose keys
+ * several nodes serve goes in parts (struct cl_split), one per node. */
+static void
+cluster_send(struct store_w *sw, struct store_op **ops, size_t m, unsigned nruns,
+    const unsigned *first, const unsigned *count)
+{
+	struct redis *whole[BATCH_MAX], *nodes[BATCH_MAX];
+	struct cl_split tmp;
+	struct redis_args *ka = &sw->keys, *va = &sw->args, *xa = &sw->xargs;
+	unsigned r, g, i, p, nn = 0;
+	size_t o;
+
+	/* where each run goes; ops[] entries answered already become NULL */
+	for (r = 0; r < nruns; r++) {
+		if (cl_place(sw, ops[first[r]]->q, &whole[r], &tmp) < 0) {
+			rcl_stale(sw->cl);
+			for (i = 0; i < count[r]; i++) {
+				rl_fail(ops[first[r] + i]);
+				ops[first[r] + i] = NULL;
+			}
+			continue;
+		}
+		for (i = 0; whole[r] == NULL && i < count[r]; i++) {
+			struct store_op *op = ops[first[r] + i];
+			if ((op->split = malloc(sizeof(*op->split))) == NULL) {
+				rl_fail(op);
+				ops[first[r] + i] = NULL;
+				continue;
+			}
+			*op->split = tmp;
+			op->split->pending = tmp.n;
+		}
+		for (i = 0; i < tmp.n; i++) {
+			for (g = 0; g < nn && nodes[g] != tmp.p[i].rd; g++)
+				;
+			if (g == nn)
+				nodes[nn++] = tmp.p[i].rd;    /* nn <= slots <= BATCH_MAX */
+		}
+	}
+	for (g = 0; g < nn; g++) {
+		struct rl_batch *b = batch_new(sw);
+		unsigned nr = 0, si = 0;
+		/* this node's slots: whole runs' checks, and split checks' parts */
+		for (r = 0; b != NULL && r < nruns; r++) {
+			if (ops[first[r]] != NULL && whole[r] == nodes[g]) {
+				for (i = 0; i < count[r]; i++, si++) {
+					b->slot[si] = ops[first[r] + i];
+					b->part[si] = -1;
+				}
+				b->run[nr].first = si - count[r];
+				b->run[nr++].k = count[r];
+				continue;
+			}
+			for (i = 0; whole[r] == NULL && i < count[r]; i++) {
+				struct store_op *op = ops[first[r] + i];
+				for (p = 0; op != NULL && p < op->split->n; p++) {
+					if (op->split->p[p].rd != nodes[g])
+						continue;
+					b->slot[si] = op;
+					b->part[si] = (signed char)p;
+					b->run[nr].first = si++;
+					b->run[nr++].k = 1;
+				}
+			}
+		}
+		if (b == NULL)
+			goto unsent;
+		b->n = b->live = si;
+		b->nruns = nr;
+		redis_args_reset(ka);
+		redis_args_reset(va);
+		redis_args_str(va, "batch", 5);
+		redis_args_str(va, "0", 1);
+		redis_args_int(va, nr);
+		for (r = 0; r < nr; r++) {
+			struct store_op *op = b->slot[b->run[r].first];
+			const struct store_rlq *q = op->q;
+			if (b->part[b->run[r].first] < 0) {
+				b->run[r].nlim = put_run(ka, va, q, b->run[r].k,
+				    (uint32_t)((1ull << q->n) - 1), rev_flags(q));
+			} else {
+				const struct cl_part *pt = &op->split->p[b->part[b->run[r].first]];
+				b->run[r].nlim = put_run(ka, va, q, 1, pt->mask, pt->flags);
+			}
+		}
+		/* 'xk', the keys, then the arguments: no key is declared, since they may be on
+		 * several of this node's slots (the script is allowed that: cluster.h) */
+		redis_args_reset(xa);
+		redis_args_str(xa, "xk", 2);
+		redis_args_int(xa, ka->n);
+		o = xa->b.len;
+		if (sbuf_reserve(&xa->b, ka->b.len + va->b.len) == 0) {
+			memcpy(xa->b.p + o, ka->b.p, ka->b.len);
+			memcpy(xa->b.p + o + ka->b.len, va->b.p, va->b.len);
+			xa->b.len += ka->b.len + va->b.len;
+			xa->n += ka->n + va->n;
+		}
+		redis_args_reset(ka);            /* no declared keys; ka has memory (keys were put) */
+		b->cmd = redis_script_args(nodes[g], ka, xa, on_batch_reply, b);
+		if (b->cmd == NULL) {
+			free(b);
+			goto unsent;
+		}
+		for (i = 0; i < si; i++) {
+			struct store_op *op = b->slot[i];
+			if (b->part[i] >= 0) {
+				op->split->p[b->part[i]].b = b;
+				op->split->p[b->part[i]].slot = i;
+			} else {
+				op->batch = b;
+				op->slot = i;
+			}
+		}
+		continue;
+unsent:
+		/* out of memory, or the connection just went: this node's checks fail (on_error) */
+		for (r = 0; r < nruns; r++) {
+			if (ops[first[r]] != NULL && whole[r] == nodes[g]) {
+				for (i = 0; i < count[r]; i++) {
+					rl_fail(ops[first[r] + i]);
+					ops[first[r] + i] = NULL;
+				}
+				continue;
+			}
+			for (i = 0; whole[r] == NULL && i < count[r]; i++) {
+				struct store_op *op = ops[first[r] + i];
+				for (p = 0; op != NULL && p < op->split->n; p++)
+					if (op->split->p[p].rd == nodes[g])
+						part_unsent(op, p);
+			}
+		}
+	}
+	/* split checks none of whose parts could be sent: answered now */
+	for (r = 0; r < nruns; r++)
+		for (i = 0; whole[r] == NULL && i < count[r]; i++) {
+			struct store_op *op = ops[first[r] + i];
+			if (op != NULL && op->split->pending == 0)
+				split_done(op);
+		}
 }
 
 /* Sends the first checks of the queue (up to BATCH_MAX, about BATCH_BYTES) as one batch. */
@@ -482,7 +963,11 @@ batch_send(struct store_w *sw)
 		ops[i]->queued = 0;
 	}
 	sw->rlq_n -= (unsigned)m;
-	if (sw->redis_on && redis_is_up(sw->rd) && (b = malloc(sizeof(*b))) != NULL) {
+	if (sw->redis_on && sw->cl_on && rcl_is_up(sw->cl)) {
+		cluster_send(sw, ops, m, nruns, first, count);
+		return;
+	}
+	if (sw->redis_on && !sw->cl_on && redis_is_up(sw->rd) && (b = batch_new(sw)) != NULL) {
 		struct redis_args *ka = &sw->keys, *va = &sw->args;
 		redis_args_reset(ka);
 		redis_args_reset(va);
@@ -491,35 +976,13 @@ batch_send(struct store_w *sw)
 		redis_args_int(va, nruns);
 		for (r = 0; r < nruns; r++) {
 			const struct store_rlq *q = ops[first[r]]->q;
-			int flags = 0;
-			for (j = 0; j < q->n; j++)
-				redis_args_str(ka, q->lim[j].key, q->lim[j].klen);
-			if (q->revocation && q->jti) {
-				redis_args_str(ka, q->jti, q->jti_len);
-				flags |= 1;
-			}
-			if (q->revocation && q->sub) {
-				redis_args_str(ka, q->sub, q->sub_len);
-				flags |= 2;
-			}
-			redis_args_int(va, count[r]);
-			redis_args_int(va, (int64_t)q->n);
-			redis_args_int(va, flags);
-			redis_args_int(va, q->iat);
-			for (j = 0; j < q->n; j++) {
-				redis_args_int(va, q->lim[j].limit);
-				redis_args_int(va, q->lim[j].window_ms);
-				redis_args_int(va, q->lim[j].mode);
-				redis_args_str(va, q->lim[j].check_only ? "1" : "0", 1);
-			}
 			b->run[r].first = first[r];
 			b->run[r].k = count[r];
-			b->run[r].nlim = (unsigned)q->n;
+			b->run[r].nlim = put_run(ka, va, q, count[r], (uint32_t)((1ull << q->n) - 1),
+			    rev_flags(q));
 		}
-		b->sw = sw;
 		b->n = b->live = (unsigned)m;
 		b->nruns = nruns;
-		b->answering = 0;
 		b->cmd = redis_script_args(sw->rd, ka, va, on_batch_reply, b);
 		if (b->cmd == NULL) {
 			free(b);
@@ -531,6 +994,7 @@ batch_send(struct store_w *sw)
 			ops[i]->batch = b;
 			ops[i]->slot = (unsigned)i;
 			b->slot[i] = ops[i];
+			b->part[i] = -1;
 		} else {
 			rl_fail(ops[i]);             /* not sent: answered now (we are not in store_rl) */
 		}
@@ -561,6 +1025,11 @@ rl_queue_fail(struct store_w *sw)
 		op->queued = 0;
 		rl_fail(op);
 	}
+	while ((op = TAILQ_FIRST(&sw->retryq)) != NULL) {
+		TAILQ_REMOVE(&sw->retryq, op, ql);
+		op->waiting = 0;
+		rl_fail(op);
+	}
 }
 
 enum store_res
@@ -577,7 +1046,7 @@ store_rl(struct worker *w, struct store_rlq *q, store_cb cb, void *arg, struct s
 		rl_memory(sw, q);
 		return STORE_OK;
 	}
-	if (q->n <= MAX_LIMITS && redis_is_up(sw->rd) && (op = op_new(sw, OP_RL, NULL, 0))) {
+	if (q->n <= MAX_LIMITS && st_up(sw) && (op = op_new(sw, OP_RL, NULL, 0))) {
 		op->cb = cb;
 		op->arg = arg;
 		op->q = q;
@@ -660,9 +1129,11 @@ fire(struct store_w *sw, struct store_op *op)
 		arg_i(&a, op->b);
 		arg_i(&a, op->c);
 	}
-	op->cmd = redis_is_up(sw->rd) ? redis_script(sw->rd, 1, a.n, a.v, a.l, on_fire_reply, op) :
-	    NULL;
-	if (op->cmd == NULL) {
+	if (sw->cl_on)
+		op->ccmd = rcl_script(sw->cl, 1, a.n, a.v, a.l, on_fire_reply, op);
+	else if (redis_is_up(sw->rd))
+		op->cmd = redis_script(sw->rd, 1, a.n, a.v, a.l, on_fire_reply, op);
+	if (op->cmd == NULL && op->ccmd == NULL) {
 		if (local_ok(sw))
 			fire_memory(op);
 		free(op);
@@ -739,7 +1210,7 @@ store_lockout_check(struct worker *w, struct store_lockq *q, store_cb cb, void *
 		mstore_lockout_check(sw->mem, store_clock_ms(), q);
 		return STORE_OK;
 	}
-	if (redis_is_up(sw->rd) && (op = op_new(sw, OP_LOCK, NULL, 0)) != NULL) {
+	if (st_up(sw) && (op = op_new(sw, OP_LOCK, NULL, 0)) != NULL) {
 		a.n = a.nn = 0;
 		arg_s(&a, q->key, q->klen);
 		arg_s(&a, "lk_check", 8);
@@ -830,8 +1301,7 @@ store_probe(struct worker *w, const char *client, size_t klen, int64_t ban_after
 	*opp = NULL;
 	if (klen > INET6_ADDRSTRLEN + 32)
 		return STORE_OK;
-	if (sw->redis_on && redis_is_up(sw->rd) &&
-	    (op = op_new(sw, OP_PROBE, client, klen)) != NULL) {
+	if (sw->redis_on && st_up(sw) && (op = op_new(sw, OP_PROBE, client, klen)) != NULL) {
 		/* {visor:bans}: the counter shares the bans' Redis Cluster slot, so the probe that
 		 * bans is one atomic script call there too */
 		pl = mkkey(pk, "visor:probe:{visor:bans}:", client, klen);
@@ -906,13 +1376,14 @@ on_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!sw->redis_on || !sw->probes_on || sw->poll_busy || !redis_is_up(sw->rd))
+	if (!sw->redis_on || !sw->probes_on || sw->poll_busy || !st_up(sw))
 		return;
 	snprintf(min, sizeof(min), "%lld", (long long)wall_ms());
 	argv[2] = min;
 	for (i = 0; i < 8; i++)
 		lens[i] = strlen(argv[i]);
-	if (redis_command(sw->rd, 8, argv, lens, on_poll_reply, sw))
+	if (sw->cl_on ? rcl_command(sw->cl, argv[1], lens[1], 8, argv, lens, on_poll_reply, sw) !=
+	    NULL : redis_command(sw->rd, 8, argv, lens, on_poll_reply, sw) != NULL)
 		sw->poll_busy = 1;
 }
 
@@ -929,11 +1400,14 @@ store_worker_init(struct worker *w, struct mstore *mem)
 	sw->w = w;
 	sw->mem = mem;
 	TAILQ_INIT(&sw->rlq);
+	TAILQ_INIT(&sw->retryq);
 	sw->poll_ev = event_new(w->base, -1, EV_PERSIST, on_poll, sw);
 	sw->flush_ev = event_new(w->base, -1, 0, on_flush, sw);
-	if (sw->poll_ev == NULL || sw->flush_ev == NULL || mem == NULL) {
+	sw->retry_ev = evtimer_new(w->base, on_retry_tmo, sw);
+	if (sw->poll_ev == NULL || sw->flush_ev == NULL || sw->retry_ev == NULL || mem == NULL) {
 		ev_free(&sw->poll_ev);
 		ev_free(&sw->flush_ev);
+		ev_free(&sw->retry_ev);
 		free(sw);
 		return -1;
 	}
@@ -950,7 +1424,7 @@ store_worker_conf(struct worker *w, const struct conf *c)
 	if (sw == NULL)
 		return;
 	sw->on_error = c->redis.on_error;
-	if (c->redis.enabled && sw->rd == NULL) {
+	if (c->redis.enabled && !c->redis.cluster && sw->rd == NULL) {
 		/* published for store_ready on the admin (main) thread: a reload that enables
 		 * Redis creates the client here, on the worker's thread */
 		__atomic_store_n(&sw->rd, redis_new(w->base, &w->m, w->id, store_lua,
@@ -958,11 +1432,24 @@ store_worker_conf(struct worker *w, const struct conf *c)
 		if (sw->rd == NULL)
 			log_error("worker %d: cannot create the Redis client; using memory", w->id);
 	}
+	if (c->redis.enabled && c->redis.cluster && sw->cl == NULL) {
+		__atomic_store_n(&sw->cl, rcl_new(w->base, &w->m, w->id, store_lua,
+		    store_lua_len()), __ATOMIC_RELEASE);
+		if (sw->cl == NULL)
+			log_error("worker %d: cannot create the Redis Cluster client; using memory",
+			    w->id);
+		else
+			rcl_hook(sw->cl, on_topology, sw);
+	}
 	/* off first: callbacks failed by a reconfiguration must see the new mode */
 	sw->redis_on = 0;
+	sw->cl_on = 0;
 	if (sw->rd)
-		redis_configure(sw->rd, c);
-	sw->redis_on = c->redis.enabled && sw->rd != NULL;
+		redis_configure(sw->rd, c);      /* let go with redis.cluster */
+	if (sw->cl)
+		rcl_configure(sw->cl, c);        /* let go without */
+	sw->cl_on = c->redis.enabled && c->redis.cluster && sw->cl != NULL;
+	sw->redis_on = c->redis.enabled && (sw->cl_on || (!c->redis.cluster && sw->rd != NULL));
 }
 
 void
@@ -982,10 +1469,14 @@ store_worker_fini(struct worker *w)
 
 	if (sw == NULL)
 		return;
+	sw->cl_on = 0;                  /* a check failed from here is not retried */
 	rl_queue_fail(sw);              /* what the last pass queued: callbacks run now */
 	redis_free(sw->rd);             /* fails what is in flight: callbacks run now */
 	sw->rd = NULL;
+	rcl_free(sw->cl);
+	sw->cl = NULL;
 	ev_free(&sw->poll_ev);
+	ev_free(&sw->retry_ev);
 	ev_free(&sw->flush_ev);
 	while ((op = sw->pool) != NULL) {
 		sw->pool = op->q;
@@ -993,6 +1484,7 @@ store_worker_fini(struct worker *w)
 	}
 	redis_args_fini(&sw->keys);
 	redis_args_fini(&sw->args);
+	redis_args_fini(&sw->xargs);
 	free(sw);
 	w->store = NULL;
 }
@@ -1006,7 +1498,9 @@ store_ready(struct worker *const *ws, int n, const struct conf *c)
 		return 1;
 	for (i = 0; i < n; i++) {
 		const struct store_w *sw = ws[i] ? ws[i]->store : NULL;
-		if (sw == NULL || !redis_is_up(__atomic_load_n(&sw->rd, __ATOMIC_ACQUIRE)))
+		if (sw == NULL || !(c->redis.cluster ?
+		    rcl_is_ready(__atomic_load_n(&sw->cl, __ATOMIC_ACQUIRE)) :
+		    redis_is_up(__atomic_load_n(&sw->rd, __ATOMIC_ACQUIRE))))
 			return 0;
 	}
 	return 1;
