@@ -84,11 +84,12 @@ async function metric(v, name) {
   return m ? Number(m[1]) : null;
 }
 
-// EVAL + EVALSHA calls a node has served (a replica gets a script's effects, never the call).
+// FCALL + EVAL + EVALSHA calls a node has served (a replica gets a script's effects, never the
+// call).
 async function scriptCalls(node) {
   const info = String(await node.cmd('INFO', 'commandstats'));
   let n = 0;
-  for (const m of info.matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) n += Number(m[1]);
+  for (const m of info.matchAll(/^cmdstat_(?:fcall|eval(?:sha)?):calls=(\d+)/gm)) n += Number(m[1]);
   return n;
 }
 
