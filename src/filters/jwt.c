@@ -996,6 +996,14 @@ jwt_route_wants(const struct conf *c, const struct conf_route *cr, const void *r
 	return cr != NULL && jr->auth != AUTH_OFF;
 }
 
+int
+jwt_route_verifies(const struct conf_route *cr)
+{
+	const struct jwt_route *jr = conf_route_keys(cr, filter_id(&jwt_filter));
+
+	return jr != NULL && jr->auth != AUTH_OFF;      /* AUTH_OFF without a jwt section */
+}
+
 /* ---- per-worker state ---------------------------------------------------------------- */
 
 static void

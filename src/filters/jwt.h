@@ -65,6 +65,10 @@ struct jwt_route {
 
 extern const struct filter jwt_filter;
 
+/* Whether requests on this route may carry a verified token (auth optional or required): on
+ * the others r->user is never set. At build time, for the rate-limit rows. */
+int jwt_route_verifies(const struct conf_route *cr);
+
 /* Makes the 401 answer for a refused token: the JSON body, `WWW-Authenticate: Bearer
  * error="invalid_token"`, r->log_reason = "jwt:<reason>" (static), and counts
  * m.jwt_refused[reason]. `reason` is an enum jwt_err (JWT_E_REVOKED from the revocation

@@ -31,6 +31,7 @@
  * Must never: touch the request from a store reply after on_abort; count a request twice.
  */
 #include "filters/ratelimit.h"
+#include "filters/jwt.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -73,6 +74,10 @@ struct rl_conf {
 	int              role;           /* enum rl_role: which row of the table */
 	size_t           fid;            /* ratelimit_filter's id: the route keys */
 	size_t           cid, uid;       /* the client and user rows' ids: their states */
+	unsigned char   *anon;           /* per route: no token is verified there, so user and
+	                                  * ip+user policies key by the IP and go with the
+	                                  * client row's check (one store operation, not two) */
+	size_t           nroutes;
 };
 
 struct rl_state {
@@ -649,16 +654,20 @@ rl_conf_free(void *p)
 		free(rc->pol[i].d8name);
 	}
 	free(rc->pol);
+	free(rc->anon);
 	free(rc);
 }
 
-/* Whether policy p is evaluated by the row `role`. */
+/* Whether policy p is evaluated by rc's row on route ri: client-keyed policies by RL_CLIENT,
+ * user-keyed ones by RL_USER — or by RL_CLIENT too where no token is ever verified (they key
+ * by the IP there, so nothing is gained by waiting for the token). */
 static int
-rl_role_has(int role, const struct rl_policy *p)
+rl_role_has(const struct rl_conf *rc, size_t ri, const struct rl_policy *p)
 {
-	int client = p->key == RLK_IP || p->key == RLK_HEADER;
+	int client = p->key == RLK_IP || p->key == RLK_HEADER ||
+	    (ri < rc->nroutes && rc->anon[ri]);
 
-	return role == RL_CLIENT ? client : role == RL_USER ? !client : 1;
+	return rc->role == RL_CLIENT ? client : rc->role == RL_USER ? !client : 1;
 }
 
 static int
@@ -699,8 +708,12 @@ rl_build(struct conf_ctx *ctx, struct conf *c, int role, void **fconf)
 	rc->on_error = c->redis.on_error;
 	rc->n = rs->rate_limits.n;
 	rc->pol = calloc(rc->n ? rc->n : 1, sizeof(*rc->pol));
-	if (rc->pol == NULL)
+	rc->nroutes = c->routes.n;
+	rc->anon = calloc(rc->nroutes ? rc->nroutes : 1, 1);
+	if (rc->pol == NULL || rc->anon == NULL)
 		goto oom;
+	for (i = 0; i < rc->nroutes; i++)
+		rc->anon[i] = !jwt_route_verifies(&c->routes.v[i]);
 	for (i = 0; i < rc->n; i++) {
 		const struct rl_policy *p = &rs->rate_limits.v[i];
 		struct rl_pol *q = &rc->pol[i];
@@ -764,7 +777,8 @@ rl_route_wants(const struct conf *c, const struct conf_route *cr, const void *rk
 		return 1;
 	rr = conf_route_keys(cr, rc->fid);
 	for (i = 0; i < rr->n_rate_limits; i++)
-		if (rr->rate_limits[i] < rc->n && rl_role_has(rc->role, rc->pol[rr->rate_limits[i]].p))
+		if (rr->rate_limits[i] < rc->n && rl_role_has(rc, (size_t)(cr - c->routes.v),
+		    rc->pol[rr->rate_limits[i]].p))
 			return 1;
 	return 0;
 }
@@ -896,7 +910,7 @@ rl_check(struct req *r, const struct rl_conf *rc, struct rl_state *st)
 		const struct rl_pol *p;
 		const char *comp;
 		char *key;
-		if (idx >= rc->n || !rl_role_has(rc->role, rc->pol[idx].p))
+		if (idx >= rc->n || !rl_role_has(rc, r->route->idx, rc->pol[idx].p))
 			continue;
 		p = &rc->pol[idx];
 		for (j = 0; j < n && st->pol[j] != p; j++)

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT
  * store — the operations the rate-limit, lockout and probe filters need, answered by Redis (the
- * script below by EVALSHA on the worker's own connection: one call per operation, except rate-limit
+ * store script — FCALL, or EVALSHA where Redis has no Functions (redis.c) — on the worker's own
+ * connection (one per primary in a Redis Cluster): one call per operation, except rate-limit
  * checks, batched per event-loop pass — see "rate limits" below) or by the
  * process-wide memory store (mstore.c): without a redis section, and — with on_error: local —
  * whenever Redis is not up or does not answer within redis.timeout.
  *
  * Keys (all namespaced, all expiring on their own):
- *   visor:rl:<policy>:<client>     LIST (sliding log) or HASH (buckets)
+ *   visor:rl:<policy>:{<client>}   LIST (sliding log) or HASH (buckets)
  *   visor:lockout:<sha256 hex>     HASH {f = failures, u = locked until (ms)}
- *   visor:probe:<client>           LIST or HASH, like a policy (window 10 min)
+ *   visor:probe:{visor:bans}:<client>   LIST or HASH, like a policy (window 10 min)
  *   visor:bans                     ZSET client -> banned until (ms); polled every second
  *   visor:revoked:<jti>, visor:revoked-before:<sub>   read only (written by the user's auth)
  *
@@ -45,7 +46,7 @@
 #define BAN_POLL_MAX      "10000"
 #define MAX_LIMITS        16
 #define ERR_LOG_EVERY_MS  10000
-#define BATCH_MAX         64             /* requests per EVALSHA */
+#define BATCH_MAX         64             /* requests per script call */
 #define BATCH_BYTES       (64 * 1024)    /* their keys and values, give or take (>= 1 request) */
 #define OP_POOL_MAX       256            /* keyless operations kept for reuse, per worker */
 
@@ -86,7 +87,7 @@ struct store_op {
 	char              key[];       /* OP_HIT/OP_LK_*: the key; OP_PROBE: the client */
 };
 
-/* One EVALSHA of the script's batch operation: the rate-limit checks one worker queued during
+/* One script call of the batch operation: the rate-limit checks one worker queued during
  * one pass of its event loop, in order, consecutive identical checks (same keys, policies and
  * token: one client's burst) sent once as a run. A slot whose operation was cancelled is NULL;
  * its answer, when the reply comes, is skipped. */
@@ -338,12 +339,15 @@ op_send(struct store_w *sw, struct store_op *op, int nkeys, struct argv *a,
  *
  * store_rl() queues the check; the worker's flush_ev, activated by the first check of an
  * event-loop pass, runs after that pass's callbacks and sends the queue as batches: one
- * EVALSHA of the script's batch operation per BATCH_MAX checks (or BATCH_BYTES of arguments).
+ * script call of the batch operation per BATCH_MAX checks (or BATCH_BYTES of arguments) —
+ * per node in a Redis Cluster (cluster_send below).
  * The script evaluates them in order, each exactly as if it came alone, reading each key once
  * and writing it once — so the Redis work is one script call per pass rather than per request,
  * and a batch of requests from the same client costs little more than one. The batch has one
  * deadline; a failure (timeout, error, connection lost) answers each check as a failure of its
- * own would (on_error). */
+ * own would (on_error) — except, in a Redis Cluster, a refusal before anything was written (a
+ * key the node no longer serves): those checks are sent again once, after the map is re-read
+ * (rl_retry). */
 
 static void
 rl_memory(struct store_w *sw, struct store_rlq *q)
