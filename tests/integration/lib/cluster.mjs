@@ -185,9 +185,21 @@ export async function startCluster({ primaries = 3, replicas = 1, password = nul
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const total = primaries * (1 + replicas);
-  for (let i = 0; i < total; i++) nodes.push(await startNode(c, i, nodeTimeout));
-  for (const n of nodes) {
-    await until(async () => (await n.cmd('PING').catch(() => null)) === 'PONG', 10000 * SLOW, `cluster node ${n.port} up`, 30);
+  // One at a time, each up before the next picks its ports: a port freePort() just returned
+  // can be handed out again (to the next node, or to another test file running alongside)
+  // before redis-server binds it. A node that cannot bind exits: started again on new ports.
+  for (let i = 0; i < total; i++) {
+    for (let attempt = 1; ; attempt++) {
+      const n = await startNode(c, i, nodeTimeout);
+      const up = await until(async () => !n.alive() || (await n.cmd('PING').catch(() => null)) === 'PONG',
+        10000 * SLOW, `cluster node ${n.port} up`, 30).then(() => n.alive(), () => false);
+      if (up) {
+        nodes.push(n);
+        break;
+      }
+      await n.kill();
+      if (attempt === 3) throw new Error(`cluster node ${i} did not start: ${n.log().slice(-300)}`);
+    }
   }
   const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
   await redisCli(c, ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes'], 60000 * SLOW);
