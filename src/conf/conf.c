@@ -1696,54 +1696,55 @@ badhost:
 	return -1;
 }
 
+/* host:port, the port defaulting to defport. */
 static int
-check_sentinel_node(struct cparse *p, const struct ynode *v, const char *s)
+check_node(struct cparse *p, const struct ynode *v, const char *s, int defport)
 {
 	char host[256];
 	const char *err = NULL;
 	int port;
 
-	if (conf_hostport(s, host, sizeof(host), &port, 26379, &err) == 0)
+	if (conf_hostport(s, host, sizeof(host), &port, defport, &err) == 0)
 		return 0;
 	conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
 	return -1;
+}
+
+static int
+check_sentinel_node(struct cparse *p, const struct ynode *v, const char *s)
+{
+	return check_node(p, v, s, 26379);
+}
+
+/* A section's `nodes`: an empty list is an error at the list (a missing key is reported as
+ * required; bad items at themselves). */
+static void
+nodes_needed(struct cparse *p, const struct ynode *map, size_t have, const char *what)
+{
+	const struct ynode *n = ynode_get(map, "nodes");
+
+	if (map != NULL && have == 0 && n != NULL && (n->type != YN_SEQ || n->n == 0))
+		conf_err(p->ctx, n, "%s.nodes: at least one %s (host:port) is needed", p->path,
+		    what);
 }
 
 /* The sentinel section: a master name and at least one node. */
 static void
 post_sentinel(struct cparse *p, const struct ynode *map, const struct ynode *where)
 {
-	const struct ynode *n = ynode_get(map, "nodes");
-
-	/* an empty list (a missing key is reported as required; bad items at themselves) */
-	if (map != NULL && p->c->redis.sentinel_nodes.n == 0 && n != NULL &&
-	    (n->type != YN_SEQ || n->n == 0))
-		conf_err(p->ctx, n, "%s.nodes: at least one sentinel (host:port) is needed",
-		    p->path);
+	nodes_needed(p, map, p->c->redis.sentinel_nodes.n, "sentinel");
 }
 
 static int
 check_cluster_node(struct cparse *p, const struct ynode *v, const char *s)
 {
-	char host[256];
-	const char *err = NULL;
-	int port;
-
-	if (conf_hostport(s, host, sizeof(host), &port, 6379, &err) == 0)
-		return 0;
-	conf_err(p->ctx, v, "%s: %s, got '%s'", p->path, err, conf_quote(p, s));
-	return -1;
+	return check_node(p, v, s, 6379);
 }
 
 static void
 post_cluster(struct cparse *p, const struct ynode *map, const struct ynode *where)
 {
-	const struct ynode *n = ynode_get(map, "nodes");
-
-	if (map != NULL && p->c->redis.cluster_nodes.n == 0 && n != NULL &&
-	    (n->type != YN_SEQ || n->n == 0))
-		conf_err(p->ctx, n, "%s.nodes: at least one cluster node (host:port) is needed",
-		    p->path);
+	nodes_needed(p, map, p->c->redis.cluster_nodes.n, "cluster node");
 }
 
 /* The redis section as a whole: a cluster has neither sentinels nor databases. */

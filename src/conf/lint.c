@@ -240,13 +240,29 @@ lint_routes(struct lint *l)
 
 /* ---- redis ------------------------------------------------------------------------------ */
 
+/* The first of these host:port nodes that is not on loopback, or NULL. */
+static const char *
+lint_exposed(const struct conf_strs *nodes, int defport)
+{
+	char host[256];
+	const char *err;
+	size_t i;
+	int port;
+
+	for (i = 0; i < nodes->n; i++)
+		if (conf_hostport(nodes->v[i], host, sizeof(host), &port, defport, &err) == 0 &&
+		    !lint_loopback_host(host, strlen(host)))
+			return nodes->v[i];
+	return NULL;
+}
+
 /* redis.sentinel: the URL's host:port are unused; passwords as for the URL. */
 static void
 lint_sentinel(struct lint *l, const struct ynode *url)
 {
 	const struct conf *c = l->c;
 	const struct ynode *pw = lint_node(l, "redis.sentinel.password");
-	size_t i;
+	const char *n;
 
 	if (url != NULL && c->redis.host != NULL && c->redis.sentinel_master != NULL &&
 	    (strcmp(c->redis.host, c->redis.sentinel_master) != 0 || c->redis.port != 6379))
@@ -254,22 +270,12 @@ lint_sentinel(struct lint *l, const struct ynode *url)
 		    "redis.sentinel (the primary's address comes from the sentinels) — write "
 		    "redis[s]://[[user]:password@]%s[/db]", lint_quote(l, c->redis.host),
 		    c->redis.port, lint_quote(l, c->redis.sentinel_master));
-	for (i = 0; c->redis.password == NULL && i < c->redis.sentinel_nodes.n; i++) {
-		const char *n = c->redis.sentinel_nodes.v[i];
-		char host[256];
-		const char *err;
-		int port;
-
-		if (conf_hostport(n, host, sizeof(host), &port, 26379, &err) == 0 &&
-		    !lint_loopback_host(host, strlen(host))) {
-			conf_warn(l->ctx, lint_first(url, lint_section(l, "redis")),
-			    "redis.url has no password and the sentinels are on the network (%s): "
-			    "anyone who reaches the primary can reset rate limits and lockouts and "
-			    "lift revocations — set requirepass (or an ACL user) and give it in "
-			    "redis.url: ${REDIS_URL}", lint_quote(l, n));
-			break;
-		}
-	}
+	if (c->redis.password == NULL && (n = lint_exposed(&c->redis.sentinel_nodes, 26379)))
+		conf_warn(l->ctx, lint_first(url, lint_section(l, "redis")),
+		    "redis.url has no password and the sentinels are on the network (%s): "
+		    "anyone who reaches the primary can reset rate limits and lockouts and "
+		    "lift revocations — set requirepass (or an ACL user) and give it in "
+		    "redis.url: ${REDIS_URL}", lint_quote(l, n));
 	if (pw != NULL && !pw->had_var)
 		conf_warn(l->ctx, pw, "redis.sentinel.password is written in the file: use "
 		    "password_file: /run/secrets/sentinel_password or ${SENTINEL_PASSWORD}");
@@ -280,7 +286,7 @@ static void
 lint_cluster(struct lint *l, const struct ynode *url)
 {
 	const struct conf *c = l->c;
-	size_t i;
+	const char *n;
 
 	if (url != NULL && c->redis.host != NULL &&
 	    (strcmp(c->redis.host, "cluster") != 0 || c->redis.port != 6379))
@@ -288,22 +294,12 @@ lint_cluster(struct lint *l, const struct ynode *url)
 		    "redis.cluster (the nodes come from redis.cluster.nodes and the cluster "
 		    "itself) — write redis[s]://[[user]:password@]cluster",
 		    lint_quote(l, c->redis.host), c->redis.port);
-	for (i = 0; c->redis.password == NULL && i < c->redis.cluster_nodes.n; i++) {
-		const char *n = c->redis.cluster_nodes.v[i];
-		char host[256];
-		const char *err;
-		int port;
-
-		if (conf_hostport(n, host, sizeof(host), &port, 6379, &err) == 0 &&
-		    !lint_loopback_host(host, strlen(host))) {
-			conf_warn(l->ctx, lint_first(url, lint_section(l, "redis")),
-			    "redis.url has no password and the cluster is on the network (%s): "
-			    "anyone who reaches it can reset rate limits and lockouts and lift "
-			    "revocations — set requirepass (or an ACL user) on every node and give "
-			    "it in redis.url: ${REDIS_URL}", lint_quote(l, n));
-			break;
-		}
-	}
+	if (c->redis.password == NULL && (n = lint_exposed(&c->redis.cluster_nodes, 6379)))
+		conf_warn(l->ctx, lint_first(url, lint_section(l, "redis")),
+		    "redis.url has no password and the cluster is on the network (%s): "
+		    "anyone who reaches it can reset rate limits and lockouts and lift "
+		    "revocations — set requirepass (or an ACL user) on every node and give "
+		    "it in redis.url: ${REDIS_URL}", lint_quote(l, n));
 }
 
 static void

@@ -577,6 +577,14 @@ strv_free(char **v, size_t n)
 /* ---- libevent objects ---------------------------------------------------------- */
 
 void
+ev_timer_in(struct event *ev, int64_t ms)
+{
+	struct timeval tv = tv_ms(ms);
+
+	evtimer_add(ev, &tv);
+}
+
+void
 ev_free(struct event **p)
 {
 	if (*p != NULL)

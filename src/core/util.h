@@ -168,5 +168,7 @@ struct event;
 struct evbuffer;
 void ev_free(struct event **p);
 void evbuf_free(struct evbuffer **p);
+/* evtimer_add in ms (an armed timer moves to the new time). */
+void ev_timer_in(struct event *ev, int64_t ms);
 
 #endif

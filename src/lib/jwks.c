@@ -453,14 +453,6 @@ publish(struct jwks_src *s, struct jwt_keyset *ks)
 /* ---- the helper thread --------------------------------------------------------------- */
 
 static void
-timer_ms(struct event *ev, int64_t ms)
-{
-	struct timeval tv = tv_ms(ms);
-
-	evtimer_add(ev, &tv);
-}
-
-static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -493,7 +485,7 @@ scan(void)
 			__atomic_store_n(&s->want, 1, __ATOMIC_RELAXED);
 		}
 		if (__atomic_exchange_n(&s->want, 0, __ATOMIC_ACQ_REL) && !s->busy)
-			timer_ms(s->timer, 0);
+			ev_timer_in(s->timer, 0);
 	}
 	pthread_mutex_unlock(&fetcher.mu);
 	while ((s = dead) != NULL) {
@@ -913,7 +905,7 @@ fetch_start(struct jwks_src *s)
 		fetch_end(s, 0);
 		return;
 	}
-	timer_ms(s->deadline, JWKS_FETCH_TIMEOUT_MS);
+	ev_timer_in(s->deadline, JWKS_FETCH_TIMEOUT_MS);
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		s->why = "out of memory";
 		fetch_end(s, 0);
@@ -1026,5 +1018,5 @@ fetch_end(struct jwks_src *s, int ok)
 	__atomic_add_fetch(&s->attempts, 1, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
 	if (s->timer)
-		timer_ms(s->timer, next_ms);
+		ev_timer_in(s->timer, next_ms);
 }

@@ -365,9 +365,7 @@ dns_err_text(int err)
 static void
 timer_in(struct rname *nm, int64_t ms)
 {
-	struct timeval tv = tv_ms(ms);
-
-	evtimer_add(nm->timer, &tv);
+	ev_timer_in(nm->timer, ms);
 }
 
 static void

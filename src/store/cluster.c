@@ -112,14 +112,6 @@ rcl_slot(const char *key, size_t len)
 static void refresh_soon(struct rcl *cl, int64_t min_gap_ms);
 
 static void
-timer_in(struct event *ev, int64_t ms)
-{
-	struct timeval tv = tv_ms(ms);
-
-	evtimer_add(ev, &tv);
-}
-
-static void
 set_up(struct rcl *cl, int up)
 {
 	__atomic_store_n(&cl->up, up, __ATOMIC_RELEASE);
@@ -420,7 +412,7 @@ on_slots(void *arg, const struct redisReply *rp)
 			snprintf(why, sizeof(why), "%s", rp == NULL ? "no answer" : "unexpected reply");
 		log_warn("redis cluster (worker %d): cannot read the topology: %s", cl->wid, why);
 		cl->again = 0;
-		timer_in(cl->refresh_ev, REFRESH_RETRY_MS);
+		ev_timer_in(cl->refresh_ev, REFRESH_RETRY_MS);
 		topology_read(cl);
 		return;
 	}
@@ -428,7 +420,7 @@ on_slots(void *arg, const struct redisReply *rp)
 		cl->again = 0;
 		refresh_soon(cl, REFRESH_MIN_MS);
 	} else {
-		timer_in(cl->refresh_ev, degraded(cl) ? REFRESH_RETRY_MS : RCL_IDLE_REFRESH_MS);
+		ev_timer_in(cl->refresh_ev, degraded(cl) ? REFRESH_RETRY_MS : RCL_IDLE_REFRESH_MS);
 	}
 	topology_read(cl);
 }
@@ -460,7 +452,7 @@ on_refresh(evutil_socket_t fd, short what, void *arg)
 	/* nobody to ask: the seeds again (a node coming up asks, on_node_state); meanwhile,
 	 * poll */
 	connect_seeds(cl);
-	timer_in(cl->refresh_ev, REFRESH_RETRY_MS);
+	ev_timer_in(cl->refresh_ev, REFRESH_RETRY_MS);
 }
 
 /* Reads the topology within min_gap_ms of the last read (now if that is past). */
@@ -473,7 +465,7 @@ refresh_soon(struct rcl *cl, int64_t min_gap_ms)
 		cl->again = 1;
 		return;
 	}
-	timer_in(cl->refresh_ev, wait > 0 ? wait : 0);
+	ev_timer_in(cl->refresh_ev, wait > 0 ? wait : 0);
 }
 
 void

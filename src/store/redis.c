@@ -170,14 +170,6 @@ static int send_scriptload(struct redis *rd, struct rconn *conn);
 /* ---- small helpers ---------------------------------------------------------------------- */
 
 static void
-timer_in(struct event *ev, int64_t ms)
-{
-	struct timeval tv = tv_ms(ms);
-
-	evtimer_add(ev, &tv);
-}
-
-static void
 set_state(struct redis *rd, int st)
 {
 	__atomic_store_n(&rd->state, st, __ATOMIC_RELEASE);
@@ -237,7 +229,7 @@ schedule_retry(struct redis *rd)
 {
 	if (!rd->configured)
 		return;
-	timer_in(rd->retry_ev, rd->backoff_ms);
+	ev_timer_in(rd->retry_ev, rd->backoff_ms);
 	rd->backoff_ms = MIN(rd->backoff_ms * 2, BACKOFF_MAX_MS);
 }
 
@@ -808,7 +800,7 @@ connect_addr(struct redis *rd, const struct sockaddr *sa, socklen_t salen)
 		return;
 	}
 	/* connect + TLS + handshake deadline */
-	timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
+	ev_timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
 	return;
 fail:
 	drop_conn(rd, "cannot queue the handshake");
@@ -901,7 +893,7 @@ connect_host(struct redis *rd)
 		return;
 	}
 	/* deadline for the lookup too */
-	timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
+	ev_timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
 	{
 		char port[8];
 		snprintf(port, sizeof(port), "%d", rd->port);
@@ -925,7 +917,7 @@ connect_start(struct redis *rd)
 	}
 	set_state(rd, RS_CONNECTING);
 	rd->asking = 1;
-	timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
+	ev_timer_in(rd->retry_ev, MAX(1000, rd->timeout_ms * 4));
 	sentinel_ask(rd->sn);                 /* answers later, through on_primary */
 }
 
@@ -1038,7 +1030,7 @@ arm_tmo(struct redis *rd)
 		return;
 	rd->tmo_armed = 1;
 	rd->tmo_at = at;
-	timer_in(rd->tmo_ev, at - now_ms() + 1);
+	ev_timer_in(rd->tmo_ev, at - now_ms() + 1);
 }
 
 static void
@@ -1553,7 +1545,7 @@ redis_retarget(struct redis *rd, const char *host, int port, int64_t delay_ms)
 	if (delay_ms <= 0)
 		connect_start(rd);
 	else
-		timer_in(rd->retry_ev, delay_ms);
+		ev_timer_in(rd->retry_ev, delay_ms);
 }
 
 void

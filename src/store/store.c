@@ -791,6 +791,18 @@ part_unsent(struct store_op *op, unsigned p)
 	op->split->pending--;
 }
 
+/* A run's n checks fail (on_error); their entries become NULL. */
+static void
+run_fail(struct store_op **ops, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		rl_fail(ops[i]);
+		ops[i] = NULL;
+	}
+}
+
 /* Redis Cluster: the checks ops[0..m) (in the runs batch_send made) as one batch per node.
  * A run whose keys one node serves goes whole to that node; each check of a run whose keys
  * several nodes serve goes in parts (struct cl_split), one per node. */
@@ -808,10 +820,7 @@ cluster_send(struct store_w *sw, struct store_op **ops, size_t m, unsigned nruns
 	for (r = 0; r < nruns; r++) {
 		if (cl_place(sw, ops[first[r]]->q, &whole[r], &tmp) < 0) {
 			rcl_stale(sw->cl);
-			for (i = 0; i < count[r]; i++) {
-				rl_fail(ops[first[r] + i]);
-				ops[first[r] + i] = NULL;
-			}
+			run_fail(ops + first[r], count[r]);
 			continue;
 		}
 		for (i = 0; whole[r] == NULL && i < count[r]; i++) {
@@ -910,10 +919,7 @@ unsent:
 		/* out of memory, or the connection just went: this node's checks fail (on_error) */
 		for (r = 0; r < nruns; r++) {
 			if (ops[first[r]] != NULL && whole[r] == nodes[g]) {
-				for (i = 0; i < count[r]; i++) {
-					rl_fail(ops[first[r] + i]);
-					ops[first[r] + i] = NULL;
-				}
+				run_fail(ops + first[r], count[r]);
 				continue;
 			}
 			for (i = 0; whole[r] == NULL && i < count[r]; i++) {
