@@ -117,6 +117,8 @@ struct cl_part {
 
 struct cl_split {
 	unsigned       n, pending;
+	int            unsure;         /* a part failed without a reply: it may have recorded, so
+	                                * the check is not sent again (on_error instead) */
 	struct cl_part p[MAX_LIMITS + 2];
 };
 
@@ -570,11 +572,16 @@ split_done(struct store_op *op)
 			if ((sp->p[i].mask & (1u << j)) && !q->lim[j].check_only)
 				q->lim[j].remaining = MIN(q->lim[j].remaining + 1, q->lim[j].limit);
 	}
-	free(sp);
 	if (failed) {
-		rl_retry(op);                       /* the parts that admitted were taken back */
+		/* the parts that admitted were taken back; one that may have run was not */
+		if (sp->unsure)
+			rl_fail(op);
+		else
+			rl_retry(op);
+		free(sp);
 		return;
 	}
+	free(sp);
 	q->from_memory = 0;
 	q->revoked = revoked;
 	q->admitted = all;
@@ -629,8 +636,11 @@ on_batch_reply(void *arg, const struct redisReply *rp)
 				continue;                /* cancelled */
 			b->slot[i] = NULL;
 			op->batch = NULL;
-			if (b->part[i] >= 0)
+			if (b->part[i] >= 0) {
+				if (rp == NULL || rp->type != REDIS_REPLY_ERROR)
+					op->split->unsure = 1;   /* no reply: it may have run */
 				part_answer(op, b->part[i], NULL, 2, 0);
+			}
 			else if (rp != NULL && rp->type == REDIS_REPLY_ERROR)
 				rl_retry(op);            /* refused before running: no write done */
 			else
@@ -693,6 +703,17 @@ same_check(const struct store_rlq *a, const struct store_rlq *b)
 			return 0;
 	}
 	return 1;
+}
+
+/* A batch call's arguments start: no keys yet, the operation, Redis's clock, nruns runs. */
+static void
+batch_head(struct redis_args *ka, struct redis_args *va, unsigned nruns)
+{
+	redis_args_reset(ka);
+	redis_args_reset(va);
+	redis_args_str(va, "batch", 5);
+	redis_args_str(va, "0", 1);
+	redis_args_int(va, nruns);
 }
 
 static int
@@ -870,11 +891,7 @@ cluster_send(struct store_w *sw, struct store_op **ops, size_t m, unsigned nruns
 			goto unsent;
 		b->n = b->live = si;
 		b->nruns = nr;
-		redis_args_reset(ka);
-		redis_args_reset(va);
-		redis_args_str(va, "batch", 5);
-		redis_args_str(va, "0", 1);
-		redis_args_int(va, nr);
+		batch_head(ka, va, nr);
 		for (r = 0; r < nr; r++) {
 			struct store_op *op = b->slot[b->run[r].first];
 			const struct store_rlq *q = op->q;
@@ -979,11 +996,7 @@ batch_send(struct store_w *sw)
 	}
 	if (sw->redis_on && !sw->cl_on && redis_is_up(sw->rd) && (b = batch_new(sw)) != NULL) {
 		struct redis_args *ka = &sw->keys, *va = &sw->args;
-		redis_args_reset(ka);
-		redis_args_reset(va);
-		redis_args_str(va, "batch", 5);
-		redis_args_str(va, "0", 1);
-		redis_args_int(va, nruns);
+		batch_head(ka, va, nruns);
 		for (r = 0; r < nruns; r++) {
 			const struct store_rlq *q = ops[first[r]]->q;
 			b->run[r].first = first[r];
