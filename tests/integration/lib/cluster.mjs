@@ -27,12 +27,11 @@
 //                      tag satisfies pred
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import assert from 'node:assert/strict';
 import { freePort } from './visor.mjs';
+import { redisCmdVia as respCmd } from './redis.mjs';
 import { SLOW, delay, until, track } from './util.mjs';
 
 // ---- hash slots ------------------------------------------------------------------------
@@ -75,93 +74,6 @@ export function clientsOnSlots(pred, n, { group = 0 } = {}) {
   }
   if (out.length < n) throw new Error(`clientsOnSlots: only ${out.length} of ${n} addresses found`);
   return out;
-}
-
-// ---- a RESP client (a fresh connection per command, optional AUTH and TLS) --------------
-
-function encode(args) {
-  const parts = [Buffer.from(`*${args.length}\r\n`)];
-  for (const a of args) {
-    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
-  }
-  return Buffer.concat(parts);
-}
-
-// One RESP value at buf[pos]: [value, next] or null when incomplete. Errors are Error values.
-function decode(buf, pos = 0) {
-  const le = buf.indexOf('\r\n', pos);
-  if (le < 0) return null;
-  const t = String.fromCharCode(buf[pos]);
-  const line = buf.subarray(pos + 1, le).toString('utf8');
-  const next = le + 2;
-  if (t === '+') return [line, next];
-  if (t === '-') return [Object.assign(new Error(line), { redis: true }), next];
-  if (t === ':') return [Number(line), next];
-  if (t === '$') {
-    const n = Number(line);
-    if (n < 0) return [null, next];
-    if (buf.length < next + n + 2) return null;
-    return [buf.subarray(next, next + n).toString('utf8'), next + n + 2];
-  }
-  if (t === '*') {
-    const n = Number(line);
-    if (n < 0) return [null, next];
-    const arr = [];
-    let p = next;
-    for (let i = 0; i < n; i++) {
-      const r = decode(buf, p);
-      if (!r) return null;
-      arr.push(r[0]);
-      p = r[1];
-    }
-    return [arr, p];
-  }
-  throw new Error(`bad RESP type ${t}`);
-}
-
-// One command to 127.0.0.1:port (after AUTH when `password`); rejects with Redis's error.
-export function respCmd({ port, password = null, tls: t = null, timeoutMs = 5000 }, ...args) {
-  return new Promise((resolve, reject) => {
-    const s = t
-      ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ...t })
-      : net.connect({ port, host: '127.0.0.1' });
-    const want = password ? 2 : 1;
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`redis ${port} ${args[0]} timed out`));
-    }, timeoutMs);
-    s.on(t ? 'secureConnect' : 'connect', () => {
-      s.write(password ? Buffer.concat([encode(['AUTH', password]), encode(args)]) : encode(args));
-    });
-    s.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      const replies = [];
-      let p = 0;
-      while (replies.length < want) {
-        const r = decode(buf, p);
-        if (!r) return;
-        replies.push(r[0]);
-        p = r[1];
-      }
-      clearTimeout(timer);
-      s.destroy();
-      const last = replies[want - 1];
-      if (replies[0] instanceof Error) reject(replies[0]);
-      else if (last instanceof Error) reject(last);
-      else resolve(last);
-    });
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    // closed by the server before a reply (a node shutting down): settled now, not at the timeout
-    s.on('close', () => {
-      clearTimeout(timer);
-      reject(new Error(`redis ${port} ${args[0]}: connection closed`));
-    });
-  });
 }
 
 // ---- the cluster ----------------------------------------------------------------------

@@ -9,12 +9,12 @@ import { freePort } from './visor.mjs';
 import { SLOW, delay, track } from './util.mjs';
 
 function encode(args) {
-  let s = `*${args.length}\r\n`;
+  const parts = [Buffer.from(`*${args.length}\r\n`)];
   for (const a of args) {
-    const b = Buffer.from(String(a));
-    s += `$${b.length}\r\n${b.toString('latin1')}\r\n`;
+    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
   }
-  return Buffer.from(s, 'latin1');
+  return Buffer.concat(parts);
 }
 
 // Parses one RESP value at buf[pos]; returns [value, nextPos] or null when incomplete.
@@ -60,32 +60,47 @@ export function redisCmd(port, ...args) {
   return redisCmdVia({ port }, ...args);
 }
 
-// The same over TLS when `to.tls` ({ ca, cert, key } contents) is given.
-export function redisCmdVia(to, ...args) {
-  const { port } = to;
+// The same with options: to = { port, tls ({ ca, cert, key } contents), password (AUTH first),
+// timeoutMs }. Rejects with Redis's error, or at once when the server closes before replying
+// (a node shutting down).
+export function redisCmdVia({ port, password = null, tls: t = null, timeoutMs = 5000 }, ...args) {
   return new Promise((resolve, reject) => {
-    const s = to.tls
-      ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ...to.tls })
+    const s = t
+      ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ...t })
       : net.connect({ port, host: '127.0.0.1' });
+    const want = password ? 2 : 1;
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new Error(`redis ${args[0]} timed out`));
-    }, 5000);
-    s.on(to.tls ? 'secureConnect' : 'connect', () => s.write(encode(args)));
+      reject(new Error(`redis ${port} ${args[0]} timed out`));
+    }, timeoutMs);
+    s.on(t ? 'secureConnect' : 'connect', () => {
+      s.write(password ? Buffer.concat([encode(['AUTH', password]), encode(args)]) : encode(args));
+    });
     s.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
-      const r = decode(buf);
-      if (r) {
-        clearTimeout(timer);
-        s.destroy();
-        if (r[0] instanceof Error) reject(r[0]);
-        else resolve(r[0]);
+      const replies = [];
+      let p = 0;
+      while (replies.length < want) {
+        const r = decode(buf, p);
+        if (!r) return;
+        replies.push(r[0]);
+        p = r[1];
       }
+      clearTimeout(timer);
+      s.destroy();
+      const last = replies[want - 1];
+      if (replies[0] instanceof Error) reject(replies[0]);
+      else if (last instanceof Error) reject(last);
+      else resolve(last);
     });
     s.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      reject(new Error(`redis ${port} ${args[0]}: connection closed`));
     });
   });
 }
