@@ -441,6 +441,41 @@ describe('redis.cluster', () => {
     assert.equal(await p1.cmd('LLEN', key), 5, `counted on ${p1.port}`);
   });
 
+  it('SIGHUP under load with a changed limit: every request answered, the new limit enforced in Redis, one connection per primary per worker after', T, async () => {
+    const up = await startUpstream();
+    const c = await startCluster();
+    const v = await startVisor(yaml(up, c));
+    const prims = await warm([v], c, 2);
+    const conns0 = await Promise.all(prims.map(visorConns));
+    const map = await c.slotMap();
+    const loadIps = prims.flatMap((p, i) => clientsOnSlots((s) => map[s] === p, 2, { group: i }));
+    const l = load([v], loadIps, { loops: 4 });
+    try {
+      await delay(300);
+      // `five` becomes 3 a minute: same cluster, same credentials (the connections stay)
+      await v.writeConfig(yaml(up, c).replace('five: { limit: 5,', 'five: { limit: 3,'));
+      v.hup();
+      await v.waitForLog((j, line) => /reload/i.test(line), 5000 * SLOW, { stream: 'stderr' });
+      await delay(300);
+    } finally {
+      await l.stop();
+    }
+    const t = tally(l.seen);
+    assert.ok(l.seen.length > 50, `requests flowed (${l.seen.length})`);
+    assert.deepEqual(t, { 200: l.seen.length }, `every request answered 200 across the reload: ${JSON.stringify(t)}`);
+    // the new generation's limit, counted in Redis on the key's node
+    const ip = clientsOnSlots((s) => map[s] === prims[1], 1, { group: 9 })[0];
+    const st = [];
+    for (let i = 0; i < 5; i++) st.push((await get(v, '/five', ip)).status);
+    assert.deepEqual(st, [200, 200, 200, 429, 429]);
+    assert.equal(await prims[1].cmd('LLEN', `visor:rl:five:{${ip}}`), 3);
+    // no connection left behind by the reload: still one per primary per worker
+    await until(async () => {
+      const now = await Promise.all(prims.map(visorConns));
+      return now.every((n, i) => n === conns0[i]);
+    }, 3000 * SLOW, `visor's connections per primary back to ${conns0}`);
+  });
+
   it('redis-cli --cluster reshard of slots holding visor\'s keys under load: only 200/429, then exact limits on the new owner', T, async () => {
     const up = await startUpstream();
     const c = await startCluster();
